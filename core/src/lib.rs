@@ -1,0 +1,9 @@
+//! meshtalk-core: the protocol engine of meshtalk, with no I/O, no clock and no
+//! allocation. The host feeds a [`node::Node`] inputs and drains its outputs.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod display;
+pub mod frame;
+pub mod time;

@@ -1,0 +1,1 @@
+//! Property tests and the deterministic simulator live in tests/ and src/sim.
