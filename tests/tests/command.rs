@@ -1,0 +1,825 @@
+//! The command language, as a specification: what each line a person types means.
+
+use meshtalk_core::command::{
+    ALIAS_MAX_LEN, AliasError, Command, HELP, ParseError, Target, Verb, help_text, parse, usage,
+    validate_alias,
+};
+use proptest::prelude::*;
+
+fn ok(line: &str) -> Command<'_> {
+    match parse(line) {
+        Ok(Some(command)) => command,
+        other => panic!("{line:?} should parse to a command, got {other:?}"),
+    }
+}
+
+fn err(line: &str) -> ParseError<'_> {
+    match parse(line) {
+        Err(error) => error,
+        other => panic!("{line:?} should be an error, got {other:?}"),
+    }
+}
+
+// --- The seed programs' command forms -------------------------------------------------------
+
+#[test]
+fn chat_connect_with_ip_and_port_parses() {
+    assert_eq!(
+        ok("connect 127.0.0.1 12345"),
+        Command::Connect {
+            host: "127.0.0.1",
+            port: 12345,
+            alias: None
+        }
+    );
+}
+
+#[test]
+fn chat_send_with_a_message_gives_both_readings() {
+    assert_eq!(
+        ok("send hello there"),
+        Command::Send {
+            target: Some(Target::Name("hello")),
+            text: "there",
+            all: "hello there"
+        }
+    );
+}
+
+#[test]
+fn chat_send_with_one_word_has_no_target_and_text_is_all() {
+    assert_eq!(
+        ok("send hello"),
+        Command::Send {
+            target: None,
+            text: "hello",
+            all: "hello"
+        }
+    );
+}
+
+#[test]
+fn chat_disconnect_without_target_parses() {
+    assert_eq!(ok("disconnect"), Command::Disconnect { target: None });
+}
+
+#[test]
+fn help_without_topic_parses() {
+    assert_eq!(ok("help"), Command::Help { topic: None });
+}
+
+#[test]
+fn exit_parses() {
+    assert_eq!(ok("exit"), Command::Exit);
+}
+
+#[test]
+fn mesh_send_to_ip_parses_with_the_rest_as_text() {
+    assert_eq!(
+        ok("send 10.0.0.2 hi there"),
+        Command::Send {
+            target: Some(Target::Name("10.0.0.2")),
+            text: "hi there",
+            all: "10.0.0.2 hi there"
+        }
+    );
+}
+
+#[test]
+fn mesh_disconnect_by_ip_or_alias_parses() {
+    assert_eq!(
+        ok("disconnect 10.0.0.2"),
+        Command::Disconnect {
+            target: Some(Target::Name("10.0.0.2"))
+        }
+    );
+    assert_eq!(
+        ok("disconnect bob"),
+        Command::Disconnect {
+            target: Some(Target::Name("bob"))
+        }
+    );
+}
+
+#[test]
+fn mesh_set_alias_parses() {
+    assert_eq!(
+        ok("set_alias 10.0.0.2 bob"),
+        Command::SetAlias {
+            target: Target::Name("10.0.0.2"),
+            alias: "bob"
+        }
+    );
+}
+
+#[test]
+fn mesh_list_connections_parses() {
+    assert_eq!(ok("list_connections"), Command::List);
+}
+
+// --- Additions to the seed forms ------------------------------------------------------------
+
+#[test]
+fn connect_takes_an_optional_alias() {
+    assert_eq!(
+        ok("connect example.org 15000 bob"),
+        Command::Connect {
+            host: "example.org",
+            port: 15000,
+            alias: Some("bob")
+        }
+    );
+}
+
+#[test]
+fn broadcast_parses_with_its_text() {
+    assert_eq!(
+        ok("broadcast hello room"),
+        Command::Broadcast { text: "hello room" }
+    );
+}
+
+#[test]
+fn help_takes_a_command_word_or_synonym_as_topic() {
+    assert_eq!(
+        ok("help send"),
+        Command::Help {
+            topic: Some("send")
+        }
+    );
+    assert_eq!(ok("help ls"), Command::Help { topic: Some("ls") });
+}
+
+#[test]
+fn hash_and_a_number_is_a_peer_id() {
+    assert_eq!(
+        ok("disconnect #3"),
+        Command::Disconnect {
+            target: Some(Target::Id(3))
+        }
+    );
+    assert_eq!(
+        ok("send #12 hi"),
+        Command::Send {
+            target: Some(Target::Id(12)),
+            text: "hi",
+            all: "#12 hi"
+        }
+    );
+    assert_eq!(
+        ok("set_alias #1 bob"),
+        Command::SetAlias {
+            target: Target::Id(1),
+            alias: "bob"
+        }
+    );
+}
+
+#[test]
+fn peer_id_may_have_leading_zeros_and_reach_u32_max() {
+    assert_eq!(Target::parse("#007"), Ok(Target::Id(7)));
+    assert_eq!(Target::parse("#4294967295"), Ok(Target::Id(u32::MAX)));
+}
+
+#[test]
+fn target_displays_as_typed() {
+    assert_eq!(Target::Id(3).to_string(), "#3");
+    assert_eq!(Target::Name("bob").to_string(), "bob");
+}
+
+#[test]
+fn command_knows_its_verb() {
+    assert_eq!(ok("ls").verb(), Verb::List);
+    assert_eq!(ok("send x y").verb(), Verb::Send);
+}
+
+// --- Synonyms and case ----------------------------------------------------------------------
+
+/// Arguments that make a valid line for each verb.
+fn valid_args(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Connect => " host 1234 bob",
+        Verb::Send => " bob hello",
+        Verb::Broadcast => " hello all",
+        Verb::Disconnect => " #2",
+        Verb::SetAlias => " #2 bob",
+        Verb::List | Verb::Exit => "",
+        Verb::Help => " send",
+    }
+}
+
+#[test]
+fn every_synonym_parses_like_its_command_word() {
+    for verb in Verb::ALL {
+        let canonical = format!("{}{}", verb.name(), valid_args(verb));
+        for synonym in verb.synonyms() {
+            let line = format!("{synonym}{}", valid_args(verb));
+            assert_eq!(parse(&line), parse(&canonical), "{synonym}");
+        }
+    }
+}
+
+#[test]
+fn the_listed_synonyms_are_those_agreed() {
+    let words = |verb: Verb| verb.synonyms().to_vec();
+    assert_eq!(words(Verb::Connect), ["c", "open"]);
+    assert_eq!(words(Verb::Send), ["s", "msg"]);
+    assert_eq!(words(Verb::Broadcast), ["b", "all"]);
+    assert_eq!(words(Verb::Disconnect), ["d", "close"]);
+    assert_eq!(words(Verb::SetAlias), ["alias"]);
+    assert_eq!(words(Verb::List), ["list", "ls", "peers"]);
+    assert_eq!(words(Verb::Help), ["h", "?"]);
+    assert_eq!(words(Verb::Exit), ["quit", "q"]);
+}
+
+#[test]
+fn no_word_names_two_commands() {
+    let mut words: Vec<&str> = Verb::ALL
+        .iter()
+        .flat_map(|verb| std::iter::once(verb.name()).chain(verb.synonyms().iter().copied()))
+        .collect();
+    let count = words.len();
+    words.sort_unstable();
+    words.dedup();
+    assert_eq!(words.len(), count);
+}
+
+#[test]
+fn command_words_are_case_sensitive() {
+    assert_eq!(err("Send bob hi"), ParseError::UnknownCommand("Send"));
+    assert_eq!(err("EXIT"), ParseError::UnknownCommand("EXIT"));
+}
+
+// --- Whitespace and line endings ------------------------------------------------------------
+
+#[test]
+fn blank_line_is_no_command() {
+    for line in ["", " ", "\t  ", "\n", "\r\n", "\r", "  \t\r\n", "\u{3000}"] {
+        assert_eq!(parse(line), Ok(None), "{line:?}");
+    }
+}
+
+#[test]
+fn one_line_ending_is_stripped() {
+    assert_eq!(ok("exit\n"), Command::Exit);
+    assert_eq!(ok("exit\r\n"), Command::Exit);
+    assert_eq!(ok("exit\r"), Command::Exit);
+    assert_eq!(ok("broadcast hi\r\n"), Command::Broadcast { text: "hi" });
+}
+
+#[test]
+fn only_one_line_ending_is_stripped_from_message_text() {
+    assert_eq!(ok("broadcast hi\n\n"), Command::Broadcast { text: "hi\n" });
+}
+
+#[test]
+fn whitespace_around_the_command_word_is_ignored() {
+    assert_eq!(ok("  \t exit \t "), Command::Exit);
+    assert_eq!(ok("   list_connections   \n"), Command::List);
+}
+
+#[test]
+fn words_are_separated_by_any_run_of_whitespace() {
+    assert_eq!(
+        ok("connect \t 10.0.0.2  \t 12345"),
+        Command::Connect {
+            host: "10.0.0.2",
+            port: 12345,
+            alias: None
+        }
+    );
+}
+
+#[test]
+fn unicode_whitespace_separates_words_like_python_split() {
+    assert_eq!(
+        ok("send\u{3000}bob\u{a0}hi"),
+        Command::Send {
+            target: Some(Target::Name("bob")),
+            text: "hi",
+            all: "bob\u{a0}hi"
+        }
+    );
+}
+
+// --- Message text is kept exactly -----------------------------------------------------------
+
+#[test]
+fn send_text_keeps_interior_and_trailing_whitespace() {
+    assert_eq!(
+        ok("send   bob  hello   world \t \r\n"),
+        Command::Send {
+            target: Some(Target::Name("bob")),
+            text: "hello   world \t ",
+            all: "bob  hello   world \t ",
+        }
+    );
+}
+
+#[test]
+fn broadcast_text_keeps_interior_and_trailing_whitespace() {
+    assert_eq!(
+        ok("broadcast  a  b  \n"),
+        Command::Broadcast { text: "a  b  " }
+    );
+}
+
+#[test]
+fn send_target_followed_only_by_whitespace_gives_empty_text() {
+    assert_eq!(
+        ok("send bob  "),
+        Command::Send {
+            target: Some(Target::Name("bob")),
+            text: "",
+            all: "bob  "
+        }
+    );
+}
+
+#[test]
+fn send_one_word_starting_with_hash_is_text_without_target() {
+    assert_eq!(
+        ok("send #yolo"),
+        Command::Send {
+            target: None,
+            text: "#yolo",
+            all: "#yolo"
+        }
+    );
+}
+
+// --- Errors ---------------------------------------------------------------------------------
+
+#[test]
+fn unknown_command_names_the_word_and_points_to_help() {
+    assert_eq!(err("foo bar"), ParseError::UnknownCommand("foo"));
+    assert_eq!(
+        err("foo bar").to_string(),
+        "unknown command 'foo'; type 'help' for the list"
+    );
+}
+
+#[test]
+fn send_without_message_is_an_error_with_usage() {
+    for line in ["send", "send   ", "send\r\n", "  s \t"] {
+        assert_eq!(
+            err(line),
+            ParseError::MissingMessage(Verb::Send),
+            "{line:?}"
+        );
+    }
+    assert!(
+        err("send")
+            .to_string()
+            .contains("usage: send <alias|ip|#id> <message>")
+    );
+}
+
+#[test]
+fn broadcast_without_message_is_an_error_with_usage() {
+    assert_eq!(
+        err("broadcast  "),
+        ParseError::MissingMessage(Verb::Broadcast)
+    );
+    assert!(
+        err("broadcast")
+            .to_string()
+            .contains("usage: broadcast <message>")
+    );
+}
+
+#[test]
+fn send_to_a_malformed_peer_number_is_an_error() {
+    assert_eq!(err("send #x hi"), ParseError::BadPeerNumber("#x"));
+}
+
+#[test]
+fn hash_without_a_number_from_one_is_not_a_peer_number() {
+    for word in [
+        "#",
+        "#x",
+        "#0",
+        "#00",
+        "#+1",
+        "#-1",
+        "#1a",
+        "#1.5",
+        "#4294967296",
+        "#99999999999999999999",
+    ] {
+        assert_eq!(
+            Target::parse(word),
+            Err(ParseError::BadPeerNumber(word)),
+            "{word}"
+        );
+    }
+}
+
+#[test]
+fn bad_peer_number_message_says_what_to_type() {
+    assert_eq!(
+        err("disconnect #x").to_string(),
+        "'#x' is not a peer number; use #1, #2, ... as list_connections shows"
+    );
+}
+
+#[test]
+fn connect_with_too_few_words_is_an_error_with_usage() {
+    assert_eq!(err("connect"), ParseError::MissingArguments(Verb::Connect));
+    assert_eq!(
+        err("connect 10.0.0.2"),
+        ParseError::MissingArguments(Verb::Connect)
+    );
+    assert!(
+        err("connect 10.0.0.2")
+            .to_string()
+            .ends_with("usage: connect <host> <port> [alias]")
+    );
+}
+
+#[test]
+fn connect_with_too_many_words_is_an_error_naming_the_extra_word() {
+    assert_eq!(
+        err("connect h 1 bob extra more"),
+        ParseError::TooManyArguments {
+            verb: Verb::Connect,
+            extra: "extra"
+        }
+    );
+    assert!(
+        err("connect h 1 bob extra")
+            .to_string()
+            .contains("usage: connect")
+    );
+}
+
+#[test]
+fn port_that_is_not_a_number_is_an_error() {
+    for port in ["abc", "+1", "1.0", "0x10", "1e3", "１２", "--1", "-", "-x"] {
+        let line = format!("connect h {port}");
+        assert_eq!(parse(&line), Err(ParseError::PortNotNumber(port)), "{port}");
+    }
+    assert_eq!(
+        err("connect h abc").to_string(),
+        "port 'abc' is not a number"
+    );
+}
+
+#[test]
+fn port_outside_1_to_65535_is_an_error() {
+    for port in [
+        "0",
+        "65536",
+        "70000",
+        "-1",
+        "4294967296",
+        "99999999999999999999",
+        "-99999999999999999999",
+    ] {
+        let line = format!("connect h {port}");
+        assert_eq!(
+            parse(&line),
+            Err(ParseError::PortOutOfRange(port)),
+            "{port}"
+        );
+    }
+    assert_eq!(
+        err("connect h 70000").to_string(),
+        "port 70000 is out of range 1-65535"
+    );
+}
+
+#[test]
+fn ports_1_and_65535_are_accepted() {
+    assert!(matches!(
+        ok("connect h 1"),
+        Command::Connect { port: 1, .. }
+    ));
+    assert!(matches!(
+        ok("connect h 65535"),
+        Command::Connect { port: 65535, .. }
+    ));
+    assert!(matches!(
+        ok("connect h 00080"),
+        Command::Connect { port: 80, .. }
+    ));
+}
+
+#[test]
+fn connect_with_a_bad_alias_is_an_error() {
+    assert_eq!(
+        err("connect h 1 #bob"),
+        ParseError::BadAlias {
+            alias: "#bob",
+            error: AliasError::BadChar('#')
+        }
+    );
+}
+
+#[test]
+fn disconnect_with_two_targets_is_an_error() {
+    assert_eq!(
+        err("disconnect bob alice"),
+        ParseError::TooManyArguments {
+            verb: Verb::Disconnect,
+            extra: "alice"
+        }
+    );
+}
+
+#[test]
+fn set_alias_needs_a_target_and_an_alias() {
+    assert_eq!(
+        err("set_alias"),
+        ParseError::MissingArguments(Verb::SetAlias)
+    );
+    assert_eq!(
+        err("set_alias bob"),
+        ParseError::MissingArguments(Verb::SetAlias)
+    );
+    assert!(
+        err("set_alias bob")
+            .to_string()
+            .contains("usage: set_alias <alias|ip|#id> <alias>")
+    );
+}
+
+#[test]
+fn set_alias_takes_one_word_as_alias() {
+    assert_eq!(
+        err("set_alias 10.0.0.2 bob smith"),
+        ParseError::TooManyArguments {
+            verb: Verb::SetAlias,
+            extra: "smith"
+        }
+    );
+}
+
+#[test]
+fn set_alias_with_a_bad_alias_is_an_error() {
+    let long = "a".repeat(33);
+    let line = format!("set_alias #1 {long}");
+    assert_eq!(
+        parse(&line),
+        Err(ParseError::BadAlias {
+            alias: &long,
+            error: AliasError::TooLong { chars: 33 }
+        })
+    );
+}
+
+#[test]
+fn commands_without_arguments_refuse_extra_words() {
+    assert_eq!(
+        err("list_connections all"),
+        ParseError::TooManyArguments {
+            verb: Verb::List,
+            extra: "all"
+        }
+    );
+    assert_eq!(
+        err("exit now"),
+        ParseError::TooManyArguments {
+            verb: Verb::Exit,
+            extra: "now"
+        }
+    );
+    assert_eq!(
+        err("help send now"),
+        ParseError::TooManyArguments {
+            verb: Verb::Help,
+            extra: "now"
+        }
+    );
+}
+
+#[test]
+fn help_on_an_unknown_topic_is_an_error() {
+    assert_eq!(err("help foo"), ParseError::UnknownHelpTopic("foo"));
+    assert!(err("help foo").to_string().contains("'foo'"));
+}
+
+#[test]
+fn error_messages_show_control_characters_safely() {
+    let message = err("\x1b[2J\u{202e}x").to_string();
+    assert_eq!(
+        message,
+        "unknown command '^[[2J\\u{202e}x'; type 'help' for the list"
+    );
+}
+
+// --- Aliases --------------------------------------------------------------------------------
+
+#[test]
+fn alias_of_letters_digits_underscore_dot_and_dash_is_valid() {
+    assert_eq!(validate_alias("Bob_2.home-pc"), Ok(()));
+    assert_eq!(validate_alias("x"), Ok(()));
+    assert_eq!(validate_alias(&"a".repeat(ALIAS_MAX_LEN)), Ok(()));
+}
+
+#[test]
+fn empty_alias_is_invalid() {
+    assert_eq!(validate_alias(""), Err(AliasError::Empty));
+}
+
+#[test]
+fn alias_longer_than_32_chars_is_invalid_and_says_how_long() {
+    let error = validate_alias(&"a".repeat(40)).unwrap_err();
+    assert_eq!(error, AliasError::TooLong { chars: 40 });
+    assert_eq!(error.to_string(), "too long (40 chars, max 32)");
+}
+
+#[test]
+fn alias_with_another_character_is_invalid_and_names_it() {
+    for (alias, c) in [
+        ("#bob", '#'),
+        ("bo b", ' '),
+        ("café", 'é'),
+        ("a/b", '/'),
+        ("a\u{1b}", '\u{1b}'),
+    ] {
+        assert_eq!(
+            validate_alias(alias),
+            Err(AliasError::BadChar(c)),
+            "{alias:?}"
+        );
+    }
+    assert!(
+        AliasError::BadChar('#')
+            .to_string()
+            .starts_with("bad character '#'")
+    );
+}
+
+#[test]
+fn alias_error_shows_a_control_character_safely() {
+    assert!(
+        AliasError::BadChar('\u{1b}')
+            .to_string()
+            .starts_with("bad character '^['")
+    );
+}
+
+// --- Help and usage -------------------------------------------------------------------------
+
+#[test]
+fn help_lists_every_command_with_its_usage_and_synonyms() {
+    for verb in Verb::ALL {
+        assert!(HELP.contains(verb.usage()), "{verb:?}");
+        for synonym in verb.synonyms() {
+            assert!(HELP.contains(synonym), "{synonym}");
+        }
+    }
+}
+
+#[test]
+fn help_text_without_topic_is_the_list() {
+    assert_eq!(help_text(None), Some(HELP));
+}
+
+#[test]
+fn help_text_on_a_command_starts_with_its_usage() {
+    for verb in Verb::ALL {
+        for word in std::iter::once(verb.name()).chain(verb.synonyms().iter().copied()) {
+            let text = help_text(Some(word)).unwrap();
+            assert!(text.starts_with(verb.usage()), "{word}");
+        }
+    }
+}
+
+#[test]
+fn help_text_on_an_unknown_word_is_none() {
+    assert_eq!(help_text(Some("foo")), None);
+    assert_eq!(help_text(Some("Send")), None);
+}
+
+#[test]
+fn usage_is_found_by_word_or_synonym() {
+    assert_eq!(usage("connect"), Some("connect <host> <port> [alias]"));
+    assert_eq!(usage("c"), Some("connect <host> <port> [alias]"));
+    assert_eq!(usage("send"), Some("send <alias|ip|#id> <message>"));
+    assert_eq!(usage("nope"), None);
+}
+
+// --- Properties -----------------------------------------------------------------------------
+
+fn command_word() -> impl Strategy<Value = &'static str> {
+    let words: Vec<&'static str> = Verb::ALL
+        .iter()
+        .flat_map(|verb| std::iter::once(verb.name()).chain(verb.synonyms().iter().copied()))
+        .collect();
+    proptest::sample::select(words)
+}
+
+fn argument() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,12}",
+        ".{0,12}",
+        "#[0-9]{0,12}",
+        "#.{0,3}",
+        "-?[0-9]{0,25}",
+        "[A-Za-z0-9_.-]{0,40}",
+        Just(String::new()),
+    ]
+}
+
+fn separator() -> impl Strategy<Value = &'static str> {
+    proptest::sample::select(vec![
+        " ", "  ", "\t", " \t ", "\u{3000}", "\u{a0}", "\r\n", "\n", "\r",
+    ])
+}
+
+fn line_from_words() -> impl Strategy<Value = String> {
+    (
+        separator(),
+        command_word(),
+        prop::collection::vec((separator(), argument()), 0..5),
+        proptest::option::of(separator()),
+    )
+        .prop_map(|(lead, word, args, tail)| {
+            let mut line = format!("{lead}{word}");
+            for (sep, arg) in args {
+                line.push_str(sep);
+                line.push_str(&arg);
+            }
+            line.push_str(tail.unwrap_or(""));
+            line
+        })
+}
+
+/// Parses and, for an error, formats the message: neither may panic.
+fn parse_and_show(line: &str) {
+    if let Err(error) = parse(line) {
+        let _ = error.to_string();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_text_gives_a_command_or_an_error_and_never_panics(line in any::<String>()) {
+        parse_and_show(&line);
+    }
+
+    #[test]
+    fn arbitrary_unicode_with_whitespace_never_panics(line in "(\\PC|\\s){0,40}") {
+        parse_and_show(&line);
+    }
+
+    #[test]
+    fn command_words_with_random_arguments_never_panic(line in line_from_words()) {
+        parse_and_show(&line);
+    }
+
+    #[test]
+    fn send_to_bob_keeps_the_text_exactly(
+        first in "[^\\s]",
+        rest in "[^\\r\\n]{0,40}",
+        ending in proptest::sample::select(vec!["", "\n", "\r\n", "\r"]),
+    ) {
+        let text = format!("{first}{rest}");
+        let line = format!("send bob {text}{ending}");
+        let all = format!("bob {text}");
+        prop_assert_eq!(
+            parse(&line),
+            Ok(Some(Command::Send { target: Some(Target::Name("bob")), text: &text, all: &all }))
+        );
+    }
+
+    #[test]
+    fn broadcast_keeps_the_text_exactly(first in "[^\\s]", rest in "[^\\r\\n]{0,40}") {
+        let text = format!("{first}{rest}");
+        let line = format!("broadcast {text}");
+        prop_assert_eq!(parse(&line), Ok(Some(Command::Broadcast { text: &text })));
+    }
+
+    #[test]
+    fn send_text_is_a_suffix_of_all_and_equal_exactly_without_target(line in line_from_words()) {
+        if let Ok(Some(Command::Send { target, text, all })) = parse(&line) {
+            prop_assert!(all.ends_with(text));
+            prop_assert_eq!(target.is_none(), text == all);
+        }
+    }
+
+    #[test]
+    fn alias_is_valid_exactly_when_it_matches_the_charset_and_length(
+        alias in prop_oneof!["[A-Za-z0-9_.-]{0,40}", "\\PC{0,40}"],
+    ) {
+        let expected = !alias.is_empty()
+            && alias.chars().count() <= ALIAS_MAX_LEN
+            && alias.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        prop_assert_eq!(validate_alias(&alias).is_ok(), expected);
+    }
+
+    #[test]
+    fn any_decimal_port_is_accepted_exactly_from_1_to_65535(n in any::<u128>()) {
+        let line = format!("connect h {n}");
+        let port = n.to_string();
+        let expected = match u16::try_from(n) {
+            Ok(p) if p >= 1 => Ok(Some(Command::Connect { host: "h", port: p, alias: None })),
+            _ => Err(ParseError::PortOutOfRange(&port)),
+        };
+        prop_assert_eq!(parse(&line), expected);
+    }
+}
