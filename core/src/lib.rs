@@ -6,4 +6,9 @@
 pub mod command;
 pub mod display;
 pub mod frame;
+pub mod node;
+mod outbox;
+pub mod peers;
+pub mod route;
 pub mod time;
+pub mod wire;

@@ -67,7 +67,7 @@ impl Sub<Instant> for Instant {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.millis % 1000 == 0 {
+        if self.millis.is_multiple_of(1000) {
             write!(f, "{} s", self.millis / 1000)
         } else {
             write!(f, "{} ms", self.millis)

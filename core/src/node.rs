@@ -1,0 +1,1309 @@
+//! The node: one state machine that owns the peer table, each connection's
+//! codec, routing and delivery receipts. It does no I/O and reads no clock.
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use heapless::{String, Vec};
+
+use crate::command::{AliasError, Command, Target, validate_alias};
+use crate::frame::{Decoded, FrameDecoder, FrameError};
+use crate::outbox::{Job, Outbox, Span};
+use crate::peers::{Direction, InsertError, LookupError, PeerId, PeerTable};
+use crate::route::{self, SeenCache};
+use crate::time::{Duration, Instant};
+use crate::wire::{
+    self, BANNER_PREFIX, BannerError, MAX_BANNER, MAX_NAME, Message, Sniff, WireError,
+};
+
+/// Chat messages to one peer that may await their receipt at once.
+pub const WINDOW: usize = 32;
+/// Origins whose broadcasts the node remembers.
+pub const ORIGINS: usize = 64;
+/// Bytes a frame needs besides its text (tag, ids, the sender's name, lengths).
+pub const FRAME_OVERHEAD: usize = 64;
+/// The longest host name a `connect` may carry.
+pub const MAX_HOST: usize = 253;
+
+/// How a node behaves; see [`Config::new`] for the defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The name announced in the banner, and shown as the origin of broadcasts.
+    pub name: String<MAX_NAME>,
+    /// This node's id for loop and duplicate checks; random, from the caller.
+    pub node_id: u64,
+    /// The most peers at once (never more than the node's capacity).
+    pub max_peers: usize,
+    /// Relay text peers' lines to the room, like `ncat --chat`.
+    pub hub: bool,
+    /// How many nodes a broadcast may cross.
+    pub hops: u8,
+    /// A connection that says nothing for this long is a text peer.
+    pub greeting_timeout: Duration,
+    /// A banner must be complete this long after its first byte.
+    pub banner_timeout: Duration,
+    /// Text with no newline becomes a message after the stream is idle this long.
+    pub text_idle: Duration,
+}
+
+impl Config {
+    /// Defaults: every slot usable, no hub, 8 hops, 500 ms greeting, 2 s banner,
+    /// 100 ms text idle. `node_id` should be random (it names this node's broadcasts).
+    pub fn new(name: &str, node_id: u64) -> Result<Self, AliasError> {
+        validate_alias(name)?;
+        let mut owned = String::new();
+        // Cannot fail: a valid alias is at most 32 bytes.
+        let _ = owned.push_str(name);
+        Ok(Config {
+            name: owned,
+            node_id,
+            max_peers: usize::MAX,
+            hub: false,
+            hops: route::DEFAULT_HOPS,
+            greeting_timeout: Duration::from_millis(500),
+            banner_timeout: Duration::from_secs(2),
+            text_idle: Duration::from_millis(100),
+        })
+    }
+}
+
+/// What the shell hands the node.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// A person's command.
+    Command(Command<'a>),
+    /// Someone connected to our listener.
+    Accepted { addr: SocketAddr },
+    /// The dial asked for by [`Output::Connect`] succeeded.
+    Connected { peer: PeerId, addr: SocketAddr },
+    /// The dial asked for by [`Output::Connect`] failed; `reason` is shown to the person.
+    ConnectFailed { peer: PeerId, reason: &'a str },
+    /// Bytes read from a peer's connection.
+    Received { peer: PeerId, bytes: &'a [u8] },
+    /// The connection ended: `None` for an orderly close, else the error.
+    Closed {
+        peer: PeerId,
+        error: Option<&'a str>,
+    },
+    /// The time asked for by [`Output::Timeout`] has come.
+    Timeout,
+}
+
+/// What the node made of an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    /// This many bytes of a [`Input::Received`] were taken; feed the rest after draining.
+    Consumed(usize),
+    /// The accepted connection is this peer.
+    Accepted(PeerId),
+}
+
+/// What the node wants done, polled until [`Output::Timeout`].
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// Write these bytes to the peer's connection, in order.
+    Transmit { peer: PeerId, data: &'a [u8] },
+    /// Dial `host:port` for this peer, then report [`Input::Connected`] or [`Input::ConnectFailed`].
+    Connect {
+        peer: PeerId,
+        host: &'a str,
+        port: u16,
+    },
+    /// Send what is queued for the peer, then close its connection.
+    Close { peer: PeerId },
+    /// Something to show the person.
+    Event(Event<&'a str>),
+    /// Nothing more to do now: call again with [`Input::Timeout`] at this time, if any.
+    Timeout(Option<Instant>),
+}
+
+/// How a peer talks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Another meshtalk: binary frames, receipts, rooms.
+    Native,
+    /// A plain-text program (netcat, telnet, the older chat programs).
+    Text(TextMode),
+}
+
+/// How a text peer separates its messages, and so how it is written to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextMode {
+    /// One message per line.
+    Lines,
+    /// One message per write, with no newline (the older programs).
+    Bare,
+}
+
+/// Something that happened, for the person. `S` is the text type: `&str` when polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<S> {
+    /// A peer is ready to chat.
+    Connected {
+        peer: PeerId,
+        alias: S,
+        addr: SocketAddr,
+        direction: Direction,
+        kind: Kind,
+    },
+    /// A `connect` failed.
+    ConnectFailed { peer: PeerId, alias: S, reason: S },
+    /// A message: from a peer directly, or a room message (`room` set) that
+    /// arrived over the link `peer` from the node `from`.
+    Message {
+        peer: PeerId,
+        from: S,
+        text: S,
+        room: Option<Room>,
+    },
+    /// A message of ours left for `peer`; a native peer's receipt follows as
+    /// [`Event::Delivered`] or [`Event::Undelivered`] when `receipt` is true.
+    Sent {
+        peer: PeerId,
+        id: u32,
+        receipt: bool,
+    },
+    /// The peer confirmed message `id`.
+    Delivered { peer: PeerId, id: u32 },
+    /// The link to `peer` ended before it confirmed message `id`.
+    Undelivered { peer: PeerId, id: u32 },
+    /// Our broadcast `seq` left for `peers` direct peers.
+    Broadcast { seq: u32, peers: usize },
+    /// The peer's alias changed (a person's choice, or the name it announced).
+    Alias { peer: PeerId, alias: S },
+    /// The peer is gone.
+    Disconnected {
+        peer: PeerId,
+        alias: S,
+        reason: Reason<S>,
+    },
+}
+
+/// Where a room message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    pub origin: u64,
+    pub seq: u32,
+}
+
+/// Why a peer left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason<S> {
+    /// A person here disconnected it.
+    Local,
+    /// The peer said goodbye, with its reason.
+    Bye(S),
+    /// The connection closed.
+    Closed,
+    /// The connection failed (the shell's error).
+    Lost(S),
+    /// The peer broke the protocol.
+    Fault(Fault),
+}
+
+/// Ways a peer breaks the protocol; each closes that peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Frame(FrameError),
+    Wire(WireError),
+    Banner(BannerError),
+    /// The banner was started but not finished in time.
+    BannerUnfinished,
+    /// A message other than hello came first.
+    NoHello,
+    /// The connection loops back to this very node.
+    Itself,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Frame(e) => write!(f, "{e}"),
+            Fault::Wire(e) => write!(f, "{e}"),
+            Fault::Banner(e) => write!(f, "{e}"),
+            Fault::BannerUnfinished => f.write_str("banner not finished in time"),
+            Fault::NoHello => f.write_str("message before hello"),
+            Fault::Itself => f.write_str("connected to this node itself"),
+        }
+    }
+}
+
+impl<S: fmt::Display> fmt::Display for Reason<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Local => f.write_str("disconnected here"),
+            Reason::Bye(why) => write!(f, "peer left: {why}"),
+            Reason::Closed => f.write_str("connection closed"),
+            Reason::Lost(why) => write!(f, "connection lost: {why}"),
+            Reason::Fault(fault) => write!(f, "protocol error: {fault}"),
+        }
+    }
+}
+
+impl<S> Reason<S> {
+    fn map<T>(self, mut f: impl FnMut(S) -> T) -> Reason<T> {
+        match self {
+            Reason::Local => Reason::Local,
+            Reason::Bye(s) => Reason::Bye(f(s)),
+            Reason::Closed => Reason::Closed,
+            Reason::Lost(s) => Reason::Lost(f(s)),
+            Reason::Fault(x) => Reason::Fault(x),
+        }
+    }
+}
+
+impl<S> Event<S> {
+    /// The same event with its text converted by `f`.
+    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> Event<T> {
+        match self {
+            Event::Connected {
+                peer,
+                alias,
+                addr,
+                direction,
+                kind,
+            } => Event::Connected {
+                peer,
+                alias: f(alias),
+                addr,
+                direction,
+                kind,
+            },
+            Event::ConnectFailed {
+                peer,
+                alias,
+                reason,
+            } => Event::ConnectFailed {
+                peer,
+                alias: f(alias),
+                reason: f(reason),
+            },
+            Event::Message {
+                peer,
+                from,
+                text,
+                room,
+            } => Event::Message {
+                peer,
+                from: f(from),
+                text: f(text),
+                room,
+            },
+            Event::Sent { peer, id, receipt } => Event::Sent { peer, id, receipt },
+            Event::Delivered { peer, id } => Event::Delivered { peer, id },
+            Event::Undelivered { peer, id } => Event::Undelivered { peer, id },
+            Event::Broadcast { seq, peers } => Event::Broadcast { seq, peers },
+            Event::Alias { peer, alias } => Event::Alias {
+                peer,
+                alias: f(alias),
+            },
+            Event::Disconnected {
+                peer,
+                alias,
+                reason,
+            } => Event::Disconnected {
+                peer,
+                alias: f(alias),
+                reason: reason.map(f),
+            },
+        }
+    }
+}
+
+/// A command the node could not carry out, or a misuse by the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeError<'a> {
+    /// The target names no peer, or more than one.
+    Lookup(LookupError<'a>),
+    /// The peer could not be added or renamed.
+    Table(InsertError),
+    /// Nobody is connected.
+    NoPeers,
+    /// Several peers are connected and the command did not say which.
+    WhichPeer { peers: usize },
+    /// The peer is still connecting.
+    NotReady(PeerId),
+    /// Too many messages to this peer await their receipt.
+    WindowFull(PeerId),
+    /// The message is longer than a frame can carry.
+    TooLong { len: usize, max: usize },
+    /// The host name is longer than any host name can be.
+    HostTooLong,
+    /// The shell did not drain the outputs before giving a new input.
+    Busy,
+}
+
+impl fmt::Display for NodeError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Lookup(e) => write!(f, "{e}"),
+            NodeError::Table(e) => write!(f, "{e}"),
+            NodeError::NoPeers => {
+                f.write_str("not connected to anyone; use connect <host> <port> first")
+            }
+            NodeError::WhichPeer { peers } => write!(
+                f,
+                "{peers} peers are connected; say which: send <alias|ip|#id> <message>"
+            ),
+            NodeError::NotReady(id) => write!(f, "{id} is still connecting; try again in a moment"),
+            NodeError::WindowFull(id) => write!(
+                f,
+                "{WINDOW} messages to {id} still await their receipt; wait for them or check the link"
+            ),
+            NodeError::TooLong { len, max } => {
+                write!(f, "message of {len} bytes is too long (max {max})")
+            }
+            NodeError::HostTooLong => write!(f, "host name longer than {MAX_HOST} characters"),
+            NodeError::Busy => f.write_str("outputs not drained before the next input"),
+        }
+    }
+}
+
+impl From<InsertError> for NodeError<'_> {
+    fn from(e: InsertError) -> Self {
+        NodeError::Table(e)
+    }
+}
+
+impl<'a> From<LookupError<'a>> for NodeError<'a> {
+    fn from(e: LookupError<'a>) -> Self {
+        NodeError::Lookup(e)
+    }
+}
+
+/// Counters of what the node dropped or refused, for diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames skipped for being over the size limit.
+    pub oversized: u64,
+    /// Broadcasts seen before (suppressed duplicates).
+    pub duplicates: u64,
+    /// Receipts for messages not awaiting one.
+    pub stray_acks: u64,
+    /// Peers closed for breaking the protocol.
+    pub faults: u64,
+}
+
+/// A connection's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The shell is dialling.
+    Dialing,
+    /// Connected; waiting for the first bytes or a banner.
+    Greeting,
+    /// Banners exchanged; waiting for the peer's hello.
+    Hello,
+    /// Ready to chat.
+    Ready(Kind),
+}
+
+enum Rx<const F: usize> {
+    Banner(Vec<u8, MAX_BANNER>),
+    Frames(FrameDecoder<F>),
+    Text(Vec<u8, F>),
+}
+
+/// The node's state for one connection.
+pub struct Link<const F: usize> {
+    phase: Phase,
+    rx: Rx<F>,
+    unacked: Vec<u32, WINDOW>,
+    next_id: u32,
+    deadline: Option<Instant>,
+}
+
+impl<const F: usize> Link<F> {
+    fn new(phase: Phase) -> Self {
+        Link {
+            phase,
+            rx: Rx::Banner(Vec::new()),
+            unacked: Vec::new(),
+            next_id: 1,
+            deadline: None,
+        }
+    }
+}
+
+/// What [`Node::peers`] shows of a peer.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerInfo<'a> {
+    pub id: PeerId,
+    pub alias: &'a str,
+    pub addr: Option<SocketAddr>,
+    pub direction: Direction,
+    pub phase: Phase,
+    /// Messages awaiting their receipt.
+    pub unacked: usize,
+}
+
+/// The meshtalk protocol engine for at most `P` peers, frames of at most `F`
+/// bytes, and `A` bytes of room for pending outputs (at least `4 * F`).
+///
+/// The run loop, which the shell owns:
+///
+/// ```text
+/// loop {
+///     wait for an input (a command, a connection, bytes, a close) or the timeout;
+///     node.handle_input(now, input);          // for Received, feed the rest
+///                                             // after draining if Consumed(n) < len
+///     loop {                                   // after EVERY input, drain:
+///         match node.poll_output(now) {
+///             Output::Timeout(t) => { timeout = t; break }
+///             other => carry it out (write, dial, close, show),
+///         }
+///     }
+/// }
+/// ```
+///
+/// Rules: drain outputs until `Timeout` after every input (an undrained node
+/// answers [`NodeError::Busy`] or consumes nothing); give [`Input::Timeout`] no
+/// later than asked; inputs for a peer that is gone are ignored.
+pub struct Node<const P: usize, const F: usize, const A: usize> {
+    config: Config,
+    peers: PeerTable<Link<F>, P>,
+    seen: SeenCache<ORIGINS>,
+    last_seq: u32,
+    outbox: Outbox<A>,
+    wake: Option<Instant>,
+    stats: Stats,
+}
+
+impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+    /// The longest text one message may carry.
+    pub const MAX_TEXT: usize = F - FRAME_OVERHEAD;
+    /// Arena room kept free before taking one more frame: the worst a frame can
+    /// need (its event, a relay as a frame and as a line, a receipt).
+    const RESERVE: usize = 3 * F + 256;
+    /// Job slots kept free before taking one more frame: enough to drop a peer.
+    const RESERVE_JOBS: usize = WINDOW + 8;
+
+    pub fn new(config: Config) -> Self {
+        const {
+            assert!(F >= 256, "frames must allow at least 256 bytes");
+            assert!(A >= 4 * F, "the output arena must hold 4 frames");
+        }
+        Node {
+            peers: PeerTable::new(config.max_peers),
+            config,
+            seen: SeenCache::new(),
+            last_seq: 0,
+            outbox: Outbox::default(),
+            wake: None,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Every peer, in slot order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerInfo<'_>> {
+        self.peers.iter().map(|p| PeerInfo {
+            id: p.id,
+            alias: p.alias(),
+            addr: p.addr,
+            direction: p.direction,
+            phase: p.state.phase,
+            unacked: p.state.unacked.len(),
+        })
+    }
+
+    /// Feeds one input; see the type's doc for the run loop.
+    pub fn handle_input<'a>(
+        &mut self,
+        now: Instant,
+        input: Input<'a>,
+    ) -> Result<Handled, NodeError<'a>> {
+        if let Input::Received { peer, bytes } = input {
+            return Ok(Handled::Consumed(self.on_received(now, peer, bytes)));
+        }
+        if !self.ready_for_input() {
+            return Err(NodeError::Busy);
+        }
+        match input {
+            Input::Command(command) => self.on_command(command).map(|()| Handled::Done),
+            Input::Accepted { addr } => {
+                let link = Link::new(Phase::Greeting);
+                let id = self
+                    .peers
+                    .insert(Some(addr), Direction::Inbound, None, link)
+                    .map_err(|(e, _)| NodeError::Table(e))?;
+                self.set_deadline(id, now + self.config.greeting_timeout);
+                Ok(Handled::Accepted(id))
+            }
+            Input::Connected { peer, addr } => {
+                self.on_connected(now, peer, addr);
+                Ok(Handled::Done)
+            }
+            Input::ConnectFailed { peer, reason } => {
+                if let Some(p) = self.peers.remove(peer) {
+                    let alias = self.outbox.put(&[p.alias().as_bytes()]);
+                    let reason = self.outbox.put(&[reason.as_bytes()]);
+                    if let (Some(alias), Some(reason)) = (alias, reason) {
+                        self.event(Event::ConnectFailed {
+                            peer,
+                            alias,
+                            reason,
+                        });
+                    }
+                }
+                Ok(Handled::Done)
+            }
+            Input::Closed { peer, error } => {
+                let reason = match error {
+                    None => Some(Reason::Closed),
+                    Some(e) => self.outbox.put(&[e.as_bytes()]).map(Reason::Lost),
+                };
+                self.drop_peer(peer, reason.unwrap_or(Reason::Closed), false);
+                Ok(Handled::Done)
+            }
+            Input::Timeout => {
+                self.on_timeout(now);
+                Ok(Handled::Done)
+            }
+            Input::Received { .. } => Ok(Handled::Done),
+        }
+    }
+
+    /// The next thing to do; [`Output::Timeout`] once there is nothing.
+    pub fn poll_output(&mut self, _now: Instant) -> Output<'_> {
+        let job = loop {
+            let Some(&job) = self.outbox.jobs.front() else {
+                self.outbox.reset_if_empty();
+                return Output::Timeout(self.wake);
+            };
+            let Job::Fanout {
+                except,
+                native,
+                line,
+                next,
+            } = job
+            else {
+                self.outbox.jobs.pop_front();
+                break job;
+            };
+            let found = (next..self.peers.slots()).find_map(|slot| {
+                let peer = self.peers.at(slot)?;
+                let data = match peer.state.phase {
+                    _ if Some(peer.id) == except => None,
+                    Phase::Ready(Kind::Native) => native,
+                    Phase::Ready(Kind::Text(TextMode::Lines)) => line,
+                    Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
+                    _ => None,
+                }?;
+                Some((slot, peer.id, data))
+            });
+            let Some((slot, peer, data)) = found else {
+                self.outbox.jobs.pop_front();
+                continue;
+            };
+            if let Some(Job::Fanout { next, .. }) = self.outbox.jobs.front_mut() {
+                *next = slot + 1;
+            }
+            return Output::Transmit {
+                peer,
+                data: self.outbox.bytes(data),
+            };
+        };
+        let outbox = &self.outbox;
+        match job {
+            Job::Send { peer, data } => Output::Transmit {
+                peer,
+                data: outbox.bytes(data),
+            },
+            Job::Connect { peer, host, port } => Output::Connect {
+                peer,
+                host: outbox.text(host),
+                port,
+            },
+            Job::Close { peer } => Output::Close { peer },
+            Job::Event(event) => Output::Event(event.map(|s| outbox.text(s))),
+            // Handled in the loop above.
+            Job::Fanout { .. } => Output::Timeout(self.wake),
+        }
+    }
+
+    fn ready_for_input(&self) -> bool {
+        self.outbox.is_empty() || self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS)
+    }
+
+    fn event(&mut self, event: Event<Span>) {
+        // Room was checked before the input was taken (RESERVE_JOBS).
+        self.outbox.push(Job::Event(event));
+    }
+
+    fn set_deadline(&mut self, id: PeerId, at: Instant) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.state.deadline = Some(at);
+            self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+        }
+    }
+
+    // ---- commands ----
+
+    fn on_command<'a>(&mut self, command: Command<'a>) -> Result<(), NodeError<'a>> {
+        match command {
+            Command::Connect { host, port, alias } => {
+                if host.len() > MAX_HOST {
+                    return Err(NodeError::HostTooLong);
+                }
+                let link = Link::new(Phase::Dialing);
+                let peer = self
+                    .peers
+                    .insert(None, Direction::Outbound, alias, link)
+                    .map_err(|(e, _)| NodeError::Table(e))?;
+                if let Some(host) = self.outbox.put(&[host.as_bytes()]) {
+                    self.outbox.push(Job::Connect { peer, host, port });
+                }
+                Ok(())
+            }
+            Command::Send { target, text, all } => {
+                let (peer, text) = self.send_target(target, text, all)?;
+                self.send_chat(peer, text)
+            }
+            Command::Broadcast { text } => {
+                self.check_len(text)?;
+                let peers = self
+                    .peers
+                    .iter()
+                    .filter(|p| matches!(p.state.phase, Phase::Ready(_)))
+                    .count();
+                if peers == 0 {
+                    return Err(NodeError::NoPeers);
+                }
+                self.last_seq = self.last_seq.wrapping_add(1);
+                let (origin, seq) = (self.config.node_id, self.last_seq);
+                self.seen.first_sight(origin, seq);
+                let Some(text) = self.outbox.put(&[text.as_bytes()]) else {
+                    return Err(NodeError::Busy);
+                };
+                let Some(name) = self.outbox.put(&[self.config.name.as_bytes()]) else {
+                    return Err(NodeError::Busy);
+                };
+                let room = Room { origin, seq };
+                self.fanout(None, room, self.config.hops, name, text, false);
+                self.event(Event::Broadcast { seq, peers });
+                Ok(())
+            }
+            Command::Disconnect { target } => {
+                let peer = match target {
+                    Some(t) => self.peers.resolve(t)?,
+                    None => self.only_peer()?,
+                };
+                self.drop_peer(peer, Reason::Local, true);
+                Ok(())
+            }
+            Command::SetAlias { target, alias } => {
+                let peer = self.peers.resolve(target)?;
+                self.peers.set_alias(peer, alias)?;
+                if let Some(alias) = self.outbox.put(&[alias.as_bytes()]) {
+                    self.event(Event::Alias { peer, alias });
+                }
+                Ok(())
+            }
+            Command::Exit => {
+                let bye = Message::Bye { reason: "exit" };
+                if let Ok(native) = self.outbox.put_message(&bye) {
+                    self.outbox.push(Job::Fanout {
+                        except: None,
+                        native: Some(native),
+                        line: None,
+                        next: 0,
+                    });
+                }
+                Ok(())
+            }
+            // The shell answers these from `peers()` and the help text.
+            Command::List | Command::Help { .. } => Ok(()),
+        }
+    }
+
+    /// Which peer a `send` is for, and the text: `send <target> <text>` when the
+    /// first word names a peer, else `send <text>` to the one peer there is.
+    fn send_target<'a>(
+        &self,
+        target: Option<Target<'a>>,
+        text: &'a str,
+        all: &'a str,
+    ) -> Result<(PeerId, &'a str), NodeError<'a>> {
+        let named = target.map(|t| self.peers.resolve(t));
+        match named {
+            Some(Ok(peer)) if !text.is_empty() => Ok((peer, text)),
+            Some(Err(e @ LookupError::Ambiguous { .. })) => Err(e.into()),
+            Some(Err(e @ LookupError::NoSuchId(_))) => Err(e.into()),
+            Some(Err(e)) if self.peers.len() != 1 => Err(e.into()),
+            _ => Ok((self.only_peer()?, all)),
+        }
+    }
+
+    fn only_peer(&self) -> Result<PeerId, NodeError<'static>> {
+        let mut peers = self.peers.iter();
+        match (peers.next(), peers.next()) {
+            (None, _) => Err(NodeError::NoPeers),
+            (Some(p), None) => Ok(p.id),
+            (Some(_), Some(_)) => Err(NodeError::WhichPeer {
+                peers: self.peers.len(),
+            }),
+        }
+    }
+
+    fn check_len(&self, text: &str) -> Result<(), NodeError<'static>> {
+        if text.len() > Self::MAX_TEXT {
+            return Err(NodeError::TooLong {
+                len: text.len(),
+                max: Self::MAX_TEXT,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_chat<'a>(&mut self, peer: PeerId, text: &str) -> Result<(), NodeError<'a>> {
+        self.check_len(text)?;
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Err(NodeError::NotReady(peer));
+        };
+        let link = &mut p.state;
+        let (data, id, receipt) = match link.phase {
+            Phase::Ready(Kind::Native) => {
+                if link.unacked.is_full() {
+                    return Err(NodeError::WindowFull(peer));
+                }
+                let id = link.next_id;
+                let data = self
+                    .outbox
+                    .put_message(&Message::Chat { id, text })
+                    .map_err(|_| NodeError::Busy)?;
+                // Cannot fail: checked not full above.
+                let _ = link.unacked.push(id);
+                link.next_id = link.next_id.wrapping_add(1);
+                (data, id, true)
+            }
+            Phase::Ready(Kind::Text(mode)) => {
+                let newline: &[u8] = if mode == TextMode::Lines { b"\n" } else { b"" };
+                let id = link.next_id;
+                link.next_id = link.next_id.wrapping_add(1);
+                let data = self
+                    .outbox
+                    .put(&[text.as_bytes(), newline])
+                    .ok_or(NodeError::Busy)?;
+                (data, id, false)
+            }
+            _ => return Err(NodeError::NotReady(peer)),
+        };
+        self.outbox.push(Job::Send { peer, data });
+        self.event(Event::Sent { peer, id, receipt });
+        Ok(())
+    }
+
+    /// Queues a room message for every ready peer but `except`: a frame for
+    /// native peers, and a line for text peers (for relayed messages only at a hub,
+    /// prefixed with the sender's name).
+    fn fanout(
+        &mut self,
+        except: Option<PeerId>,
+        room: Room,
+        hops: u8,
+        name: Span,
+        text: Span,
+        relayed: bool,
+    ) {
+        let native = self
+            .outbox
+            .put_frame([name, text], |[name, text]| Message::Broadcast {
+                origin: room.origin,
+                seq: room.seq,
+                hops,
+                name,
+                text,
+            });
+        let line = if !relayed {
+            self.outbox.put_line(None, text)
+        } else if self.config.hub {
+            self.outbox.put_line(Some(name), text)
+        } else {
+            None
+        };
+        self.outbox.push(Job::Fanout {
+            except,
+            native,
+            line,
+            next: 0,
+        });
+    }
+
+    // ---- connections ----
+
+    fn on_connected(&mut self, now: Instant, peer: PeerId, addr: SocketAddr) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if p.state.phase != Phase::Dialing {
+            return;
+        }
+        p.state.phase = Phase::Greeting;
+        self.peers.set_addr(peer, addr);
+        self.send_banner(peer);
+        self.set_deadline(peer, now + self.config.greeting_timeout);
+    }
+
+    /// Takes as many received bytes as the outbox has room for the outputs of.
+    fn on_received(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> usize {
+        let mut used = 0;
+        loop {
+            if !self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
+                return used;
+            }
+            let Some(p) = self.peers.get_mut(peer) else {
+                // The peer is gone: its bytes mean nothing now.
+                return bytes.len();
+            };
+            let rest = bytes.get(used..).unwrap_or_default();
+            let step = match &mut p.state.rx {
+                Rx::Banner(_) if rest.is_empty() => return used,
+                Rx::Banner(_) => self.on_greeting_bytes(now, peer, rest),
+                Rx::Frames(_) => self.on_frame_bytes(peer, rest),
+                Rx::Text(_) => self.on_text_bytes(now, peer, rest),
+            };
+            match step {
+                Step::Took(n) => used += n,
+                Step::Wait(n) => return used + n,
+            }
+        }
+    }
+
+    /// First bytes of a connection: a banner, or the start of a text peer's talk.
+    fn on_greeting_bytes(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> Step {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Step::Wait(bytes.len());
+        };
+        let Rx::Banner(buf) = &mut p.state.rx else {
+            return Step::Took(0);
+        };
+        if buf.is_empty() && p.state.phase == Phase::Greeting {
+            // First byte after a silent start: the banner has its own, longer deadline.
+            p.state.deadline = None;
+        }
+        let mut taken = 0;
+        for &b in bytes {
+            let at = buf.len();
+            if at < BANNER_PREFIX.len() && BANNER_PREFIX.get(at) != Some(&b) {
+                // Cannot begin a banner: a text peer. What was held is its text.
+                let held: Vec<u8, MAX_BANNER> = buf.clone();
+                self.become_text(now, peer, &held, TextMode::Lines);
+                return Step::Took(taken);
+            }
+            taken += 1;
+            if buf.push(b).is_err() {
+                self.fault(peer, Fault::Banner(BannerError::TooLong));
+                return Step::Took(taken);
+            }
+            if b == b'\n' {
+                return self.on_banner(peer, taken);
+            }
+        }
+        let at = now + self.config.banner_timeout;
+        self.set_deadline(peer, at);
+        Step::Took(taken)
+    }
+
+    fn on_banner(&mut self, peer: PeerId, taken: usize) -> Step {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Step::Took(taken);
+        };
+        let Rx::Banner(buf) = &p.state.rx else {
+            return Step::Took(taken);
+        };
+        let held = buf.clone();
+        match wire::sniff(&held) {
+            Sniff::Banner { banner, .. } => {
+                let inbound = p.direction == Direction::Inbound;
+                p.state.rx = Rx::Frames(FrameDecoder::new());
+                p.state.phase = Phase::Hello;
+                p.state.deadline = None;
+                // The Connected event that follows hello carries the alias.
+                self.peers.announce(peer, banner.name);
+                if inbound {
+                    self.send_banner(peer);
+                }
+                let name = self.config.name.clone();
+                let hello = Message::Hello {
+                    minor: wire::MINOR,
+                    node: self.config.node_id,
+                    name: &name,
+                };
+                if let Ok(data) = self.outbox.put_message(&hello) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            Sniff::Error(e) => {
+                if matches!(e, BannerError::Version { .. }) && p.direction == Direction::Inbound {
+                    // Let the other side say why, too.
+                    self.send_banner(peer);
+                }
+                self.fault(peer, Fault::Banner(e));
+            }
+            Sniff::Partial | Sniff::Text => self.fault(peer, Fault::Banner(BannerError::Malformed)),
+        }
+        Step::Took(taken)
+    }
+
+    fn send_banner(&mut self, peer: PeerId) {
+        let name = &self.config.name;
+        if let Ok(data) = self.outbox.put_with(|out| wire::write_banner(name, out)) {
+            self.outbox.push(Job::Send { peer, data });
+        }
+    }
+
+    fn become_text(&mut self, now: Instant, peer: PeerId, held: &[u8], mode: TextMode) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let mut text = Vec::new();
+        // Cannot fail: at most a banner prefix is held, and F >= 256.
+        let _ = text.extend_from_slice(held);
+        let pending = !text.is_empty();
+        p.state.rx = Rx::Text(text);
+        p.state.phase = Phase::Ready(Kind::Text(mode));
+        p.state.deadline = None;
+        self.connected_event(peer);
+        if pending {
+            self.set_deadline(peer, now + self.config.text_idle);
+        }
+    }
+
+    fn connected_event(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
+        let (Phase::Ready(kind), Some(addr)) = (p.state.phase, p.addr) else {
+            return;
+        };
+        let direction = p.direction;
+        if let Some(alias) = self.outbox.put(&[p.alias().as_bytes()]) {
+            self.event(Event::Connected {
+                peer,
+                alias,
+                addr,
+                direction,
+                kind,
+            });
+        }
+    }
+
+    // ---- native peers ----
+
+    fn on_frame_bytes(&mut self, peer: PeerId, bytes: &[u8]) -> Step {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Step::Wait(bytes.len());
+        };
+        let (from, link) = p.alias_and_state();
+        let Rx::Frames(decoder) = &mut link.rx else {
+            return Step::Took(0);
+        };
+        let (n, decoded) = decoder.decode(bytes);
+        let body = match decoded {
+            Decoded::NeedMore => return Step::Wait(n),
+            Decoded::Frame(body) => body,
+            Decoded::Error(e @ FrameError::Oversized { .. }) => {
+                // Skipped by the decoder; the stream goes on at the next frame.
+                let _ = e;
+                self.stats.oversized += 1;
+                return Step::Took(n);
+            }
+            Decoded::Error(e) => {
+                self.fault(peer, Fault::Frame(e));
+                return Step::Took(n);
+            }
+        };
+        let msg = match Message::decode(body) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.fault(peer, Fault::Wire(e));
+                return Step::Took(n);
+            }
+        };
+        let hello_done = link.phase != Phase::Hello;
+        match msg {
+            Message::Hello { node, name, .. } => {
+                if hello_done {
+                    return Step::Took(n);
+                }
+                if node == self.config.node_id {
+                    self.fault(peer, Fault::Itself);
+                    return Step::Took(n);
+                }
+                link.phase = Phase::Ready(Kind::Native);
+                let mut owned: String<MAX_NAME> = String::new();
+                let _ = owned.push_str(name);
+                self.peers.announce(peer, &owned);
+                self.connected_event(peer);
+            }
+            _ if !hello_done => self.fault(peer, Fault::NoHello),
+            Message::Chat { id, text } => {
+                let from = self.outbox.put(&[from.as_bytes()]);
+                let text = self.outbox.put(&[text.as_bytes()]);
+                if let (Some(from), Some(text)) = (from, text) {
+                    self.event(Event::Message {
+                        peer,
+                        from,
+                        text,
+                        room: None,
+                    });
+                }
+                if let Ok(data) = self.outbox.put_message(&Message::Ack { id }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            Message::Ack { id } => match link.unacked.iter().position(|&x| x == id) {
+                Some(at) => {
+                    link.unacked.remove(at);
+                    self.event(Event::Delivered { peer, id });
+                }
+                None => self.stats.stray_acks += 1,
+            },
+            Message::Broadcast {
+                origin,
+                seq,
+                hops,
+                name,
+                text,
+            } => {
+                if origin == self.config.node_id || !self.seen.first_sight(origin, seq) {
+                    self.stats.duplicates += 1;
+                    return Step::Took(n);
+                }
+                let from = self.outbox.put(&[name.as_bytes()]);
+                let text = self.outbox.put(&[text.as_bytes()]);
+                let (Some(from), Some(text)) = (from, text) else {
+                    return Step::Took(n);
+                };
+                let room = Room { origin, seq };
+                self.event(Event::Message {
+                    peer,
+                    from,
+                    text,
+                    room: Some(room),
+                });
+                if let Some(hops) = route::relay_hops(hops) {
+                    self.fanout(Some(peer), room, hops, from, text, true);
+                }
+            }
+            Message::Bye { reason } => {
+                let reason = self.outbox.put(&[reason.as_bytes()]).unwrap_or_default();
+                self.drop_peer(peer, Reason::Bye(reason), true);
+            }
+        }
+        Step::Took(n)
+    }
+
+    // ---- text peers ----
+
+    fn on_text_bytes(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> Step {
+        let max = Self::MAX_TEXT;
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Step::Wait(bytes.len());
+        };
+        let Rx::Text(buf) = &mut p.state.rx else {
+            return Step::Took(0);
+        };
+        let room = max.saturating_sub(buf.len());
+        let window = bytes.get(..room.min(bytes.len())).unwrap_or_default();
+        if let Some(newline) = window.iter().position(|&b| b == b'\n') {
+            let line = window.get(..newline).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut held: Vec<u8, F> = core::mem::take(buf);
+            // Cannot fail: the line fits in `room`.
+            let _ = held.extend_from_slice(line);
+            if let Phase::Ready(Kind::Text(mode)) = &mut p.state.phase {
+                *mode = TextMode::Lines;
+            }
+            p.state.deadline = None;
+            self.text_message(peer, &held);
+            return Step::Took(newline + 1);
+        }
+        // Cannot fail: `window` fits in `room`.
+        let _ = buf.extend_from_slice(window);
+        if buf.len() >= max {
+            // A line longer than a message: send what fits, up to a character boundary.
+            let held: Vec<u8, F> = core::mem::take(buf);
+            let cut = utf8_cut(&held);
+            let (now_part, later) = held.split_at(cut);
+            let mut rest = Vec::<u8, F>::new();
+            let _ = rest.extend_from_slice(later);
+            if let Some(Rx::Text(buf)) = self.peers.get_mut(peer).map(|p| &mut p.state.rx) {
+                *buf = rest;
+            }
+            self.text_message(peer, now_part);
+        }
+        let at = now + self.config.text_idle;
+        self.set_deadline(peer, at);
+        Step::Took(window.len())
+    }
+
+    /// One message from a text peer: shown, and at a hub relayed to the room.
+    fn text_message(&mut self, peer: PeerId, bytes: &[u8]) {
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
+        let Some(from) = self.outbox.put(&[p.alias().as_bytes()]) else {
+            return;
+        };
+        let Some(text) = self.outbox.put_lossy(bytes, Self::MAX_TEXT) else {
+            return;
+        };
+        let mut room = None;
+        if self.config.hub {
+            self.last_seq = self.last_seq.wrapping_add(1);
+            let r = Room {
+                origin: self.config.node_id,
+                seq: self.last_seq,
+            };
+            self.seen.first_sight(r.origin, r.seq);
+            self.fanout(Some(peer), r, self.config.hops, from, text, true);
+            room = Some(r);
+        }
+        self.event(Event::Message {
+            peer,
+            from,
+            text,
+            room,
+        });
+    }
+
+    // ---- time ----
+
+    fn on_timeout(&mut self, now: Instant) {
+        self.wake = None;
+        for slot in 0..self.peers.slots() {
+            let Some(p) = self.peers.at(slot) else {
+                continue;
+            };
+            let (peer, deadline) = (p.id, p.state.deadline);
+            match deadline {
+                Some(at) if at <= now => {
+                    if !self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
+                        // Come back at once for the rest.
+                        self.wake = Some(now);
+                        return;
+                    }
+                    if let Some(p) = self.peers.get_mut(peer) {
+                        p.state.deadline = None;
+                    }
+                    self.on_deadline(now, peer);
+                }
+                Some(at) => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),
+                None => {}
+            }
+        }
+    }
+
+    fn on_deadline(&mut self, now: Instant, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        match (&mut p.state.rx, p.state.phase) {
+            (Rx::Banner(buf), Phase::Greeting) if buf.len() < BANNER_PREFIX.len() => {
+                // Silent, or a few letters that were not a banner after all: plain text.
+                let held = buf.clone();
+                let mode = match p.direction {
+                    Direction::Outbound => TextMode::Bare,
+                    Direction::Inbound => TextMode::Lines,
+                };
+                self.become_text(now, peer, &held, mode);
+            }
+            (Rx::Banner(_), _) => self.fault(peer, Fault::BannerUnfinished),
+            (Rx::Text(buf), _) if !buf.is_empty() => {
+                // Idle after text with no newline: one bare message.
+                let held: Vec<u8, F> = core::mem::take(buf);
+                if let Phase::Ready(Kind::Text(mode)) = &mut p.state.phase {
+                    *mode = TextMode::Bare;
+                }
+                self.text_message(peer, &held);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- leaving ----
+
+    fn fault(&mut self, peer: PeerId, fault: Fault) {
+        self.stats.faults += 1;
+        self.drop_peer(peer, Reason::Fault(fault), true);
+    }
+
+    /// Removes a peer: its pending text is delivered, its unconfirmed messages
+    /// reported, a native peer told why (when we close), and the person told.
+    fn drop_peer(&mut self, peer: PeerId, reason: Reason<Span>, close: bool) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if let Rx::Text(buf) = &mut p.state.rx {
+            let held: Vec<u8, F> = core::mem::take(buf);
+            if !held.is_empty() {
+                self.text_message(peer, &held);
+            }
+        }
+        let Some(p) = self.peers.remove(peer) else {
+            return;
+        };
+        for &id in &p.state.unacked {
+            self.event(Event::Undelivered { peer, id });
+        }
+        if close {
+            let native = matches!(p.state.phase, Phase::Hello | Phase::Ready(Kind::Native));
+            if native {
+                let mut why: String<128> = String::new();
+                let _ = fmt::write(
+                    &mut why,
+                    format_args!("{}", reason.map(|s| self.outbox.text(s))),
+                );
+                if let Ok(data) = self.outbox.put_message(&Message::Bye { reason: &why }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            self.outbox.push(Job::Close { peer });
+        }
+        if let Some(alias) = self.outbox.put(&[p.alias().as_bytes()]) {
+            self.event(Event::Disconnected {
+                peer,
+                alias,
+                reason,
+            });
+        }
+    }
+}
+
+/// What one step over received bytes did.
+enum Step {
+    /// Took this many bytes; go on with the rest.
+    Took(usize),
+    /// Took this many bytes and needs more input (or the peer is gone).
+    Wait(usize),
+}
+
+/// The length of the longest prefix of `bytes` that does not end inside a UTF-8
+/// character (all of it when it is not UTF-8 at that point).
+fn utf8_cut(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    // A character is at most 4 bytes: look back at most 3 for its lead byte.
+    for back in 1..=3.min(len) {
+        let b = bytes[len - back];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let width = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if width > back { len - back } else { len };
+    }
+    len
+}

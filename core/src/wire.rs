@@ -1,0 +1,358 @@
+//! Wire protocol v1: the banner line that opens a connection, then postcard
+//! messages, each in one frame (see [`crate::frame`]).
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::validate_alias;
+use crate::frame::{self, BufferTooSmall, MAX_HEADER};
+
+/// The protocol's major version: a peer with another one cannot talk to us.
+pub const VERSION: u16 = 1;
+/// Minor version: additions a v1 peer may ignore.
+pub const MINOR: u16 = 0;
+/// Every banner starts with these bytes; a stream that cannot begin with them is a text peer.
+pub const BANNER_PREFIX: &[u8] = b"MESHTALK/";
+/// The longest banner line accepted, newline included.
+pub const MAX_BANNER: usize = 64;
+/// The longest node name, in bytes (names follow the alias rules).
+pub const MAX_NAME: usize = 32;
+
+/// One message between two native peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message<'a> {
+    /// First frame after the banners: who is speaking, and its node id for loop checks.
+    Hello {
+        minor: u16,
+        node: u64,
+        name: &'a str,
+    },
+    /// A direct message, acknowledged by [`Message::Ack`] with the same id.
+    Chat { id: u32, text: &'a str },
+    /// Delivery receipt for the chat message `id`.
+    Ack { id: u32 },
+    /// A room message, relayed node to node until `hops` runs out.
+    Broadcast {
+        origin: u64,
+        seq: u32,
+        hops: u8,
+        name: &'a str,
+        text: &'a str,
+    },
+    /// The sender is closing the connection, and why.
+    Bye { reason: &'a str },
+}
+
+/// Why a frame body is not a valid message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// postcard could not decode the body (unknown tag, truncated, invalid UTF-8, ...).
+    Malformed,
+    /// A message decoded but bytes were left over in its frame.
+    TrailingBytes,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Malformed => f.write_str("malformed message"),
+            WireError::TrailingBytes => f.write_str("message followed by stray bytes"),
+        }
+    }
+}
+
+impl<'a> Message<'a> {
+    /// Decodes one frame body, borrowing the text from it.
+    pub fn decode(body: &'a [u8]) -> Result<Self, WireError> {
+        match postcard::take_from_bytes::<Message<'a>>(body) {
+            Ok((msg, [])) => Ok(msg),
+            Ok(_) => Err(WireError::TrailingBytes),
+            Err(_) => Err(WireError::Malformed),
+        }
+    }
+
+    /// Encodes the message as one frame (length prefix and body) at the start of `out`.
+    pub fn encode_frame(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let needed = self.frame_len();
+        if out.len() < needed {
+            return Err(BufferTooSmall { needed });
+        }
+        let body_room = out.get_mut(MAX_HEADER..).unwrap_or_default();
+        let body_len = postcard::to_slice(self, body_room)
+            .map_err(|_| BufferTooSmall { needed })?
+            .len();
+        let header_len = frame::header_len(body_len);
+        // Slide the body down so the header sits right before it, at the start.
+        out.copy_within(MAX_HEADER..MAX_HEADER + body_len, header_len);
+        frame::write_header(body_len as u32, out)?;
+        Ok(header_len + body_len)
+    }
+
+    /// An upper bound of the encoded frame's length, header included.
+    pub fn frame_len(&self) -> usize {
+        // Fields are varints (at most 10 bytes each) and strings with a varint length.
+        let strings = match self {
+            Message::Hello { name, .. } => name.len(),
+            Message::Chat { text, .. } => text.len(),
+            Message::Ack { .. } => 0,
+            Message::Broadcast { name, text, .. } => name.len() + text.len(),
+            Message::Bye { reason } => reason.len(),
+        };
+        MAX_HEADER + 1 + 4 * 10 + strings
+    }
+}
+
+/// A parsed banner line: `MESHTALK/<major>[.<minor>] <name>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Banner<'a> {
+    pub major: u16,
+    pub name: &'a str,
+}
+
+/// Why a banner line was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BannerError {
+    /// No newline within [`MAX_BANNER`] bytes.
+    TooLong,
+    /// Not of the form `MESHTALK/<version> <name>`.
+    Malformed,
+    /// The name is not 1-32 letters, digits, `_`, `.` or `-`.
+    BadName,
+    /// A protocol version this node does not speak.
+    Version { major: u16 },
+}
+
+impl fmt::Display for BannerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BannerError::TooLong => write!(f, "banner longer than {MAX_BANNER} bytes"),
+            BannerError::Malformed => f.write_str("malformed banner (want MESHTALK/1 <name>)"),
+            BannerError::BadName => {
+                f.write_str("banner name must be 1-32 letters, digits, '_', '.' or '-'")
+            }
+            BannerError::Version { major } => write!(
+                f,
+                "peer speaks MESHTALK/{major}, this node speaks MESHTALK/{VERSION}; upgrade the older one"
+            ),
+        }
+    }
+}
+
+/// What the first bytes of a connection say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sniff<'a> {
+    /// Still a prefix of a banner: wait for more bytes.
+    Partial,
+    /// These bytes can never begin a banner: the peer speaks plain text.
+    Text,
+    /// A complete banner line of `len` bytes (newline included).
+    Banner { banner: Banner<'a>, len: usize },
+    /// A banner that is wrong.
+    Error(BannerError),
+}
+
+/// Looks at the first bytes received on a connection.
+pub fn sniff(bytes: &[u8]) -> Sniff<'_> {
+    let common = bytes.len().min(BANNER_PREFIX.len());
+    if bytes.get(..common) != BANNER_PREFIX.get(..common) {
+        return Sniff::Text;
+    }
+    let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
+        return if bytes.len() >= MAX_BANNER {
+            Sniff::Error(BannerError::TooLong)
+        } else {
+            Sniff::Partial
+        };
+    };
+    if newline >= MAX_BANNER {
+        return Sniff::Error(BannerError::TooLong);
+    }
+    let line = bytes.get(..newline).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match parse_banner(line) {
+        Ok(banner) => Sniff::Banner {
+            banner,
+            len: newline + 1,
+        },
+        Err(e) => Sniff::Error(e),
+    }
+}
+
+fn parse_banner(line: &[u8]) -> Result<Banner<'_>, BannerError> {
+    let rest = line
+        .strip_prefix(BANNER_PREFIX)
+        .ok_or(BannerError::Malformed)?;
+    let rest = core::str::from_utf8(rest).map_err(|_| BannerError::Malformed)?;
+    let (version, name) = rest.split_once(' ').ok_or(BannerError::Malformed)?;
+    let major = version.split_once('.').map_or(version, |(major, _)| major);
+    if major.is_empty() || !major.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BannerError::Malformed);
+    }
+    let major: u16 = major.parse().map_err(|_| BannerError::Malformed)?;
+    if major != VERSION {
+        return Err(BannerError::Version { major });
+    }
+    validate_alias(name).map_err(|_| BannerError::BadName)?;
+    Ok(Banner { major, name })
+}
+
+/// Writes this node's banner line, `MESHTALK/1 <name>\n`, into `out`.
+pub fn write_banner(name: &str, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let parts: [&[u8]; 4] = [BANNER_PREFIX, b"1 ", name.as_bytes(), b"\n"];
+    let needed = parts.iter().map(|p| p.len()).sum();
+    let Some(out) = out.get_mut(..needed) else {
+        return Err(BufferTooSmall { needed });
+    };
+    let mut at = 0;
+    for part in parts {
+        // In bounds: `out` is exactly as long as the parts together.
+        out[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    Ok(needed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(msg: Message<'_>) {
+        let mut buf = [0u8; 256];
+        let n = msg.encode_frame(&mut buf).unwrap();
+        assert!(n <= msg.frame_len());
+        let mut dec = frame::FrameDecoder::<256>::new();
+        let (used, got) = dec.decode(&buf[..n]);
+        assert_eq!(used, n);
+        let frame::Decoded::Frame(body) = got else {
+            panic!("no frame: {got:?}")
+        };
+        assert_eq!(Message::decode(body), Ok(msg));
+    }
+
+    #[test]
+    fn every_message_round_trips_through_a_frame() {
+        round_trip(Message::Hello {
+            minor: 0,
+            node: u64::MAX,
+            name: "alice",
+        });
+        round_trip(Message::Chat {
+            id: 7,
+            text: "hi ☃",
+        });
+        round_trip(Message::Ack { id: u32::MAX });
+        round_trip(Message::Broadcast {
+            origin: 3,
+            seq: 9,
+            hops: 8,
+            name: "bob",
+            text: "room",
+        });
+        round_trip(Message::Bye { reason: "exit" });
+    }
+
+    #[test]
+    fn encoding_into_a_short_buffer_says_how_much_is_needed() {
+        let msg = Message::Chat {
+            id: 1,
+            text: "hello",
+        };
+        let mut buf = [0u8; 4];
+        let err = msg.encode_frame(&mut buf).unwrap_err();
+        assert_eq!(err.needed, msg.frame_len());
+        assert_eq!(buf, [0; 4]);
+    }
+
+    #[test]
+    fn trailing_bytes_after_a_message_are_refused() {
+        let mut buf = [0u8; 64];
+        let n = postcard::to_slice(&Message::Ack { id: 1 }, &mut buf)
+            .unwrap()
+            .len();
+        assert_eq!(
+            Message::decode(&buf[..n + 1]),
+            Err(WireError::TrailingBytes)
+        );
+    }
+
+    #[test]
+    fn a_valid_banner_is_recognised_with_its_length() {
+        assert_eq!(
+            sniff(b"MESHTALK/1 alice\nrest"),
+            Sniff::Banner {
+                banner: Banner {
+                    major: 1,
+                    name: "alice"
+                },
+                len: 17
+            }
+        );
+        assert!(matches!(
+            sniff(b"MESHTALK/1.4 bob\r\n"),
+            Sniff::Banner { .. }
+        ));
+    }
+
+    #[test]
+    fn a_prefix_of_a_banner_waits_and_anything_else_is_text() {
+        assert_eq!(sniff(b""), Sniff::Partial);
+        assert_eq!(sniff(b"MESH"), Sniff::Partial);
+        assert_eq!(sniff(b"MESHTALK/1 al"), Sniff::Partial);
+        assert_eq!(sniff(b"hello"), Sniff::Text);
+        assert_eq!(sniff(b"MESSAGE"), Sniff::Text);
+        assert_eq!(sniff(b"quit"), Sniff::Text);
+    }
+
+    #[test]
+    fn another_major_version_is_refused_with_both_versions_named() {
+        let Sniff::Error(e) = sniff(b"MESHTALK/2 bob\n") else {
+            panic!()
+        };
+        assert_eq!(e, BannerError::Version { major: 2 });
+        let mut text = heapless::String::<128>::new();
+        core::fmt::write(&mut text, format_args!("{e}")).unwrap();
+        assert!(text.contains("MESHTALK/2") && text.contains("MESHTALK/1"));
+    }
+
+    #[test]
+    fn broken_banners_are_refused() {
+        assert_eq!(sniff(b"MESHTALK/1\n"), Sniff::Error(BannerError::Malformed));
+        assert_eq!(
+            sniff(b"MESHTALK/x bob\n"),
+            Sniff::Error(BannerError::Malformed)
+        );
+        assert_eq!(
+            sniff(b"MESHTALK/1 b\0b\n"),
+            Sniff::Error(BannerError::BadName)
+        );
+        assert_eq!(
+            sniff(b"MESHTALK/1 \xff\n"),
+            Sniff::Error(BannerError::Malformed)
+        );
+        assert_eq!(
+            sniff(
+                &[
+                    b'M', b'E', b'S', b'H', b'T', b'A', b'L', b'K', b'/', b'1', b' '
+                ]
+                .iter()
+                .copied()
+                .chain(core::iter::repeat_n(b'a', 60))
+                .collect::<heapless::Vec<u8, 80>>()
+            ),
+            Sniff::Error(BannerError::TooLong)
+        );
+        assert_eq!(
+            sniff(b"MESHTALK/99999999 bob\n"),
+            Sniff::Error(BannerError::Malformed)
+        );
+    }
+
+    #[test]
+    fn our_banner_is_one_line_that_sniffs_as_a_banner() {
+        let mut buf = [0u8; MAX_BANNER];
+        let n = write_banner("alice", &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"MESHTALK/1 alice\n");
+        assert!(matches!(sniff(&buf[..n]), Sniff::Banner { len, .. } if len == n));
+    }
+}
