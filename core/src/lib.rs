@@ -6,6 +6,7 @@
 pub mod command;
 pub mod display;
 pub mod frame;
+pub mod fuzz;
 pub mod node;
 mod outbox;
 pub mod peers;

@@ -351,9 +351,16 @@ impl<S, const N: usize> PeerTable<S, N> {
             let mut suffix = String::<12>::new();
             // Cannot fail: '-' and a u32 fit in 12 bytes.
             let _ = write!(suffix, "-{n}");
-            let keep = floor_char_boundary(base, MAX_ALIAS.saturating_sub(suffix.len()));
+            // A name keeps the alias rules (MAX_ALIAS); a longer base, an IPv6
+            // address, has the room of ALIAS_CAP so the whole address stays.
+            let cap = if base.len() > MAX_ALIAS {
+                ALIAS_CAP
+            } else {
+                MAX_ALIAS
+            };
+            let keep = floor_char_boundary(base, cap.saturating_sub(suffix.len()));
             alias.clear();
-            // Cannot fail: keep + suffix <= MAX_ALIAS < ALIAS_CAP.
+            // Cannot fail: keep + suffix <= cap <= ALIAS_CAP.
             let _ = alias.push_str(base.get(..keep).unwrap_or_default());
             let _ = alias.push_str(&suffix);
             // Terminates: at most N peers can hold the aliases tried.
