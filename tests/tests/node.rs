@@ -1,0 +1,696 @@
+//! The node's protocol rules, driven by plain function calls: banners, hello,
+//! receipts, text peers, rooms, and what a small device's node costs in RAM.
+
+use std::net::SocketAddr;
+
+use meshtalk_core::command::{self, Command};
+use meshtalk_core::node::{
+    Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, TextMode,
+};
+use meshtalk_core::peers::PeerId;
+use meshtalk_core::time::{Duration, Instant};
+use meshtalk_core::wire::{BannerError, Message};
+
+type TestNode = Node<8, 1024, 4096>;
+
+/// What a node asked for, owned so a test can keep it.
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    Tx(PeerId, Vec<u8>),
+    Connect(PeerId, String, u16),
+    Close(PeerId),
+    Ev(Event<String>),
+}
+
+fn node(name: &str, id: u64) -> TestNode {
+    TestNode::new(Config::new(name, id).unwrap())
+}
+
+fn hub(name: &str, id: u64) -> TestNode {
+    let mut config = Config::new(name, id).unwrap();
+    config.hub = true;
+    TestNode::new(config)
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Polls until the node has nothing more to do; returns the outputs and the timeout.
+fn drain(node: &mut TestNode, now: Instant) -> (Vec<Out>, Option<Instant>) {
+    let mut outs = Vec::new();
+    for _ in 0..100_000 {
+        match node.poll_output(now) {
+            Output::Transmit { peer, data } => outs.push(Out::Tx(peer, data.to_vec())),
+            Output::Connect { peer, host, port } => {
+                outs.push(Out::Connect(peer, host.into(), port))
+            }
+            Output::Close { peer } => outs.push(Out::Close(peer)),
+            Output::Event(e) => outs.push(Out::Ev(e.map(String::from))),
+            Output::Timeout(t) => return (outs, t),
+        }
+    }
+    panic!("drain did not end");
+}
+
+fn input(node: &mut TestNode, now: Instant, input: Input<'_>) -> Vec<Out> {
+    node.handle_input(now, input).unwrap();
+    drain(node, now).0
+}
+
+fn command(node: &mut TestNode, now: Instant, line: &str) -> Vec<Out> {
+    let cmd = command::parse(line).unwrap().unwrap();
+    input(node, now, Input::Command(cmd))
+}
+
+/// Feeds all of `bytes`, draining whenever the node takes only part.
+fn receive(node: &mut TestNode, now: Instant, peer: PeerId, bytes: &[u8]) -> Vec<Out> {
+    let mut outs = Vec::new();
+    let mut rest = bytes;
+    for _ in 0..1_000_000 {
+        let Handled::Consumed(n) = node
+            .handle_input(now, Input::Received { peer, bytes: rest })
+            .unwrap()
+        else {
+            panic!("Received must answer Consumed");
+        };
+        rest = &rest[n..];
+        outs.extend(drain(node, now).0);
+        if rest.is_empty() {
+            return outs;
+        }
+    }
+    panic!("the node stopped taking bytes");
+}
+
+fn sent_bytes(outs: &[Out], to: PeerId) -> Vec<u8> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Tx(p, data) if *p == to => Some(data.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn events(outs: &[Out]) -> Vec<Event<String>> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Ev(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn messages(outs: &[Out]) -> Vec<String> {
+    events(outs)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two native nodes joined by one connection, with the bytes carried by hand.
+struct Pair {
+    a: TestNode,
+    b: TestNode,
+    /// The connection as each side names it.
+    a_to_b: PeerId,
+    b_to_a: PeerId,
+    a_events: Vec<Event<String>>,
+    b_events: Vec<Event<String>>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let mut a = node("alice", 1);
+        let mut b = node("bob", 2);
+        let outs = command(&mut a, at(0), "connect 127.0.0.1 4000");
+        let Some(Out::Connect(a_to_b, host, 4000)) = outs.first().cloned() else {
+            panic!("no connect: {outs:?}")
+        };
+        assert_eq!(host, "127.0.0.1");
+        let Handled::Accepted(b_to_a) = b
+            .handle_input(at(0), Input::Accepted { addr: addr(5000) })
+            .unwrap()
+        else {
+            panic!()
+        };
+        let mut pair = Pair {
+            a,
+            b,
+            a_to_b,
+            b_to_a,
+            a_events: vec![],
+            b_events: vec![],
+        };
+        let outs = input(
+            &mut pair.a,
+            at(0),
+            Input::Connected {
+                peer: a_to_b,
+                addr: addr(4000),
+            },
+        );
+        pair.carry(outs, true);
+        pair
+    }
+
+    /// Delivers `outs` (from a if `from_a`) and everything they cause, until quiet.
+    fn carry(&mut self, outs: Vec<Out>, from_a: bool) {
+        let mut queue = vec![(outs, from_a)];
+        while let Some((outs, from_a)) = queue.pop() {
+            let (events, to, node) = if from_a {
+                (&mut self.a_events, self.b_to_a, &mut self.b)
+            } else {
+                (&mut self.b_events, self.a_to_b, &mut self.a)
+            };
+            let mut bytes = Vec::new();
+            for o in outs {
+                match o {
+                    Out::Tx(_, data) => bytes.extend(data),
+                    Out::Ev(e) => events.push(e),
+                    _ => {}
+                }
+            }
+            if !bytes.is_empty() {
+                queue.push((receive(node, at(0), to, &bytes), !from_a));
+            }
+        }
+    }
+
+    fn a_says(&mut self, line: &str) {
+        let outs = command(&mut self.a, at(0), line);
+        self.carry(outs, true);
+    }
+}
+
+#[test]
+fn two_native_nodes_greet_and_each_learns_the_others_name() {
+    let pair = Pair::new();
+    assert!(pair.a_events.iter().any(|e| matches!(e,
+        Event::Connected { alias, kind: Kind::Native, .. } if alias == "bob")));
+    assert!(pair.b_events.iter().any(|e| matches!(e,
+        Event::Connected { alias, kind: Kind::Native, .. } if alias == "alice")));
+}
+
+#[test]
+fn the_dialling_side_sends_only_its_banner_line_until_it_hears_one() {
+    let mut a = node("alice", 1);
+    let outs = command(&mut a, at(0), "connect example.org 4000");
+    let Some(Out::Connect(peer, ..)) = outs.first().cloned() else {
+        panic!()
+    };
+    let outs = input(
+        &mut a,
+        at(0),
+        Input::Connected {
+            peer,
+            addr: addr(4000),
+        },
+    );
+    assert_eq!(sent_bytes(&outs, peer), b"MESHTALK/1 alice\n");
+}
+
+#[test]
+fn a_chat_message_is_delivered_and_its_receipt_comes_back() {
+    let mut pair = Pair::new();
+    pair.a_says("send bob hello there");
+    assert!(
+        pair.b_events.iter().any(|e| matches!(e,
+        Event::Message { from, text, room: None, .. } if from == "alice" && text == "hello there"))
+    );
+    assert!(pair.a_events.iter().any(|e| matches!(
+        e,
+        Event::Sent {
+            id: 1,
+            receipt: true,
+            ..
+        }
+    )));
+    assert!(
+        pair.a_events
+            .iter()
+            .any(|e| matches!(e, Event::Delivered { id: 1, .. }))
+    );
+}
+
+#[test]
+fn send_without_a_target_goes_to_the_only_peer() {
+    let mut pair = Pair::new();
+    pair.a_says("send hello there");
+    assert!(pair.b_events.iter().any(|e| matches!(e,
+        Event::Message { text, .. } if text == "hello there")));
+}
+
+#[test]
+fn messages_awaiting_a_receipt_are_reported_undelivered_when_the_link_drops() {
+    let mut pair = Pair::new();
+    let a_to_b = pair.a_to_b;
+    command(&mut pair.a, at(0), "send bob one");
+    command(&mut pair.a, at(0), "send bob two");
+    let outs = input(
+        &mut pair.a,
+        at(0),
+        Input::Closed {
+            peer: a_to_b,
+            error: Some("reset"),
+        },
+    );
+    let undelivered: Vec<u32> = events(&outs)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Undelivered { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(undelivered, vec![1, 2]);
+    assert!(events(&outs).iter().any(|e| matches!(e,
+        Event::Disconnected { reason: Reason::Lost(why), .. } if why == "reset")));
+}
+
+#[test]
+fn a_full_receipt_window_refuses_the_next_send_with_a_clear_error() {
+    let mut pair = Pair::new();
+    for n in 0..meshtalk_core::node::WINDOW {
+        command(&mut pair.a, at(0), &format!("send bob m{n}"));
+    }
+    let cmd = command::parse("send bob one more").unwrap().unwrap();
+    let err = pair.a.handle_input(at(0), Input::Command(cmd)).unwrap_err();
+    assert!(matches!(err, NodeError::WindowFull(_)));
+    assert!(err.to_string().contains("await their receipt"));
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_and_nothing_is_sent() {
+    let mut pair = Pair::new();
+    let long = format!("send bob {}", "x".repeat(TestNode::MAX_TEXT + 1));
+    let cmd = command::parse(&long).unwrap().unwrap();
+    let err = pair.a.handle_input(at(0), Input::Command(cmd)).unwrap_err();
+    assert_eq!(
+        err,
+        NodeError::TooLong {
+            len: TestNode::MAX_TEXT + 1,
+            max: TestNode::MAX_TEXT
+        }
+    );
+    assert!(drain(&mut pair.a, at(0)).0.is_empty());
+}
+
+#[test]
+fn disconnect_says_goodbye_and_the_other_side_learns_why() {
+    let mut pair = Pair::new();
+    pair.a_says("disconnect bob");
+    assert!(pair.a_events.iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Local,
+            ..
+        }
+    )));
+    assert!(pair.b_events.iter().any(|e| matches!(e,
+        Event::Disconnected { reason: Reason::Bye(why), .. } if why == "disconnected here")));
+}
+
+#[test]
+fn a_connection_back_to_the_same_node_is_refused() {
+    let mut a = node("alice", 1);
+    let mut b = node("alice2", 1);
+    let outs = command(&mut a, at(0), "connect 127.0.0.1 4000");
+    let Some(Out::Connect(peer, ..)) = outs.first().cloned() else {
+        panic!()
+    };
+    let Handled::Accepted(inbound) = b
+        .handle_input(at(0), Input::Accepted { addr: addr(5000) })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let banner = sent_bytes(
+        &input(
+            &mut a,
+            at(0),
+            Input::Connected {
+                peer,
+                addr: addr(4000),
+            },
+        ),
+        peer,
+    );
+    let reply = sent_bytes(&receive(&mut b, at(0), inbound, &banner), inbound);
+    let outs = receive(&mut a, at(0), peer, &reply);
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Fault(Fault::Itself),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_banner_with_another_major_version_is_refused_with_both_versions_named() {
+    let mut b = node("bob", 2);
+    let Handled::Accepted(peer) = b
+        .handle_input(at(0), Input::Accepted { addr: addr(5000) })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let outs = receive(&mut b, at(0), peer, b"MESHTALK/2 future\n");
+    let reason = events(&outs)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        reason,
+        Reason::Fault(Fault::Banner(BannerError::Version { major: 2 }))
+    );
+    let shown = reason.to_string();
+    assert!(
+        shown.contains("MESHTALK/2") && shown.contains("MESHTALK/1"),
+        "{shown}"
+    );
+    assert!(outs.contains(&Out::Close(peer)));
+}
+
+// ---- text peers ----
+
+fn accept(node: &mut TestNode) -> PeerId {
+    match node
+        .handle_input(at(0), Input::Accepted { addr: addr(6000) })
+        .unwrap()
+    {
+        Handled::Accepted(peer) => peer,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_peer_whose_first_bytes_cannot_begin_a_banner_is_a_text_peer_at_once() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let outs = receive(&mut b, at(0), peer, b"hi");
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Connected {
+            kind: Kind::Text(_),
+            ..
+        }
+    )));
+    assert!(
+        sent_bytes(&outs, peer).is_empty(),
+        "a text client never sees protocol bytes"
+    );
+}
+
+#[test]
+fn each_line_from_a_text_peer_is_one_message() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let outs = receive(&mut b, at(0), peer, b"one\r\ntwo\nthr");
+    assert_eq!(messages(&outs), ["one", "two"]);
+    let outs = receive(&mut b, at(10), peer, b"ee\n");
+    assert_eq!(messages(&outs), ["three"]);
+}
+
+#[test]
+fn text_without_a_newline_becomes_a_message_after_100_ms_idle() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let outs = receive(&mut b, at(0), peer, b"bare text");
+    assert!(messages(&outs).is_empty());
+    let (_, wake) = drain(&mut b, at(0));
+    assert_eq!(wake, Some(at(100)));
+    let outs = input(&mut b, at(100), Input::Timeout);
+    assert_eq!(messages(&outs), ["bare text"]);
+}
+
+#[test]
+fn a_text_peer_is_answered_the_way_it_speaks() {
+    let mut b = node("bob", 2);
+    let liner = accept(&mut b);
+    receive(&mut b, at(0), liner, b"hello\n");
+    let outs = command(&mut b, at(1), &format!("send #{} hi", liner.number()));
+    assert_eq!(sent_bytes(&outs, liner), b"hi\n");
+
+    let bare = accept(&mut b);
+    receive(&mut b, at(0), bare, b"hello");
+    input(&mut b, at(100), Input::Timeout);
+    let outs = command(&mut b, at(101), &format!("send #{} hi", bare.number()));
+    assert_eq!(sent_bytes(&outs, bare), b"hi");
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|e| matches!(e, Event::Sent { receipt: false, .. }))
+    );
+}
+
+#[test]
+fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
+    let mut a = node("alice", 1);
+    let outs = command(&mut a, at(0), "connect 127.0.0.1 4000");
+    let Some(Out::Connect(peer, ..)) = outs.first().cloned() else {
+        panic!()
+    };
+    let _ = input(
+        &mut a,
+        at(0),
+        Input::Connected {
+            peer,
+            addr: addr(4000),
+        },
+    );
+    let (_, wake) = drain(&mut a, at(0));
+    assert_eq!(wake, Some(at(500)));
+    let outs = input(&mut a, at(500), Input::Timeout);
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Connected {
+            kind: Kind::Text(TextMode::Bare),
+            ..
+        }
+    )));
+    let outs = command(&mut a, at(600), "send quit");
+    assert_eq!(sent_bytes(&outs, peer), b"quit");
+}
+
+#[test]
+fn a_line_longer_than_a_message_is_split_at_the_limit() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let long = "é".repeat(TestNode::MAX_TEXT); // 2 bytes each: twice the limit
+    let outs = receive(&mut b, at(0), peer, format!("{long}\n").as_bytes());
+    let got = messages(&outs);
+    assert!(got.len() >= 2);
+    assert!(got.iter().all(|m| m.len() <= TestNode::MAX_TEXT));
+    assert_eq!(got.concat(), long, "nothing lost, no character cut");
+}
+
+#[test]
+fn invalid_utf8_from_a_text_peer_is_replaced_not_dropped() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let outs = receive(&mut b, at(0), peer, b"a\xffb\n");
+    assert_eq!(messages(&outs), ["a\u{fffd}b"]);
+}
+
+#[test]
+fn pending_bare_text_is_delivered_when_the_text_peer_closes() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"last words");
+    let outs = input(&mut b, at(1), Input::Closed { peer, error: None });
+    assert_eq!(messages(&outs), ["last words"]);
+}
+
+#[test]
+fn a_hub_relays_a_text_peers_line_to_the_other_text_peers_with_its_name() {
+    let mut h = hub("hub", 3);
+    let first = accept(&mut h);
+    let second = accept(&mut h);
+    receive(&mut h, at(0), second, b"hey\n");
+    input(
+        &mut h,
+        at(0),
+        Input::Command(Command::SetAlias {
+            target: command::Target::Id(first.number()),
+            alias: "ann",
+        }),
+    );
+    let outs = receive(&mut h, at(1), first, b"hello all\n");
+    assert_eq!(sent_bytes(&outs, second), b"<ann> hello all\n");
+    assert!(sent_bytes(&outs, first).is_empty(), "no echo to the sender");
+}
+
+#[test]
+fn without_hub_a_text_peers_line_goes_nowhere_else() {
+    let mut b = node("bob", 2);
+    let first = accept(&mut b);
+    let second = accept(&mut b);
+    receive(&mut b, at(0), second, b"hey\n");
+    let outs = receive(&mut b, at(1), first, b"hello all\n");
+    assert!(sent_bytes(&outs, second).is_empty());
+}
+
+// ---- rooms ----
+
+#[test]
+fn a_broadcast_reaches_a_node_two_hops_away_once() {
+    // a - b - c, with a and c not connected.
+    let mut ab = Pair::new();
+    let mut c = node("carol", 3);
+    let outs = command(&mut ab.b, at(0), "connect 127.0.0.1 7000");
+    let Some(Out::Connect(b_to_c, ..)) = outs.first().cloned() else {
+        panic!()
+    };
+    let c_to_b = accept(&mut c);
+    // Carry b <-> c by hand until quiet.
+    let mut to_c = sent_bytes(
+        &input(
+            &mut ab.b,
+            at(0),
+            Input::Connected {
+                peer: b_to_c,
+                addr: addr(7000),
+            },
+        ),
+        b_to_c,
+    );
+    let mut c_events = Vec::new();
+    for _ in 0..10 {
+        let outs = receive(&mut c, at(0), c_to_b, &to_c);
+        c_events.extend(events(&outs));
+        let back = sent_bytes(&outs, c_to_b);
+        to_c = sent_bytes(&receive(&mut ab.b, at(0), b_to_c, &back), b_to_c);
+        if to_c.is_empty() {
+            break;
+        }
+    }
+    let outs = command(&mut ab.a, at(1), "broadcast hello room");
+    let to_b = sent_bytes(&outs, ab.a_to_b);
+    let outs = receive(&mut ab.b, at(1), ab.b_to_a, &to_b);
+    assert_eq!(messages(&outs), ["hello room"]);
+    let relayed = sent_bytes(&outs, b_to_c);
+    assert!(
+        sent_bytes(&outs, ab.b_to_a).is_empty(),
+        "never back where it came from"
+    );
+    let outs = receive(&mut c, at(1), c_to_b, &relayed);
+    let got: Vec<_> = events(&outs)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message {
+                from,
+                text,
+                room: Some(_),
+                ..
+            } => Some((from, text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [("alice".to_string(), "hello room".to_string())]);
+    // The same frame again (another path) is suppressed.
+    let again = receive(&mut c, at(2), c_to_b, &relayed);
+    assert!(messages(&again).is_empty());
+    assert_eq!(c.stats().duplicates, 1);
+}
+
+#[test]
+fn a_broadcast_with_one_hop_left_is_not_relayed() {
+    let mut pair = Pair::new();
+    let frame = {
+        let mut buf = [0u8; 128];
+        let n = Message::Broadcast {
+            origin: 9,
+            seq: 1,
+            hops: 1,
+            name: "zed",
+            text: "far",
+        }
+        .encode_frame(&mut buf)
+        .unwrap();
+        buf[..n].to_vec()
+    };
+    let c = accept(&mut pair.b);
+    let _ = c;
+    let outs = receive(&mut pair.b, at(0), pair.b_to_a, &frame);
+    assert_eq!(messages(&outs), ["far"]);
+    assert!(outs.iter().all(|o| !matches!(o, Out::Tx(..))));
+}
+
+// ---- limits ----
+
+#[test]
+fn ten_thousand_tiny_frames_in_one_read_are_all_taken_in_bounded_steps() {
+    let mut pair = Pair::new();
+    let mut burst = Vec::new();
+    for id in 0..10_000u32 {
+        let mut buf = [0u8; 64];
+        let n = Message::Chat { id, text: "x" }
+            .encode_frame(&mut buf)
+            .unwrap();
+        burst.extend_from_slice(&buf[..n]);
+    }
+    let outs = receive(&mut pair.b, at(0), pair.b_to_a, &burst);
+    assert_eq!(messages(&outs).len(), 10_000);
+    assert_eq!(
+        outs.iter().filter(|o| matches!(o, Out::Tx(..))).count(),
+        10_000,
+        "each message acknowledged"
+    );
+}
+
+#[test]
+fn an_oversized_frame_is_skipped_and_the_next_one_is_read() {
+    let mut pair = Pair::new();
+    let mut stream = vec![0x80, 0x40]; // 8192 bytes: over the 1 KiB limit
+    stream.extend(std::iter::repeat_n(0u8, 8192));
+    let mut buf = [0u8; 64];
+    let n = Message::Chat {
+        id: 1,
+        text: "after",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    stream.extend_from_slice(&buf[..n]);
+    let outs = receive(&mut pair.b, at(0), pair.b_to_a, &stream);
+    assert_eq!(messages(&outs), ["after"]);
+    assert_eq!(pair.b.stats().oversized, 1);
+}
+
+#[test]
+fn a_node_for_a_small_device_fits_in_32_kib() {
+    // 8 peers, 1 KiB frames: the size the README quotes.
+    let size = std::mem::size_of::<Node<8, 1024, 4096>>();
+    assert!(size <= 32 * 1024, "node is {size} bytes");
+}
+
+#[test]
+fn the_table_limit_refuses_one_more_peer() {
+    let mut config = Config::new("bob", 2).unwrap();
+    config.max_peers = 1;
+    let mut b = TestNode::new(config);
+    accept(&mut b);
+    let err = b
+        .handle_input(at(0), Input::Accepted { addr: addr(1) })
+        .unwrap_err();
+    assert!(err.to_string().contains("full"), "{err}");
+}
+
+#[test]
+fn the_greeting_deadline_is_given_as_the_next_wake_up() {
+    let mut b = node("bob", 2);
+    accept(&mut b);
+    let (_, wake) = drain(&mut b, at(0));
+    assert_eq!(wake, Some(at(0) + Duration::from_millis(500)));
+}
