@@ -40,7 +40,8 @@ pub struct Config {
     pub hops: u8,
     /// A connection that says nothing for this long is a text peer.
     pub greeting_timeout: Duration,
-    /// A banner must be complete this long after its first byte.
+    /// A banner must be complete this long after its first byte, and the hello
+    /// this long after the banner.
     pub banner_timeout: Duration,
     /// Text with no newline becomes a message after the stream is idle this long.
     pub text_idle: Duration,
@@ -212,6 +213,8 @@ pub enum Fault {
     BannerUnfinished,
     /// A message other than hello came first.
     NoHello,
+    /// The banner came but no hello followed in time.
+    HelloMissing,
     /// The connection loops back to this very node.
     Itself,
 }
@@ -224,6 +227,7 @@ impl fmt::Display for Fault {
             Fault::Banner(e) => write!(f, "{e}"),
             Fault::BannerUnfinished => f.write_str("banner not finished in time"),
             Fault::NoHello => f.write_str("message before hello"),
+            Fault::HelloMissing => f.write_str("no hello after the banner"),
             Fault::Itself => f.write_str("connected to this node itself"),
         }
     }
@@ -905,7 +909,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 return Step::Took(taken);
             }
             if b == b'\n' {
-                return self.on_banner(peer, taken);
+                return self.on_banner(now, peer, taken);
             }
         }
         let at = now + self.config.banner_timeout;
@@ -913,7 +917,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         Step::Took(taken)
     }
 
-    fn on_banner(&mut self, peer: PeerId, taken: usize) -> Step {
+    fn on_banner(&mut self, now: Instant, peer: PeerId, taken: usize) -> Step {
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Took(taken);
         };
@@ -926,7 +930,6 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let inbound = p.direction == Direction::Inbound;
                 p.state.rx = Rx::Frames(FrameDecoder::new());
                 p.state.phase = Phase::Hello;
-                p.state.deadline = None;
                 // The Connected event that follows hello carries the alias.
                 self.peers.announce(peer, banner.name);
                 if inbound {
@@ -941,6 +944,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 if let Ok(data) = self.outbox.put_message(&hello) {
                     self.outbox.push(Job::Send { peer, data });
                 }
+                self.set_deadline(peer, now + self.config.banner_timeout);
             }
             Sniff::Error(e) => {
                 if matches!(e, BannerError::Version { .. }) && p.direction == Direction::Inbound {
@@ -1040,10 +1044,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     return Step::Took(n);
                 }
                 link.phase = Phase::Ready(Kind::Native);
+                link.deadline = None;
                 let mut owned: String<MAX_NAME> = String::new();
                 let _ = owned.push_str(name);
                 self.peers.announce(peer, &owned);
                 self.connected_event(peer);
+            }
+            Message::Bye { reason } => {
+                let reason = self.outbox.put(&[reason.as_bytes()]).unwrap_or_default();
+                self.drop_peer(peer, Reason::Bye(reason), true);
             }
             _ if !hello_done => self.fault(peer, Fault::NoHello),
             Message::Chat { id, text } => {
@@ -1094,10 +1103,6 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 if let Some(hops) = route::relay_hops(hops) {
                     self.fanout(Some(peer), room, hops, from, text, true);
                 }
-            }
-            Message::Bye { reason } => {
-                let reason = self.outbox.put(&[reason.as_bytes()]).unwrap_or_default();
-                self.drop_peer(peer, Reason::Bye(reason), true);
             }
         }
         Step::Took(n)
@@ -1219,6 +1224,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.become_text(now, peer, &held, mode);
             }
             (Rx::Banner(_), _) => self.fault(peer, Fault::BannerUnfinished),
+            (Rx::Frames(_), Phase::Hello) => self.fault(peer, Fault::HelloMissing),
             (Rx::Text(buf), _) if !buf.is_empty() => {
                 // Idle after text with no newline: one bare message.
                 let held: Vec<u8, F> = core::mem::take(buf);

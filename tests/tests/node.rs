@@ -383,6 +383,42 @@ fn a_banner_with_another_major_version_is_refused_with_both_versions_named() {
     assert!(outs.contains(&Out::Close(peer)));
 }
 
+#[test]
+fn a_banner_with_no_hello_after_it_is_dropped_at_the_banner_timeout() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"MESHTALK/1 mute\n");
+    let outs = input(&mut b, at(1999), Input::Timeout);
+    assert!(events(&outs).is_empty());
+    let (_, wake) = drain(&mut b, at(1999));
+    assert_eq!(wake, Some(at(2000)));
+    let outs = input(&mut b, at(2000), Input::Timeout);
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Fault(Fault::HelloMissing),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_goodbye_before_hello_is_taken_as_a_goodbye() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let mut stream = b"MESHTALK/1 busy\n".to_vec();
+    let mut buf = [0u8; 64];
+    let n = Message::Bye {
+        reason: "in a chat already",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    stream.extend_from_slice(&buf[..n]);
+    let outs = receive(&mut b, at(0), peer, &stream);
+    assert!(events(&outs).iter().any(|e| matches!(e,
+        Event::Disconnected { reason: Reason::Bye(why), .. } if why == "in a chat already")));
+}
+
 // ---- text peers ----
 
 fn accept(node: &mut TestNode) -> PeerId {
