@@ -6,6 +6,7 @@
 pub mod command;
 pub mod display;
 pub mod frame;
+#[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod node;
 mod outbox;
