@@ -865,7 +865,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             };
             let rest = bytes.get(used..).unwrap_or_default();
             let step = match &mut p.state.rx {
-                Rx::Banner(_) if rest.is_empty() => return used,
+                Rx::Banner(_) | Rx::Text(_) if rest.is_empty() => return used,
                 Rx::Banner(_) => self.on_greeting_bytes(now, peer, rest),
                 Rx::Frames(_) => self.on_frame_bytes(peer, rest),
                 Rx::Text(_) => self.on_text_bytes(now, peer, rest),

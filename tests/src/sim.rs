@@ -41,7 +41,7 @@ const SPAN: u64 = 3_000;
 /// A link that stays up this long after a broadcast carries it, however slow.
 const FLIGHT: u64 = 5_000;
 /// After the last action the run must go quiet within this time.
-const SETTLE: u64 = 10_000;
+const SETTLE: u64 = 30_000;
 /// The most steps (inputs and reads) a run may take before it counts as livelock.
 const MAX_STEPS: u64 = 400_000;
 
@@ -95,6 +95,8 @@ pub enum Topology {
     RandomConnected,
     /// This many random connected components (each a random tree plus extras).
     Components(usize),
+    /// Every node linked to every other.
+    Complete,
 }
 
 /// One simulated run: who, how wired, what people do and what goes wrong.
@@ -117,6 +119,8 @@ pub struct Scenario {
     pub slow_reader: bool,
     /// The nodes' hop limit; `None` for one that never binds (more than any path).
     pub hops: Option<u8>,
+    /// People act within this many ms after setup: small for bursts.
+    pub span_ms: u64,
     /// Keep a line per input, output and read, to compare runs.
     pub trace: bool,
 }
@@ -135,6 +139,7 @@ impl Scenario {
             disconnects: 0,
             slow_reader: false,
             hops: None,
+            span_ms: SPAN,
             trace: false,
         }
     }
@@ -198,6 +203,9 @@ pub struct Totals {
     pub unicasts: usize,
     pub broadcasts: usize,
     pub deliveries: usize,
+    pub refused: usize,
+    pub undelivered: usize,
+    pub resets: usize,
     pub steps: u64,
 }
 
@@ -208,6 +216,9 @@ impl Totals {
         self.unicasts += r.unicasts_sent;
         self.broadcasts += r.broadcasts_sent;
         self.deliveries += r.unicasts_delivered + r.broadcast_deliveries;
+        self.refused += r.unicasts_refused;
+        self.undelivered += r.unicasts_undelivered;
+        self.resets += r.resets;
         self.steps += r.steps;
     }
 }
@@ -458,6 +469,13 @@ fn edges_for(rng: &mut Rng, n: usize, topology: Topology) -> Vec<(usize, usize)>
         }
         Topology::Star => (1..n).for_each(|i| edges.push((label[0], label[i]))),
         Topology::RandomConnected => tree_plus(rng, &label, &mut edges),
+        Topology::Complete => {
+            for i in 0..n {
+                for j in i + 1..n {
+                    edges.push((label[i], label[j]));
+                }
+            }
+        }
         Topology::Components(k) => {
             let k = k.clamp(1, n);
             for c in 0..k {
@@ -506,7 +524,8 @@ impl Sim {
         for &(a, b) in &edges {
             actions.push((rng.below(SETUP_DIALS), Action::Dial { from: a, to: b }));
         }
-        let at = |rng: &mut Rng| SETUP + rng.below(SPAN);
+        let span = sc.span_ms.max(1);
+        let at = |rng: &mut Rng| SETUP + rng.below(span);
         for _ in 0..sc.unicasts {
             let from = rng.below(n as u64) as usize;
             actions.push((at(&mut rng), Action::Unicast { from }));
@@ -943,7 +962,7 @@ impl Sim {
             return;
         }
         let max = if slow {
-            self.rng.range(1, 8)
+            self.rng.range(1, 16)
         } else {
             match self.rng.below(4) {
                 0 => self.rng.range(1, 16),
@@ -1023,13 +1042,19 @@ impl Sim {
             0 => 0,
             1 => self.rng.range(1, 40),
             2 => self.rng.range(40, 400),
-            _ => self.rng.range(400, 900),
+            _ => self.rng.range(400, SimNode::MAX_TEXT as u64),
         };
         if pad > 0 {
             text.push(' ');
         }
         while text.len() < pad as usize {
-            text.push(['a', 'z', 'é', '→', ' ', '0'][self.rng.below(6) as usize]);
+            let c = ['a', 'z', 'é', '→', ' ', '0'][self.rng.below(6) as usize];
+            let c = if text.len() + c.len_utf8() <= pad as usize {
+                c
+            } else {
+                'a'
+            };
+            text.push(c);
         }
         text
     }

@@ -137,3 +137,75 @@ fn the_simulation_is_deterministic_for_a_seed() {
     .run();
     assert_ne!(a.trace, other.trace, "another seed gave the same trace");
 }
+
+#[test]
+fn a_text_peers_line_is_shown_and_the_node_goes_on() {
+    use meshtalk_core::node::{Event, Handled, Input, Output};
+    use meshtalk_core::time::Instant;
+    use meshtalk_tests::sim::SimNode;
+
+    // Before the fix the node spun forever on the empty rest after the line;
+    // run it on a thread so a regression fails instead of hanging the suite.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let config = meshtalk_core::node::Config::new("a", 1).unwrap();
+        let mut node = Box::new(SimNode::new(config));
+        let t = Instant::ZERO;
+        let addr = "10.0.0.9:4000".parse().unwrap();
+        let Ok(Handled::Accepted(peer)) = node.handle_input(t, Input::Accepted { addr }) else {
+            panic!("not accepted");
+        };
+        while !matches!(node.poll_output(t), Output::Timeout(_)) {}
+        let bytes = b"hello\nworld\n";
+        let mut texts = Vec::new();
+        let mut off = 0;
+        while off < bytes.len() {
+            let input = Input::Received {
+                peer,
+                bytes: &bytes[off..],
+            };
+            let Ok(Handled::Consumed(n)) = node.handle_input(t, input) else {
+                panic!("bytes refused");
+            };
+            off += n;
+            loop {
+                match node.poll_output(t) {
+                    Output::Timeout(_) => break,
+                    Output::Event(Event::Message { text, .. }) => texts.push(text.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let _ = tx.send(texts);
+    });
+    let texts = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the node hung on a text peer's line");
+    assert_eq!(texts, ["hello", "world"]);
+}
+
+#[test]
+fn bursts_of_messages_are_taken_in_parts_without_loss() {
+    runs(0xd000, 8, |s| {
+        let topology = [Topology::Complete, Topology::RandomConnected][s as usize % 2];
+        let mut sc = Scenario::new(s, 4 + s as usize % 13, topology);
+        sc.unicasts = 15 * sc.nodes;
+        sc.broadcasts = 3 * sc.nodes;
+        sc.span_ms = 50;
+        sc.resets = s as usize % 3;
+        sc.slow_reader = s % 3 == 0;
+        sc
+    });
+}
+
+#[test]
+fn a_full_window_refuses_sends_instead_of_losing_them() {
+    let totals = runs(0xe000, 3, |s| {
+        let mut sc = Scenario::new(s, 2, Topology::Line);
+        sc.unicasts = 200;
+        sc.broadcasts = 0;
+        sc.span_ms = 20;
+        sc
+    });
+    assert!(totals.refused > 0, "the window never filled");
+}
