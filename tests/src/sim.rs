@@ -115,6 +115,9 @@ pub struct Scenario {
     pub partitions: usize,
     /// Links closed by a person's `disconnect`, and re-dialled later.
     pub disconnects: usize,
+    /// Links dialled a second time from the other side at the same moment, so
+    /// two nodes share two connections (the second alias gets a `-2`).
+    pub double_links: usize,
     /// One node reads its bytes in tiny chunks with extra delay.
     pub slow_reader: bool,
     /// The nodes' hop limit; `None` for one that never binds (more than any path).
@@ -137,6 +140,7 @@ impl Scenario {
             resets: 0,
             partitions: 0,
             disconnects: 0,
+            double_links: 0,
             slow_reader: false,
             hops: None,
             span_ms: SPAN,
@@ -228,6 +232,11 @@ impl Totals {
 #[derive(Clone, Copy, Debug)]
 enum Action {
     Dial {
+        from: usize,
+        to: usize,
+    },
+    /// Dial even when a link between the two exists.
+    DialAgain {
         from: usize,
         to: usize,
     },
@@ -427,6 +436,17 @@ fn name(node: usize) -> String {
     format!("n{node}")
 }
 
+/// `n3`, or `n3-2` for a second link to the same node.
+fn is_alias_of(alias: &str, node: usize) -> bool {
+    let base = name(node);
+    alias.strip_prefix(&base).is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('-')
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+    })
+}
+
 /// The first word of a message text: its tracking key (`u3-7`, `b2-1`).
 fn key(text: &str) -> &str {
     text.split(' ').next().unwrap_or(text)
@@ -524,6 +544,13 @@ impl Sim {
         for &(a, b) in &edges {
             actions.push((rng.below(SETUP_DIALS), Action::Dial { from: a, to: b }));
         }
+        for _ in 0..sc.double_links {
+            if let Some((a, b)) = rng.pick(&edges) {
+                // After the first dials, so the link exists to be doubled.
+                let at = SETUP_DIALS + rng.below(SETUP_DIALS);
+                actions.push((at, Action::DialAgain { from: b, to: a }));
+            }
+        }
         let span = sc.span_ms.max(1);
         let at = |rng: &mut Rng| SETUP + rng.below(span);
         for _ in 0..sc.unicasts {
@@ -535,7 +562,13 @@ impl Sim {
             actions.push((at(&mut rng), Action::Broadcast { from }));
         }
         for _ in 0..sc.resets {
-            actions.push((at(&mut rng), Action::Reset));
+            // A third of them while links are still exchanging banners and hellos.
+            let t = if rng.chance(1, 3) {
+                rng.below(SETUP_DIALS + 50)
+            } else {
+                at(&mut rng)
+            };
+            actions.push((t, Action::Reset));
         }
         for _ in 0..sc.partitions {
             if let Some((a, b)) = rng.pick(&edges) {
@@ -1062,6 +1095,10 @@ impl Sim {
     fn act(&mut self, action: Action) {
         self.trace(|| format!("action {action:?}"));
         match action {
+            Action::DialAgain { from, to } => {
+                let line = format!("connect {} {PORT}", ip(to));
+                self.command(from, &line);
+            }
             Action::Dial { from, to } => {
                 let linked = self.nodes[from].peers.values().any(|v| v.remote == to)
                     || self.nodes[to].peers.values().any(|v| v.remote == from);
@@ -1183,7 +1220,7 @@ impl Sim {
                         view.remote
                     ));
                 }
-                if alias != name(view.remote) {
+                if !is_alias_of(&alias, view.remote) {
                     self.violation(format!("n{i}: n{} got alias {alias:?}", view.remote));
                 }
                 if view.ready {
@@ -1300,8 +1337,14 @@ impl Sim {
         let mut v = Vec::new();
         if !faulty {
             let up = self.conns.iter().filter(|c| c.down_at.is_none()).count();
-            if up != self.edges.len() {
-                v.push(format!("{up} of {} links up at the end", self.edges.len()));
+            let again = self
+                .actions
+                .iter()
+                .filter(|(_, a)| matches!(a, Action::DialAgain { .. }))
+                .count();
+            let dialled = self.edges.len() + again;
+            if up != dialled {
+                v.push(format!("{up} of {dialled} links up at the end"));
             }
         }
         // Unicasts.
@@ -1313,7 +1356,7 @@ impl Sim {
                 v.push(format!("{what} shown {} times", m.shown.len()));
             }
             for (node, via, from, _, order) in &m.shown {
-                if *node != m.to || *via != Some(m.conn) || *from != name(m.from) {
+                if *node != m.to || *via != Some(m.conn) || !is_alias_of(from, m.from) {
                     v.push(format!(
                         "{what} shown at n{node} via link {via:?} from {from:?}, sent on link {}",
                         m.conn

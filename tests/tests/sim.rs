@@ -209,3 +209,41 @@ fn a_full_window_refuses_sends_instead_of_losing_them() {
     });
     assert!(totals.refused > 0, "the window never filled");
 }
+
+#[test]
+fn two_links_between_the_same_nodes_still_give_each_broadcast_once() {
+    runs(0xf000, 6, |s| {
+        let topology = [Topology::Line, Topology::RandomConnected][s as usize % 2];
+        let mut sc = Scenario::new(s, size(s).max(3), topology);
+        sc.double_links = 1 + s as usize % 3;
+        sc.unicasts = 6 * sc.nodes;
+        sc
+    });
+}
+
+#[test]
+fn every_promise_holds_over_a_sweep_of_topologies_faults_and_loads() {
+    runs(0x10_000, 60, |s| {
+        let topology = [
+            Topology::Complete,
+            Topology::RandomConnected,
+            Topology::Star,
+            Topology::Ring,
+            Topology::Components(3),
+            Topology::Line,
+        ][s as usize % 6];
+        let mut sc = Scenario::new(s, 3 + s as usize % 14, topology);
+        sc.unicasts = 8 * sc.nodes;
+        sc.broadcasts = 2 * sc.nodes;
+        sc.span_ms = [50, 500, 3_000][s as usize % 3];
+        sc.resets = (s % 4) as usize;
+        sc.slow_reader = s % 5 == 0;
+        sc.partitions = (s % 7 % 3) as usize;
+        sc.disconnects = (s % 11 % 3) as usize;
+        sc.double_links = (s % 13 % 3) as usize;
+        if s % 9 == 0 {
+            sc.hops = Some(2);
+        }
+        sc
+    });
+}
