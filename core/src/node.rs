@@ -844,12 +844,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     // ---- connections ----
 
     fn on_connected(&mut self, now: Instant, peer: PeerId, addr: SocketAddr) {
-        let Some(p) = self.peers.get_mut(peer) else {
+        let Some(p) = self
+            .peers
+            .get_mut(peer)
+            .filter(|p| p.state.phase == Phase::Dialing)
+        else {
+            // Disconnected while the dial was under way: the new connection is not wanted.
+            self.outbox.push(Job::Close { peer });
             return;
         };
-        if p.state.phase != Phase::Dialing {
-            return;
-        }
         p.state.phase = Phase::Greeting;
         self.peers.set_addr(peer, addr);
         self.send_banner(peer);

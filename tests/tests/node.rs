@@ -319,6 +319,26 @@ fn disconnect_says_goodbye_and_the_other_side_learns_why() {
 }
 
 #[test]
+fn a_dial_that_completes_after_its_peer_was_disconnected_is_closed() {
+    let mut a = node("alice", 1);
+    let outs = command(&mut a, at(0), "connect 127.0.0.1 4000");
+    let Some(Out::Connect(peer, ..)) = outs.first().cloned() else {
+        panic!()
+    };
+    let outs = command(&mut a, at(1), &format!("disconnect #{}", peer.number()));
+    assert!(outs.contains(&Out::Close(peer)));
+    let outs = input(
+        &mut a,
+        at(2),
+        Input::Connected {
+            peer,
+            addr: addr(4000),
+        },
+    );
+    assert_eq!(outs, [Out::Close(peer)]);
+}
+
+#[test]
 fn a_connection_back_to_the_same_node_is_refused() {
     let mut a = node("alice", 1);
     let mut b = node("alice2", 1);
