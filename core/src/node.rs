@@ -1018,9 +1018,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let body = match decoded {
             Decoded::NeedMore => return Step::Wait(n),
             Decoded::Frame(body) => body,
-            Decoded::Error(e @ FrameError::Oversized { .. }) => {
+            Decoded::Error(FrameError::Oversized { .. }) => {
                 // Skipped by the decoder; the stream goes on at the next frame.
-                let _ = e;
                 self.stats.oversized += 1;
                 return Step::Took(n);
             }
@@ -1126,46 +1125,51 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         if let Some(newline) = window.iter().position(|&b| b == b'\n') {
             let line = window.get(..newline).unwrap_or_default();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let mut held: Vec<u8, F> = core::mem::take(buf);
             // Cannot fail: the line fits in `room`.
-            let _ = held.extend_from_slice(line);
+            let _ = buf.extend_from_slice(line);
             if let Phase::Ready(Kind::Text(mode)) = &mut p.state.phase {
                 *mode = TextMode::Lines;
             }
             p.state.deadline = None;
-            self.text_message(peer, &held);
+            self.flush_text(peer, usize::MAX);
             return Step::Took(newline + 1);
         }
         // Cannot fail: `window` fits in `room`.
         let _ = buf.extend_from_slice(window);
         if buf.len() >= max {
             // A line longer than a message: send what fits, up to a character boundary.
-            let held: Vec<u8, F> = core::mem::take(buf);
-            let cut = utf8_cut(&held);
-            let (now_part, later) = held.split_at(cut);
-            let mut rest = Vec::<u8, F>::new();
-            let _ = rest.extend_from_slice(later);
-            if let Some(Rx::Text(buf)) = self.peers.get_mut(peer).map(|p| &mut p.state.rx) {
-                *buf = rest;
-            }
-            self.text_message(peer, now_part);
+            let cut = utf8_cut(buf);
+            self.flush_text(peer, cut);
         }
         let at = now + self.config.text_idle;
         self.set_deadline(peer, at);
         Step::Took(window.len())
     }
 
+    /// Sends the first `cut` bytes a text peer sent as one message, keeping the rest.
+    fn flush_text(&mut self, peer: PeerId, cut: usize) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let (alias, link) = p.alias_and_state();
+        let Rx::Text(buf) = &mut link.rx else {
+            return;
+        };
+        let cut = cut.min(buf.len());
+        let from = self.outbox.put(&[alias.as_bytes()]);
+        let text = self
+            .outbox
+            .put_lossy(buf.get(..cut).unwrap_or_default(), Self::MAX_TEXT);
+        let kept = buf.len() - cut;
+        buf.copy_within(cut.., 0);
+        buf.truncate(kept);
+        if let (Some(from), Some(text)) = (from, text) {
+            self.text_message(peer, from, text);
+        }
+    }
+
     /// One message from a text peer: shown, and at a hub relayed to the room.
-    fn text_message(&mut self, peer: PeerId, bytes: &[u8]) {
-        let Some(p) = self.peers.get(peer) else {
-            return;
-        };
-        let Some(from) = self.outbox.put(&[p.alias().as_bytes()]) else {
-            return;
-        };
-        let Some(text) = self.outbox.put_lossy(bytes, Self::MAX_TEXT) else {
-            return;
-        };
+    fn text_message(&mut self, peer: PeerId, from: Span, text: Span) {
         let mut room = None;
         if self.config.hub {
             self.last_seq = self.last_seq.wrapping_add(1);
@@ -1230,11 +1234,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             (Rx::Frames(_), Phase::Hello) => self.fault(peer, Fault::HelloMissing),
             (Rx::Text(buf), _) if !buf.is_empty() => {
                 // Idle after text with no newline: one bare message.
-                let held: Vec<u8, F> = core::mem::take(buf);
                 if let Phase::Ready(Kind::Text(mode)) = &mut p.state.phase {
                     *mode = TextMode::Bare;
                 }
-                self.text_message(peer, &held);
+                self.flush_text(peer, usize::MAX);
             }
             _ => {}
         }
@@ -1253,11 +1256,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
-        if let Rx::Text(buf) = &mut p.state.rx {
-            let held: Vec<u8, F> = core::mem::take(buf);
-            if !held.is_empty() {
-                self.text_message(peer, &held);
-            }
+        if matches!(&p.state.rx, Rx::Text(buf) if !buf.is_empty()) {
+            self.flush_text(peer, usize::MAX);
         }
         let Some(p) = self.peers.remove(peer) else {
             return;
