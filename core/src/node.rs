@@ -10,7 +10,7 @@ use crate::command::{AliasError, Command, Target, validate_alias};
 use crate::frame::{Decoded, FrameDecoder, FrameError};
 use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{Direction, InsertError, LookupError, PeerId, PeerTable};
-use crate::route::{self, SeenCache};
+use crate::route::{self, SeenCache, Sight};
 use crate::time::{Duration, Instant};
 use crate::wire::{
     self, BANNER_PREFIX, BannerError, MAX_BANNER, MAX_NAME, Message, Sniff, WireError,
@@ -1086,7 +1086,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 name,
                 text,
             } => {
-                if origin == self.config.node_id || !self.seen.first_sight(origin, seq) {
+                let sight = match origin == self.config.node_id {
+                    true => Sight::Duplicate,
+                    false => self.seen.sight(origin, seq, hops),
+                };
+                if sight == Sight::Duplicate {
                     self.stats.duplicates += 1;
                     return Step::Took(n);
                 }
@@ -1096,12 +1100,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     return Step::Took(n);
                 };
                 let room = Room { origin, seq };
-                self.event(Event::Message {
-                    peer,
-                    from,
-                    text,
-                    room: Some(room),
-                });
+                if sight == Sight::New {
+                    self.event(Event::Message {
+                        peer,
+                        from,
+                        text,
+                        room: Some(room),
+                    });
+                }
                 if let Some(hops) = route::relay_hops(hops) {
                     self.fanout(Some(peer), room, hops, from, text, true);
                 }

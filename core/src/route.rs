@@ -1,5 +1,7 @@
 //! Routing of room messages: each broadcast is named by (origin, sequence);
-//! a node delivers and relays it the first time it sees it, and never again.
+//! a node delivers and relays it the first time it sees it, and relays it
+//! again only if a later copy has more hops left (it came by a shorter path,
+//! and the first copy's hop limit would stop short of nodes it can reach).
 
 /// How many nodes a broadcast may cross when nobody configured otherwise.
 pub const DEFAULT_HOPS: u8 = 8;
@@ -13,15 +15,43 @@ pub fn relay_hops(hops: u8) -> Option<u8> {
     hops.checked_sub(1).filter(|&h| h > 0)
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// What to do with a broadcast, by what was seen of it before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sight {
+    /// First copy: deliver and relay.
+    New,
+    /// Seen before, but this copy has more hops left: relay it again, do not deliver.
+    Farther,
+    /// Seen before with at least as many hops left: drop it.
+    Duplicate,
+}
+
+#[derive(Clone, Copy, Debug)]
 struct Origin {
     id: u64,
     /// Highest sequence seen.
     top: u32,
     /// Bit `k` set: sequence `top - k` was seen.
     seen: u64,
+    /// The most hops left of any copy of sequence `s`, at `s % WINDOW`.
+    hops: [u8; WINDOW as usize],
     /// When this origin was last heard from, for eviction.
     stamp: u32,
+}
+
+impl Origin {
+    const EMPTY: Origin = Origin {
+        id: 0,
+        top: 0,
+        seen: 0,
+        hops: [0; WINDOW as usize],
+        stamp: 0,
+    };
+
+    fn hops_mut(&mut self, seq: u32) -> &mut u8 {
+        // In bounds: the index is taken modulo the array's length.
+        &mut self.hops[(seq % WINDOW) as usize]
+    }
 }
 
 /// Which broadcasts were already seen, for `N` origins at most (the least
@@ -42,19 +72,14 @@ impl<const N: usize> Default for SeenCache<N> {
 impl<const N: usize> SeenCache<N> {
     pub const fn new() -> Self {
         SeenCache {
-            origins: [Origin {
-                id: 0,
-                top: 0,
-                seen: 0,
-                stamp: 0,
-            }; N],
+            origins: [Origin::EMPTY; N],
             len: 0,
             clock: 0,
         }
     }
 
-    /// Records (origin, seq); true if it is new, false for a duplicate.
-    pub fn first_sight(&mut self, origin: u64, seq: u32) -> bool {
+    /// Records a copy of (origin, seq) that has `hops` left, and says what to do with it.
+    pub fn sight(&mut self, origin: u64, seq: u32, hops: u8) -> Sight {
         self.clock = self.clock.wrapping_add(1);
         let stamp = self.clock;
         let known = self
@@ -63,30 +88,56 @@ impl<const N: usize> SeenCache<N> {
             .take(self.len)
             .find(|o| o.id == origin);
         let Some(o) = known else {
-            self.remember(Origin {
+            let mut new = Origin {
                 id: origin,
                 top: seq,
                 seen: 1,
                 stamp,
-            });
-            return true;
+                ..Origin::EMPTY
+            };
+            *new.hops_mut(seq) = hops;
+            self.remember(new);
+            return Sight::New;
         };
         o.stamp = stamp;
         if seq > o.top {
             let ahead = seq - o.top;
-            o.seen = if ahead >= 64 { 0 } else { o.seen << ahead };
+            if ahead >= WINDOW {
+                o.seen = 0;
+                o.hops = [0; WINDOW as usize];
+            } else {
+                o.seen <<= ahead;
+                for skipped in o.top + 1..seq {
+                    *o.hops_mut(skipped) = 0;
+                }
+            }
             o.seen |= 1;
             o.top = seq;
-            return true;
+            *o.hops_mut(seq) = hops;
+            return Sight::New;
         }
         let behind = o.top - seq;
         if behind >= WINDOW {
-            return false;
+            return Sight::Duplicate;
         }
         let bit = 1u64 << behind;
-        let new = o.seen & bit == 0;
-        o.seen |= bit;
-        new
+        if o.seen & bit == 0 {
+            o.seen |= bit;
+            *o.hops_mut(seq) = hops;
+            return Sight::New;
+        }
+        let best = o.hops_mut(seq);
+        if hops > *best {
+            *best = hops;
+            return Sight::Farther;
+        }
+        Sight::Duplicate
+    }
+
+    /// Records (origin, seq) as seen with every hop left, so that no later copy
+    /// is relayed again (a node's own broadcasts); true if it was new.
+    pub fn first_sight(&mut self, origin: u64, seq: u32) -> bool {
+        self.sight(origin, seq, u8::MAX) == Sight::New
     }
 
     fn remember(&mut self, origin: Origin) {
@@ -141,6 +192,25 @@ mod tests {
         c.first_sight(3, 1);
         assert!(!c.first_sight(1, 2));
         assert!(c.first_sight(2, 1));
+    }
+
+    #[test]
+    fn a_copy_with_more_hops_left_is_relayed_again_but_not_delivered() {
+        let mut c = SeenCache::<4>::new();
+        assert_eq!(c.sight(7, 1, 2), Sight::New);
+        assert_eq!(c.sight(7, 1, 5), Sight::Farther);
+        assert_eq!(c.sight(7, 1, 5), Sight::Duplicate);
+        assert_eq!(c.sight(7, 1, 3), Sight::Duplicate);
+    }
+
+    #[test]
+    fn hops_of_a_sequence_are_forgotten_when_the_window_moves_past_it() {
+        let mut c = SeenCache::<4>::new();
+        assert_eq!(c.sight(7, 1, 9), Sight::New);
+        assert_eq!(c.sight(7, 1 + WINDOW, 1), Sight::New);
+        assert_eq!(c.sight(7, 2, 1), Sight::Duplicate, "too old");
+        assert_eq!(c.sight(7, 2 + WINDOW, 1), Sight::New);
+        assert_eq!(c.sight(7, 2 + WINDOW, 2), Sight::Farther);
     }
 
     #[test]

@@ -728,6 +728,7 @@ fn an_oversized_frame_is_skipped_and_the_next_one_is_read() {
 fn a_node_for_a_small_device_fits_in_32_kib() {
     // 8 peers, 1 KiB frames: the size the README quotes.
     let size = std::mem::size_of::<Node<8, 1024, 4096>>();
+    eprintln!("Node<8, 1024, 4096>: {size} bytes");
     assert!(size <= 32 * 1024, "node is {size} bytes");
 }
 

@@ -87,6 +87,23 @@ fn a_broadcast_goes_no_further_than_its_hop_limit() {
 }
 
 #[test]
+fn a_hop_limited_broadcast_reaches_every_node_within_the_limit_in_a_mesh_with_cycles() {
+    // A copy that comes first over a long path has fewer hops left; the later
+    // copy over the short path must still carry it to the nodes it can reach.
+    for topology in [
+        Topology::Ring,
+        Topology::RandomConnected,
+        Topology::Complete,
+    ] {
+        runs(0x8200, 8, |s| {
+            let mut sc = Scenario::new(s, 6 + s as usize % 10, topology);
+            sc.hops = Some(2 + (s % 2) as u8);
+            sc
+        });
+    }
+}
+
+#[test]
 fn unicasts_across_a_link_reset_are_delivered_once_or_reported_undelivered() {
     runs(0x9000, 8, |s| {
         let mut sc = Scenario::new(s, size(s).max(3), Topology::RandomConnected);
