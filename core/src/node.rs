@@ -24,6 +24,8 @@ pub const ORIGINS: usize = 64;
 pub const FRAME_OVERHEAD: usize = 64;
 /// The longest host name a `connect` may carry.
 pub const MAX_HOST: usize = 253;
+/// What a one-peer node tells a second peer before closing its connection.
+pub const BUSY: &str = "busy: in a chat with someone else; try again later";
 
 /// How a node behaves; see [`Config::new`] for the defaults.
 #[derive(Clone, Debug)]
@@ -36,6 +38,8 @@ pub struct Config {
     pub max_peers: usize,
     /// Relay text peers' lines to the room, like `ncat --chat`.
     pub hub: bool,
+    /// One peer at a time (the two-peer chat): a second one is told [`BUSY`] and closed.
+    pub single_peer: bool,
     /// How many nodes a broadcast may cross.
     pub hops: u8,
     /// A connection that says nothing for this long is a text peer.
@@ -60,6 +64,7 @@ impl Config {
             node_id,
             max_peers: usize::MAX,
             hub: false,
+            single_peer: false,
             hops: route::DEFAULT_HOPS,
             greeting_timeout: Duration::from_millis(500),
             banner_timeout: Duration::from_secs(2),
@@ -169,6 +174,8 @@ pub enum Event<S> {
     Delivered { peer: PeerId, id: u32 },
     /// The link to `peer` ended before it confirmed message `id`.
     Undelivered { peer: PeerId, id: u32 },
+    /// A second peer tried to join a one-peer chat and was told [`BUSY`].
+    Refused { addr: SocketAddr },
     /// Our broadcast `seq` left for `peers` direct peers.
     Broadcast { seq: u32, peers: usize },
     /// The peer's alias changed (a person's choice, or the name it announced).
@@ -297,6 +304,7 @@ impl<S> Event<S> {
             Event::Sent { peer, id, receipt } => Event::Sent { peer, id, receipt },
             Event::Delivered { peer, id } => Event::Delivered { peer, id },
             Event::Undelivered { peer, id } => Event::Undelivered { peer, id },
+            Event::Refused { addr } => Event::Refused { addr },
             Event::Broadcast { seq, peers } => Event::Broadcast { seq, peers },
             Event::Alias { peer, alias } => Event::Alias {
                 peer,
@@ -328,6 +336,8 @@ pub enum NodeError<'a> {
     WhichPeer { peers: usize },
     /// The peer is still connecting.
     NotReady(PeerId),
+    /// A one-peer node is in a chat already.
+    AlreadyConnected,
     /// Too many messages to this peer await their receipt.
     WindowFull(PeerId),
     /// The message is longer than a frame can carry.
@@ -350,6 +360,9 @@ impl fmt::Display for NodeError<'_> {
                 f,
                 "{peers} peers are connected; say which: send <alias|ip|#id> <message>"
             ),
+            NodeError::AlreadyConnected => {
+                f.write_str("already connected to a chat; disconnect before connecting to another")
+            }
             NodeError::NotReady(id) => write!(f, "{id} is still connecting; try again in a moment"),
             NodeError::WindowFull(id) => write!(
                 f,
@@ -415,6 +428,8 @@ pub struct Link<const F: usize> {
     unacked: Vec<u32, WINDOW>,
     next_id: u32,
     deadline: Option<Instant>,
+    /// A one-peer node is busy: tell this peer so once we know how it talks, then close.
+    refuse: bool,
 }
 
 impl<const F: usize> Link<F> {
@@ -425,6 +440,7 @@ impl<const F: usize> Link<F> {
             unacked: Vec::new(),
             next_id: 1,
             deadline: None,
+            refuse: false,
         }
     }
 }
@@ -487,8 +503,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             assert!(F >= 256, "frames must allow at least 256 bytes");
             assert!(A >= 4 * F, "the output arena must hold 4 frames");
         }
+        // A one-peer node keeps a second slot to tell a newcomer that it is busy.
+        let limit = match config.single_peer {
+            true => config.max_peers.min(2),
+            false => config.max_peers,
+        };
         Node {
-            peers: PeerTable::new(config.max_peers),
+            peers: PeerTable::new(limit),
             config,
             seen: SeenCache::new(),
             last_seq: 0,
@@ -533,7 +554,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         match input {
             Input::Command(command) => self.on_command(command).map(|()| Handled::Done),
             Input::Accepted { addr } => {
-                let link = Link::new(Phase::Greeting);
+                let mut link = Link::new(Phase::Greeting);
+                link.refuse = self.config.single_peer && !self.peers.is_empty();
                 let id = self
                     .peers
                     .insert(Some(addr), Direction::Inbound, None, link)
@@ -657,6 +679,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 if host.len() > MAX_HOST {
                     return Err(NodeError::HostTooLong);
                 }
+                if self.config.single_peer && self.only_peer().is_ok() {
+                    return Err(NodeError::AlreadyConnected);
+                }
                 let link = Link::new(Phase::Dialing);
                 let peer = self
                     .peers
@@ -736,6 +761,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         text: &'a str,
         all: &'a str,
     ) -> Result<(PeerId, &'a str), NodeError<'a>> {
+        if self.config.single_peer {
+            return Ok((self.only_peer()?, all));
+        }
         let named = target.map(|t| self.peers.resolve(t));
         match named {
             Some(Ok(peer)) if !text.is_empty() => Ok((peer, text)),
@@ -747,12 +775,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     }
 
     fn only_peer(&self) -> Result<PeerId, NodeError<'static>> {
-        let mut peers = self.peers.iter();
+        let mut peers = self.peers.iter().filter(|p| !p.state.refuse);
         match (peers.next(), peers.next()) {
             (None, _) => Err(NodeError::NoPeers),
             (Some(p), None) => Ok(p.id),
             (Some(_), Some(_)) => Err(NodeError::WhichPeer {
-                peers: self.peers.len(),
+                peers: 2 + peers.count(),
             }),
         }
     }
@@ -929,6 +957,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         };
         let held = buf.clone();
         match wire::sniff(&held) {
+            Sniff::Banner { .. } if p.state.refuse => {
+                self.send_banner(peer);
+                if let Ok(data) = self.outbox.put_message(&Message::Bye { reason: BUSY }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+                self.refuse(peer);
+            }
             Sniff::Banner { banner, .. } => {
                 let inbound = p.direction == Direction::Inbound;
                 p.state.rx = Rx::Frames(FrameDecoder::new());
@@ -968,10 +1003,25 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
+    /// Closes a connection that a one-peer node is too busy for (its reason already queued).
+    fn refuse(&mut self, peer: PeerId) {
+        if let Some(addr) = self.peers.remove(peer).and_then(|p| p.addr) {
+            self.outbox.push(Job::Close { peer });
+            self.event(Event::Refused { addr });
+        }
+    }
+
     fn become_text(&mut self, now: Instant, peer: PeerId, held: &[u8], mode: TextMode) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
+        if p.state.refuse {
+            if let Some(data) = self.outbox.put(&[b"meshtalk: ", BUSY.as_bytes(), b"\n"]) {
+                self.outbox.push(Job::Send { peer, data });
+            }
+            self.refuse(peer);
+            return;
+        }
         let mut text = Vec::new();
         // Cannot fail: at most a banner prefix is held, and F >= 256.
         let _ = text.extend_from_slice(held);

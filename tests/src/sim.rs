@@ -1234,6 +1234,11 @@ impl Sim {
                 self.nodes[i].peers.remove(&peer);
                 self.violation(format!("n{i}: connect failed: {reason}"));
             }
+            Event::Refused { addr } => {
+                self.violation(format!(
+                    "n{i}: refused {addr}, but no node here is a one-peer chat"
+                ));
+            }
             Event::Message {
                 peer,
                 from,

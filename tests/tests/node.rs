@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use meshtalk_core::command::{self, Command};
 use meshtalk_core::node::{
-    Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, TextMode,
+    BUSY, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, TextMode,
 };
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::{Duration, Instant};
@@ -596,6 +596,84 @@ fn without_hub_a_text_peers_line_goes_nowhere_else() {
     receive(&mut b, at(0), second, b"hey\n");
     let outs = receive(&mut b, at(1), first, b"hello all\n");
     assert!(sent_bytes(&outs, second).is_empty());
+}
+
+// ---- the two-peer chat ----
+
+fn chat(name: &str, id: u64) -> TestNode {
+    let mut config = Config::new(name, id).unwrap();
+    config.single_peer = true;
+    TestNode::new(config)
+}
+
+#[test]
+fn a_one_peer_node_tells_a_second_text_peer_it_is_busy_and_closes() {
+    let mut b = chat("bob", 2);
+    let first = accept(&mut b);
+    receive(&mut b, at(0), first, b"hi\n");
+    let second = accept(&mut b);
+    let outs = receive(&mut b, at(1), second, b"me too\n");
+    assert_eq!(
+        sent_bytes(&outs, second),
+        format!("meshtalk: {BUSY}\n").as_bytes()
+    );
+    assert!(outs.contains(&Out::Close(second)));
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|e| matches!(e, Event::Refused { .. }))
+    );
+    assert!(
+        messages(&outs).is_empty(),
+        "the newcomer's text is not shown"
+    );
+    let outs = command(&mut b, at(2), "send still here");
+    assert_eq!(sent_bytes(&outs, first), b"still here\n");
+}
+
+#[test]
+fn a_one_peer_node_answers_a_second_native_peer_with_a_goodbye() {
+    let mut b = chat("bob", 2);
+    let first = accept(&mut b);
+    receive(&mut b, at(0), first, b"hi\n");
+    let second = accept(&mut b);
+    let outs = receive(&mut b, at(1), second, b"MESHTALK/1 carol\n");
+    let mut expected = b"MESHTALK/1 bob\n".to_vec();
+    let mut buf = [0u8; 128];
+    let n = Message::Bye { reason: BUSY }
+        .encode_frame(&mut buf)
+        .unwrap();
+    expected.extend_from_slice(&buf[..n]);
+    assert_eq!(sent_bytes(&outs, second), expected);
+    assert!(outs.contains(&Out::Close(second)));
+}
+
+#[test]
+fn a_one_peer_node_refuses_to_connect_while_in_a_chat() {
+    let mut b = chat("bob", 2);
+    let first = accept(&mut b);
+    receive(&mut b, at(0), first, b"hi\n");
+    let cmd = command::parse("connect 127.0.0.1 4000").unwrap().unwrap();
+    assert_eq!(
+        b.handle_input(at(1), Input::Command(cmd)),
+        Err(NodeError::AlreadyConnected)
+    );
+}
+
+#[test]
+fn in_a_one_peer_chat_send_takes_the_whole_line_as_the_message() {
+    let mut b = chat("bob", 2);
+    let first = accept(&mut b);
+    receive(&mut b, at(0), first, b"hi\n");
+    let outs = command(
+        &mut b,
+        at(1),
+        &format!("send #{} is not a target here", first.number()),
+    );
+    assert_eq!(
+        sent_bytes(&outs, first),
+        format!("#{} is not a target here\n", first.number()).as_bytes()
+    );
 }
 
 // ---- rooms ----
