@@ -48,6 +48,7 @@ pub fn run(config: Config, listener: TcpListener, render: Render) -> i32 {
         node: HostNode::new(config),
         origin: std::time::Instant::now(),
         conns: HashMap::new(),
+        aliases: HashMap::new(),
         tx,
         render,
         done: Some(done),
@@ -62,6 +63,8 @@ struct Driver {
     /// The std time that is core time zero.
     origin: std::time::Instant,
     conns: HashMap<PeerId, Conn>,
+    /// Each ready peer's alias, for showing events about it.
+    aliases: HashMap<PeerId, String>,
     /// For the dialers, which report back on it.
     tx: Sender<Msg>,
     render: Render,
@@ -238,13 +241,26 @@ impl Driver {
                 }
                 Output::Event(event) => {
                     let event = event.map(String::from);
-                    let alias = event_peer(&event).and_then(|id| {
-                        let peer = self.node.peers().find(|p| p.id == id)?;
-                        Some(peer.alias.to_string())
-                    });
-                    self.render.event(&event, alias.as_deref());
+                    self.show(&event);
                 }
             }
+        }
+    }
+
+    /// Prints an event with its peer's alias as of that event. The node may already
+    /// have dropped the peer (its bytes and its close came in one read), so the
+    /// aliases are tracked from the events themselves.
+    fn show(&mut self, event: &Event<String>) {
+        match event {
+            Event::Connected { peer, alias, .. } | Event::Alias { peer, alias } => {
+                self.aliases.insert(*peer, alias.clone());
+            }
+            _ => {}
+        }
+        let alias = event_peer(event).and_then(|peer| self.aliases.get(&peer));
+        self.render.event(event, alias.map(String::as_str));
+        if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
+            self.aliases.remove(peer);
         }
     }
 

@@ -18,44 +18,66 @@ struct Node {
     name: &'static str,
     child: Child,
     stdin: Option<ChildStdin>,
-    events: Receiver<Value>,
+    lines: Receiver<String>,
     port: u16,
 }
 
 impl Node {
     /// Starts a node on a free loopback port and waits for its `listening` event.
     fn start(name: &'static str) -> Node {
+        let mut node = Node::spawn(name, &["--json"]);
+        let listening = node.expect("listening", |_| true);
+        node.port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
+        node
+    }
+
+    /// Starts a node printing human text; the caller reads its port from the first line.
+    fn start_human(name: &'static str) -> Node {
+        let mut node = Node::spawn(name, &[]);
+        let first = node.next_line();
+        let port = first.rsplit(':').next().expect("listening on ADDR:PORT");
+        node.port = port
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}: {first}"));
+        node
+    }
+
+    fn spawn(name: &'static str, extra: &[&str]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-            .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--json"])
+            .args(["mesh", "--port", "0", "--bind", "127.0.0.1"])
             .args(["--name", name])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start meshtalk");
         let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, events) = channel();
+        let (tx, lines) = channel();
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout line is no JSON ({e}): {line}"));
-                if tx.send(value).is_err() {
+                if tx.send(line).is_err() {
                     break;
                 }
             }
         });
         let stdin = child.stdin.take();
-        let mut node = Node {
+        Node {
             name,
             child,
             stdin,
-            events,
+            lines,
             port: 0,
-        };
-        let listening = node.expect("listening", |_| true);
-        node.port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
-        node
+        }
+    }
+
+    /// The next line on stdout, waiting at most [`WAIT`].
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("{}: no output within {WAIT:?} ({e})", self.name))
     }
 
     /// Writes command lines to the node's stdin.
@@ -70,9 +92,11 @@ impl Node {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let value = self.events.recv_timeout(left).unwrap_or_else(|e| {
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
                 panic!("{}: no '{event}' event within {WAIT:?} ({e})", self.name)
             });
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{}: stdout line is no JSON ({e}): {line}", self.name));
             if value["event"] == event && matches(&value) {
                 return value;
             }
@@ -221,4 +245,60 @@ fn bad_command_prints_an_error_and_the_node_keeps_serving() {
     });
     let message = alice.expect("message", |_| true);
     assert_eq!(message["text"], "still here");
+}
+
+#[test]
+fn silent_client_becomes_a_text_peer_when_the_greeting_time_runs_out() {
+    let alice = Node::start("alice");
+    let started = Instant::now();
+    let _client = TcpStream::connect(("127.0.0.1", alice.port)).expect("connect");
+    let connected = alice.expect("connected", |_| true);
+    assert_eq!(connected["kind"], "text");
+    // The node's greeting timeout is 500 ms: the driver must wake for it, not earlier.
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{connected}"
+    );
+}
+
+#[test]
+fn dialling_a_closed_port_reports_connect_failed_and_keeps_running() {
+    let mut alice = Node::start("alice");
+    // A port that was free a moment ago: nothing listens there now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    alice.type_lines(&format!("connect 127.0.0.1 {port} ghost\n"));
+    let failed = alice.expect("connect_failed", |_| true);
+    assert_eq!(failed["alias"], "ghost");
+    assert!(
+        !failed["reason"].as_str().unwrap_or("").is_empty(),
+        "{failed}"
+    );
+    alice.type_lines("list\n");
+    let peers = alice.expect("peers", |_| true);
+    assert_eq!(peers["peers"], serde_json::json!([]));
+}
+
+#[test]
+fn human_output_shows_a_peers_escape_sequences_as_visible_text() {
+    let mut alice = Node::start_human("alice");
+    let mut client = TcpStream::connect(("127.0.0.1", alice.port)).expect("connect");
+    client
+        .write_all(b"\x1b[2Jred \x1b]0;title\x07 \xe2\x80\xae rtl\n")
+        .expect("write");
+    let message = loop {
+        let line = alice.next_line();
+        if line.contains("red") {
+            break line;
+        }
+    };
+    assert!(!message.chars().any(|c| c.is_control()), "{message:?}");
+    assert!(
+        message.contains("^[[2Jred ^[]0;title^G \\u{202e} rtl"),
+        "{message:?}"
+    );
+    let status = alice.end_input_and_wait();
+    assert!(status.success(), "alice exited with {status}");
 }
