@@ -1,0 +1,293 @@
+//! What the person sees: one line per event, as human text or as one JSON object.
+//!
+//! Human text passes every peer-supplied string through [`SafeStr`], so nothing a
+//! peer sends can drive the terminal; JSON keeps the exact text (serde_json escapes it).
+
+use std::fmt::Display;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use meshtalk_core::display::SafeStr;
+use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
+use meshtalk_core::peers::{Direction, PeerId};
+use serde_json::{Value, json};
+
+/// Prints events to stdout, in the chosen format.
+#[derive(Clone, Copy, Debug)]
+pub struct Render {
+    pub json: bool,
+}
+
+impl Render {
+    /// The address the listener got (the port matters when 0 was asked for).
+    pub fn listening(&self, addr: SocketAddr) {
+        if self.json {
+            emit(json!({"event": "listening", "addr": addr.to_string(), "port": addr.port()}));
+        } else {
+            human(format_args!("listening on {addr}"));
+        }
+    }
+
+    /// A command or connection that failed; the program goes on.
+    pub fn error(&self, message: &str) {
+        if self.json {
+            emit(json!({"event": "error", "message": message}));
+        } else {
+            human(format_args!("error: {}", SafeStr(message)));
+        }
+    }
+
+    /// The help text (ours, never a peer's).
+    pub fn help(&self, text: &str) {
+        if self.json {
+            emit(json!({"event": "help", "text": text}));
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+
+    /// The answer to `list_connections`.
+    pub fn peers<'a>(&self, peers: impl Iterator<Item = PeerInfo<'a>>) {
+        if self.json {
+            let list: Vec<Value> = peers
+                .map(|p| {
+                    json!({
+                        "peer": p.id.number(),
+                        "alias": p.alias,
+                        "addr": p.addr.map(|a| a.to_string()),
+                        "direction": direction(p.direction),
+                        "state": phase(p.phase),
+                        "unacked": p.unacked,
+                    })
+                })
+                .collect();
+            emit(json!({"event": "peers", "peers": list}));
+            return;
+        }
+        let mut any = false;
+        for p in peers {
+            any = true;
+            let addr = p.addr.map_or_else(|| "-".to_string(), |a| a.to_string());
+            let waiting = match p.unacked {
+                0 => String::new(),
+                n => format!(", {n} awaiting receipt"),
+            };
+            human(format_args!(
+                "{} {} ({addr}, {}, {}{waiting})",
+                p.id,
+                SafeStr(p.alias),
+                direction(p.direction),
+                phase(p.phase),
+            ));
+        }
+        if !any {
+            human(format_args!("no connections"));
+        }
+    }
+
+    /// One event from the node; `alias` is the current alias of the event's peer, if known.
+    pub fn event(&self, event: &Event<String>, alias: Option<&str>) {
+        if self.json {
+            emit(event_json(event));
+        } else {
+            human(format_args!("{}", EventText { event, alias }));
+        }
+    }
+}
+
+/// The JSON object for one event.
+fn event_json(event: &Event<String>) -> Value {
+    match event {
+        Event::Connected {
+            peer,
+            alias,
+            addr,
+            direction: d,
+            kind: k,
+        } => json!({
+            "event": "connected", "peer": peer.number(), "alias": alias,
+            "addr": addr.to_string(), "direction": direction(*d), "kind": kind(*k),
+        }),
+        Event::ConnectFailed {
+            peer,
+            alias,
+            reason,
+        } => json!({
+            "event": "connect_failed", "peer": peer.number(), "alias": alias, "reason": reason,
+        }),
+        Event::Message {
+            peer,
+            from,
+            text,
+            room,
+        } => {
+            let mut v = json!({
+                "event": "message", "peer": peer.number(), "from": from, "text": text,
+            });
+            if let Some(room) = room {
+                v["broadcast"] = json!(true);
+                v["origin"] = json!(format!("{:016x}", room.origin));
+                v["seq"] = json!(room.seq);
+            }
+            v
+        }
+        Event::Sent { peer, id, receipt } => {
+            json!({"event": "sent", "peer": peer.number(), "id": id, "receipt": receipt})
+        }
+        Event::Delivered { peer, id } => {
+            json!({"event": "delivered", "peer": peer.number(), "id": id})
+        }
+        Event::Undelivered { peer, id } => {
+            json!({"event": "undelivered", "peer": peer.number(), "id": id})
+        }
+        Event::Broadcast { seq, peers } => {
+            json!({"event": "broadcast", "seq": seq, "peers": peers})
+        }
+        Event::Alias { peer, alias } => {
+            json!({"event": "alias", "peer": peer.number(), "alias": alias})
+        }
+        Event::Disconnected {
+            peer,
+            alias,
+            reason,
+        } => json!({
+            "event": "disconnected", "peer": peer.number(), "alias": alias,
+            "reason": reason.to_string(),
+        }),
+    }
+}
+
+/// The human line for one event, peer-supplied text made safe.
+struct EventText<'a> {
+    event: &'a Event<String>,
+    alias: Option<&'a str>,
+}
+
+impl Display for EventText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = |peer: PeerId| PeerName(peer, self.alias);
+        match self.event {
+            Event::Connected {
+                peer,
+                alias,
+                addr,
+                direction: d,
+                kind: k,
+            } => write!(
+                f,
+                "connected {peer} {} ({addr}, {}, {})",
+                SafeStr(alias),
+                direction(*d),
+                kind(*k)
+            ),
+            Event::ConnectFailed {
+                peer,
+                alias,
+                reason,
+            } => write!(
+                f,
+                "could not connect {peer} {}: {}",
+                SafeStr(alias),
+                SafeStr(reason)
+            ),
+            Event::Message {
+                from,
+                text,
+                room: None,
+                ..
+            } => write!(f, "{}: {}", SafeStr(from), SafeStr(text)),
+            Event::Message {
+                peer,
+                from,
+                text,
+                room: Some(_),
+            } => write!(
+                f,
+                "{} (room, from {}): {}",
+                who(*peer),
+                SafeStr(from),
+                SafeStr(text)
+            ),
+            Event::Sent { peer, id, .. } => write!(f, "sent #{id} to {}", who(*peer)),
+            Event::Delivered { peer, id } => write!(f, "delivered #{id} to {}", who(*peer)),
+            Event::Undelivered { peer, id } => {
+                write!(f, "not delivered: #{id} to {}", who(*peer))
+            }
+            Event::Broadcast { seq, peers } => {
+                write!(f, "broadcast #{seq} sent to {peers} peer(s)")
+            }
+            Event::Alias { peer, alias } => {
+                write!(f, "{peer} is now known as {}", SafeStr(alias))
+            }
+            Event::Disconnected {
+                peer,
+                alias,
+                reason,
+            } => write!(
+                f,
+                "disconnected {peer} {}: {}",
+                SafeStr(alias),
+                SafeStr(&reason.to_string())
+            ),
+        }
+    }
+}
+
+/// A peer shown by alias when known, else by number.
+struct PeerName<'a>(PeerId, Option<&'a str>);
+
+impl Display for PeerName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(alias) => SafeStr(alias).fmt(f),
+            None => self.0.fmt(f),
+        }
+    }
+}
+
+fn direction(d: Direction) -> &'static str {
+    match d {
+        Direction::Outbound => "out",
+        Direction::Inbound => "in",
+    }
+}
+
+fn kind(k: Kind) -> &'static str {
+    match k {
+        Kind::Native => "native",
+        Kind::Text(TextMode::Lines) => "text",
+        Kind::Text(TextMode::Bare) => "text-bare",
+    }
+}
+
+fn phase(p: Phase) -> &'static str {
+    match p {
+        Phase::Dialing => "dialing",
+        Phase::Greeting => "greeting",
+        Phase::Hello => "hello",
+        Phase::Ready(Kind::Native) => "ready native",
+        Phase::Ready(Kind::Text(TextMode::Lines)) => "ready text",
+        Phase::Ready(Kind::Text(TextMode::Bare)) => "ready text-bare",
+    }
+}
+
+/// One JSON line on stdout; a closed stdout is not our problem to report.
+fn emit(value: Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+/// One human line on stdout, stamped with the time of day (UTC).
+fn human(line: std::fmt::Arguments<'_>) {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "[{h:02}:{m:02}:{s:02}] {line}");
+    let _ = out.flush();
+}
