@@ -154,14 +154,9 @@ impl Driver {
         let connected = result.and_then(|stream| Ok((stream.peer_addr()?, stream)));
         match connected {
             Ok((addr, stream)) => {
+                // A peer disconnected while dialling gets a Close from the node.
                 self.start(peer, stream);
                 self.input(Input::Connected { peer, addr });
-                // A peer disconnected while dialling: the node forgot it, so close.
-                if !self.node.peers().any(|p| p.id == peer)
-                    && let Some(conn) = self.conns.remove(&peer)
-                {
-                    conn.close();
-                }
             }
             Err(e) => {
                 let reason = e.to_string();
@@ -288,6 +283,6 @@ fn event_peer<S>(event: &Event<S>) -> Option<PeerId> {
         | Event::Undelivered { peer, .. }
         | Event::Alias { peer, .. }
         | Event::Disconnected { peer, .. } => Some(*peer),
-        Event::Broadcast { .. } => None,
+        Event::Broadcast { .. } | Event::Refused { .. } => None,
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use meshtalk_core::display::SafeStr;
-use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
+use meshtalk_core::node::{BUSY, Event, Kind, PeerInfo, Phase, TextMode};
 use meshtalk_core::peers::{Direction, PeerId};
 use serde_json::{Value, json};
 
@@ -146,6 +146,9 @@ fn event_json(event: &Event<String>) -> Value {
         Event::Broadcast { seq, peers } => {
             json!({"event": "broadcast", "seq": seq, "peers": peers})
         }
+        Event::Refused { addr } => {
+            json!({"event": "refused", "addr": addr.to_string(), "reason": BUSY})
+        }
         Event::Alias { peer, alias } => {
             json!({"event": "alias", "peer": peer.number(), "alias": alias})
         }
@@ -200,6 +203,14 @@ impl Display for EventText<'_> {
                 ..
             } => write!(f, "{}: {}", SafeStr(from), SafeStr(text)),
             Event::Message {
+                from,
+                text,
+                room: Some(_),
+                ..
+            } if self.alias == Some(from.as_str()) => {
+                write!(f, "{} (room): {}", SafeStr(from), SafeStr(text))
+            }
+            Event::Message {
                 peer,
                 from,
                 text,
@@ -211,14 +222,17 @@ impl Display for EventText<'_> {
                 SafeStr(from),
                 SafeStr(text)
             ),
-            Event::Sent { peer, id, .. } => write!(f, "sent #{id} to {}", who(*peer)),
-            Event::Delivered { peer, id } => write!(f, "delivered #{id} to {}", who(*peer)),
+            Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),
+            Event::Delivered { peer, id } => {
+                write!(f, "delivered message {id} to {}", who(*peer))
+            }
             Event::Undelivered { peer, id } => {
-                write!(f, "not delivered: #{id} to {}", who(*peer))
+                write!(f, "not delivered: message {id} to {}", who(*peer))
             }
             Event::Broadcast { seq, peers } => {
-                write!(f, "broadcast #{seq} sent to {peers} peer(s)")
+                write!(f, "broadcast {seq} sent to {peers} peer(s)")
             }
+            Event::Refused { addr } => write!(f, "refused {addr}: {BUSY}"),
             Event::Alias { peer, alias } => {
                 write!(f, "{peer} is now known as {}", SafeStr(alias))
             }
