@@ -208,7 +208,12 @@ mod tests {
         let mut c = SeenCache::<4>::new();
         assert_eq!(c.sight(7, 1, 9), Sight::New);
         assert_eq!(c.sight(7, 1 + WINDOW, 1), Sight::New);
-        assert_eq!(c.sight(7, 2, 1), Sight::Duplicate, "too old");
+        assert_eq!(c.sight(7, 1, 9), Sight::Duplicate, "too old");
+        assert_eq!(
+            c.sight(7, 2, 1),
+            Sight::New,
+            "inside the window, never seen"
+        );
         assert_eq!(c.sight(7, 2 + WINDOW, 1), Sight::New);
         assert_eq!(c.sight(7, 2 + WINDOW, 2), Sight::Farther);
     }
