@@ -43,7 +43,7 @@ pub fn run(config: Config, listener: TcpListener, render: Render) -> i32 {
     let (tx, rx) = channel();
     let (done, done_rx) = channel();
     net::spawn_listener(listener, tx.clone());
-    net::spawn_stdin(tx.clone());
+    let _prompt = crate::prompt::spawn(tx.clone(), render.json);
     let mut driver = Driver {
         node: HostNode::new(config),
         origin: std::time::Instant::now(),

@@ -2,7 +2,9 @@
 //! it parses the command line, binds the listener and runs the driver thread.
 
 mod driver;
+mod log;
 mod net;
+mod prompt;
 mod render;
 
 use std::collections::hash_map::RandomState;
@@ -27,6 +29,12 @@ const DEFAULT_NAME: &str = "meshtalk";
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// More diagnostics on stderr (connections, dials, the prompt); as `RUST_LOG=debug`.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// No diagnostics on stderr (errors that stop meshtalk are still told).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -58,7 +66,10 @@ struct MeshArgs {
 }
 
 fn main() -> ExitCode {
-    let Cmd::Mesh(args) = Cli::parse().command;
+    let cli = Cli::parse();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    log::init(cli.verbose, cli.quiet, rust_log.as_deref());
+    let Cmd::Mesh(args) = cli.command;
     mesh(args)
 }
 

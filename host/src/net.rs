@@ -1,7 +1,7 @@
 //! The I/O threads: listener, stdin, dialers, and a reader and a writer per
 //! connection. They only move bytes; every decision is the driver's.
 
-use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use meshtalk_core::peers::PeerId;
 
 use crate::driver::Msg;
+use crate::log::{debug, diag};
 
 /// How long a dial may take before it is given up.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,13 +29,14 @@ pub fn spawn_listener(listener: TcpListener, to_driver: Sender<Msg>) {
             loop {
                 match listener.accept() {
                     Ok((stream, addr)) => {
+                        debug!("accepted {addr}");
                         let _ = stream.set_nodelay(true);
                         if to_driver.send(Msg::Accepted(stream, addr)).is_err() {
                             return;
                         }
                     }
                     Err(e) => {
-                        eprintln!("meshtalk: accept failed: {e}");
+                        diag!("accept failed: {e}");
                         // Out of descriptors and the like: give the system a moment.
                         thread::sleep(Duration::from_millis(100));
                     }
@@ -42,38 +44,7 @@ pub fn spawn_listener(listener: TcpListener, to_driver: Sender<Msg>) {
             }
         });
     if let Err(e) = spawned {
-        eprintln!("meshtalk: cannot start the listener thread: {e}");
-    }
-}
-
-/// Reads commands from stdin, one per line; end of input is [`Msg::EndOfInput`].
-pub fn spawn_stdin(to_driver: Sender<Msg>) {
-    let spawned = thread::Builder::new().name("stdin".into()).spawn(move || {
-        let stdin = io::stdin();
-        let mut stdin = stdin.lock();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match stdin.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    let text = text.trim_end_matches(['\n', '\r']).to_string();
-                    if to_driver.send(Msg::Line(text)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    eprintln!("meshtalk: reading stdin failed: {e}");
-                    break;
-                }
-            }
-        }
-        let _ = to_driver.send(Msg::EndOfInput);
-    });
-    if let Err(e) = spawned {
-        eprintln!("meshtalk: cannot start the stdin thread: {e}");
+        diag!("cannot start the listener thread: {e}");
     }
 }
 
@@ -81,7 +52,12 @@ pub fn spawn_stdin(to_driver: Sender<Msg>) {
 pub fn dial(peer: PeerId, host: String, port: u16, to_driver: Sender<Msg>) {
     let report = to_driver.clone();
     let spawned = thread::Builder::new().name("dial".into()).spawn(move || {
-        let _ = to_driver.send(Msg::Dialed(peer, connect(&host, port)));
+        let dialed = connect(&host, port);
+        match &dialed {
+            Ok(_) => debug!("dialled {peer} {host}:{port}"),
+            Err(e) => debug!("dial {peer} {host}:{port} failed: {e}"),
+        }
+        let _ = to_driver.send(Msg::Dialed(peer, dialed));
     });
     if let Err(e) = spawned {
         let _ = report.send(Msg::Dialed(peer, Err(e)));

@@ -2,11 +2,16 @@
 //!
 //! Human text passes every peer-supplied string through [`SafeStr`], so nothing a
 //! peer sends can drive the terminal; JSON keeps the exact text (serde_json escapes it).
+//! Human lines are stamped with the local time of day and coloured when stdout is
+//! a terminal and `NO_COLOR` is unset or empty; with a prompt on screen they are
+//! printed above the line being typed, through the prompt's printer.
 
 use std::fmt::Display;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use rustyline::ExternalPrinter;
 
 use meshtalk_core::display::SafeStr;
 use meshtalk_core::node::{BUSY, Event, Kind, PeerInfo, Phase, TextMode};
@@ -34,7 +39,10 @@ impl Render {
         if self.json {
             emit(json!({"event": "error", "message": message}));
         } else {
-            human(format_args!("error: {}", SafeStr(message)));
+            human(format_args!(
+                "{}",
+                Paint(RED, format_args!("error: {}", SafeStr(message)))
+            ));
         }
     }
 
@@ -43,9 +51,7 @@ impl Render {
         if self.json {
             emit(json!({"event": "help", "text": text}));
         } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+            print_line(text.trim_end_matches('\n').to_string());
         }
     }
 
@@ -78,7 +84,7 @@ impl Render {
             human(format_args!(
                 "{} {} ({addr}, {}, {}{waiting})",
                 p.id,
-                SafeStr(p.alias),
+                Paint(BOLD, SafeStr(p.alias)),
                 direction(p.direction),
                 phase(p.phase),
             ));
@@ -181,8 +187,9 @@ impl Display for EventText<'_> {
                 kind: k,
             } => write!(
                 f,
-                "connected {peer} {} ({addr}, {}, {})",
-                SafeStr(alias),
+                "{} {peer} {} ({addr}, {}, {})",
+                Paint(GREEN, "connected"),
+                Paint(BOLD, SafeStr(alias)),
                 direction(*d),
                 kind(*k)
             ),
@@ -192,8 +199,9 @@ impl Display for EventText<'_> {
                 reason,
             } => write!(
                 f,
-                "could not connect {peer} {}: {}",
-                SafeStr(alias),
+                "{} {peer} {}: {}",
+                Paint(YELLOW, "could not connect"),
+                Paint(BOLD, SafeStr(alias)),
                 SafeStr(reason)
             ),
             Event::Message {
@@ -201,14 +209,19 @@ impl Display for EventText<'_> {
                 text,
                 room: None,
                 ..
-            } => write!(f, "{}: {}", SafeStr(from), SafeStr(text)),
+            } => write!(f, "{}: {}", Paint(BOLD, SafeStr(from)), SafeStr(text)),
             Event::Message {
                 from,
                 text,
                 room: Some(_),
                 ..
             } if self.alias == Some(from.as_str()) => {
-                write!(f, "{} (room): {}", SafeStr(from), SafeStr(text))
+                write!(
+                    f,
+                    "{} (room): {}",
+                    Paint(BOLD, SafeStr(from)),
+                    SafeStr(text)
+                )
             }
             Event::Message {
                 peer,
@@ -219,15 +232,17 @@ impl Display for EventText<'_> {
                 f,
                 "{} (room, from {}): {}",
                 who(*peer),
-                SafeStr(from),
+                Paint(BOLD, SafeStr(from)),
                 SafeStr(text)
             ),
             Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),
             Event::Delivered { peer, id } => {
-                write!(f, "delivered message {id} to {}", who(*peer))
+                let delivered = Paint(GREEN, "delivered");
+                write!(f, "{delivered} message {id} to {}", who(*peer))
             }
             Event::Undelivered { peer, id } => {
-                write!(f, "not delivered: message {id} to {}", who(*peer))
+                let undelivered = Paint(YELLOW, "not delivered:");
+                write!(f, "{undelivered} message {id} to {}", who(*peer))
             }
             Event::Broadcast { seq, peers } => {
                 write!(f, "broadcast {seq} sent to {peers} peer(s)")
@@ -242,8 +257,9 @@ impl Display for EventText<'_> {
                 reason,
             } => write!(
                 f,
-                "disconnected {peer} {}: {}",
-                SafeStr(alias),
+                "{} {peer} {}: {}",
+                Paint(YELLOW, "disconnected"),
+                Paint(BOLD, SafeStr(alias)),
                 SafeStr(&reason.to_string())
             ),
         }
@@ -256,7 +272,7 @@ struct PeerName<'a>(PeerId, Option<&'a str>);
 impl Display for PeerName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.1 {
-            Some(alias) => SafeStr(alias).fmt(f),
+            Some(alias) => Paint(BOLD, SafeStr(alias)).fmt(f),
             None => self.0.fmt(f),
         }
     }
@@ -295,13 +311,70 @@ fn emit(value: Value) {
     let _ = out.flush();
 }
 
-/// One human line on stdout, stamped with the time of day (UTC).
+/// One human line, stamped with the local time of day.
 fn human(line: std::fmt::Arguments<'_>) {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let time = chrono::Local::now().format("%H:%M:%S");
+    print_line(format!("{} {line}", Paint(DIM, format_args!("[{time}]"))));
+}
+
+/// The prompt's printer while a prompt is on screen: human lines go through it so
+/// they appear above the line being typed. Only the driver thread renders, so only
+/// the driver thread calls it (the main thread prints before the prompt starts).
+static PRINTER: Mutex<Option<Box<dyn ExternalPrinter + Send>>> = Mutex::new(None);
+
+/// From now on, human lines are printed above the prompt through `printer`.
+pub fn print_above_prompt(printer: Box<dyn ExternalPrinter + Send>) {
+    *PRINTER.lock().unwrap_or_else(PoisonError::into_inner) = Some(printer);
+}
+
+/// Human lines go straight to stdout again (the prompt is gone).
+pub fn stop_printing_above_prompt() {
+    PRINTER
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+}
+
+/// One line (no newline) to the person: above the prompt if there is one, else stdout.
+fn print_line(line: String) {
+    let mut printer = PRINTER.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(p) = printer.as_mut() {
+        match p.print(format!("{line}\n")) {
+            Ok(()) => return,
+            // The prompt thread has ended: print as if there never was one.
+            Err(_) => *printer = None,
+        }
+    }
+    drop(printer);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "[{h:02}:{m:02}:{s:02}] {line}");
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+const BOLD: &str = "1";
+const DIM: &str = "2";
+const RED: &str = "31";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+
+/// Whether human text is coloured: stdout is a terminal and `NO_COLOR` is unset or empty.
+fn colour() -> bool {
+    static COLOUR: OnceLock<bool> = OnceLock::new();
+    *COLOUR.get_or_init(|| {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        !no_color && std::io::stdout().is_terminal()
+    })
+}
+
+/// Text in an ANSI style (an SGR code) when colour is on, else plain.
+struct Paint<T>(&'static str, T);
+
+impl<T: Display> Display for Paint<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if colour() {
+            write!(f, "\x1b[{}m{}\x1b[0m", self.0, self.1)
+        } else {
+            self.1.fmt(f)
+        }
+    }
 }

@@ -1,0 +1,155 @@
+//! The prompt thread: the person's commands, one per line, to the driver.
+//!
+//! On a terminal (stdin and stdout both, and not `--json`) rustyline edits the
+//! line and keeps history, and the renderer prints events above the line being
+//! typed through rustyline's external printer. Anywhere else stdin is read as
+//! plain lines, so meshtalk can be scripted.
+
+use std::io::{self, BufRead, ErrorKind, IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::thread;
+
+use meshtalk_core::command::{self, Command};
+use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
+use rustyline::error::ReadlineError;
+use rustyline::{Config, DefaultEditor};
+
+use crate::driver::Msg;
+use crate::log::{debug, diag};
+use crate::render;
+
+/// What the person sees at the start of the line being typed.
+pub const PROMPT: &str = "meshtalk> ";
+/// Lines kept in the (in-memory) history.
+const HISTORY: usize = 1000;
+/// Turns the terminal's bracketed paste off again (rustyline turns it on while reading).
+const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
+
+/// Hands the terminal back as it was when dropped: the process ends while the
+/// prompt thread may still be inside `readline`, with the terminal in raw mode.
+pub struct Prompt {
+    /// The terminal's settings before the prompt started; `None` for plain lines.
+    saved: Option<Termios>,
+    /// True while the prompt thread waits in `readline` (its prompt is on screen).
+    reading: Arc<AtomicBool>,
+}
+
+impl Drop for Prompt {
+    fn drop(&mut self) {
+        let Some(saved) = self.saved.take() else {
+            return;
+        };
+        render::stop_printing_above_prompt();
+        if let Err(e) = tcsetattr(io::stdin(), SetArg::TCSADRAIN, &saved) {
+            diag!("cannot restore the terminal: {e}");
+        }
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(BRACKETED_PASTE_OFF.as_bytes());
+        if self.reading.load(Ordering::SeqCst) {
+            // Erase the prompt and the half-typed line.
+            let _ = out.write_all(b"\r\x1b[K");
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Starts the prompt thread; keep the returned guard until the driver is done.
+pub fn spawn(to_driver: Sender<Msg>, json: bool) -> Prompt {
+    let reading = Arc::new(AtomicBool::new(false));
+    let terminal = !json && io::stdin().is_terminal() && io::stdout().is_terminal();
+    let saved = if terminal {
+        tcgetattr(io::stdin())
+            .inspect_err(|e| diag!("cannot read the terminal's settings: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let interactive = saved.is_some();
+    let flag = reading.clone();
+    let spawned = thread::Builder::new().name("prompt".into()).spawn(move || {
+        if interactive {
+            debug!("prompt thread started (terminal)");
+            edit_lines(&to_driver, &flag);
+        } else {
+            debug!("prompt thread started (plain lines)");
+            plain_lines(&to_driver);
+        }
+        debug!("prompt thread: end of input");
+        let _ = to_driver.send(Msg::EndOfInput);
+    });
+    if let Err(e) = spawned {
+        diag!("cannot start the prompt thread: {e}");
+    }
+    Prompt { saved, reading }
+}
+
+/// Reads commands from stdin, one per line, until end of input.
+fn plain_lines(to_driver: &Sender<Msg>) {
+    let stdin = io::stdin();
+    let mut stdin = stdin.lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']).to_string();
+                if to_driver.send(Msg::Line(text)).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                diag!("reading stdin failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// The terminal prompt: line editing and history, events printed above the line.
+/// Ctrl-D and Ctrl-C both end input, as end of a piped stdin does.
+fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool) {
+    let config = Config::builder()
+        .max_history_size(HISTORY)
+        .map(|b| b.build());
+    let editor = config.and_then(DefaultEditor::with_config);
+    let mut editor = match editor {
+        Ok(editor) => editor,
+        Err(e) => {
+            diag!("no line editing ({e}); reading plain lines");
+            return plain_lines(to_driver);
+        }
+    };
+    match editor.create_external_printer() {
+        Ok(printer) => render::print_above_prompt(Box::new(printer)),
+        Err(e) => diag!("events may overwrite the line being typed: {e}"),
+    }
+    loop {
+        reading.store(true, Ordering::SeqCst);
+        let read = editor.readline(PROMPT);
+        reading.store(false, Ordering::SeqCst);
+        match read {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                // Reading no further after `exit` keeps the terminal out of raw
+                // mode while the driver says goodbye and the process ends.
+                let exit = matches!(command::parse(&line), Ok(Some(Command::Exit)));
+                if to_driver.send(Msg::Line(line)).is_err() || exit {
+                    return;
+                }
+            }
+            Err(ReadlineError::Eof | ReadlineError::Interrupted) => return,
+            Err(ReadlineError::Signal(_)) => {}
+            Err(e) => {
+                diag!("reading the terminal failed: {e}");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! End to end: `meshtalk mesh` at a terminal (a pseudo-terminal), with a second,
+//! piped `--json` node as its peer; and the diagnostics flags. Every wait is
+//! bounded; children are killed on drop (rexpect's session does it for the pty).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rexpect::session::{PtySession, spawn_command};
+use serde_json::Value;
+
+/// The longest any one expected output may take.
+const WAIT: Duration = Duration::from_secs(10);
+/// A colour (SGR) escape sequence: ESC [ digits and semicolons, then `m`.
+const SGR: &str = "\x1b\\[[0-9;]*m";
+
+/// Starts `meshtalk mesh` named alice on a pseudo-terminal (stdin, stdout and
+/// stderr); `colour` leaves `NO_COLOR` unset. Returns the session and its port.
+fn alice_at_a_terminal(colour: bool) -> (PtySession, u16) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
+    command
+        .args([
+            "mesh",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--name",
+            "alice",
+        ])
+        .env_remove("RUST_LOG")
+        .env("TERM", "xterm");
+    if colour {
+        command.env_remove("NO_COLOR");
+    } else {
+        command.env("NO_COLOR", "1");
+    }
+    let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
+    let mut alice = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
+    let (_, listening) = alice
+        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
+        .expect("listening line");
+    let port = listening
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    alice.exp_string("meshtalk> ").expect("the prompt");
+    (alice, port)
+}
+
+/// A running `meshtalk mesh --json` with piped stdin and stdout.
+struct Node {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Node {
+    fn start(name: &str) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
+            .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--json"])
+            .args(["--name", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start meshtalk");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Node {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn type_lines(&mut self, lines: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(lines.as_bytes()).expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Waits for the next event named `event`, skipping others.
+    fn expect(&self, event: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no '{event}' event within {WAIT:?} ({e})"));
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is no JSON ({e}): {line}"));
+            if value["event"] == event {
+                return value;
+            }
+        }
+    }
+
+    /// Ends stdin and waits (bounded) for the process to exit.
+    fn end_input_and_wait(&mut self) -> ExitStatus {
+        self.stdin = None;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "meshtalk did not exit");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn message_is_printed_above_a_half_typed_line_which_is_then_sent_whole() {
+    let (mut alice, port) = alice_at_a_terminal(false);
+    alice.send("send bob hel").expect("type");
+    alice.flush().expect("flush");
+    alice
+        .exp_string("send bob hel")
+        .expect("the typed text echoed");
+
+    let mut bob = Node::start("bob");
+    bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
+    bob.expect("connected");
+    bob.type_lines("send alice hi from bob\n");
+    alice.exp_string("bob: hi from bob").expect("the message");
+    // The prompt and the half-typed text are drawn again below the message.
+    alice
+        .exp_string("meshtalk> send bob hel")
+        .expect("the half-typed line redrawn");
+
+    alice.send("lo\r").expect("type");
+    alice.flush().expect("flush");
+    let message = bob.expect("message");
+    assert_eq!(message["from"], "alice");
+    assert_eq!(message["text"], "hello");
+}
+
+#[test]
+fn ctrl_d_at_the_prompt_says_goodbye_and_exits() {
+    let (mut alice, port) = alice_at_a_terminal(false);
+    let mut bob = Node::start("bob");
+    bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
+    bob.expect("connected");
+    alice.exp_string("connected").expect("bob joined");
+    alice.send_control('d').expect("ctrl-d");
+    let gone = bob.expect("disconnected");
+    assert_eq!(gone["alias"], "alice");
+    alice.exp_eof().expect("alice exits");
+    assert!(bob.end_input_and_wait().success());
+}
+
+#[test]
+fn with_no_color_set_a_terminal_gets_no_colour() {
+    let (mut alice, _) = alice_at_a_terminal(false);
+    alice.send("frobnicate\r").expect("type");
+    alice.flush().expect("flush");
+    let (before, error) = alice
+        .exp_regex(r"\[[0-9]{2}:[0-9]{2}:[0-9]{2}\] error: unknown command")
+        .expect("a plain error line");
+    let sgr = regex::Regex::new(SGR).expect("regex");
+    assert!(!sgr.is_match(&before), "{before:?}");
+    assert!(!sgr.is_match(&error), "{error:?}");
+}
+
+#[test]
+fn on_a_terminal_with_colour_errors_are_red() {
+    let (mut alice, _) = alice_at_a_terminal(true);
+    alice.send("frobnicate\r").expect("type");
+    alice.flush().expect("flush");
+    alice
+        .exp_string("\x1b[31merror: unknown command 'frobnicate'")
+        .expect("a red error");
+}
+
+/// Runs a piped `--json` node with `flags` and `RUST_LOG` set to `rust_log`, lets
+/// a client connect, ends its input; returns what it wrote on stderr.
+fn stderr_of_a_connection(flags: &[&str], rust_log: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
+    match rust_log {
+        Some(level) => command.env("RUST_LOG", level),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command
+        .args(flags)
+        .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start meshtalk");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (line_tx, lines) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut node = Node {
+        stdin: child.stdin.take(),
+        child,
+        lines,
+    };
+    let listening = node.expect("listening");
+    let port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
+    let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    node.expect("connected");
+    assert!(node.end_input_and_wait().success());
+    rx.recv_timeout(WAIT).expect("stderr closed")
+}
+
+#[test]
+fn quiet_prints_no_diagnostics_even_with_rust_log_debug() {
+    let stderr = stderr_of_a_connection(&["-q"], Some("debug"));
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn verbose_prints_debug_diagnostics_on_stderr() {
+    let stderr = stderr_of_a_connection(&["-v"], None);
+    assert!(
+        stderr.contains("meshtalk: debug: accepted 127.0.0.1:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rust_log_debug_prints_what_verbose_prints() {
+    let stderr = stderr_of_a_connection(&[], Some("debug"));
+    assert!(
+        stderr.contains("meshtalk: debug: accepted 127.0.0.1:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn without_flags_a_quiet_session_prints_no_debug_lines() {
+    let stderr = stderr_of_a_connection(&[], None);
+    assert!(!stderr.contains("debug:"), "{stderr}");
+}
