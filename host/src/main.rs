@@ -66,7 +66,9 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
-        return Err(format!("{secs} s is not between 0 and one day"));
+        return Err(format!(
+            "{secs} s: must be more than 0 and at most 86400 (a day)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
