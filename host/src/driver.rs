@@ -1,7 +1,7 @@
 //! The driver thread: owns the node, turns messages from the I/O threads into
 //! inputs and the node's outputs into writes, dials, closes and printed events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -12,6 +12,7 @@ use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 
+use crate::log::{debug, diag};
 use crate::net::{self, Conn};
 use crate::render::Render;
 
@@ -20,6 +21,10 @@ pub type HostNode = Node<1024, 8192, 131072>;
 
 /// How long the writers get to send what is queued when the program ends.
 const EXIT_FLUSH: Duration = Duration::from_secs(1);
+/// A peer with more than this queued for it pauses the input of every peer.
+const HIGH_WATER: usize = 1 << 20;
+/// The pause lifts once every peer has less than this queued.
+const LOW_WATER: usize = 256 << 10;
 
 /// Everything the driver hears about, from every other thread.
 pub enum Msg {
@@ -31,15 +36,18 @@ pub enum Msg {
     Accepted(TcpStream, SocketAddr),
     /// A dial asked for by the node finished.
     Dialed(PeerId, io::Result<TcpStream>),
-    /// Bytes read from a peer.
+    /// Bytes read from a peer; its reader reads on once the node has taken them all.
     Data(PeerId, Vec<u8>),
+    /// A peer's writer wrote this many of the bytes queued for it.
+    Wrote(PeerId, usize),
     /// A peer's connection ended: `None` for an orderly close, else the error.
     Closed(PeerId, Option<String>),
 }
 
 /// Runs the node until the person quits; returns the exit code. Call it on a thread
-/// with a large stack: the node lives on it.
-pub fn run(config: Config, listener: TcpListener, render: Render) -> i32 {
+/// with a large stack: the node lives on it. A peer that takes none of the bytes
+/// waiting for it for `stall` is disconnected as not reading.
+pub fn run(config: Config, listener: TcpListener, render: Render, stall: Duration) -> i32 {
     let (tx, rx) = channel();
     let (done, done_rx) = channel();
     net::spawn_listener(listener, tx.clone());
@@ -53,6 +61,11 @@ pub fn run(config: Config, listener: TcpListener, render: Render) -> i32 {
         render,
         done: Some(done),
         wake: None,
+        stall,
+        stall_wake: None,
+        paused: false,
+        waiting: VecDeque::new(),
+        recheck: false,
     };
     driver.serve(&rx);
     driver.exit(&done_rx)
@@ -72,6 +85,16 @@ struct Driver {
     done: Option<Sender<()>>,
     /// When the node wants [`Input::Timeout`].
     wake: Option<Instant>,
+    /// How long a peer may take none of the bytes waiting for it.
+    stall: Duration,
+    /// When to look for stalled peers next (possibly early, never late).
+    stall_wake: Option<std::time::Instant>,
+    /// Some peer's queue went over [`HIGH_WATER`]: ready peers' bytes wait unfed.
+    paused: bool,
+    /// Peers whose read chunk waits for the pause to lift, first come first fed.
+    waiting: VecDeque<PeerId>,
+    /// A queue was dropped while paused: see whether the pause lifts.
+    recheck: bool,
 }
 
 impl Driver {
@@ -81,19 +104,27 @@ impl Driver {
         Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
-    /// Sleeps until a message or the node's timeout; returns when the person quits.
+    /// How long to sleep at most: until the node's timeout or the next stall check.
+    fn next_wait(&self) -> Option<Duration> {
+        let node = self
+            .wake
+            .map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
+        let stall = self
+            .stall_wake
+            .map(|at| at.saturating_duration_since(std::time::Instant::now()));
+        match (node, stall) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sleeps until a message or a timeout; returns when the person quits.
     fn serve(&mut self, rx: &Receiver<Msg>) {
         loop {
-            let msg = match self.wake {
+            let msg = match self.next_wait() {
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(at) => {
-                    let wait = at.saturating_since(self.now()).as_millis();
-                    if wait == 0 {
-                        Err(RecvTimeoutError::Timeout)
-                    } else {
-                        rx.recv_timeout(Duration::from_millis(wait))
-                    }
-                }
+                Some(wait) if wait.is_zero() => Err(RecvTimeoutError::Timeout),
+                Some(wait) => rx.recv_timeout(wait),
             };
             match msg {
                 Ok(Msg::Line(line)) => {
@@ -104,13 +135,19 @@ impl Driver {
                 Ok(Msg::EndOfInput) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(Msg::Accepted(stream, addr)) => self.accepted(stream, addr),
                 Ok(Msg::Dialed(peer, result)) => self.dialed(peer, result),
-                Ok(Msg::Data(peer, data)) => self.received(peer, &data),
+                Ok(Msg::Data(peer, data)) => self.received(peer, data),
+                Ok(Msg::Wrote(peer, n)) => self.wrote(peer, n),
                 Ok(Msg::Closed(peer, error)) => {
                     self.conns.remove(&peer);
                     let error = error.as_deref();
                     self.input(Input::Closed { peer, error });
+                    self.resume();
                 }
-                Err(RecvTimeoutError::Timeout) => self.input(Input::Timeout),
+                Err(RecvTimeoutError::Timeout) => self.timeout(),
+            }
+            if self.recheck {
+                self.recheck = false;
+                self.resume();
             }
         }
     }
@@ -173,7 +210,7 @@ impl Driver {
         let Some(done) = self.done.clone() else {
             return;
         };
-        match Conn::start(peer, stream, &self.tx, done) {
+        match Conn::start(peer, stream, &self.tx, done, self.stall) {
             Ok(conn) => {
                 self.conns.insert(peer, conn);
             }
@@ -183,34 +220,132 @@ impl Driver {
         }
     }
 
-    /// Feeds a peer's bytes, draining whenever the node takes only part of them.
-    fn received(&mut self, peer: PeerId, data: &[u8]) {
-        let mut rest = data;
+    /// A chunk from a peer's reader: fed now, or held while input is paused.
+    fn received(&mut self, peer: PeerId, data: Vec<u8>) {
+        let Some(conn) = self.conns.get_mut(&peer) else {
+            // The connection was dropped after its reader read this.
+            return;
+        };
+        conn.hold(data);
+        self.feed(peer);
+    }
+
+    /// Feeds a peer's held chunk, draining whenever the node takes only part of it,
+    /// until all is taken or input is paused (the rest then waits its turn).
+    fn feed(&mut self, peer: PeerId) {
         let mut stalls = 0;
-        while !rest.is_empty() {
+        loop {
+            // A peer that is not ready yet feeds nobody: its greeting goes on.
+            if self.paused && self.aliases.contains_key(&peer) {
+                if !self.waiting.contains(&peer) {
+                    self.waiting.push_back(peer);
+                }
+                return;
+            }
             let now = self.now();
+            let Some(conn) = self.conns.get(&peer) else {
+                return;
+            };
+            let rest = conn.pending();
+            if rest.is_empty() {
+                return;
+            }
+            let len = rest.len();
             let taken = match self
                 .node
                 .handle_input(now, Input::Received { peer, bytes: rest })
             {
-                Ok(Handled::Consumed(n)) => n.min(rest.len()),
-                Ok(_) => rest.len(),
+                Ok(Handled::Consumed(n)) => n.min(len),
+                Ok(_) => len,
                 Err(e) => {
-                    eprintln!("meshtalk: bytes from {peer} refused: {e}");
-                    rest.len()
+                    diag!("bytes from {peer} refused: {e}");
+                    len
                 }
             };
-            rest = &rest[taken..];
-            self.drain();
             stalls = if taken == 0 { stalls + 1 } else { 0 };
-            if stalls > 2 {
-                eprintln!(
-                    "meshtalk: {peer}: node took none of {} bytes; dropped",
-                    rest.len()
-                );
+            let taken = if stalls > 2 {
+                diag!("{peer}: node took none of {len} bytes; dropped");
+                len
+            } else {
+                taken
+            };
+            if let Some(conn) = self.conns.get_mut(&peer) {
+                conn.consume(taken);
+            }
+            self.drain();
+        }
+    }
+
+    /// A writer's progress: the peer took bytes, and the pause may lift.
+    fn wrote(&mut self, peer: PeerId, n: usize) {
+        let Some(conn) = self.conns.get_mut(&peer) else {
+            return;
+        };
+        conn.wrote(n);
+        if conn.queued() < LOW_WATER {
+            self.resume();
+        }
+    }
+
+    /// Lifts the pause once every queue is below [`LOW_WATER`] and feeds the held
+    /// chunks in the order they came, until done or paused again.
+    fn resume(&mut self) {
+        if !self.paused || self.conns.values().any(|c| c.queued() >= LOW_WATER) {
+            return;
+        }
+        self.paused = false;
+        while !self.paused {
+            let Some(peer) = self.waiting.pop_front() else {
                 return;
+            };
+            self.feed(peer);
+        }
+    }
+
+    /// The node's timeout, the stall check, or both, whichever are due.
+    fn timeout(&mut self) {
+        if self
+            .stall_wake
+            .is_some_and(|at| at <= std::time::Instant::now())
+        {
+            self.check_stalls();
+        }
+        if self.wake.is_some_and(|at| at <= self.now()) {
+            self.input(Input::Timeout);
+        }
+    }
+
+    /// Disconnects every peer that took none of its waiting bytes for the stall
+    /// timeout, and sets the next check.
+    fn check_stalls(&mut self) {
+        let now = std::time::Instant::now();
+        self.stall_wake = None;
+        let mut stalled = Vec::new();
+        for (&peer, conn) in &self.conns {
+            let Some(since) = conn.waiting_since() else {
+                continue;
+            };
+            let at = since + self.stall;
+            if at <= now {
+                stalled.push(peer);
+            } else {
+                self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
             }
         }
+        for peer in stalled {
+            if let Some(conn) = self.conns.remove(&peer) {
+                conn.abort();
+            }
+            let reason = format!(
+                "not reading (no bytes taken for {} s)",
+                self.stall.as_secs_f64()
+            );
+            self.input(Input::Closed {
+                peer,
+                error: Some(&reason),
+            });
+        }
+        self.resume();
     }
 
     /// Carries out the node's outputs until it asks only for a timeout.
@@ -222,9 +357,17 @@ impl Driver {
                     self.wake = at;
                     return;
                 }
-                Output::Transmit { peer, data } => match self.conns.get(&peer) {
-                    Some(conn) => conn.send(data.to_vec()),
-                    None => eprintln!("meshtalk: {peer} has no connection for its bytes"),
+                Output::Transmit { peer, data } => match self.conns.get_mut(&peer) {
+                    Some(conn) => {
+                        if conn.send(data.to_vec()) {
+                            let at = std::time::Instant::now() + self.stall;
+                            self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
+                        }
+                        if conn.queued() > HIGH_WATER {
+                            self.paused = true;
+                        }
+                    }
+                    None => debug!("{peer} has no connection for its bytes"),
                 },
                 Output::Connect { peer, host, port } => {
                     net::dial(peer, host.to_string(), port, self.tx.clone());
@@ -233,6 +376,8 @@ impl Driver {
                     if let Some(conn) = self.conns.remove(&peer) {
                         conn.close();
                     }
+                    // Its queue no longer holds the room (`resume` feeds, so not from here).
+                    self.recheck = self.paused;
                 }
                 Output::Event(event) => {
                     let event = event.map(String::from);

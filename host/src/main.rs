@@ -11,7 +11,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use meshtalk_core::command::{ALIAS_MAX_LEN, validate_alias};
@@ -63,6 +63,22 @@ struct MeshArgs {
     /// One JSON object per event on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Disconnect a peer that takes none of the bytes waiting for it for this long.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    stall_timeout: Duration,
+}
+
+/// A positive number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!(
+            "{secs} s: must be more than 0 and at most 86400 (a day)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn main() -> ExitCode {
@@ -91,6 +107,7 @@ fn mesh(args: MeshArgs) -> ExitCode {
     }
     config.hub = args.hub;
     let render = Render { json: args.json };
+    let stall = args.stall_timeout;
     let listener = match TcpListener::bind(SocketAddr::new(args.bind, args.port)) {
         Ok(listener) => listener,
         Err(e) => {
@@ -108,7 +125,7 @@ fn mesh(args: MeshArgs) -> ExitCode {
     let driver = std::thread::Builder::new()
         .name("driver".into())
         .stack_size(DRIVER_STACK)
-        .spawn(move || driver::run(config, listener, render));
+        .spawn(move || driver::run(config, listener, render, stall));
     let code = match driver.map(|handle| handle.join()) {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => 101,
