@@ -430,6 +430,10 @@ pub struct Link<const F: usize> {
     deadline: Option<Instant>,
     /// A one-peer node is busy: tell this peer so once we know how it talks, then close.
     refuse: bool,
+    /// The text peer has ended a message with a newline: from then on only a
+    /// newline ends one, so a stream paused mid-line (by TCP or flow control)
+    /// is not cut in two by the idle timer.
+    sends_lines: bool,
 }
 
 impl<const F: usize> Link<F> {
@@ -441,6 +445,7 @@ impl<const F: usize> Link<F> {
             next_id: 1,
             deadline: None,
             refuse: false,
+            sends_lines: false,
         }
     }
 }
@@ -1187,18 +1192,22 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 *mode = TextMode::Lines;
             }
             p.state.deadline = None;
+            p.state.sends_lines = true;
             self.flush_text(peer, usize::MAX);
             return Step::Took(newline + 1);
         }
         // Cannot fail: `window` fits in `room`.
         let _ = buf.extend_from_slice(window);
+        let sends_lines = p.state.sends_lines;
         if buf.len() >= max {
             // A line longer than a message: send what fits, up to a character boundary.
             let cut = utf8_cut(buf);
             self.flush_text(peer, cut);
         }
-        let at = now + self.config.text_idle;
-        self.set_deadline(peer, at);
+        if !sends_lines {
+            let at = now + self.config.text_idle;
+            self.set_deadline(peer, at);
+        }
         Step::Took(window.len())
     }
 

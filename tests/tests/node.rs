@@ -492,6 +492,17 @@ fn text_without_a_newline_becomes_a_message_after_100_ms_idle() {
 }
 
 #[test]
+fn once_a_text_peer_has_sent_a_line_a_pause_mid_line_does_not_cut_it() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"first\nsec");
+    let outs = input(&mut b, at(1000), Input::Timeout);
+    assert!(messages(&outs).is_empty());
+    let outs = receive(&mut b, at(1001), peer, b"ond\n");
+    assert_eq!(messages(&outs), ["second"]);
+}
+
+#[test]
 fn a_text_peer_is_answered_the_way_it_speaks() {
     let mut b = node("bob", 2);
     let liner = accept(&mut b);
