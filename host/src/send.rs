@@ -149,10 +149,11 @@ impl Mode for Client {
             }
             Event::Disconnected { .. } => {
                 self.connected = false;
-                self.finish(
-                    "the server closed the connection without sending the log",
-                    out,
-                );
+                let why = match self.log_deadline {
+                    Some(_) => "the server closed the connection without sending the log",
+                    None => "the server closed the connection before the log was asked for",
+                };
+                self.finish(why, out);
             }
             _ => {}
         }
