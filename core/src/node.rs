@@ -1334,10 +1334,18 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             let native = matches!(p.state.phase, Phase::Hello | Phase::Ready(Kind::Native));
             if native {
                 let mut why: String<128> = String::new();
-                let _ = fmt::write(
-                    &mut why,
-                    format_args!("{}", reason.map(|s| self.outbox.text(s))),
-                );
+                match reason {
+                    // Told to the other side: "disconnected here" would be wrong there.
+                    Reason::Local => {
+                        let _ = why.push_str("disconnected");
+                    }
+                    _ => {
+                        let _ = fmt::write(
+                            &mut why,
+                            format_args!("{}", reason.map(|s| self.outbox.text(s))),
+                        );
+                    }
+                }
                 if let Ok(data) = self.outbox.put_message(&Message::Bye { reason: &why }) {
                     self.outbox.push(Job::Send { peer, data });
                 }

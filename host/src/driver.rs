@@ -13,6 +13,7 @@ use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 
 use crate::log::{debug, diag};
+use crate::mode::{Action, Mode};
 use crate::net::{self, Conn};
 use crate::render::Render;
 
@@ -44,13 +45,22 @@ pub enum Msg {
     Closed(PeerId, Option<String>),
 }
 
-/// Runs the node until the person quits; returns the exit code. Call it on a thread
-/// with a large stack: the node lives on it. A peer that takes none of the bytes
-/// waiting for it for `stall` is disconnected as not reading.
-pub fn run(config: Config, listener: TcpListener, render: Render, stall: Duration) -> i32 {
+/// Runs the node until the person (or the `mode`) quits; returns the exit code. Call it
+/// on a thread with a large stack: the node lives on it. No listener: dial only. A
+/// peer that takes none of the bytes waiting for it for `stall` is disconnected as
+/// not reading.
+pub fn run(
+    config: Config,
+    listener: Option<TcpListener>,
+    render: Render,
+    mode: Box<dyn Mode>,
+    stall: Duration,
+) -> i32 {
     let (tx, rx) = channel();
     let (done, done_rx) = channel();
-    net::spawn_listener(listener, tx.clone());
+    if let Some(listener) = listener {
+        net::spawn_listener(listener, tx.clone());
+    }
     let _prompt = crate::prompt::spawn(tx.clone(), render.json);
     let mut driver = Driver {
         node: HostNode::new(config),
@@ -66,7 +76,13 @@ pub fn run(config: Config, listener: TcpListener, render: Render, stall: Duratio
         paused: false,
         waiting: VecDeque::new(),
         recheck: false,
+        mode,
+        actions: Vec::new(),
+        quit: None,
     };
+    let now = driver.now();
+    driver.mode.start(now, &mut driver.actions);
+    driver.act();
     driver.serve(&rx);
     driver.exit(&done_rx)
 }
@@ -95,6 +111,12 @@ struct Driver {
     waiting: VecDeque<PeerId>,
     /// A queue was dropped while paused: see whether the pause lifts.
     recheck: bool,
+    /// The subcommand's rules: it sees lines, events and its deadline first.
+    mode: Box<dyn Mode>,
+    /// What the mode asked for, carried out once the node is drained.
+    actions: Vec<Action>,
+    /// Set when the mode ends the program: the exit code.
+    quit: Option<i32>,
 }
 
 impl Driver {
@@ -104,11 +126,15 @@ impl Driver {
         Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
-    /// How long to sleep at most: until the node's timeout or the next stall check.
+    /// How long to sleep at most: until the node's or the mode's timeout, or the
+    /// next stall check.
     fn next_wait(&self) -> Option<Duration> {
-        let node = self
-            .wake
-            .map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
+        let wake = match (self.wake, self.mode.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let node =
+            wake.map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
         let stall = self
             .stall_wake
             .map(|at| at.saturating_duration_since(std::time::Instant::now()));
@@ -121,6 +147,9 @@ impl Driver {
     /// Sleeps until a message or a timeout; returns when the person quits.
     fn serve(&mut self, rx: &Receiver<Msg>) {
         loop {
+            if self.quit.is_some() {
+                return;
+            }
             let msg = match self.next_wait() {
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(wait) if wait.is_zero() => Err(RecvTimeoutError::Timeout),
@@ -128,11 +157,21 @@ impl Driver {
             };
             match msg {
                 Ok(Msg::Line(line)) => {
-                    if self.line(&line) {
+                    let now = self.now();
+                    if self.mode.line(&line, now, &mut self.actions) {
+                        self.act();
+                    } else if self.line(&line) {
                         return;
                     }
                 }
-                Ok(Msg::EndOfInput) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Msg::EndOfInput) => {
+                    let now = self.now();
+                    if !self.mode.end_of_input(now, &mut self.actions) {
+                        return;
+                    }
+                    self.act();
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
                 Ok(Msg::Accepted(stream, addr)) => self.accepted(stream, addr),
                 Ok(Msg::Dialed(peer, result)) => self.dialed(peer, result),
                 Ok(Msg::Data(peer, data)) => self.received(peer, data),
@@ -313,6 +352,11 @@ impl Driver {
         if self.wake.is_some_and(|at| at <= self.now()) {
             self.input(Input::Timeout);
         }
+        let now = self.now();
+        if self.mode.deadline().is_some_and(|at| at <= now) {
+            self.mode.timeout(now, &mut self.actions);
+            self.act();
+        }
     }
 
     /// Disconnects every peer that took none of its waiting bytes for the stall
@@ -355,6 +399,7 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
+                    self.act();
                     return;
                 }
                 Output::Transmit { peer, data } => match self.conns.get_mut(&peer) {
@@ -398,7 +443,10 @@ impl Driver {
             _ => {}
         }
         let alias = event_peer(event).and_then(|peer| self.aliases.get(&peer));
-        self.render.event(event, alias.map(String::as_str));
+        let now = self.now();
+        if self.mode.event(event, now, &mut self.actions) {
+            self.render.event(event, alias.map(String::as_str));
+        }
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
             self.aliases.remove(peer);
         }
@@ -413,7 +461,58 @@ impl Driver {
         // Once every writer has dropped its copy, this returns at once.
         self.done = None;
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
-        0
+        self.quit.unwrap_or(0)
+    }
+
+    /// Carries out what the mode asked for, in order (each command drains the node,
+    /// which may queue more).
+    fn act(&mut self) {
+        while !self.actions.is_empty() {
+            let action = self.actions.remove(0);
+            let now = self.now();
+            let cmd = match &action {
+                Action::Connect { host, port } => Command::Connect {
+                    host,
+                    port: *port,
+                    alias: None,
+                },
+                Action::Send(text) => Command::Send {
+                    target: None,
+                    text,
+                    all: text,
+                },
+                Action::Disconnect => Command::Disconnect { target: None },
+                Action::Help(text) => {
+                    self.render.help(text);
+                    continue;
+                }
+                Action::Error(message) => {
+                    self.render.error(message);
+                    continue;
+                }
+                Action::LogSent { peer, lines } => {
+                    let alias = self.aliases.get(peer).map(String::as_str);
+                    self.render.log_sent(*peer, alias, *lines);
+                    continue;
+                }
+                Action::Log(lines) => {
+                    self.render.log(lines);
+                    continue;
+                }
+                Action::Quit(code) => {
+                    self.quit.get_or_insert(*code);
+                    continue;
+                }
+            };
+            let refused = self.node.handle_input(now, Input::Command(cmd)).err();
+            if let Some(e) = refused {
+                self.render.error(&e.to_string());
+                if !matches!(action, Action::Disconnect) {
+                    self.mode.refused(now, &mut self.actions);
+                }
+            }
+            self.drain();
+        }
     }
 }
 

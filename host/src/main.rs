@@ -3,12 +3,16 @@
 
 mod driver;
 mod log;
+mod mode;
 mod net;
 mod prompt;
 mod render;
+mod send;
+mod serve;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,12 +21,20 @@ use clap::{Args, Parser, Subcommand};
 use meshtalk_core::command::{ALIAS_MAX_LEN, validate_alias};
 use meshtalk_core::node::Config;
 
+use crate::mode::{Chat, Mesh, Mode};
 use crate::render::Render;
 
 /// The driver thread's stack: the node (~10 MB) lives on it.
 const DRIVER_STACK: usize = 256 << 20;
 /// The name used when the host name is no valid alias.
 const DEFAULT_NAME: &str = "meshtalk";
+/// Without `--port` and off a terminal, a free port is picked from here (the
+/// older programs accept only these ports).
+const DEFAULT_PORTS: std::ops::RangeInclusive<u16> = 10000..=20000;
+/// Random ports tried in [`DEFAULT_PORTS`] before any free port will do.
+const PORT_TRIES: usize = 20;
+/// The stall timeout where no flag sets it (the one-way client).
+const DEFAULT_STALL: Duration = Duration::from_secs(5);
 
 #[derive(Parser)]
 #[command(name = "meshtalk", version, about = "Chat with peers over TCP")]
@@ -39,18 +51,62 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Listen for peers and chat: commands on stdin, one per line (`help` lists them).
+    /// Listen for peers and chat with many at once: commands on stdin, one per line (`help` lists them).
     Mesh(MeshArgs),
+    /// The two-peer chat: one peer at a time; `connect`, `send`, `disconnect`, `help`, `exit`.
+    Chat(ChatArgs),
+    /// The one-way server: logs each message from its client; `quit` gets the log back.
+    Serve(ListenArgs),
+    /// The one-way client: sends each line of stdin; `quit` or end of input prints the server's log.
+    Send(SendArgs),
+}
+
+/// Where to listen, and how to print.
+#[derive(Args)]
+struct ListenArgs {
+    /// Port to listen on; 0 picks any free one. Default: asked for on a terminal,
+    /// else a free one from 10000-20000.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    bind: IpAddr,
+    /// One JSON object per event on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Disconnect a peer that takes none of the bytes waiting for it for this long.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    stall_timeout: Duration,
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The server's host name or address.
+    host: String,
+    /// The server's port.
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Speak plain text with no banner, for older servers: one write per line, `quit` bare.
+    #[arg(long)]
+    text: bool,
+    /// One JSON object per event on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
 struct MeshArgs {
-    /// Port to listen on; 0 picks a free one.
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
-    bind: IpAddr,
+    #[command(flatten)]
+    listen: ListenArgs,
     /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
@@ -60,12 +116,6 @@ struct MeshArgs {
     /// Relay plain-text peers' lines to the whole room.
     #[arg(long)]
     hub: bool,
-    /// One JSON object per event on stdout instead of text.
-    #[arg(long)]
-    json: bool,
-    /// Disconnect a peer that takes none of the bytes waiting for it for this long.
-    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
-    stall_timeout: Duration,
 }
 
 /// A positive number of seconds, fractions allowed.
@@ -85,36 +135,69 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let rust_log = std::env::var("RUST_LOG").ok();
     log::init(cli.verbose, cli.quiet, rust_log.as_deref());
-    let Cmd::Mesh(args) = cli.command;
-    mesh(args)
+    match cli.command {
+        Cmd::Mesh(args) => {
+            let Some(mut config) = config(args.name) else {
+                return ExitCode::from(2);
+            };
+            if let Some(n) = args.max_peers {
+                config.max_peers = n;
+            }
+            config.hub = args.hub;
+            listen_and_run(config, &args.listen, Box::new(Mesh))
+        }
+        Cmd::Chat(args) => {
+            let Some(mut config) = config(args.name) else {
+                return ExitCode::from(2);
+            };
+            config.single_peer = true;
+            listen_and_run(config, &args.listen, Box::new(Chat))
+        }
+        Cmd::Serve(args) => {
+            let Some(mut config) = config(None) else {
+                return ExitCode::from(2);
+            };
+            config.single_peer = true;
+            listen_and_run(config, &args, Box::new(serve::Serve::default()))
+        }
+        Cmd::Send(args) => {
+            let render = Render { json: args.json };
+            if args.text {
+                return exit_code(send::text(&args.host, args.port, render));
+            }
+            let Some(mut config) = config(None) else {
+                return ExitCode::from(2);
+            };
+            config.single_peer = true;
+            let client = send::Client::new(args.host, args.port);
+            run(config, None, render, Box::new(client), DEFAULT_STALL)
+        }
+    }
 }
 
-/// Binds, then runs the node on its own thread until the person quits.
-fn mesh(args: MeshArgs) -> ExitCode {
-    let name = args.name.unwrap_or_else(default_name);
-    let mut config = match Config::new(&name, node_id()) {
-        Ok(config) => config,
+/// The node's configuration with `name` (default: the host name); `None` after
+/// saying why the name is refused.
+fn config(name: Option<String>) -> Option<Config> {
+    let name = name.unwrap_or_else(default_name);
+    match Config::new(&name, node_id()) {
+        Ok(config) => Some(config),
         Err(e) => {
             eprintln!(
                 "meshtalk: name '{}' is not allowed: {e}",
                 name.escape_debug()
             );
-            return ExitCode::from(2);
+            None
         }
-    };
-    if let Some(n) = args.max_peers {
-        config.max_peers = n;
     }
-    config.hub = args.hub;
+}
+
+/// Binds, prints the address, then runs the node until the person (or the mode) quits.
+fn listen_and_run(config: Config, args: &ListenArgs, mode: Box<dyn Mode>) -> ExitCode {
     let render = Render { json: args.json };
-    let stall = args.stall_timeout;
-    let listener = match TcpListener::bind(SocketAddr::new(args.bind, args.port)) {
+    let listener = match listen(args.bind, args.port) {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!(
-                "meshtalk: cannot listen on {}:{}: {e}",
-                args.bind, args.port
-            );
+            eprintln!("meshtalk: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -122,10 +205,21 @@ fn mesh(args: MeshArgs) -> ExitCode {
         Ok(addr) => render.listening(addr),
         Err(e) => eprintln!("meshtalk: listening, but on which address? {e}"),
     }
+    run(config, Some(listener), render, mode, args.stall_timeout)
+}
+
+/// Runs the node on its own thread until the person (or the mode) quits.
+fn run(
+    config: Config,
+    listener: Option<TcpListener>,
+    render: Render,
+    mode: Box<dyn Mode>,
+    stall: Duration,
+) -> ExitCode {
     let driver = std::thread::Builder::new()
         .name("driver".into())
         .stack_size(DRIVER_STACK)
-        .spawn(move || driver::run(config, listener, render, stall));
+        .spawn(move || driver::run(config, listener, render, mode, stall));
     let code = match driver.map(|handle| handle.join()) {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => 101,
@@ -136,6 +230,73 @@ fn mesh(args: MeshArgs) -> ExitCode {
     };
     // The stdin and listener threads are blocked in the kernel: end the process here.
     std::process::exit(code)
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The listener: on `port` when given (0: any free port); else, on a terminal, on
+/// a port the person types; else on a free port from [`DEFAULT_PORTS`].
+fn listen(bind: IpAddr, port: Option<u16>) -> Result<TcpListener, String> {
+    let bind_on = |port: u16| {
+        TcpListener::bind(SocketAddr::new(bind, port))
+            .map_err(|e| format!("cannot listen on {bind} port {port}: {e}"))
+    };
+    match port {
+        Some(port) => bind_on(port),
+        None if io::stdin().is_terminal() => loop {
+            match ask_port()? {
+                None => return default_listener(bind),
+                Some(port) => match bind_on(port) {
+                    Ok(listener) => return Ok(listener),
+                    Err(e) => eprintln!("{e}; try another"),
+                },
+            }
+        },
+        None => default_listener(bind),
+    }
+}
+
+/// Asks on the terminal until a valid port comes; `None` for "any free one". The
+/// question goes to stderr, so stdout stays events only.
+fn ask_port() -> Result<Option<u16>, String> {
+    let stdin = io::stdin();
+    let mut line = String::new();
+    loop {
+        eprint!("Enter a port number (1-65535, Enter for a free one): ");
+        let _ = io::stderr().flush();
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) => return Err("no port given".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot read the port: {e}")),
+        }
+        let answer = line.trim();
+        if answer.is_empty() {
+            return Ok(None);
+        }
+        match answer.parse::<u16>() {
+            Ok(port) if port >= 1 => return Ok(Some(port)),
+            _ => eprintln!(
+                "'{}' is no port: a number from 1 to 65535, please",
+                answer.escape_debug()
+            ),
+        }
+    }
+}
+
+/// A free port from [`DEFAULT_PORTS`], tried at random; any free port if none is.
+fn default_listener(bind: IpAddr) -> Result<TcpListener, String> {
+    let span = u64::from(DEFAULT_PORTS.end() - DEFAULT_PORTS.start()) + 1;
+    for _ in 0..PORT_TRIES {
+        let offset = u16::try_from(node_id() % span).unwrap_or(0);
+        let port = DEFAULT_PORTS.start() + offset;
+        if let Ok(listener) = TcpListener::bind(SocketAddr::new(bind, port)) {
+            return Ok(listener);
+        }
+    }
+    TcpListener::bind(SocketAddr::new(bind, 0)).map_err(|e| format!("cannot listen on {bind}: {e}"))
 }
 
 /// The host name made into a valid alias, else [`DEFAULT_NAME`].

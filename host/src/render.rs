@@ -104,6 +104,44 @@ impl Render {
     }
 }
 
+impl Render {
+    /// `serve` sent a client its log (`lines` messages).
+    pub fn log_sent(&self, peer: PeerId, alias: Option<&str>, lines: usize) {
+        if self.json {
+            emit(json!({"event": "log_sent", "peer": peer.number(), "lines": lines}));
+        } else {
+            let who = PeerName(peer, alias);
+            let plural = if lines == 1 { "" } else { "s" };
+            human(format_args!("sent the log ({lines} line{plural}) to {who}"));
+        }
+    }
+
+    /// The log a server sent back to `send`: `log:`, then one line each.
+    pub fn log(&self, lines: &[String]) {
+        if self.json {
+            emit(json!({"event": "log", "lines": lines}));
+            return;
+        }
+        human(format_args!("log:"));
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            let _ = writeln!(out, "{}", SafeStr(line));
+        }
+        let _ = out.flush();
+    }
+
+    /// `send --text` is connected (raw text, no banner).
+    pub fn text_connected(&self, addr: SocketAddr) {
+        if self.json {
+            emit(json!({
+                "event": "connected", "addr": addr.to_string(), "direction": "out", "kind": "text",
+            }));
+        } else {
+            human(format_args!("connected to {addr} (plain text)"));
+        }
+    }
+}
+
 /// The JSON object for one event.
 fn event_json(event: &Event<String>) -> Value {
     match event {

@@ -315,7 +315,7 @@ fn disconnect_says_goodbye_and_the_other_side_learns_why() {
         }
     )));
     assert!(pair.b_events.iter().any(|e| matches!(e,
-        Event::Disconnected { reason: Reason::Bye(why), .. } if why == "disconnected here")));
+        Event::Disconnected { reason: Reason::Bye(why), .. } if why == "disconnected")));
 }
 
 #[test]

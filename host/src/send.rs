@@ -1,0 +1,278 @@
+//! `meshtalk send`: the one-way client. Each line of stdin is a message to the server;
+//! `quit` (or end of input) asks for the log, which is printed before exiting.
+//!
+//! Native by default ([`Client`], a mode of the driver's node); `--text` ([`text`])
+//! speaks the older servers' raw text with no node at all.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use meshtalk_core::node::{Event, WINDOW};
+use meshtalk_core::time::{self, Instant};
+
+use crate::mode::{Action, Mode};
+use crate::render::Render;
+use crate::serve::QUIT;
+
+/// How long to wait for the log after `quit` (native).
+const LOG_WAIT: time::Duration = time::Duration::from_secs(10);
+/// How long a dial may take (`--text`).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time between two writes (`--text`): an older server reads two quick writes as one
+/// message, and a meshtalk reading bare text ends a message after 100 ms of quiet.
+const TEXT_GAP: Duration = Duration::from_millis(200);
+/// After `quit` (`--text`), the log is what arrives until end of stream or this much silence.
+const TEXT_SILENCE: Duration = Duration::from_secs(2);
+
+/// The native client: dials, sends the queued lines one at a time (at most
+/// [`WINDOW`] awaiting their receipt), then `quit`, then collects the log.
+pub struct Client {
+    host: String,
+    port: u16,
+    queue: VecDeque<String>,
+    /// `quit` is queued: later lines are ignored.
+    ending: bool,
+    connected: bool,
+    /// A send is under way and its `sent` has not come; true when it is `quit`.
+    sending: Option<bool>,
+    /// Messages sent and awaiting their receipt.
+    unconfirmed: usize,
+    /// `quit` went out: the log is awaited until then.
+    log_deadline: Option<Instant>,
+    /// The log's lines, once any of it came.
+    log: Option<Vec<String>>,
+}
+
+impl Client {
+    pub fn new(host: String, port: u16) -> Self {
+        Client {
+            host,
+            port,
+            queue: VecDeque::new(),
+            ending: false,
+            connected: false,
+            sending: None,
+            unconfirmed: 0,
+            log_deadline: None,
+            log: None,
+        }
+    }
+
+    /// Sends the next queued line when the connection, the previous send and the
+    /// receipt window allow.
+    fn pump(&mut self, out: &mut Vec<Action>) {
+        if !self.connected || self.sending.is_some() || self.unconfirmed >= WINDOW {
+            return;
+        }
+        if let Some(text) = self.queue.pop_front() {
+            self.sending = Some(self.ending && self.queue.is_empty());
+            out.push(Action::Send(text));
+        }
+    }
+
+    fn ask_for_log(&mut self, out: &mut Vec<Action>) {
+        if !self.ending {
+            self.ending = true;
+            self.queue.push_back(QUIT.to_string());
+            self.pump(out);
+        }
+    }
+
+    /// The end: the log if any came, else an error.
+    fn finish(&mut self, why: &str, out: &mut Vec<Action>) {
+        self.log_deadline = None;
+        match self.log.take() {
+            Some(lines) => {
+                out.push(Action::Log(lines));
+                out.push(Action::Quit(0));
+            }
+            None => {
+                out.push(Action::Error(why.to_string()));
+                out.push(Action::Quit(1));
+            }
+        }
+    }
+}
+
+impl Mode for Client {
+    fn start(&mut self, _now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::Connect {
+            host: self.host.clone(),
+            port: self.port,
+        });
+    }
+
+    /// Every line is a message (an empty one sends nothing); `quit` asks for the log.
+    fn line(&mut self, line: &str, _now: Instant, out: &mut Vec<Action>) -> bool {
+        if line == QUIT {
+            self.ask_for_log(out);
+        } else if !self.ending && !line.is_empty() {
+            self.queue.push_back(line.to_string());
+            self.pump(out);
+        }
+        true
+    }
+
+    fn end_of_input(&mut self, _now: Instant, out: &mut Vec<Action>) -> bool {
+        self.ask_for_log(out);
+        true
+    }
+
+    fn event(&mut self, event: &Event<String>, now: Instant, out: &mut Vec<Action>) -> bool {
+        match event {
+            Event::Connected { .. } => {
+                self.connected = true;
+                self.pump(out);
+            }
+            Event::ConnectFailed { .. } => out.push(Action::Quit(1)),
+            Event::Sent { receipt, .. } => {
+                if *receipt {
+                    self.unconfirmed += 1;
+                }
+                if self.sending.take() == Some(true) {
+                    self.log_deadline = Some(now + LOG_WAIT);
+                }
+                self.pump(out);
+            }
+            Event::Delivered { .. } | Event::Undelivered { .. } => {
+                self.unconfirmed = self.unconfirmed.saturating_sub(1);
+                self.pump(out);
+            }
+            Event::Message { text, .. } if self.log_deadline.is_some() => {
+                let lines = self.log.get_or_insert_with(Vec::new);
+                if !text.is_empty() {
+                    lines.extend(text.split('\n').map(String::from));
+                }
+                return false;
+            }
+            Event::Disconnected { .. } => {
+                self.connected = false;
+                let why = match self.log_deadline {
+                    Some(_) => "the server closed the connection without sending the log",
+                    None => "the server closed the connection before the log was asked for",
+                };
+                self.finish(why, out);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    fn refused(&mut self, _now: Instant, out: &mut Vec<Action>) {
+        if !self.connected {
+            // The dial itself was refused (its error is shown).
+            out.push(Action::Quit(1));
+        } else if self.sending.take() == Some(true) {
+            self.finish("could not ask the server for the log", out);
+        } else {
+            self.pump(out);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.log_deadline
+    }
+
+    fn timeout(&mut self, _now: Instant, out: &mut Vec<Action>) {
+        self.finish("no log from the server within 10 s", out);
+    }
+}
+
+/// `send --text`: raw text to an older server. Each line is one bare write (no newline),
+/// [`TEXT_GAP`] apart; then the four bytes `quit` (always, even at end of input), and
+/// what comes back is printed as the log. Returns the exit code.
+pub fn text(host: &str, port: u16, render: Render) -> i32 {
+    let mut stream = match dial(host, port) {
+        Ok(stream) => stream,
+        Err(e) => {
+            render.error(&format!("cannot connect to {host} port {port}: {e}"));
+            return 1;
+        }
+    };
+    if let Ok(addr) = stream.peer_addr() {
+        render.text_connected(addr);
+    }
+    let mut last: Option<std::time::Instant> = None;
+    let mut write = |stream: &mut TcpStream, bytes: &[u8]| -> io::Result<()> {
+        if let Some(at) = last {
+            std::thread::sleep(TEXT_GAP.saturating_sub(at.elapsed()));
+        }
+        let result = stream.write_all(bytes);
+        last = Some(std::time::Instant::now());
+        result
+    };
+    let stdin = io::stdin();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                render.error(&format!("reading stdin failed: {e}"));
+                break;
+            }
+        }
+        let message = line.trim_end_matches(['\n', '\r']);
+        if message == QUIT {
+            break;
+        }
+        if message.is_empty() {
+            continue;
+        }
+        if let Err(e) = write(&mut stream, message.as_bytes()) {
+            render.error(&format!("the server closed the connection: {e}"));
+            return 1;
+        }
+    }
+    if let Err(e) = write(&mut stream, QUIT.as_bytes()) {
+        render.error(&format!("could not send quit: {e}"));
+        return 1;
+    }
+    let log = read_log(&mut stream);
+    let _ = stream.shutdown(Shutdown::Both);
+    let text = String::from_utf8_lossy(&log);
+    let lines = match text.is_empty() {
+        true => Vec::new(),
+        false => text.split('\n').map(String::from).collect(),
+    };
+    render.log(&lines);
+    0
+}
+
+/// Everything the server sends until it closes or stays silent for [`TEXT_SILENCE`].
+fn read_log(stream: &mut TcpStream) -> Vec<u8> {
+    let mut log = Vec::new();
+    if stream.set_read_timeout(Some(TEXT_SILENCE)).is_err() {
+        return log;
+    }
+    let mut buf = [0; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => log.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // Silence (WouldBlock/TimedOut), or a reset after the log: what came is the log.
+            Err(_) => break,
+        }
+    }
+    log
+}
+
+/// Tries each address of `host` in turn.
+fn dial(host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(ErrorKind::NotFound, "host name has no address");
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, DIAL_TIMEOUT) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
