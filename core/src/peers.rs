@@ -268,13 +268,21 @@ impl<S, const N: usize> PeerTable<S, N> {
                 .map(|p| p.id)
                 .ok_or(LookupError::NoSuchId(n)),
             Target::Name(name) => {
-                if let Some(id) = self.by_alias(name) {
+                // An alias that is only a default copy of the IP does not settle
+                // which of several peers at that IP is meant.
+                let alias = self.by_alias(name).filter(|&id| {
+                    self.get(id)
+                        .is_some_and(|p| p.alias_source != AliasSource::Address)
+                });
+                if let Some(id) = alias {
                     return Ok(id);
                 }
-                let ip: IpAddr = name.parse().map_err(|_| LookupError::NoSuchName(name))?;
+                let Ok(ip) = name.parse::<IpAddr>() else {
+                    return self.by_alias(name).ok_or(LookupError::NoSuchName(name));
+                };
                 let mut at_ip = self.iter().filter(|p| p.addr.is_some_and(|a| a.ip() == ip));
                 match (at_ip.next(), at_ip.count()) {
-                    (None, _) => Err(LookupError::NoSuchName(name)),
+                    (None, _) => self.by_alias(name).ok_or(LookupError::NoSuchName(name)),
                     (Some(p), 0) => Ok(p.id),
                     (Some(_), more) => Err(LookupError::Ambiguous {
                         ip,
@@ -420,6 +428,24 @@ mod tests {
         let mut text = String::<64>::new();
         write!(text, "{err}").unwrap();
         assert_eq!(text, "2 peers at 127.0.0.1; use an alias or #id");
+    }
+
+    #[test]
+    fn an_ip_shared_by_peers_whose_alias_is_that_ip_is_still_ambiguous() {
+        let mut t = PeerTable::<(), 4>::new(4);
+        t.insert(Some(addr("127.0.0.1:1")), Direction::Inbound, None, ())
+            .unwrap();
+        t.insert(Some(addr("127.0.0.1:2")), Direction::Inbound, None, ())
+            .unwrap();
+        assert!(matches!(
+            t.resolve(Target::Name("127.0.0.1")),
+            Err(LookupError::Ambiguous { count: 2, .. })
+        ));
+        let second = t.resolve(Target::Name("127.0.0.1-2"));
+        assert!(
+            second.is_ok(),
+            "a default alias that is no IP still names its peer"
+        );
     }
 
     #[test]

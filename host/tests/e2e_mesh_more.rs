@@ -802,8 +802,6 @@ fn a_node_that_dials_a_silent_text_server_sends_it_bare_messages() {
 }
 
 #[test]
-#[ignore = "bug: a text peer's default alias is its IP, and resolve() tries aliases before IPs, \
-            so `send 127.0.0.1 hi` goes to the first text peer instead of being ambiguous"]
 fn send_to_an_ip_shared_by_two_text_peers_is_an_error_asking_for_an_alias_or_id() {
     let mut alice = Node::start("alice");
     let mut one = text_client(alice.port);

@@ -275,12 +275,18 @@ impl Harness {
 
     fn check_resolve_name(&self, name: &str) {
         let got = self.table.resolve(Target::Name(name));
-        if let Some(owner) = self.owner(name) {
-            assert_eq!(got, Ok(owner), "an alias comes before an IP");
+        let owner = self.owner(name);
+        let source = |id: PeerId| self.peers.iter().find(|p| p.id == id).map(|p| p.source);
+        if let Some(owner) = owner.filter(|&o| source(o) != Some(AliasSource::Address)) {
+            assert_eq!(
+                got,
+                Ok(owner),
+                "a chosen or announced alias comes before an IP"
+            );
             return;
         }
         let Ok(ip) = name.parse::<IpAddr>() else {
-            assert_eq!(got, Err(LookupError::NoSuchName(name)));
+            assert_eq!(got, owner.ok_or(LookupError::NoSuchName(name)));
             return;
         };
         let at_ip: Vec<PeerId> = self
@@ -290,7 +296,7 @@ impl Harness {
             .map(|p| p.id)
             .collect();
         let expected = match at_ip[..] {
-            [] => Err(LookupError::NoSuchName(name)),
+            [] => owner.ok_or(LookupError::NoSuchName(name)),
             [one] => Ok(one),
             _ => Err(LookupError::Ambiguous {
                 ip,
