@@ -1193,7 +1193,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             }
             p.state.deadline = None;
             p.state.sends_lines = true;
-            self.flush_text(peer, usize::MAX);
+            // An empty line (someone pressed Enter) is no message.
+            if !buf.is_empty() {
+                self.flush_text(peer, usize::MAX);
+            }
             return Step::Took(newline + 1);
         }
         // Cannot fail: `window` fits in `room`.

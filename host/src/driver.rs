@@ -58,6 +58,7 @@ pub fn run(
 ) -> i32 {
     let (tx, rx) = channel();
     let (done, done_rx) = channel();
+    let listening = listener.as_ref().map(TcpListener::local_addr);
     if let Some(listener) = listener {
         net::spawn_listener(listener, tx.clone());
     }
@@ -80,6 +81,13 @@ pub fn run(
         actions: Vec::new(),
         quit: None,
     };
+    // Said only now that the node is built, so that a peer told this address is
+    // served at once, not after the node's ~10 MB are set up.
+    match listening {
+        Some(Ok(addr)) => driver.render.listening(addr),
+        Some(Err(e)) => diag!("listening, but on which address? {e}"),
+        None => {}
+    }
     let now = driver.now();
     driver.mode.start(now, &mut driver.actions);
     driver.act();

@@ -201,10 +201,6 @@ fn listen_and_run(config: Config, args: &ListenArgs, mode: Box<dyn Mode>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    match listener.local_addr() {
-        Ok(addr) => render.listening(addr),
-        Err(e) => eprintln!("meshtalk: listening, but on which address? {e}"),
-    }
     run(config, Some(listener), render, mode, args.stall_timeout)
 }
 

@@ -480,6 +480,14 @@ fn each_line_from_a_text_peer_is_one_message() {
 }
 
 #[test]
+fn an_empty_line_from_a_text_peer_is_no_message() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let outs = receive(&mut b, at(0), peer, b"\n\r\none\n\n");
+    assert_eq!(messages(&outs), ["one"]);
+}
+
+#[test]
 fn text_without_a_newline_becomes_a_message_after_100_ms_idle() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
