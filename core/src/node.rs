@@ -208,6 +208,8 @@ pub enum Reason<S> {
     Lost(S),
     /// The peer broke the protocol.
     Fault(Fault),
+    /// A second link to a node already linked as this peer: one of the two goes.
+    Duplicate(PeerId),
 }
 
 /// Ways a peer breaks the protocol; each closes that peer.
@@ -248,6 +250,7 @@ impl<S: fmt::Display> fmt::Display for Reason<S> {
             Reason::Closed => f.write_str("connection closed"),
             Reason::Lost(why) => write!(f, "connection lost: {why}"),
             Reason::Fault(fault) => write!(f, "protocol error: {fault}"),
+            Reason::Duplicate(other) => write!(f, "already connected to that node as {other}"),
         }
     }
 }
@@ -260,6 +263,7 @@ impl<S> Reason<S> {
             Reason::Closed => Reason::Closed,
             Reason::Lost(s) => Reason::Lost(f(s)),
             Reason::Fault(x) => Reason::Fault(x),
+            Reason::Duplicate(other) => Reason::Duplicate(other),
         }
     }
 }
@@ -430,6 +434,8 @@ pub struct Link<const F: usize> {
     deadline: Option<Instant>,
     /// A one-peer node is busy: tell this peer so once we know how it talks, then close.
     refuse: bool,
+    /// The node id the peer announced in its hello (native peers).
+    remote: u64,
     /// The text peer has ended a message with a newline: from then on only a
     /// newline ends one, so a stream paused mid-line (by TCP or flow control)
     /// is not cut in two by the idle timer.
@@ -445,6 +451,7 @@ impl<const F: usize> Link<F> {
             next_id: 1,
             deadline: None,
             refuse: false,
+            remote: 0,
             sends_lines: false,
         }
     }
@@ -1102,8 +1109,16 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 }
                 link.phase = Phase::Ready(Kind::Native);
                 link.deadline = None;
+                link.remote = node;
                 let mut owned: String<MAX_NAME> = String::new();
                 let _ = owned.push_str(name);
+                if let Some(twin) = self.twin(peer, node) {
+                    let (keep, close) = self.keep_one(twin, peer, node);
+                    self.drop_peer(close, Reason::Duplicate(keep), true);
+                    if close == peer {
+                        return Step::Took(n);
+                    }
+                }
                 self.peers.announce(peer, &owned);
                 self.connected_event(peer);
             }
@@ -1169,6 +1184,32 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             }
         }
         Step::Took(n)
+    }
+
+    /// Another ready link to the node `node`, besides `peer`.
+    fn twin(&self, peer: PeerId, node: u64) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find(|p| {
+                p.id != peer
+                    && p.state.phase == Phase::Ready(Kind::Native)
+                    && p.state.remote == node
+            })
+            .map(|p| p.id)
+    }
+
+    /// Of two links to the node `node`, which to keep and which to close. Both
+    /// ends choose alike: the link dialled by the lower node id, else the older.
+    fn keep_one(&self, older: PeerId, newer: PeerId, node: u64) -> (PeerId, PeerId) {
+        let dialler = |id: PeerId| match self.peers.get(id).map(|p| p.direction) {
+            Some(Direction::Outbound) => self.config.node_id,
+            _ => node,
+        };
+        if dialler(newer) < dialler(older) {
+            (newer, older)
+        } else {
+            (older, newer)
+        }
     }
 
     // ---- text peers ----
@@ -1338,9 +1379,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             if native {
                 let mut why: String<128> = String::new();
                 match reason {
-                    // Told to the other side: "disconnected here" would be wrong there.
+                    // Told to the other side: "disconnected here" or a peer number of
+                    // ours would be wrong there.
                     Reason::Local => {
                         let _ = why.push_str("disconnected");
+                    }
+                    Reason::Duplicate(_) => {
+                        let _ = why.push_str("duplicate link");
                     }
                     _ => {
                         let _ = fmt::write(

@@ -639,15 +639,15 @@ fn a_disconnected_peer_can_be_connected_again_under_its_alias() {
 }
 
 #[test]
-#[ignore = "bug: a second connect to a node already connected opens a duplicate link \
-            (alias bob-2 here, alice-2 there) instead of an error"]
-fn connect_twice_to_the_same_address_is_an_error_and_keeps_the_first_connection() {
+fn connect_twice_to_the_same_node_closes_the_second_link_and_keeps_the_first() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
     link(&mut alice, &bob, None);
-    alice.type_lines(&format!("connect 127.0.0.1 {}\nsend bob one\n", bob.port));
-    let error = alice.expect_error();
-    assert!(error.contains("already"), "{error}");
+    alice.type_lines(&format!("connect 127.0.0.1 {}\n", bob.port));
+    let gone = alice.expect("disconnected", |_| true);
+    let reason = gone["reason"].as_str().expect("reason");
+    assert!(reason.contains("already connected"), "{gone}");
+    alice.type_lines("send bob one\n");
     assert_eq!(bob.expect("message", |_| true)["text"], "one");
     bob.expect_no("connected");
 }

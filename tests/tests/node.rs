@@ -339,6 +339,61 @@ fn a_dial_that_completes_after_its_peer_was_disconnected_is_closed() {
 }
 
 #[test]
+fn a_second_link_to_the_same_node_is_closed_on_both_sides_and_the_first_kept() {
+    let mut pair = Pair::new();
+    let outs = command(&mut pair.a, at(1), "connect 127.0.0.1 4000");
+    let Some(Out::Connect(second, ..)) = outs.first().cloned() else {
+        panic!()
+    };
+    let inbound = accept(&mut pair.b);
+    let mut to_b = sent_bytes(
+        &input(
+            &mut pair.a,
+            at(1),
+            Input::Connected {
+                peer: second,
+                addr: addr(4000),
+            },
+        ),
+        second,
+    );
+    let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let outs = receive(&mut pair.b, at(1), inbound, &to_b);
+        b_events.extend(events(&outs));
+        let back = sent_bytes(&outs, inbound);
+        if back.is_empty() {
+            break;
+        }
+        let outs = receive(&mut pair.a, at(1), second, &back);
+        a_events.extend(events(&outs));
+        to_b = sent_bytes(&outs, second);
+    }
+    let first = (pair.a_to_b, pair.b_to_a);
+    assert!(
+        a_events.iter().any(|e| matches!(e,
+        Event::Disconnected { peer, reason: Reason::Duplicate(kept), .. }
+            if *peer == second && *kept == first.0)),
+        "{a_events:?}"
+    );
+    assert!(
+        b_events.iter().any(|e| matches!(e,
+        Event::Disconnected { peer, .. } if *peer == inbound)),
+        "{b_events:?}"
+    );
+    assert!(
+        !a_events
+            .iter()
+            .chain(&b_events)
+            .any(|e| matches!(e, Event::Connected { .. }))
+    );
+    assert_eq!(pair.a.peers().count(), 1);
+    pair.a_says("send bob still here");
+    assert!(pair.b_events.iter().any(|e| matches!(e,
+        Event::Message { text, .. } if text == "still here")));
+}
+
+#[test]
 fn a_connection_back_to_the_same_node_is_refused() {
     let mut a = node("alice", 1);
     let mut b = node("alice2", 1);

@@ -228,7 +228,7 @@ fn a_full_window_refuses_sends_instead_of_losing_them() {
 }
 
 #[test]
-fn two_links_between_the_same_nodes_still_give_each_broadcast_once() {
+fn a_second_link_between_two_nodes_is_closed_and_each_broadcast_still_arrives_once() {
     runs(0xf000, 6, |s| {
         let topology = [Topology::Line, Topology::RandomConnected][s as usize % 2];
         let mut sc = Scenario::new(s, size(s).max(3), topology);
