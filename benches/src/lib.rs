@@ -1,0 +1,1 @@
+//! Shared pieces of meshtalk's benchmarks and load tool.
