@@ -13,9 +13,10 @@ exe=$(cargo bench -p meshtalk-benches --bench insns --no-run 2>&1 |
 # `rep movsb` that callgrind counts as one instruction.
 export GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=1000000000
 for what in decode encode; do
-    insns=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        --toggle-collect="*${what}_all*" "$exe" "$what" "$n" 2>&1 |
-        sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
+    log=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        --toggle-collect="*${what}_all*" "$exe" "$what" "$n" 2>&1) ||
+        { echo "$log" >&2; echo "the $what run failed" >&2; exit 1; }
+    insns=$(echo "$log" | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
     [ -n "$insns" ] || { echo "callgrind gave no count for $what" >&2; exit 1; }
     echo "$what: $insns instructions for $n messages: $((insns / n)) per message"
 done

@@ -59,13 +59,12 @@ fn encode_all(texts: &[String], out: &mut [u8], n: usize) -> usize {
     let mut total = 0;
     for i in 0..n {
         let text = &texts[i % texts.len()];
-        if out.len() - pos < SIZE + 16 {
+        let msg = Message::Chat { id: i as u32, text };
+        if out.len() - pos < SIZE + 64 {
             total += pos;
             pos = 0;
         }
-        pos += Message::Chat { id: i as u32, text }
-            .encode_frame(&mut out[pos..])
-            .expect("room");
+        pos += msg.encode_frame(&mut out[pos..]).expect("room");
     }
     total + pos
 }
@@ -83,7 +82,7 @@ fn main() {
         }
     };
     let texts = texts();
-    let mut out = vec![0u8; DISTINCT * (SIZE + 16)];
+    let mut out = vec![0u8; DISTINCT * (SIZE + 64)];
     if what == "encode" || what == "both" {
         black_box(encode_all(&texts, &mut out, n));
     }

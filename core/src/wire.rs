@@ -65,6 +65,11 @@ impl fmt::Display for WireError {
 impl<'a> Message<'a> {
     /// Decodes one frame body, borrowing the text from it.
     pub fn decode(body: &'a [u8]) -> Result<Self, WireError> {
+        // Chat is most of the traffic: read it by hand (half the instructions);
+        // anything unusual goes to postcard, which gives the same answer.
+        if let Some(chat) = decode_chat(body) {
+            return Ok(chat);
+        }
         match postcard::take_from_bytes::<Message<'a>>(body) {
             Ok((msg, [])) => Ok(msg),
             Ok(_) => Err(WireError::TrailingBytes),
@@ -77,6 +82,9 @@ impl<'a> Message<'a> {
         let needed = self.frame_len();
         if out.len() < needed {
             return Err(BufferTooSmall { needed });
+        }
+        if let Message::Chat { id, text } = *self {
+            return encode_chat(id, text, out);
         }
         let body_room = out.get_mut(MAX_HEADER..).unwrap_or_default();
         let body_len = postcard::to_slice(self, body_room)
@@ -101,6 +109,83 @@ impl<'a> Message<'a> {
         };
         MAX_HEADER + 1 + 4 * 10 + strings
     }
+}
+
+/// postcard's variant index of [`Message::Chat`] (its place in the enum), a one-byte varint.
+const CHAT_TAG: u8 = 1;
+
+/// A chat message in postcard's layout (variant index, id, text length, text),
+/// written by hand; `out` holds at least [`Message::frame_len`] bytes.
+fn encode_chat(id: u32, text: &str, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let too_long = BufferTooSmall { needed: usize::MAX };
+    let len = u32::try_from(text.len()).map_err(|_| too_long)?;
+    let body = 1 + varint_len(id) + varint_len(len) + text.len();
+    let body = u32::try_from(body).map_err(|_| too_long)?;
+    // Cannot panic: `out` holds `frame_len()` bytes, more than the header, tag,
+    // two varints and text written here.
+    let mut at = put_varint(out, 0, body);
+    out[at] = CHAT_TAG;
+    at = put_varint(out, at + 1, id);
+    at = put_varint(out, at, len);
+    out[at..at + text.len()].copy_from_slice(text.as_bytes());
+    Ok(at + text.len())
+}
+
+/// Bytes in the LEB128 varint of `v`.
+#[inline]
+fn varint_len(v: u32) -> usize {
+    1 + usize::from(v >= 1 << 7)
+        + usize::from(v >= 1 << 14)
+        + usize::from(v >= 1 << 21)
+        + usize::from(v >= 1 << 28)
+}
+
+/// Writes the LEB128 varint of `v` at `out[at..]` (the caller made room); returns where it ends.
+#[inline]
+fn put_varint(out: &mut [u8], mut at: usize, mut v: u32) -> usize {
+    while v >= 0x80 {
+        // Keeps the low 7 bits, so the truncating cast is what we want.
+        out[at] = v as u8 | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    out[at] = v as u8;
+    at + 1
+}
+
+/// A chat message read by hand when its varints are short and canonical; None
+/// for anything else, which postcard then decodes (or refuses) itself.
+#[inline]
+fn decode_chat(body: &[u8]) -> Option<Message<'_>> {
+    let (&tag, rest) = body.split_first()?;
+    if tag != CHAT_TAG {
+        return None;
+    }
+    let (id, rest) = short_varint(rest)?;
+    let (len, text) = short_varint(rest)?;
+    if text.len() != len as usize {
+        return None;
+    }
+    // The one UTF-8 check of the text.
+    let text = core::str::from_utf8(text).ok()?;
+    Some(Message::Chat { id, text })
+}
+
+/// A varint of 1 to 3 bytes in its shortest form (a valid u32 to postcard too),
+/// and the bytes after it.
+#[inline]
+fn short_varint(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let mut value = 0u32;
+    for (i, &b) in bytes.iter().take(3).enumerate() {
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if i > 0 && b == 0 {
+                return None;
+            }
+            return bytes.get(i + 1..).map(|rest| (value, rest));
+        }
+    }
+    None
 }
 
 /// A parsed banner line: `MESHTALK/<major>[.<minor>] <name>`.
@@ -250,6 +335,64 @@ mod tests {
             text: "room",
         });
         round_trip(Message::Bye { reason: "exit" });
+    }
+
+    #[test]
+    fn chat_by_hand_is_postcard_byte_for_byte_both_ways() {
+        let long = "é".repeat(300);
+        for id in [
+            0,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            (1 << 21) - 1,
+            1 << 21,
+            u32::MAX,
+        ] {
+            for text in [
+                "",
+                "hi",
+                "x".repeat(127).as_str(),
+                "y".repeat(128).as_str(),
+                &long,
+            ] {
+                let msg = Message::Chat { id, text };
+                let mut by_hand = [0u8; 1024];
+                let n = msg.encode_frame(&mut by_hand).unwrap();
+                let mut body = [0u8; 1024];
+                let body = postcard::to_slice(&msg, &mut body).unwrap();
+                let head = frame::header_len(body.len());
+                assert_eq!(&by_hand[head..n], &*body, "id {id} len {}", text.len());
+                assert!(decode_chat(body).is_none_or(|m| m == msg));
+                assert_eq!(Message::decode(body), Ok(msg));
+            }
+        }
+    }
+
+    #[test]
+    fn chat_read_by_hand_refuses_what_postcard_refuses() {
+        fn postcard_says(b: &[u8]) -> Result<Message<'_>, WireError> {
+            match postcard::take_from_bytes::<Message<'_>>(b) {
+                Ok((m, [])) => Ok(m),
+                Ok(_) => Err(WireError::TrailingBytes),
+                Err(_) => Err(WireError::Malformed),
+            }
+        }
+        for body in [
+            &[1, 5, 2, b'h', b'i'][..],
+            &[1, 5, 2, b'h'],
+            &[1, 5, 2, b'h', b'i', b'!'],
+            &[1, 5, 2, 0xff, 0xfe],
+            &[1, 0x80, 0x00, 1, b'a'],
+            &[1, 0x85, 0x80, 0x80, 0x80, 0x01, 0],
+            &[1, 5, 0x81, 0x00, b'a'],
+            &[1],
+            &[1, 0x80],
+        ] {
+            assert_eq!(Message::decode(body), postcard_says(body), "{body:?}");
+        }
     }
 
     #[test]
