@@ -18,7 +18,7 @@ use meshtalk_core::wire::Message;
 use serde_json::Value;
 
 /// The longest any one expected event or close may take.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A running `meshtalk` and what it prints, one stdout line (raw bytes) at a time.
 pub struct Node {
