@@ -1,0 +1,406 @@
+//! Shared by the attack tests: a running `meshtalk mesh` whose stdout is read
+//! line by line (JSON events or raw human text), a hand-made native peer that
+//! speaks the wire protocol through `meshtalk_core`, and the check every attack
+//! ends with: two well-behaved peers still exchange a message.
+
+// Each test file uses its own share of these helpers.
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use meshtalk_core::wire::Message;
+use serde_json::Value;
+
+/// The longest any one expected event or close may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `meshtalk` and what it prints, one stdout line (raw bytes) at a time.
+pub struct Node {
+    pub child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<Vec<u8>>,
+    pub port: u16,
+    pub json: bool,
+    /// What the node is called (`--name`), as its peers see it.
+    pub name: String,
+}
+
+impl Node {
+    /// `meshtalk mesh --port 0 --bind 127.0.0.1 --json --name <name>` plus `extra`.
+    pub fn mesh(name: &str, extra: &[&str]) -> Node {
+        Node::start(name, true, extra)
+    }
+
+    /// As [`Node::mesh`], printing human text instead of JSON (stdout is a pipe: no colour).
+    pub fn mesh_human(name: &str, extra: &[&str]) -> Node {
+        Node::start(name, false, extra)
+    }
+
+    /// Starts `meshtalk mesh` on a free loopback port and waits until it listens.
+    pub fn start(name: &str, json: bool, extra: &[&str]) -> Node {
+        Node::spawn(
+            Command::new(env!("CARGO_BIN_EXE_meshtalk"))
+                .args(["-q", "mesh", "--port", "0", "--bind", "127.0.0.1"])
+                .args(["--name", name])
+                .args(if json { &["--json"][..] } else { &[][..] })
+                .args(extra),
+            name,
+            json,
+        )
+    }
+
+    /// Spawns `command` (a `meshtalk mesh` with `--port 0`) and waits until it listens.
+    pub fn spawn(command: &mut Command, name: &str, json: bool) -> Node {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start meshtalk");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            let mut buf = vec![0; 64 * 1024];
+            let mut line = Vec::new();
+            loop {
+                let n = match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                for &b in &buf[..n] {
+                    line.push(b);
+                    if b == b'\n' && tx.send(std::mem::take(&mut line)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut node = Node {
+            child,
+            stdin,
+            lines,
+            port: 0,
+            json,
+            name: name.to_string(),
+        };
+        node.port = if json {
+            let listening = node.expect("listening", WAIT, |_| true);
+            u16::try_from(listening["port"].as_u64().expect("port")).expect("u16")
+        } else {
+            let line = node.expect_raw(WAIT, |l| l.contains("listening on"));
+            let port = line.trim_end().rsplit(':').next().expect("an address");
+            port.parse().expect("a port number")
+        };
+        node
+    }
+
+    /// The node's address, for dialling it.
+    pub fn addr(&self) -> (&'static str, u16) {
+        ("127.0.0.1", self.port)
+    }
+
+    /// Waits at most `wait` for the next event named `event` for which `matches`
+    /// holds, skipping others (JSON mode).
+    pub fn expect(&self, event: &str, wait: Duration, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("{}: no '{event}' event within {wait:?} ({e})", self.name)
+            });
+            let value: Value = serde_json::from_slice(&line).unwrap_or_else(|e| {
+                panic!(
+                    "{}: stdout line is no JSON ({e}): {}",
+                    self.name,
+                    String::from_utf8_lossy(&line)
+                )
+            });
+            if value["event"] == event && matches(&value) {
+                return value;
+            }
+        }
+    }
+
+    /// Waits at most `wait` for the next stdout line (lossily decoded) for which
+    /// `matches` holds, skipping others.
+    pub fn expect_raw(&self, wait: Duration, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("{}: no such line within {wait:?} ({e})", self.name));
+            let text = String::from_utf8_lossy(&line).into_owned();
+            if matches(&text) {
+                return text;
+            }
+        }
+    }
+
+    /// The next stdout line, raw, waiting at most `wait`.
+    pub fn next_raw_line(&self, wait: Duration) -> Vec<u8> {
+        self.lines
+            .recv_timeout(wait)
+            .unwrap_or_else(|e| panic!("{}: no line within {wait:?} ({e})", self.name))
+    }
+
+    /// Every stdout line printed so far and until `quiet` passes with no new line,
+    /// raw, at most `wait` in all.
+    pub fn raw_lines_until_quiet(&self, quiet: Duration, wait: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(quiet) {
+                Ok(line) => out.push(line),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Writes a command line to the node's stdin.
+    pub fn type_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write stdin");
+        self.stdin.flush().expect("flush stdin");
+    }
+
+    /// A number from the node's `/proc/<pid>/status` line `key` (e.g. `VmRSS`, in KiB).
+    pub fn status_kib(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in /proc status"))
+    }
+
+    /// How many file descriptors the node has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Waits at most `wait` until the node has at most `fds` descriptors open;
+    /// returns how many it has then.
+    pub fn settle_fds(&self, fds: usize, wait: Duration) -> usize {
+        let deadline = Instant::now() + wait;
+        loop {
+            let now = self.open_fds();
+            if now <= fds || Instant::now() >= deadline {
+                return now;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Names the well-behaved peers of [`assert_still_serving`], each one new.
+static FRIENDS: AtomicU32 = AtomicU32::new(0);
+
+/// The check every attack ends with: the node is alive, a fresh `meshtalk` dials
+/// it, and a message goes each way within a few seconds.
+pub fn assert_still_serving(node: &mut Node) {
+    assert!(node.is_running(), "{} has exited", node.name);
+    let n = FRIENDS.fetch_add(1, Ordering::Relaxed);
+    let friend_name = format!("friend{n}");
+    let mut friend = Node::mesh(&friend_name, &[]);
+    friend.type_line(&format!("connect 127.0.0.1 {} target", node.port));
+    friend.expect("connected", WAIT, |e| e["alias"] == "target");
+    friend.type_line(&format!("send target still there {n}?"));
+    let question = format!("still there {n}?");
+    let answer = format!("still here {n}");
+    // The node names the friend by its announced name (or that with a suffix).
+    let alias = if node.json {
+        let connected = node.expect("connected", WAIT, |e| {
+            e["alias"]
+                .as_str()
+                .is_some_and(|a| a.starts_with(&friend_name))
+        });
+        node.expect("message", WAIT, |e| e["text"] == question.as_str());
+        connected["alias"].as_str().expect("alias").to_string()
+    } else {
+        node.expect_raw(WAIT, |l| l.contains(&question));
+        friend_name.clone()
+    };
+    friend.expect("delivered", WAIT, |_| true);
+    node.type_line(&format!("send {alias} {answer}"));
+    friend.expect("message", WAIT, |e| e["text"] == answer.as_str());
+    friend.type_line("exit");
+}
+
+/// A seeded xorshift generator, so a failing run of random bytes reproduces.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// One frame carrying `msg`, as a native peer sends it.
+pub fn frame(msg: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0; msg.frame_len()];
+    let n = msg.encode_frame(&mut buf).expect("frame fits");
+    buf.truncate(n);
+    buf
+}
+
+/// A TCP connection to the node, with bounded reads and writes.
+pub fn connect(node: &Node) -> TcpStream {
+    let stream = TcpStream::connect(node.addr()).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    stream.set_write_timeout(Some(WAIT)).expect("write timeout");
+    stream
+}
+
+/// A native peer made by hand: banner, then hello, then whatever frames a test
+/// writes. The node's answers are read and dropped on a thread of its own unless
+/// the peer is made with `read: false`.
+pub struct Native {
+    pub stream: TcpStream,
+    /// The node's number for this peer.
+    pub peer: u64,
+    /// Tells when the node closed the connection (the reading thread saw its end).
+    closed: Option<Receiver<()>>,
+}
+
+impl Native {
+    /// Dials `node` (a JSON one), greets it as `name` and waits until it shows the peer.
+    pub fn join(node: &Node, name: &str, read: bool) -> Native {
+        let mut stream = connect(node);
+        stream
+            .write_all(format!("MESHTALK/1 {name}\n").as_bytes())
+            .expect("write banner");
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            stream
+                .read_exact(&mut byte)
+                .expect("read the node's banner");
+            line.push(byte[0]);
+        }
+        assert!(line.starts_with(b"MESHTALK/1 "), "banner {line:?}");
+        let node_id = 0x6174_7461_636b_0000 | u64::from(FRIENDS.fetch_add(1, Ordering::Relaxed));
+        let hello = Message::Hello {
+            minor: 0,
+            node: node_id,
+            name,
+        };
+        stream.write_all(&frame(&hello)).expect("write hello");
+        let connected = node.expect("connected", WAIT, |e| {
+            e["alias"].as_str().is_some_and(|a| a.starts_with(name))
+        });
+        let closed = read.then(|| drain_until_closed(&stream));
+        Native {
+            stream,
+            peer: connected["peer"].as_u64().expect("peer number"),
+            closed,
+        }
+    }
+
+    /// Writes raw bytes (frames or not) to the node.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to the node");
+    }
+
+    /// Waits at most `wait` until the node has closed the connection.
+    pub fn assert_closed(&self, wait: Duration) {
+        match &self.closed {
+            Some(closed) => closed
+                .recv_timeout(wait)
+                .unwrap_or_else(|_| panic!("peer #{} still open after {wait:?}", self.peer)),
+            None => {
+                assert_closed(&self.stream, wait);
+            }
+        }
+    }
+}
+
+/// Reads and drops everything on a thread of its own; the receiver hears when the
+/// stream ends (closed or reset by the other side).
+pub fn drain_until_closed(stream: &TcpStream) -> Receiver<()> {
+    let mut reader = stream.try_clone().expect("clone");
+    reader.set_read_timeout(None).expect("no read timeout");
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// Reads (and drops) until the other side closes or resets `stream`; panics if it
+/// is still open after `wait`. Returns what was read.
+pub fn assert_closed(stream: &TcpStream, wait: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + wait;
+    let mut reader = stream;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "connection still open after {wait:?}; it sent {} bytes: {:?}",
+            got.len(),
+            String::from_utf8_lossy(&got[..got.len().min(200)])
+        );
+        reader.set_read_timeout(Some(left)).expect("read timeout");
+        match reader.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return got,
+        }
+    }
+}
+
+/// Closes our side for writing only, keeping the read side open.
+pub fn half_close(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+}
