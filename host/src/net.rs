@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use meshtalk_core::peers::PeerId;
+use socket2::{SockRef, TcpKeepalive};
 
 use crate::driver::Msg;
 use crate::log::{debug, diag};
@@ -23,6 +24,8 @@ const READ_BUF: usize = 64 * 1024;
 const WRITE_BATCH: usize = 256 * 1024;
 /// Buffers gathered into one vectored write at most.
 const WRITE_SLICES: usize = 64;
+/// Unanswered keepalive probes after which a connection is dead.
+const KEEPALIVE_PROBES: u32 = 3;
 
 /// Accepts connections forever and hands them to the driver.
 pub fn spawn_listener(listener: TcpListener, to_driver: Sender<Msg>) {
@@ -80,6 +83,24 @@ fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
         }
     }
     Err(last)
+}
+
+/// Turns on TCP keepalive: after `idle` (at least 1 s) with nothing heard, a probe
+/// every third of it (at least 1 s); [`KEEPALIVE_PROBES`] unanswered end the
+/// connection. On Linux, bytes unacknowledged for as long end it too, so a pulled
+/// cable is found in about twice `idle` whether or not anything was being sent.
+pub fn keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    let idle = idle.max(Duration::from_secs(1));
+    let interval = (idle / 3).max(Duration::from_secs(1));
+    let params = TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(interval)
+        .with_retries(KEEPALIVE_PROBES);
+    let socket = SockRef::from(stream);
+    socket.set_tcp_keepalive(&params)?;
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(idle + interval * KEEPALIVE_PROBES))?;
+    Ok(())
 }
 
 /// What the driver asks of a connection's writer.
