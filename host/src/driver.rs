@@ -884,3 +884,41 @@ struct Retry {
     at: std::time::Instant,
     dial: Dial,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limited_piece_ends_after_the_first_newline() {
+        assert_eq!(line_piece(b"ab\ncd\n", 256), 3);
+        assert_eq!(line_piece(b"\n", 256), 1);
+    }
+
+    #[test]
+    fn a_rate_limited_piece_without_newline_is_at_most_the_cap() {
+        assert_eq!(line_piece(b"abcdef", 4), 4);
+        assert_eq!(line_piece(b"abc", 4), 3);
+        assert_eq!(line_piece(b"abcd\n", 4), 4);
+    }
+
+    #[test]
+    fn only_a_peer_lost_or_gone_by_itself_is_dialled_again() {
+        assert!(redials(&Reason::Closed));
+        assert!(redials(&Reason::Lost("reset".into())));
+        assert!(redials(&Reason::Bye("exit".into())));
+        assert!(!redials(&Reason::Local));
+        assert!(!redials(&Reason::Bye(BUSY.into())));
+        assert!(!redials(&Reason::Fault(Fault::Itself)));
+    }
+
+    #[test]
+    fn an_overdrawn_bucket_waits_until_it_holds_a_token_again() {
+        let mut bucket = Bucket::new(10.0);
+        assert!(bucket.ready(10.0));
+        bucket.tokens = -1.0;
+        assert!(!bucket.ready(10.0));
+        let wait = bucket.ready_at(10.0).saturating_duration_since(bucket.at);
+        assert!(wait > Duration::from_millis(150) && wait <= Duration::from_millis(200));
+    }
+}

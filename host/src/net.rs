@@ -350,3 +350,52 @@ fn advance(bufs: &mut VecDeque<Vec<u8>>, mut front: usize, mut n: usize) -> usiz
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use socket2::SockRef;
+
+    use super::*;
+
+    /// A connected loopback stream (its listener kept alive alongside).
+    fn stream() -> (TcpListener, TcpStream) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stream = TcpStream::connect(addr).expect("connect");
+        (listener, stream)
+    }
+
+    #[test]
+    fn keepalive_probes_after_idle_every_third_of_it_three_times() {
+        let (_listener, stream) = stream();
+        keepalive(&stream, Duration::from_secs(9)).expect("keepalive");
+        let socket = SockRef::from(&stream);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().expect("idle").as_secs(), 9);
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval").as_secs(),
+            3
+        );
+        assert_eq!(socket.tcp_keepalive_retries().expect("retries"), 3);
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            socket.tcp_user_timeout().expect("user timeout"),
+            Some(Duration::from_secs(18))
+        );
+    }
+
+    #[test]
+    fn keepalive_never_probes_more_often_than_once_a_second() {
+        let (_listener, stream) = stream();
+        keepalive(&stream, Duration::from_millis(100)).expect("keepalive");
+        let socket = SockRef::from(&stream);
+        assert_eq!(socket.tcp_keepalive_time().expect("idle").as_secs(), 1);
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval").as_secs(),
+            1
+        );
+    }
+}
