@@ -4,11 +4,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::Duration;
 
 use meshtalk_core::command::{self, Command, HELP};
-use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output};
+use meshtalk_core::node::{BUSY, Config, Event, Fault, Handled, Input, Node, Output, Reason};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 
@@ -26,6 +26,29 @@ const EXIT_FLUSH: Duration = Duration::from_secs(1);
 const HIGH_WATER: usize = 1 << 20;
 /// The pause lifts once every peer has less than this queued.
 const LOW_WATER: usize = 256 << 10;
+/// Bytes of one peer fed to the node in one turn; then other peers and messages
+/// are served, so a flooding peer delays the others by at most this much work.
+const TURN_BUDGET: usize = 16 << 10;
+/// A rate-limited peer is fed up to its next newline, at most this much at once,
+/// so a line-speaking peer overdraws its bucket by one message at most.
+const RATE_PIECE: usize = 256;
+/// The first re-dial of a dropped peer waits this long (`mesh --reconnect`).
+const RECONNECT_MIN: Duration = Duration::from_secs(1);
+/// Each failed re-dial doubles the wait, up to this.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// How the host runs its connections, from the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// A peer that takes none of the bytes waiting for it this long is disconnected.
+    pub stall: Duration,
+    /// TCP keepalive idle time on every connection; `None`: off.
+    pub keepalive: Option<Duration>,
+    /// Re-dial outbound peers that drop, with backoff.
+    pub reconnect: bool,
+    /// The most messages per second shown from one peer; `None`: no limit.
+    pub rate_limit: Option<f64>,
+}
 
 /// Everything the driver hears about, from every other thread.
 pub enum Msg {
@@ -43,20 +66,22 @@ pub enum Msg {
     Wrote(PeerId, usize),
     /// A peer's connection ended: `None` for an orderly close, else the error.
     Closed(PeerId, Option<String>),
+    /// SIGINT or SIGTERM (named): say goodbye and quit, whatever the mode.
+    Signal(&'static str),
 }
 
-/// Runs the node until the person (or the `mode`) quits; returns the exit code. Call it
-/// on a thread with a large stack: the node lives on it. No listener: dial only. A
-/// peer that takes none of the bytes waiting for it for `stall` is disconnected as
-/// not reading.
+/// Runs the node until the person (or the `mode`, or SIGINT/SIGTERM) quits; returns
+/// the exit code. Call it on a thread with a large stack: the node lives on it. No
+/// listener: dial only.
 pub fn run(
     config: Config,
     listener: Option<TcpListener>,
     render: Render,
     mode: Box<dyn Mode>,
-    stall: Duration,
+    options: Options,
 ) -> i32 {
     let (tx, rx) = channel();
+    crate::signal::spawn(tx.clone());
     let (done, done_rx) = channel();
     let listening = listener.as_ref().map(TcpListener::local_addr);
     if let Some(listener) = listener {
@@ -72,10 +97,19 @@ pub fn run(
         render,
         done: Some(done),
         wake: None,
-        stall,
+        stall: options.stall,
+        keepalive: options.keepalive,
         stall_wake: None,
         paused: false,
         waiting: VecDeque::new(),
+        turns: VecDeque::new(),
+        rate_limit: options.rate_limit,
+        buckets: HashMap::new(),
+        throttled: Vec::new(),
+        reconnect: options.reconnect,
+        dials: HashMap::new(),
+        next_dial: None,
+        retries: Vec::new(),
         recheck: false,
         mode,
         actions: Vec::new(),
@@ -111,12 +145,30 @@ struct Driver {
     wake: Option<Instant>,
     /// How long a peer may take none of the bytes waiting for it.
     stall: Duration,
+    /// TCP keepalive idle time for every connection; `None`: off.
+    keepalive: Option<Duration>,
     /// When to look for stalled peers next (possibly early, never late).
     stall_wake: Option<std::time::Instant>,
     /// Some peer's queue went over [`HIGH_WATER`]: ready peers' bytes wait unfed.
     paused: bool,
     /// Peers whose read chunk waits for the pause to lift, first come first fed.
     waiting: VecDeque<PeerId>,
+    /// Peers with bytes left after their turn, fed round-robin when no message waits.
+    turns: VecDeque<PeerId>,
+    /// The most messages per second shown from one peer.
+    rate_limit: Option<f64>,
+    /// Each rate-limited peer's token bucket.
+    buckets: HashMap<PeerId, Bucket>,
+    /// Peers with bytes to feed and no token left: they wait for their bucket.
+    throttled: Vec<PeerId>,
+    /// Whether outbound peers that drop are dialled again.
+    reconnect: bool,
+    /// With `reconnect`: where each outbound peer was dialled, to dial it again.
+    dials: HashMap<PeerId, Dial>,
+    /// What the next [`Output::Connect`] is: a person's alias, or a re-dial.
+    next_dial: Option<Dial>,
+    /// Re-dials waiting for their time.
+    retries: Vec<Retry>,
     /// A queue was dropped while paused: see whether the pause lifts.
     recheck: bool,
     /// The subcommand's rules: it sees lines, events and its deadline first.
@@ -134,8 +186,8 @@ impl Driver {
         Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
-    /// How long to sleep at most: until the node's or the mode's timeout, or the
-    /// next stall check.
+    /// How long to sleep at most: until the node's or the mode's timeout, the next
+    /// stall check, re-dial or refilled bucket.
     fn next_wait(&self) -> Option<Duration> {
         let wake = match (self.wake, self.mode.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -143,59 +195,99 @@ impl Driver {
         };
         let node =
             wake.map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
-        let stall = self
-            .stall_wake
-            .map(|at| at.saturating_duration_since(std::time::Instant::now()));
-        match (node, stall) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let now = std::time::Instant::now();
+        let rate = self.rate_limit.unwrap_or(1.0);
+        let refill = self
+            .throttled
+            .iter()
+            .filter_map(|peer| self.buckets.get(peer))
+            .map(|bucket| bucket.ready_at(rate));
+        let retry = self.retries.iter().map(|r| r.at);
+        self.stall_wake
+            .into_iter()
+            .chain(refill)
+            .chain(retry)
+            .map(|at| at.saturating_duration_since(now))
+            .chain(node)
+            .min()
     }
 
-    /// Sleeps until a message or a timeout; returns when the person quits.
+    /// Sleeps until a message or a timeout, and feeds peers' held bytes in turns
+    /// while no message waits; returns when the person quits.
     fn serve(&mut self, rx: &Receiver<Msg>) {
         loop {
             if self.quit.is_some() {
                 return;
             }
             let msg = match self.next_wait() {
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(wait) if wait.is_zero() => Err(RecvTimeoutError::Timeout),
+                _ if !self.turns.is_empty() => match rx.try_recv() {
+                    Ok(msg) => Ok(msg),
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) => {
+                        self.take_turn();
+                        continue;
+                    }
+                },
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(wait) => rx.recv_timeout(wait),
             };
-            match msg {
-                Ok(Msg::Line(line)) => {
-                    let now = self.now();
-                    if self.mode.line(&line, now, &mut self.actions) {
-                        self.act();
-                    } else if self.line(&line) {
-                        return;
-                    }
-                }
-                Ok(Msg::EndOfInput) => {
-                    let now = self.now();
-                    if !self.mode.end_of_input(now, &mut self.actions) {
-                        return;
-                    }
-                    self.act();
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Msg::Accepted(stream, addr)) => self.accepted(stream, addr),
-                Ok(Msg::Dialed(peer, result)) => self.dialed(peer, result),
-                Ok(Msg::Data(peer, data)) => self.received(peer, data),
-                Ok(Msg::Wrote(peer, n)) => self.wrote(peer, n),
-                Ok(Msg::Closed(peer, error)) => {
-                    self.conns.remove(&peer);
-                    let error = error.as_deref();
-                    self.input(Input::Closed { peer, error });
-                    self.resume();
-                }
-                Err(RecvTimeoutError::Timeout) => self.timeout(),
+            if self.handle(msg) {
+                return;
             }
             if self.recheck {
                 self.recheck = false;
                 self.resume();
             }
+        }
+    }
+
+    /// One message (or the timeout); true when the program is to end.
+    fn handle(&mut self, msg: Result<Msg, RecvTimeoutError>) -> bool {
+        match msg {
+            Ok(Msg::Line(line)) => {
+                let now = self.now();
+                if self.mode.line(&line, now, &mut self.actions) {
+                    self.act();
+                } else if self.line(&line) {
+                    return true;
+                }
+            }
+            Ok(Msg::EndOfInput) => {
+                let now = self.now();
+                if !self.mode.end_of_input(now, &mut self.actions) {
+                    return true;
+                }
+                self.act();
+            }
+            Ok(Msg::Signal(name)) => {
+                debug!("{name}: saying goodbye to every peer");
+                return true;
+            }
+            Err(RecvTimeoutError::Disconnected) => return true,
+            Ok(Msg::Accepted(stream, addr)) => self.accepted(stream, addr),
+            Ok(Msg::Dialed(peer, result)) => self.dialed(peer, result),
+            Ok(Msg::Data(peer, data)) => self.received(peer, data),
+            Ok(Msg::Wrote(peer, n)) => self.wrote(peer, n),
+            Ok(Msg::Closed(peer, error)) => {
+                self.conns.remove(&peer);
+                let error = error.as_deref();
+                self.input(Input::Closed { peer, error });
+                self.resume();
+            }
+            Err(RecvTimeoutError::Timeout) => self.timeout(),
+        }
+        false
+    }
+
+    /// Feeds the peer whose turn it is (its next budget of held bytes).
+    fn take_turn(&mut self) {
+        if let Some(peer) = self.turns.pop_front() {
+            self.feed(peer);
+        }
+        if self.recheck {
+            self.recheck = false;
+            self.resume();
         }
     }
 
@@ -209,7 +301,14 @@ impl Driver {
                 self.render.help(command::help_text(topic).unwrap_or(HELP));
             }
             Ok(Some(Command::List)) => self.render.peers(self.node.peers()),
-            Ok(Some(cmd)) => self.input(Input::Command(cmd)),
+            Ok(Some(cmd)) => {
+                if let Command::Connect { alias, .. } = cmd {
+                    // Kept for re-dials: the person's alias stays the peer's.
+                    self.next_dial = Some(Dial::new(alias.map(String::from), false));
+                }
+                self.input(Input::Command(cmd));
+                self.next_dial = None;
+            }
         }
         false
     }
@@ -257,6 +356,11 @@ impl Driver {
         let Some(done) = self.done.clone() else {
             return;
         };
+        if let Some(idle) = self.keepalive
+            && let Err(e) = net::keepalive(&stream, idle)
+        {
+            debug!("{peer}: no TCP keepalive: {e}");
+        }
         match Conn::start(peer, stream, &self.tx, done, self.stall) {
             Ok(conn) => {
                 self.conns.insert(peer, conn);
@@ -277,19 +381,18 @@ impl Driver {
         self.feed(peer);
     }
 
-    /// Feeds a peer's held chunk, draining whenever the node takes only part of it,
-    /// until all is taken or input is paused (the rest then waits its turn).
+    /// Feeds up to [`TURN_BUDGET`] of a peer's held chunk, draining whenever the node
+    /// takes only part of it. What is left waits: for the peer's next turn, for the
+    /// pause to lift, or for its bucket to refill.
     fn feed(&mut self, peer: PeerId) {
         let mut stalls = 0;
+        let mut budget = TURN_BUDGET;
         loop {
             // A peer that is not ready yet feeds nobody: its greeting goes on.
             if self.paused && self.aliases.contains_key(&peer) {
-                if !self.waiting.contains(&peer) {
-                    self.waiting.push_back(peer);
-                }
+                enqueue(&mut self.waiting, peer);
                 return;
             }
-            let now = self.now();
             let Some(conn) = self.conns.get(&peer) else {
                 return;
             };
@@ -297,6 +400,30 @@ impl Driver {
             if rest.is_empty() {
                 return;
             }
+            if budget == 0 {
+                enqueue(&mut self.turns, peer);
+                return;
+            }
+            let piece = match self.rate_limit {
+                None => rest.len().min(budget),
+                Some(rate) => {
+                    let bucket = self
+                        .buckets
+                        .entry(peer)
+                        .or_insert_with(|| Bucket::new(rate));
+                    if !bucket.ready(rate) {
+                        if !self.throttled.contains(&peer) {
+                            self.throttled.push(peer);
+                        }
+                        return;
+                    }
+                    line_piece(rest, budget.min(RATE_PIECE))
+                }
+            };
+            let now = self.now();
+            let Some(rest) = self.conns.get(&peer).map(|c| &c.pending()[..piece]) else {
+                return;
+            };
             let len = rest.len();
             let taken = match self
                 .node
@@ -316,6 +443,7 @@ impl Driver {
             } else {
                 taken
             };
+            budget = budget.saturating_sub(taken);
             if let Some(conn) = self.conns.get_mut(&peer) {
                 conn.consume(taken);
             }
@@ -349,7 +477,7 @@ impl Driver {
         }
     }
 
-    /// The node's timeout, the stall check, or both, whichever are due.
+    /// The node's timeout, the stall check, re-dials, refilled buckets: whichever are due.
     fn timeout(&mut self) {
         if self
             .stall_wake
@@ -357,6 +485,8 @@ impl Driver {
         {
             self.check_stalls();
         }
+        self.refilled();
+        self.redial_due();
         if self.wake.is_some_and(|at| at <= self.now()) {
             self.input(Input::Timeout);
         }
@@ -364,6 +494,82 @@ impl Driver {
         if self.mode.deadline().is_some_and(|at| at <= now) {
             self.mode.timeout(now, &mut self.actions);
             self.act();
+        }
+    }
+
+    /// Gives the peers whose bucket has a token again their turn.
+    fn refilled(&mut self) {
+        let Some(rate) = self.rate_limit else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let mut i = 0;
+        while let Some(&peer) = self.throttled.get(i) {
+            match self.buckets.get(&peer) {
+                Some(bucket) if bucket.ready_at(rate) > now => i += 1,
+                // Refilled, or gone with its peer.
+                _ => {
+                    self.throttled.swap_remove(i);
+                    enqueue(&mut self.turns, peer);
+                }
+            }
+        }
+    }
+
+    /// Says that `dial`'s peer will be dialled again, and when; the wait doubles
+    /// for the next time, up to [`RECONNECT_MAX`].
+    fn schedule(&mut self, dial: Dial) {
+        let wait = dial.backoff;
+        self.render.reconnecting(&dial.host, dial.port, wait);
+        self.retries.push(Retry {
+            at: std::time::Instant::now() + wait,
+            dial: Dial {
+                backoff: (wait * 2).min(RECONNECT_MAX),
+                redial: true,
+                connected: false,
+                ..dial
+            },
+        });
+    }
+
+    /// Dials again each dropped peer whose wait is over, as `connect <host> <port>
+    /// [alias]` would; a dial the node refuses is tried again later.
+    fn redial_due(&mut self) {
+        let now = std::time::Instant::now();
+        let (due, later) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|r| r.at <= now);
+        self.retries = later;
+        for Retry { dial, .. } in due {
+            let host = dial.host.clone();
+            let mut result = Ok(());
+            // An alias taken meanwhile (the peer dialled us) falls back to the default.
+            for alias in [dial.alias.as_deref(), None] {
+                let cmd = Command::Connect {
+                    host: &host,
+                    port: dial.port,
+                    alias,
+                };
+                self.next_dial = Some(Dial {
+                    alias: alias.map(String::from),
+                    ..dial.clone()
+                });
+                result = self
+                    .node
+                    .handle_input(self.now(), Input::Command(cmd))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                if result.is_ok() || dial.alias.is_none() {
+                    break;
+                }
+            }
+            self.drain();
+            self.next_dial = None;
+            if let Err(e) = result {
+                self.render
+                    .error(&format!("cannot dial {host} port {} again: {e}", dial.port));
+                self.schedule(dial);
+            }
         }
     }
 
@@ -423,6 +629,12 @@ impl Driver {
                     None => debug!("{peer} has no connection for its bytes"),
                 },
                 Output::Connect { peer, host, port } => {
+                    if self.reconnect {
+                        let mut dial = self.next_dial.take().unwrap_or_default();
+                        dial.host = host.to_string();
+                        dial.port = port;
+                        self.dials.insert(peer, dial);
+                    }
                     net::dial(peer, host.to_string(), port, self.tx.clone());
                 }
                 Output::Close { peer } => {
@@ -445,8 +657,23 @@ impl Driver {
     /// aliases are tracked from the events themselves.
     fn show(&mut self, event: &Event<String>) {
         match event {
-            Event::Connected { peer, alias, .. } | Event::Alias { peer, alias } => {
+            Event::Connected { peer, alias, .. } => {
                 self.aliases.insert(*peer, alias.clone());
+                if let Some(dial) = self.dials.get_mut(peer) {
+                    dial.connected = true;
+                    dial.backoff = RECONNECT_MIN;
+                }
+            }
+            Event::Alias { peer, alias } => {
+                self.aliases.insert(*peer, alias.clone());
+                if let Some(dial) = self.dials.get_mut(peer) {
+                    dial.alias = Some(alias.clone());
+                }
+            }
+            Event::Message { peer, .. } => {
+                if let Some(bucket) = self.buckets.get_mut(peer) {
+                    bucket.tokens -= 1.0;
+                }
             }
             _ => {}
         }
@@ -454,6 +681,21 @@ impl Driver {
         let now = self.now();
         if self.mode.event(event, now, &mut self.actions) {
             self.render.event(event, alias.map(String::as_str));
+        }
+        // A dropped peer is dialled again (said after its drop) when it once got
+        // through, or when this was already a re-dial.
+        let again = match event {
+            Event::Disconnected { peer, reason, .. } => {
+                self.buckets.remove(peer);
+                self.dials
+                    .remove(peer)
+                    .filter(|dial| (dial.connected || dial.redial) && redials(reason))
+            }
+            Event::ConnectFailed { peer, .. } => self.dials.remove(peer).filter(|dial| dial.redial),
+            _ => None,
+        };
+        if let Some(dial) = again {
+            self.schedule(dial);
         }
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
             self.aliases.remove(peer);
@@ -536,5 +778,147 @@ fn event_peer<S>(event: &Event<S>) -> Option<PeerId> {
         | Event::Alias { peer, .. }
         | Event::Disconnected { peer, .. } => Some(*peer),
         Event::Broadcast { .. } | Event::Refused { .. } => None,
+    }
+}
+
+/// Puts `peer` at the back of `queue` unless it is in it already.
+fn enqueue(queue: &mut VecDeque<PeerId>, peer: PeerId) {
+    if !queue.contains(&peer) {
+        queue.push_back(peer);
+    }
+}
+
+/// How much of `bytes` to feed a rate-limited peer at once: up to its first
+/// newline, at most `max`, so one piece holds one line's message at most.
+fn line_piece(bytes: &[u8], max: usize) -> usize {
+    let window = bytes.get(..max).unwrap_or(bytes);
+    window
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(window.len(), |i| i + 1)
+}
+
+/// Whether a peer that dropped for `reason` is dialled again: not one the person
+/// disconnected, a second link the node closed, one that refused us as busy, or
+/// this very node.
+fn redials(reason: &Reason<String>) -> bool {
+    match reason {
+        Reason::Local | Reason::Duplicate(_) | Reason::Fault(Fault::Itself) => false,
+        Reason::Bye(why) => why != BUSY,
+        Reason::Closed | Reason::Lost(_) | Reason::Fault(_) => true,
+    }
+}
+
+/// A token bucket: one token per message shown from the peer, refilled at the rate
+/// limit, holding a second's worth at most. A piece of input may overdraw it; the
+/// peer is then fed nothing until it is back to one token.
+struct Bucket {
+    tokens: f64,
+    /// When `tokens` was last brought up to date.
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64) -> Bucket {
+        Bucket {
+            tokens: rate.max(1.0),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// Refills for the time passed; true when a message may be taken.
+    fn ready(&mut self, rate: f64) -> bool {
+        let now = std::time::Instant::now();
+        let gained = now.saturating_duration_since(self.at).as_secs_f64() * rate;
+        self.tokens = (self.tokens + gained).min(rate.max(1.0));
+        self.at = now;
+        self.tokens >= 1.0
+    }
+
+    /// When the bucket holds one token again.
+    fn ready_at(&self, rate: f64) -> std::time::Instant {
+        let missing = 1.0 - self.tokens;
+        if missing <= 0.0 {
+            return self.at;
+        }
+        self.at + Duration::from_secs_f64((missing / rate).min(86_400.0))
+    }
+}
+
+/// An outbound dial remembered for `mesh --reconnect`.
+#[derive(Clone, Debug)]
+struct Dial {
+    host: String,
+    port: u16,
+    /// The alias the person gave (with `connect` or `set_alias`); else the default.
+    alias: Option<String>,
+    /// How long to wait before dialling again if this link drops.
+    backoff: Duration,
+    /// This dial is itself a re-dial: its failure is retried too.
+    redial: bool,
+    /// The link got through (`connected`): its drop starts a re-dial.
+    connected: bool,
+}
+
+impl Dial {
+    fn new(alias: Option<String>, redial: bool) -> Dial {
+        Dial {
+            host: String::new(),
+            port: 0,
+            alias,
+            backoff: RECONNECT_MIN,
+            redial,
+            connected: false,
+        }
+    }
+}
+
+impl Default for Dial {
+    fn default() -> Dial {
+        Dial::new(None, false)
+    }
+}
+
+/// A dropped peer to dial again at `at`.
+struct Retry {
+    at: std::time::Instant,
+    dial: Dial,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limited_piece_ends_after_the_first_newline() {
+        assert_eq!(line_piece(b"ab\ncd\n", 256), 3);
+        assert_eq!(line_piece(b"\n", 256), 1);
+    }
+
+    #[test]
+    fn a_rate_limited_piece_without_newline_is_at_most_the_cap() {
+        assert_eq!(line_piece(b"abcdef", 4), 4);
+        assert_eq!(line_piece(b"abc", 4), 3);
+        assert_eq!(line_piece(b"abcd\n", 4), 4);
+    }
+
+    #[test]
+    fn only_a_peer_lost_or_gone_by_itself_is_dialled_again() {
+        assert!(redials(&Reason::Closed));
+        assert!(redials(&Reason::Lost("reset".into())));
+        assert!(redials(&Reason::Bye("exit".into())));
+        assert!(!redials(&Reason::Local));
+        assert!(!redials(&Reason::Bye(BUSY.into())));
+        assert!(!redials(&Reason::Fault(Fault::Itself)));
+    }
+
+    #[test]
+    fn an_overdrawn_bucket_waits_until_it_holds_a_token_again() {
+        let mut bucket = Bucket::new(10.0);
+        assert!(bucket.ready(10.0));
+        bucket.tokens = -1.0;
+        assert!(!bucket.ready(10.0));
+        let wait = bucket.ready_at(10.0).saturating_duration_since(bucket.at);
+        assert!(wait > Duration::from_millis(150) && wait <= Duration::from_millis(200));
     }
 }

@@ -9,6 +9,7 @@ mod prompt;
 mod render;
 mod send;
 mod serve;
+mod signal;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -21,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use meshtalk_core::command::{ALIAS_MAX_LEN, validate_alias};
 use meshtalk_core::node::Config;
 
+use crate::driver::Options;
 use crate::mode::{Chat, Mesh, Mode};
 use crate::render::Render;
 
@@ -35,6 +37,8 @@ const DEFAULT_PORTS: std::ops::RangeInclusive<u16> = 10000..=20000;
 const PORT_TRIES: usize = 20;
 /// The stall timeout where no flag sets it (the one-way client).
 const DEFAULT_STALL: Duration = Duration::from_secs(5);
+/// TCP keepalive idle seconds where no flag sets it.
+const DEFAULT_KEEPALIVE: u16 = 10;
 
 #[derive(Parser)]
 #[command(name = "meshtalk", version, about = "Chat with peers over TCP")]
@@ -77,6 +81,14 @@ struct ListenArgs {
     /// Disconnect a peer that takes none of the bytes waiting for it for this long.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     stall_timeout: Duration,
+    /// TCP keepalive: probe a connection silent this long, so a dead link is found
+    /// in about twice the time; 0 turns it off.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_KEEPALIVE,
+          value_parser = clap::value_parser!(u16).range(0..=32767))]
+    keepalive: u16,
+    /// Show at most this many messages per second from one peer; read it no faster.
+    #[arg(long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
+    rate_limit: Option<f64>,
 }
 
 #[derive(Args)]
@@ -116,6 +128,20 @@ struct MeshArgs {
     /// Relay plain-text peers' lines to the whole room.
     #[arg(long)]
     hub: bool,
+    /// Dial outbound peers that drop again, waiting 1 s, 2 s, 4 s... up to 30 s.
+    #[arg(long)]
+    reconnect: bool,
+}
+
+/// A positive number of messages per second, fractions allowed.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of messages per second"))?;
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(format!("{rate}: must be more than 0"));
+    }
+    Ok(rate)
 }
 
 /// A positive number of seconds, fractions allowed.
@@ -144,21 +170,25 @@ fn main() -> ExitCode {
                 config.max_peers = n;
             }
             config.hub = args.hub;
-            listen_and_run(config, &args.listen, Box::new(Mesh))
+            let mut options = options(&args.listen);
+            options.reconnect = args.reconnect;
+            listen_and_run(config, &args.listen, options, Box::new(Mesh))
         }
         Cmd::Chat(args) => {
             let Some(mut config) = config(args.name) else {
                 return ExitCode::from(2);
             };
             config.single_peer = true;
-            listen_and_run(config, &args.listen, Box::new(Chat))
+            let options = options(&args.listen);
+            listen_and_run(config, &args.listen, options, Box::new(Chat))
         }
         Cmd::Serve(args) => {
             let Some(mut config) = config(None) else {
                 return ExitCode::from(2);
             };
             config.single_peer = true;
-            listen_and_run(config, &args, Box::new(serve::Serve::default()))
+            let options = options(&args);
+            listen_and_run(config, &args, options, Box::new(serve::Serve::default()))
         }
         Cmd::Send(args) => {
             let render = Render { json: args.json };
@@ -170,7 +200,13 @@ fn main() -> ExitCode {
             };
             config.single_peer = true;
             let client = send::Client::new(args.host, args.port);
-            run(config, None, render, Box::new(client), DEFAULT_STALL)
+            let options = Options {
+                stall: DEFAULT_STALL,
+                keepalive: keepalive(DEFAULT_KEEPALIVE),
+                reconnect: false,
+                rate_limit: None,
+            };
+            run(config, None, render, Box::new(client), options)
         }
     }
 }
@@ -191,8 +227,28 @@ fn config(name: Option<String>) -> Option<Config> {
     }
 }
 
+/// The driver's options from the listening modes' flags (`reconnect` off).
+fn options(args: &ListenArgs) -> Options {
+    Options {
+        stall: args.stall_timeout,
+        keepalive: keepalive(args.keepalive),
+        reconnect: false,
+        rate_limit: args.rate_limit,
+    }
+}
+
+/// `--keepalive` seconds as the driver takes them: 0 is off.
+fn keepalive(secs: u16) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
+}
+
 /// Binds, prints the address, then runs the node until the person (or the mode) quits.
-fn listen_and_run(config: Config, args: &ListenArgs, mode: Box<dyn Mode>) -> ExitCode {
+fn listen_and_run(
+    config: Config,
+    args: &ListenArgs,
+    options: Options,
+    mode: Box<dyn Mode>,
+) -> ExitCode {
     let render = Render { json: args.json };
     let listener = match listen(args.bind, args.port) {
         Ok(listener) => listener,
@@ -201,7 +257,7 @@ fn listen_and_run(config: Config, args: &ListenArgs, mode: Box<dyn Mode>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    run(config, Some(listener), render, mode, args.stall_timeout)
+    run(config, Some(listener), render, mode, options)
 }
 
 /// Runs the node on its own thread until the person (or the mode) quits.
@@ -210,12 +266,12 @@ fn run(
     listener: Option<TcpListener>,
     render: Render,
     mode: Box<dyn Mode>,
-    stall: Duration,
+    options: Options,
 ) -> ExitCode {
     let driver = std::thread::Builder::new()
         .name("driver".into())
         .stack_size(DRIVER_STACK)
-        .spawn(move || driver::run(config, listener, render, mode, stall));
+        .spawn(move || driver::run(config, listener, render, mode, options));
     let code = match driver.map(|handle| handle.join()) {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => 101,

@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use meshtalk_core::peers::PeerId;
+use socket2::{SockRef, TcpKeepalive};
 
 use crate::driver::Msg;
 use crate::log::{debug, diag};
@@ -23,6 +24,8 @@ const READ_BUF: usize = 64 * 1024;
 const WRITE_BATCH: usize = 256 * 1024;
 /// Buffers gathered into one vectored write at most.
 const WRITE_SLICES: usize = 64;
+/// Unanswered keepalive probes after which a connection is dead.
+const KEEPALIVE_PROBES: u32 = 3;
 
 /// Accepts connections forever and hands them to the driver.
 pub fn spawn_listener(listener: TcpListener, to_driver: Sender<Msg>) {
@@ -80,6 +83,24 @@ fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
         }
     }
     Err(last)
+}
+
+/// Turns on TCP keepalive: after `idle` (at least 1 s) with nothing heard, a probe
+/// every third of it (at least 1 s); [`KEEPALIVE_PROBES`] unanswered end the
+/// connection. On Linux, bytes unacknowledged for as long end it too, so a pulled
+/// cable is found in about twice `idle` whether or not anything was being sent.
+pub fn keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    let idle = idle.max(Duration::from_secs(1));
+    let interval = (idle / 3).max(Duration::from_secs(1));
+    let params = TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(interval)
+        .with_retries(KEEPALIVE_PROBES);
+    let socket = SockRef::from(stream);
+    socket.set_tcp_keepalive(&params)?;
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(idle + interval * KEEPALIVE_PROBES))?;
+    Ok(())
 }
 
 /// What the driver asks of a connection's writer.
@@ -328,4 +349,53 @@ fn advance(bufs: &mut VecDeque<Vec<u8>>, mut front: usize, mut n: usize) -> usiz
         bufs.pop_front();
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use socket2::SockRef;
+
+    use super::*;
+
+    /// A connected loopback stream (its listener kept alive alongside).
+    fn stream() -> (TcpListener, TcpStream) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stream = TcpStream::connect(addr).expect("connect");
+        (listener, stream)
+    }
+
+    #[test]
+    fn keepalive_probes_after_idle_every_third_of_it_three_times() {
+        let (_listener, stream) = stream();
+        keepalive(&stream, Duration::from_secs(9)).expect("keepalive");
+        let socket = SockRef::from(&stream);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().expect("idle").as_secs(), 9);
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval").as_secs(),
+            3
+        );
+        assert_eq!(socket.tcp_keepalive_retries().expect("retries"), 3);
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            socket.tcp_user_timeout().expect("user timeout"),
+            Some(Duration::from_secs(18))
+        );
+    }
+
+    #[test]
+    fn keepalive_never_probes_more_often_than_once_a_second() {
+        let (_listener, stream) = stream();
+        keepalive(&stream, Duration::from_millis(100)).expect("keepalive");
+        let socket = SockRef::from(&stream);
+        assert_eq!(socket.tcp_keepalive_time().expect("idle").as_secs(), 1);
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval").as_secs(),
+            1
+        );
+    }
 }

@@ -130,6 +130,20 @@ impl Render {
         let _ = out.flush();
     }
 
+    /// `mesh --reconnect` dials a dropped peer again after `wait`.
+    pub fn reconnecting(&self, host: &str, port: u16, wait: std::time::Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        if self.json {
+            emit(json!({"event": "reconnecting", "host": host, "port": port, "in_ms": ms}));
+        } else {
+            let secs = wait.as_secs_f64();
+            human(format_args!(
+                "reconnecting to {} port {port} in {secs} s",
+                SafeStr(host)
+            ));
+        }
+    }
+
     /// `send --text` is connected (raw text, no banner).
     pub fn text_connected(&self, addr: SocketAddr) {
         if self.json {
