@@ -217,6 +217,29 @@ fn free_seed_port() -> u16 {
     panic!("no free port in 10000-20000");
 }
 
+/// Waits until something listens on `port`: the seed server prints its port
+/// before it calls `listen()`, so a client started at once may be refused.
+fn wait_listening(port: u16) {
+    let hex = format!(":{port:04X} ");
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+            std::fs::read_to_string(table).is_ok_and(|text| {
+                text.lines().any(|row| {
+                    let cols: Vec<&str> = row.split_whitespace().collect();
+                    // Column 1 is the local address, column 3 the state (0A: LISTEN).
+                    cols.len() > 3 && format!("{} ", cols[1]).ends_with(&hex) && cols[3] == "0A"
+                })
+            })
+        });
+        if listening {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing listens on port {port}");
+}
+
 #[test]
 fn chat_refuses_a_second_plain_tcp_peer_telling_it_busy() {
     let (alice, _bob, port) = chatting();
@@ -337,6 +360,7 @@ fn send_text_talks_to_the_seed_server_one_message_per_line() {
     let mut server = Proc::seed("server.py", "server.py");
     server.type_lines(&format!("{port}\n"));
     server.expect_line("Server is using port");
+    wait_listening(port);
     let port = port.to_string();
     let mut send = Proc::meshtalk("send", &["send", "127.0.0.1", &port, "--text", "--json"]);
     // All at once: meshtalk spaces the writes out itself.
