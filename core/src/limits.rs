@@ -4,6 +4,7 @@
 
 use crate::time::Duration;
 
+pub use crate::route::DEFAULT_HOPS;
 pub use crate::wire::{MAX_BANNER, MAX_NAME};
 
 /// Chat messages to one peer that may await their receipt at once.
