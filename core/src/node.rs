@@ -1044,8 +1044,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 return self.on_banner(now, peer, taken);
             }
         }
-        let at = now + self.config.banner_timeout;
-        self.set_deadline(peer, at);
+        // From the first byte on; a banner trickled byte by byte gets no more time.
+        if self
+            .peers
+            .get(peer)
+            .is_some_and(|p| p.state.deadline.is_none())
+        {
+            self.set_deadline(peer, now + self.config.banner_timeout);
+        }
         Step::Took(taken)
     }
 

@@ -568,3 +568,21 @@ fn a_text_limit_under_one_character_still_takes_every_byte() {
         .count();
     assert_eq!(count, 2, "each byte a message, none stuck");
 }
+
+// ---- handshake ----
+
+#[test]
+fn a_banner_trickled_byte_by_byte_is_closed_when_its_time_from_the_first_byte_runs_out() {
+    let mut b = TestNode::new(config("bob", 2));
+    let peer = accept(&mut b, addr(1, 5000));
+    for (n, byte) in b"MESHTALK/1 trickle".iter().enumerate() {
+        let outs = receive(&mut b, Instant::from_millis(100 * n as u64), peer, &[*byte]);
+        assert_eq!(disconnected(&outs), None);
+    }
+    let outs = timeout(&mut b, Instant::ZERO + limits::BANNER_TIMEOUT);
+    assert_eq!(
+        disconnected(&outs),
+        Some(Reason::Fault(Fault::BannerUnfinished))
+    );
+    assert!(outs.contains(&Out::Close(peer)));
+}
