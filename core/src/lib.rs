@@ -8,6 +8,7 @@ pub mod display;
 pub mod frame;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
+pub mod limits;
 pub mod node;
 mod outbox;
 pub mod peers;

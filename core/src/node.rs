@@ -8,6 +8,7 @@ use heapless::{String, Vec};
 
 use crate::command::{AliasError, Command, Target, validate_alias};
 use crate::frame::{Decoded, FrameDecoder, FrameError};
+use crate::limits;
 use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{Direction, InsertError, LookupError, PeerId, PeerTable};
 use crate::route::{self, SeenCache, Sight};
@@ -16,14 +17,7 @@ use crate::wire::{
     self, BANNER_PREFIX, BannerError, MAX_BANNER, MAX_NAME, Message, Sniff, WireError,
 };
 
-/// Chat messages to one peer that may await their receipt at once.
-pub const WINDOW: usize = 32;
-/// Origins whose broadcasts the node remembers.
-pub const ORIGINS: usize = 64;
-/// Bytes a frame needs besides its text (tag, ids, the sender's name, lengths).
-pub const FRAME_OVERHEAD: usize = 64;
-/// The longest host name a `connect` may carry.
-pub const MAX_HOST: usize = 253;
+pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
 /// What a one-peer node tells a second peer before closing its connection.
 pub const BUSY: &str = "busy: in a chat with someone else; try again later";
 
@@ -49,11 +43,24 @@ pub struct Config {
     pub banner_timeout: Duration,
     /// Text with no newline becomes a message after the stream is idle this long.
     pub text_idle: Duration,
+    /// The longest text of one message, in bytes; the node's frames cap it
+    /// (see [`Node::max_text`]). A text peer's longer line is cut into messages.
+    pub max_text: usize,
+    /// The most connections accepted at once from one remote IP; the next one
+    /// is told why and closed.
+    pub max_per_ip: usize,
+    /// A native peer's frame that stays partial this long closes the peer (slowloris).
+    pub frame_timeout: Duration,
+    /// A native peer heard nothing from for this long is pinged; `None`: never
+    /// (and never dropped for silence).
+    pub ping_after: Option<Duration>,
+    /// A pinged peer that sends nothing at all for this long is dropped.
+    pub dead_after: Duration,
 }
 
 impl Config {
-    /// Defaults: every slot usable, no hub, 8 hops, 500 ms greeting, 2 s banner,
-    /// 100 ms text idle. `node_id` should be random (it names this node's broadcasts).
+    /// Defaults: every slot usable, no hub, 8 hops, and the limits of
+    /// [`crate::limits`]. `node_id` should be random (it names this node's broadcasts).
     pub fn new(name: &str, node_id: u64) -> Result<Self, AliasError> {
         validate_alias(name)?;
         let mut owned = String::new();
@@ -66,9 +73,14 @@ impl Config {
             hub: false,
             single_peer: false,
             hops: route::DEFAULT_HOPS,
-            greeting_timeout: Duration::from_millis(500),
-            banner_timeout: Duration::from_secs(2),
-            text_idle: Duration::from_millis(100),
+            greeting_timeout: limits::GREETING_TIMEOUT,
+            banner_timeout: limits::BANNER_TIMEOUT,
+            text_idle: limits::TEXT_IDLE,
+            max_text: limits::MAX_TEXT,
+            max_per_ip: limits::MAX_PER_IP,
+            frame_timeout: limits::FRAME_TIMEOUT,
+            ping_after: Some(limits::PING_AFTER),
+            dead_after: limits::DEAD_AFTER,
         })
     }
 }
@@ -174,8 +186,8 @@ pub enum Event<S> {
     Delivered { peer: PeerId, id: u32 },
     /// The link to `peer` ended before it confirmed message `id`.
     Undelivered { peer: PeerId, id: u32 },
-    /// A second peer tried to join a one-peer chat and was told [`BUSY`].
-    Refused { addr: SocketAddr },
+    /// A connection was told why it may not join, and closed.
+    Refused { addr: SocketAddr, why: Refusal },
     /// Our broadcast `seq` left for `peers` direct peers.
     Broadcast { seq: u32, peers: usize },
     /// The peer's alias changed (a person's choice, or the name it announced).
@@ -210,6 +222,29 @@ pub enum Reason<S> {
     Fault(Fault),
     /// A second link to a node already linked as this peer: one of the two goes.
     Duplicate(PeerId),
+    /// Nothing came from the peer for this long, not even an answer to a ping.
+    NoAnswer(Duration),
+}
+
+/// Why an accepted connection was turned away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A one-peer node is in a chat already: [`BUSY`].
+    Busy,
+    /// Already this many connections from the same IP address.
+    PerIp { max: usize },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Busy => f.write_str(BUSY),
+            Refusal::PerIp { max } => write!(
+                f,
+                "too many connections from your address (at most {max}); close one and try again"
+            ),
+        }
+    }
 }
 
 /// Ways a peer breaks the protocol; each closes that peer.
@@ -224,6 +259,8 @@ pub enum Fault {
     NoHello,
     /// The banner came but no hello followed in time.
     HelloMissing,
+    /// A frame was started but not finished in time.
+    FrameUnfinished,
     /// The connection loops back to this very node.
     Itself,
 }
@@ -237,6 +274,7 @@ impl fmt::Display for Fault {
             Fault::BannerUnfinished => f.write_str("banner not finished in time"),
             Fault::NoHello => f.write_str("message before hello"),
             Fault::HelloMissing => f.write_str("no hello after the banner"),
+            Fault::FrameUnfinished => f.write_str("frame not finished in time"),
             Fault::Itself => f.write_str("connected to this node itself"),
         }
     }
@@ -251,6 +289,7 @@ impl<S: fmt::Display> fmt::Display for Reason<S> {
             Reason::Lost(why) => write!(f, "connection lost: {why}"),
             Reason::Fault(fault) => write!(f, "protocol error: {fault}"),
             Reason::Duplicate(other) => write!(f, "already connected to that node as {other}"),
+            Reason::NoAnswer(silent) => write!(f, "no answer for {silent}"),
         }
     }
 }
@@ -264,6 +303,7 @@ impl<S> Reason<S> {
             Reason::Lost(s) => Reason::Lost(f(s)),
             Reason::Fault(x) => Reason::Fault(x),
             Reason::Duplicate(other) => Reason::Duplicate(other),
+            Reason::NoAnswer(silent) => Reason::NoAnswer(silent),
         }
     }
 }
@@ -308,7 +348,7 @@ impl<S> Event<S> {
             Event::Sent { peer, id, receipt } => Event::Sent { peer, id, receipt },
             Event::Delivered { peer, id } => Event::Delivered { peer, id },
             Event::Undelivered { peer, id } => Event::Undelivered { peer, id },
-            Event::Refused { addr } => Event::Refused { addr },
+            Event::Refused { addr, why } => Event::Refused { addr, why },
             Event::Broadcast { seq, peers } => Event::Broadcast { seq, peers },
             Event::Alias { peer, alias } => Event::Alias {
                 peer,
@@ -432,10 +472,21 @@ pub struct Link<const F: usize> {
     unacked: Vec<u32, WINDOW>,
     next_id: u32,
     deadline: Option<Instant>,
-    /// A one-peer node is busy: tell this peer so once we know how it talks, then close.
-    refuse: bool,
+    /// Tell this peer why it may not join once we know how it talks, then close.
+    refuse: Option<Refusal>,
     /// The node id the peer announced in its hello (native peers).
     remote: u64,
+    /// When the last byte came from the peer: the start of its silence.
+    last_rx: Instant,
+    /// When we pinged the silent peer (none since its last byte); it has
+    /// `dead_after` from then to send anything.
+    pinged: Option<Instant>,
+    /// The peer answers pings (its hello says minor version 1 or later).
+    pings: bool,
+    /// The nonce of the next ping.
+    ping_nonce: u32,
+    /// When the frame now partial began (native peers, off a frame boundary).
+    frame_since: Option<Instant>,
     /// The text peer has ended a message with a newline: from then on only a
     /// newline ends one, so a stream paused mid-line (by TCP or flow control)
     /// is not cut in two by the idle timer.
@@ -450,8 +501,13 @@ impl<const F: usize> Link<F> {
             unacked: Vec::new(),
             next_id: 1,
             deadline: None,
-            refuse: false,
+            refuse: None,
             remote: 0,
+            last_rx: Instant::ZERO,
+            pinged: None,
+            pings: false,
+            ping_nonce: 0,
+            frame_since: None,
             sends_lines: false,
         }
     }
@@ -535,6 +591,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         &self.config
     }
 
+    /// The longest text one message may carry here: the configured limit,
+    /// capped by what a frame can carry ([`Self::MAX_TEXT`]).
+    pub fn max_text(&self) -> usize {
+        self.config.max_text.clamp(1, Self::MAX_TEXT)
+    }
+
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -567,7 +629,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             Input::Command(command) => self.on_command(command).map(|()| Handled::Done),
             Input::Accepted { addr } => {
                 let mut link = Link::new(Phase::Greeting);
-                link.refuse = self.config.single_peer && !self.peers.is_empty();
+                link.refuse = self.refusal(addr);
                 let id = self
                     .peers
                     .insert(Some(addr), Direction::Inbound, None, link)
@@ -679,8 +741,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     fn set_deadline(&mut self, id: PeerId, at: Instant) {
         if let Some(p) = self.peers.get_mut(id) {
             p.state.deadline = Some(at);
-            self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+            self.wake_by(at);
         }
+    }
+
+    /// Makes sure the node wakes no later than `at`. Waking early is harmless:
+    /// the timeout looks at every peer's timers and sets the next wake-up.
+    fn wake_by(&mut self, at: Instant) {
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
     }
 
     // ---- commands ----
@@ -786,8 +854,23 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
+    /// Why a connection accepted from `addr` may not join, if it may not.
+    fn refusal(&self, addr: SocketAddr) -> Option<Refusal> {
+        if self.config.single_peer && !self.peers.is_empty() {
+            return Some(Refusal::Busy);
+        }
+        let max = self.config.max_per_ip;
+        let same_ip = self
+            .peers
+            .iter()
+            .filter(|p| p.direction == Direction::Inbound && p.state.refuse.is_none())
+            .filter(|p| p.addr.is_some_and(|a| a.ip() == addr.ip()))
+            .count();
+        (same_ip >= max).then_some(Refusal::PerIp { max })
+    }
+
     fn only_peer(&self) -> Result<PeerId, NodeError<'static>> {
-        let mut peers = self.peers.iter().filter(|p| !p.state.refuse);
+        let mut peers = self.peers.iter().filter(|p| p.state.refuse.is_none());
         match (peers.next(), peers.next()) {
             (None, _) => Err(NodeError::NoPeers),
             (Some(p), None) => Ok(p.id),
@@ -798,10 +881,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     }
 
     fn check_len(&self, text: &str) -> Result<(), NodeError<'static>> {
-        if text.len() > Self::MAX_TEXT {
+        let max = self.max_text();
+        if text.len() > max {
             return Err(NodeError::TooLong {
                 len: text.len(),
-                max: Self::MAX_TEXT,
+                max,
             });
         }
         Ok(())
@@ -901,6 +985,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     /// Takes as many received bytes as the outbox has room for the outputs of.
     fn on_received(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> usize {
+        if let Some(p) = self.peers.get_mut(peer).filter(|_| !bytes.is_empty()) {
+            // Any byte is a sign of life: the silence, and any ping, start over.
+            p.state.last_rx = now;
+            p.state.pinged = None;
+        }
         let mut used = 0;
         loop {
             if !self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
@@ -915,7 +1004,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 // Nothing left: a text step on no bytes takes none, and would loop.
                 Rx::Banner(_) | Rx::Text(_) if rest.is_empty() => return used,
                 Rx::Banner(_) => self.on_greeting_bytes(now, peer, rest),
-                Rx::Frames(_) => self.on_frame_bytes(peer, rest),
+                Rx::Frames(_) => self.on_frame_bytes(now, peer, rest),
                 Rx::Text(_) => self.on_text_bytes(now, peer, rest),
             };
             match step {
@@ -955,8 +1044,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 return self.on_banner(now, peer, taken);
             }
         }
-        let at = now + self.config.banner_timeout;
-        self.set_deadline(peer, at);
+        // From the first byte on; a banner trickled byte by byte gets no more time.
+        if self
+            .peers
+            .get(peer)
+            .is_some_and(|p| p.state.deadline.is_none())
+        {
+            self.set_deadline(peer, now + self.config.banner_timeout);
+        }
         Step::Took(taken)
     }
 
@@ -969,12 +1064,16 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         };
         let held = buf.clone();
         match wire::sniff(&held) {
-            Sniff::Banner { .. } if p.state.refuse => {
+            Sniff::Banner { .. } if p.state.refuse.is_some() => {
+                let why = p.state.refuse.unwrap_or(Refusal::Busy);
                 self.send_banner(peer);
-                if let Ok(data) = self.outbox.put_message(&Message::Bye { reason: BUSY }) {
+                let mut reason: String<128> = String::new();
+                let _ = fmt::write(&mut reason, format_args!("{why}"));
+                let bye = Message::Bye { reason: &reason };
+                if let Ok(data) = self.outbox.put_message(&bye) {
                     self.outbox.push(Job::Send { peer, data });
                 }
-                self.refuse(peer);
+                self.refuse(peer, why);
             }
             Sniff::Banner { banner, .. } => {
                 let inbound = p.direction == Direction::Inbound;
@@ -1015,11 +1114,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
-    /// Closes a connection that a one-peer node is too busy for (its reason already queued).
-    fn refuse(&mut self, peer: PeerId) {
+    /// Closes a connection that may not join (its reason already queued).
+    fn refuse(&mut self, peer: PeerId, why: Refusal) {
         if let Some(addr) = self.peers.remove(peer).and_then(|p| p.addr) {
             self.outbox.push(Job::Close { peer });
-            self.event(Event::Refused { addr });
+            self.event(Event::Refused { addr, why });
         }
     }
 
@@ -1027,11 +1126,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
-        if p.state.refuse {
-            if let Some(data) = self.outbox.put(&[b"meshtalk: ", BUSY.as_bytes(), b"\n"]) {
+        if let Some(why) = p.state.refuse {
+            let mut line: String<128> = String::new();
+            let _ = fmt::write(&mut line, format_args!("meshtalk: {why}\n"));
+            if let Some(data) = self.outbox.put(&[line.as_bytes()]) {
                 self.outbox.push(Job::Send { peer, data });
             }
-            self.refuse(peer);
+            self.refuse(peer, why);
             return;
         }
         let mut text = Vec::new();
@@ -1068,7 +1169,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     // ---- native peers ----
 
-    fn on_frame_bytes(&mut self, peer: PeerId, bytes: &[u8]) -> Step {
+    fn on_frame_bytes(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> Step {
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Wait(bytes.len());
         };
@@ -1078,10 +1179,22 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         };
         let (n, decoded) = decoder.decode(bytes);
         let body = match decoded {
-            Decoded::NeedMore => return Step::Wait(n),
-            Decoded::Frame(body) => body,
+            Decoded::NeedMore => {
+                let partial = !decoder.is_at_boundary();
+                if partial && link.frame_since.is_none() {
+                    // A frame began: it has `frame_timeout` to end.
+                    link.frame_since = Some(now);
+                    self.wake_by(now + self.config.frame_timeout);
+                }
+                return Step::Wait(n);
+            }
+            Decoded::Frame(body) => {
+                link.frame_since = None;
+                body
+            }
             Decoded::Error(FrameError::Oversized { .. }) => {
-                // Skipped by the decoder; the stream goes on at the next frame.
+                // Skipped by the decoder; the stream goes on at the next frame,
+                // which the skip must reach in time, as a frame must end.
                 self.stats.oversized += 1;
                 return Step::Took(n);
             }
@@ -1099,7 +1212,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         };
         let hello_done = link.phase != Phase::Hello;
         match msg {
-            Message::Hello { node, name, .. } => {
+            Message::Hello { minor, node, name } => {
                 if hello_done {
                     return Step::Took(n);
                 }
@@ -1110,8 +1223,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 link.phase = Phase::Ready(Kind::Native);
                 link.deadline = None;
                 link.remote = node;
+                link.pings = minor >= wire::MINOR_PING;
+                link.last_rx = now;
+                let ping_at = self.config.ping_after.filter(|_| link.pings);
                 let mut owned: String<MAX_NAME> = String::new();
                 let _ = owned.push_str(name);
+                if let Some(after) = ping_at {
+                    self.wake_by(now + after);
+                }
                 if let Some(twin) = self.twin(peer, node) {
                     let (keep, close) = self.keep_one(twin, peer, node);
                     self.drop_peer(close, Reason::Duplicate(keep), true);
@@ -1142,6 +1261,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     self.outbox.push(Job::Send { peer, data });
                 }
             }
+            Message::Ping { nonce } => {
+                if let Ok(data) = self.outbox.put_message(&Message::Pong { nonce }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            // Its bytes were the sign of life that was asked for.
+            Message::Pong { .. } => {}
             Message::Ack { id } => match link.unacked.iter().position(|&x| x == id) {
                 Some(at) => {
                     link.unacked.remove(at);
@@ -1215,7 +1341,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     // ---- text peers ----
 
     fn on_text_bytes(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> Step {
-        let max = Self::MAX_TEXT;
+        let max = self.max_text();
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Wait(bytes.len());
         };
@@ -1245,7 +1371,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let sends_lines = p.state.sends_lines;
         if buf.len() >= max {
             // A line longer than a message: send what fits, up to a character boundary.
-            let cut = utf8_cut(buf);
+            let cut = match utf8_cut(buf) {
+                // Not even one whole character fits (a limit under 4 bytes): send the bytes.
+                0 => buf.len(),
+                cut => cut,
+            };
             self.flush_text(peer, cut);
         }
         if !sends_lines {
@@ -1257,6 +1387,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     /// Sends the first `cut` bytes a text peer sent as one message, keeping the rest.
     fn flush_text(&mut self, peer: PeerId, cut: usize) {
+        let max = self.max_text();
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
@@ -1268,7 +1399,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let from = self.outbox.put(&[alias.as_bytes()]);
         let text = self
             .outbox
-            .put_lossy(buf.get(..cut).unwrap_or_default(), Self::MAX_TEXT);
+            .put_lossy(buf.get(..cut).unwrap_or_default(), max);
         let kept = buf.len() - cut;
         buf.copy_within(cut.., 0);
         buf.truncate(kept);
@@ -1300,27 +1431,78 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     // ---- time ----
 
+    /// Fires every timer that is due, and sets the next wake-up from the rest.
     fn on_timeout(&mut self, now: Instant) {
         self.wake = None;
         for slot in 0..self.peers.slots() {
-            let Some(p) = self.peers.at(slot) else {
-                continue;
-            };
-            let (peer, deadline) = (p.id, p.state.deadline);
-            match deadline {
-                Some(at) if at <= now => {
-                    if !self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
-                        // Come back at once for the rest.
-                        self.wake = Some(now);
-                        return;
+            // A peer's timers fire one at a time, each changing what is next.
+            let mut fired = 0;
+            while let Some(p) = self.peers.at(slot) {
+                let (peer, next) = (p.id, self.next_timer(&p.state));
+                match next {
+                    Some((timer, at)) if at <= now && fired < Timer::COUNT => {
+                        fired += 1;
+                        if !self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
+                            // Come back at once for the rest.
+                            self.wake = Some(now);
+                            return;
+                        }
+                        self.fire(now, peer, timer);
                     }
-                    if let Some(p) = self.peers.get_mut(peer) {
-                        p.state.deadline = None;
+                    // Also a timer still due after each fired once: wake at once.
+                    Some((_, at)) => {
+                        self.wake_by(at);
+                        break;
                     }
-                    self.on_deadline(now, peer);
+                    None => break,
                 }
-                Some(at) => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),
-                None => {}
+            }
+        }
+    }
+
+    /// A link's earliest timer and when it is due.
+    fn next_timer(&self, link: &Link<F>) -> Option<(Timer, Instant)> {
+        let live = match (link.phase, link.pings, self.config.ping_after) {
+            (Phase::Ready(Kind::Native), true, Some(after)) => Some(match link.pinged {
+                None => (Timer::Ping, link.last_rx + after),
+                Some(pinged) => (Timer::Dead, pinged + self.config.dead_after),
+            }),
+            _ => None,
+        };
+        let frame = link
+            .frame_since
+            .map(|since| (Timer::Frame, since + self.config.frame_timeout));
+        let deadline = link.deadline.map(|at| (Timer::Deadline, at));
+        [deadline, frame, live]
+            .into_iter()
+            .flatten()
+            .min_by_key(|&(_, at)| at)
+    }
+
+    fn fire(&mut self, now: Instant, peer: PeerId, timer: Timer) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        match timer {
+            Timer::Deadline => {
+                p.state.deadline = None;
+                self.on_deadline(now, peer);
+            }
+            Timer::Frame => {
+                p.state.frame_since = None;
+                self.fault(peer, Fault::FrameUnfinished);
+            }
+            Timer::Ping => {
+                p.state.pinged = Some(now);
+                let nonce = p.state.ping_nonce;
+                p.state.ping_nonce = nonce.wrapping_add(1);
+                if let Ok(data) = self.outbox.put_message(&Message::Ping { nonce }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            Timer::Dead => {
+                let silent = self.config.ping_after.unwrap_or_default() + self.config.dead_after;
+                self.drop_peer(peer, Reason::NoAnswer(silent), true);
             }
         }
     }
@@ -1408,6 +1590,24 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             });
         }
     }
+}
+
+/// A link's timers, each computed from its state when the node wakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// The greeting, banner, hello or text-idle deadline.
+    Deadline,
+    /// A partial frame must end.
+    Frame,
+    /// The peer has been silent long enough to ping.
+    Ping,
+    /// The pinged peer has not answered.
+    Dead,
+}
+
+impl Timer {
+    /// How many timers one link has.
+    const COUNT: usize = 4;
 }
 
 /// What one step over received bytes did.

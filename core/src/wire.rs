@@ -11,7 +11,9 @@ use crate::frame::{self, BufferTooSmall, MAX_HEADER};
 /// The protocol's major version: a peer with another one cannot talk to us.
 pub const VERSION: u16 = 1;
 /// Minor version: additions a v1 peer may ignore.
-pub const MINOR: u16 = 0;
+pub const MINOR: u16 = 1;
+/// The first minor version that knows [`Message::Ping`] and [`Message::Pong`].
+pub const MINOR_PING: u16 = 1;
 /// Every banner starts with these bytes; a stream that cannot begin with them is a text peer.
 pub const BANNER_PREFIX: &[u8] = b"MESHTALK/";
 /// The longest banner line accepted, newline included.
@@ -42,6 +44,10 @@ pub enum Message<'a> {
     },
     /// The sender is closing the connection, and why.
     Bye { reason: &'a str },
+    /// Are you there? Sent to a peer that has been silent; answered by [`Message::Pong`].
+    Ping { nonce: u32 },
+    /// The answer to [`Message::Ping`], with its nonce.
+    Pong { nonce: u32 },
 }
 
 /// Why a frame body is not a valid message.
@@ -106,6 +112,7 @@ impl<'a> Message<'a> {
             Message::Ack { .. } => 0,
             Message::Broadcast { name, text, .. } => name.len() + text.len(),
             Message::Bye { reason } => reason.len(),
+            Message::Ping { .. } | Message::Pong { .. } => 0,
         };
         MAX_HEADER + 1 + 4 * 10 + strings
     }

@@ -805,7 +805,7 @@ fn redials(reason: &Reason<String>) -> bool {
     match reason {
         Reason::Local | Reason::Duplicate(_) | Reason::Fault(Fault::Itself) => false,
         Reason::Bye(why) => why != BUSY,
-        Reason::Closed | Reason::Lost(_) | Reason::Fault(_) => true,
+        Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
     }
 }
 

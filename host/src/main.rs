@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use meshtalk_core::command::{ALIAS_MAX_LEN, validate_alias};
+use meshtalk_core::limits;
 use meshtalk_core::node::Config;
 
 use crate::driver::Options;
@@ -89,6 +90,47 @@ struct ListenArgs {
     /// Show at most this many messages per second from one peer; read it no faster.
     #[arg(long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
     rate_limit: Option<f64>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What any one peer may cost this node; the defaults are `meshtalk_core::limits`.
+#[derive(Args)]
+struct LimitArgs {
+    /// The most connections accepted at once from one IP address.
+    #[arg(long, value_name = "N", default_value_t = limits::MAX_PER_IP as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_per_ip: u64,
+    /// The longest message text, in bytes (at most 8128).
+    #[arg(long, value_name = "BYTES", default_value_t = limits::MAX_TEXT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=driver::HostNode::MAX_TEXT as u64))]
+    max_text: u64,
+    /// Ping a meshtalk peer that has sent nothing for this long [default: 15].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    ping_after: Option<Duration>,
+    /// Drop a pinged peer that sends nothing for this long after the ping [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    dead_after: Option<Duration>,
+}
+
+impl LimitArgs {
+    /// `config` with the limits given on the command line.
+    fn apply(&self, mut config: Config) -> Config {
+        let millis = |d: Duration| {
+            meshtalk_core::time::Duration::from_millis(
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            )
+        };
+        config.max_per_ip = usize::try_from(self.max_per_ip).unwrap_or(usize::MAX);
+        config.max_text = usize::try_from(self.max_text).unwrap_or(usize::MAX);
+        if let Some(d) = self.ping_after {
+            config.ping_after = Some(millis(d));
+        }
+        if let Some(d) = self.dead_after {
+            config.dead_after = millis(d);
+        }
+        config
+    }
 }
 
 #[derive(Args)]
@@ -249,6 +291,7 @@ fn listen_and_run(
     options: Options,
     mode: Box<dyn Mode>,
 ) -> ExitCode {
+    let config = args.limits.apply(config);
     let render = Render { json: args.json };
     let listener = match listen(args.bind, args.port) {
         Ok(listener) => listener,

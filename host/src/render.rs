@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use rustyline::ExternalPrinter;
 
 use meshtalk_core::display::SafeStr;
-use meshtalk_core::node::{BUSY, Event, Kind, PeerInfo, Phase, TextMode};
+use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
 use meshtalk_core::peers::{Direction, PeerId};
 use serde_json::{Value, json};
 
@@ -204,8 +204,8 @@ fn event_json(event: &Event<String>) -> Value {
         Event::Broadcast { seq, peers } => {
             json!({"event": "broadcast", "seq": seq, "peers": peers})
         }
-        Event::Refused { addr } => {
-            json!({"event": "refused", "addr": addr.to_string(), "reason": BUSY})
+        Event::Refused { addr, why } => {
+            json!({"event": "refused", "addr": addr.to_string(), "reason": why.to_string()})
         }
         Event::Alias { peer, alias } => {
             json!({"event": "alias", "peer": peer.number(), "alias": alias})
@@ -299,7 +299,7 @@ impl Display for EventText<'_> {
             Event::Broadcast { seq, peers } => {
                 write!(f, "broadcast {seq} sent to {peers} peer(s)")
             }
-            Event::Refused { addr } => write!(f, "refused {addr}: {BUSY}"),
+            Event::Refused { addr, why } => write!(f, "refused {addr}: {why}"),
             Event::Alias { peer, alias } => {
                 write!(f, "{peer} is now known as {}", SafeStr(alias))
             }

@@ -526,6 +526,8 @@ impl Sim {
                 let id = rng.next_u64() | 1;
                 let mut config = Config::new(&name(i), id).expect("valid name");
                 config.hops = hops;
+                // A run ends when every node is idle: keepalive pings would never let it.
+                config.ping_after = None;
                 SimNodeState {
                     node: Box::new(SimNode::new(config)),
                     wake: None,
@@ -1234,7 +1236,7 @@ impl Sim {
                 self.nodes[i].peers.remove(&peer);
                 self.violation(format!("n{i}: connect failed: {reason}"));
             }
-            Event::Refused { addr } => {
+            Event::Refused { addr, .. } => {
                 self.violation(format!(
                     "n{i}: refused {addr}, but no node here is a one-peer chat"
                 ));

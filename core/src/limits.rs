@@ -1,0 +1,36 @@
+//! Every limit of the node in one place: what a peer may make it spend, and
+//! how long it waits. [`crate::node::Config`] defaults to these; a host lets
+//! a person change the ones marked "Config".
+
+use crate::time::Duration;
+
+pub use crate::route::DEFAULT_HOPS;
+pub use crate::wire::{MAX_BANNER, MAX_NAME};
+
+/// Chat messages to one peer that may await their receipt at once.
+pub const WINDOW: usize = 32;
+/// Origins whose broadcasts the node remembers.
+pub const ORIGINS: usize = 64;
+/// Bytes a frame needs besides its text (tag, ids, the sender's name, lengths).
+pub const FRAME_OVERHEAD: usize = 64;
+/// The longest host name a `connect` may carry.
+pub const MAX_HOST: usize = 253;
+
+/// Config: the longest text of one message, in bytes (never more than the
+/// node's frames can carry). A text peer's longer line is cut into messages.
+pub const MAX_TEXT: usize = 4096;
+/// Config: the most connections accepted at once from one remote IP address.
+pub const MAX_PER_IP: usize = 8;
+/// Config: a connection that says nothing for this long is a text peer.
+pub const GREETING_TIMEOUT: Duration = Duration::from_millis(500);
+/// Config: a banner must be complete this long after its first byte, and the
+/// hello this long after the banner.
+pub const BANNER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Config: text with no newline becomes a message after the stream is idle this long.
+pub const TEXT_IDLE: Duration = Duration::from_millis(100);
+/// Config: a native peer's frame that stays partial this long closes the peer.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Config: a native peer heard nothing from for this long is sent a ping.
+pub const PING_AFTER: Duration = Duration::from_secs(15);
+/// Config: a pinged peer that sends nothing for this long is dropped.
+pub const DEAD_AFTER: Duration = Duration::from_secs(10);
