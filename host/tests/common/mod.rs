@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, channel};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use meshtalk_core::wire::Message;
 use serde_json::Value;
+use socket2::{Domain, Socket, Type};
 
 /// The longest any one expected event or close may take.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -282,13 +283,26 @@ pub fn frame(msg: &Message<'_>) -> Vec<u8> {
     buf
 }
 
-/// A TCP connection to the node, with bounded reads and writes.
+/// A TCP connection to the node, with bounded reads and writes. Each comes from
+/// another loopback address (127.0.0.2 to 127.0.0.250, in turn), as attackers on
+/// a network would: the node's limit per address then hides no attack, and the
+/// well-behaved peers (from 127.0.0.1) are never counted with them.
 pub fn connect(node: &Node) -> TcpStream {
-    let stream = TcpStream::connect(node.addr()).expect("connect");
+    let n = SOURCES.fetch_add(1, Ordering::Relaxed) % 249;
+    let source = SocketAddr::from(([127, 0, 0, 2 + n as u8], 0));
+    let (host, port) = node.addr();
+    let target: SocketAddr = format!("{host}:{port}").parse().expect("node address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.bind(&source.into()).expect("bind a loopback source");
+    socket.connect(&target.into()).expect("connect");
+    let stream = TcpStream::from(socket);
     stream.set_read_timeout(Some(WAIT)).expect("read timeout");
     stream.set_write_timeout(Some(WAIT)).expect("write timeout");
     stream
 }
+
+/// The next source address [`connect`] uses.
+static SOURCES: AtomicU32 = AtomicU32::new(0);
 
 /// A native peer made by hand: banner, then hello, then whatever frames a test
 /// writes. The node's answers are read and dropped on a thread of its own unless
