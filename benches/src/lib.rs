@@ -1,1 +1,3 @@
 //! Shared pieces of meshtalk's benchmarks and load tool.
+
+pub mod load;

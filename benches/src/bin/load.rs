@@ -1,0 +1,873 @@
+//! The whole-program load tool: starts `meshtalk mesh --hub`, `ncat --chat` and
+//! a minimal relay on 127.0.0.1 and measures each under the same load, rounds
+//! interleaved, reporting medians and ratios. `--help` lists the options.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use meshtalk_benches::load::client::{self, Receivers, RxConfig, Tally, Wire};
+use meshtalk_benches::load::hub::{self, Hub, HubKind, HubOptions, Programs};
+use meshtalk_benches::load::stats::{median, percentile};
+use meshtalk_benches::load::{epoch, own_cpu, raise_nofile, relay, svg};
+
+const HELP: &str = "\
+load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
+
+  cargo build --release -p meshtalk
+  cargo run --release -p meshtalk-benches --bin load -- [options]
+
+  --smoke            N = 10, meshtalk only, lines and native; exit 1 on any lost,
+                     duplicated, merged, reordered or garbled message
+  --scenario S       fanout, stall, idle or all (default all)
+  --sizes 2,10,100   room sizes N (one sender, N-1 receivers)
+  --rounds R         interleaved rounds per configuration (default 3)
+  --blast S          seconds of sending as fast as the hub takes (default 2)
+  --paced K          messages sent one by one at --rate before the blast (default 300)
+  --rate R           paced messages per second (default 300)
+  --size B           bytes of text per message (default 64)
+  --window W         messages in flight per receiver at most (default 256)
+  --hubs a,b         meshtalk, ncat, relay (default all three)
+  --acks a,b         plain, quick (TCP_QUICKACK after every read) (default both)
+  --meshtalk PATH    the meshtalk binary (default target/release/meshtalk)
+  --out DIR          where the SVG plot goes (default benches/results)
+  --timeout S        give up the whole run after S seconds (default 1200)
+";
+
+#[derive(Clone, Debug)]
+struct Opts {
+    smoke: bool,
+    scenario: String,
+    sizes: Vec<usize>,
+    rounds: usize,
+    blast: f64,
+    paced: u32,
+    rate: f64,
+    size: usize,
+    window: u64,
+    hubs: Vec<HubKind>,
+    acks: Vec<bool>,
+    meshtalk: PathBuf,
+    out: PathBuf,
+    timeout: f64,
+}
+
+fn parse_args() -> Result<Opts, String> {
+    let mut o = Opts {
+        smoke: false,
+        scenario: "all".into(),
+        sizes: vec![2, 10, 100],
+        rounds: 3,
+        blast: 2.0,
+        paced: 300,
+        rate: 300.0,
+        size: 64,
+        window: 256,
+        hubs: vec![HubKind::Meshtalk, HubKind::Ncat, HubKind::Relay],
+        acks: vec![false, true],
+        meshtalk: hub::workspace_meshtalk(),
+        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
+        timeout: 1200.0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        let num = |v: String| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{a}: '{v}' is not a number"))
+        };
+        match a.as_str() {
+            "--help" | "-h" => return Err(String::new()),
+            "--smoke" => o.smoke = true,
+            "--scenario" => o.scenario = val()?,
+            "--sizes" => {
+                o.sizes = val()?
+                    .split(',')
+                    .map(|s| s.parse::<usize>().ok().filter(|&n| n >= 2))
+                    .collect::<Option<_>>()
+                    .ok_or("--sizes: numbers of at least 2, comma-separated")?
+            }
+            "--rounds" => o.rounds = num(val()?)?.max(1.0) as usize,
+            "--blast" => o.blast = num(val()?)?,
+            "--paced" => o.paced = num(val()?)? as u32,
+            "--rate" => o.rate = num(val()?)?.max(1.0),
+            "--size" => o.size = num(val()?)?.clamp(24.0, 4000.0) as usize,
+            "--window" => o.window = num(val()?)?.max(1.0) as u64,
+            "--timeout" => o.timeout = num(val()?)?,
+            "--meshtalk" => o.meshtalk = PathBuf::from(val()?),
+            "--out" => o.out = PathBuf::from(val()?),
+            "--hubs" => {
+                o.hubs = val()?
+                    .split(',')
+                    .map(|h| match h {
+                        "meshtalk" => Ok(HubKind::Meshtalk),
+                        "ncat" => Ok(HubKind::Ncat),
+                        "relay" => Ok(HubKind::Relay),
+                        _ => Err(format!("--hubs: unknown hub '{h}'")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--acks" => {
+                o.acks = val()?
+                    .split(',')
+                    .map(|h| match h {
+                        "plain" => Ok(false),
+                        "quick" => Ok(true),
+                        _ => Err(format!("--acks: '{h}' is not plain or quick")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            _ => return Err(format!("unknown option {a}")),
+        }
+    }
+    Ok(o)
+}
+
+/// One hub, one wire, one acknowledgement mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Setup {
+    hub: HubKind,
+    wire: Wire,
+}
+
+impl Setup {
+    fn label(self) -> String {
+        match self.wire {
+            Wire::Lines => format!("{} lines", self.hub.name()),
+            Wire::Native => format!("{} native", self.hub.name()),
+        }
+    }
+}
+
+/// What one fan-out run measured.
+#[derive(Clone, Debug, Default)]
+struct Run {
+    msgs_per_s: f64,
+    paced_p50: f64,
+    paced_p99: f64,
+    paced_max: f64,
+    blast_p99: f64,
+    hub_cpu_us_per_msg: f64,
+    tool_cpu_pct: f64,
+    saturated: Vec<String>,
+    tally: Tally,
+}
+
+fn ack_name(quick: bool) -> &'static str {
+    if quick { "quick-ACK" } else { "plain" }
+}
+
+fn sender_for(addr: SocketAddr, wire: Wire) -> std::io::Result<TcpStream> {
+    let mut s = client::connect(addr, None)?;
+    if wire == Wire::Native {
+        s.write_all(&client::native_greeting("s", 0x5e4d))?;
+    }
+    Ok(s)
+}
+
+/// Waits after connecting so the hub treats every client as a member of the room.
+fn settle(hub: HubKind, wire: Wire) {
+    let ms = match (hub, wire) {
+        // A silent text peer is taken for one after meshtalk's 500 ms greeting timeout.
+        (HubKind::Meshtalk, Wire::Lines) => 700,
+        (HubKind::Meshtalk, Wire::Native) => 200,
+        _ => 100,
+    };
+    thread::sleep(Duration::from_millis(ms));
+}
+
+fn fanout(
+    programs: &Programs,
+    o: &Opts,
+    setup: Setup,
+    quick: bool,
+    n: usize,
+) -> Result<Run, String> {
+    let hub = Hub::start(
+        setup.hub,
+        programs,
+        HubOptions {
+            max_peers: n + 10,
+            stall_timeout: 5.0,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
+    let rx_count = n - 1;
+    let cfg = RxConfig {
+        wire: setup.wire,
+        quickack: quick,
+        paced: o.paced,
+    };
+    let threads = if rx_count >= 50 { 2 } else { 1 };
+    let rx = Receivers::start(addr, rx_count, threads, cfg)
+        .map_err(|e| format!("connecting receivers: {e}"))?;
+    if !rx.wait_ready(rx_count, Duration::from_secs(10)) {
+        return Err(format!(
+            "{}: receivers not greeted within 10 s",
+            setup.label()
+        ));
+    }
+    let mut sender =
+        sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
+    settle(setup.hub, setup.wire);
+    let mut run = Run::default();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut text = Vec::with_capacity(o.size + 32);
+
+    // Paced: one message per write, at a rate every hub can take: latency without queueing.
+    let t0 = Instant::now();
+    let mut late = 0;
+    for seq in 1..=o.paced {
+        let due = t0 + Duration::from_secs_f64(f64::from(seq) / o.rate);
+        let now = Instant::now();
+        if now < due {
+            thread::sleep(due - now);
+        } else if now > due + Duration::from_millis(5) {
+            late += 1;
+        }
+        buf.clear();
+        client::encode_message(setup.wire, seq, o.size, &mut buf, &mut text);
+        sender
+            .write_all(&buf)
+            .map_err(|e| format!("sending: {e}"))?;
+    }
+    if late > o.paced / 10 {
+        run.saturated
+            .push(format!("sender late for {late} paced messages"));
+    }
+    let shared = rx.shared.clone();
+    let paced_total = u64::from(o.paced) * rx_count as u64;
+    let drain = Instant::now() + Duration::from_secs(3);
+    while shared.delivered.load(Ordering::Relaxed) < paced_total && Instant::now() < drain {
+        thread::sleep(Duration::from_millis(2));
+    }
+
+    // Blast: as fast as the hub takes it, at most `window` messages in flight per receiver.
+    let hub_cpu0 = hub.cpu();
+    let tool_cpu0 = own_cpu(false);
+    let sender_cpu0 = own_cpu(true);
+    let delivered0 = shared.delivered.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let stop_at = start + Duration::from_secs_f64(o.blast);
+    let mut seq = o.paced;
+    let batch = 16;
+    let rxn = rx_count as u64;
+    let mut waited = Duration::ZERO;
+    while Instant::now() < stop_at {
+        let sent = u64::from(seq - o.paced);
+        let got = shared.delivered.load(Ordering::Relaxed) - delivered0;
+        if sent * rxn > got + o.window * rxn {
+            let w = Instant::now();
+            thread::sleep(Duration::from_micros(50));
+            waited += w.elapsed();
+            continue;
+        }
+        buf.clear();
+        for _ in 0..batch {
+            seq += 1;
+            client::encode_message(setup.wire, seq, o.size, &mut buf, &mut text);
+        }
+        sender
+            .write_all(&buf)
+            .map_err(|e| format!("sending: {e}"))?;
+    }
+    let sent = u64::from(seq - o.paced);
+    let expected = sent * rxn + delivered0;
+    let drain = Instant::now() + Duration::from_secs(5);
+    while shared.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain {
+        thread::sleep(Duration::from_micros(200));
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let sender_cpu = own_cpu(true) - sender_cpu0;
+    let delivered = shared.delivered.load(Ordering::Relaxed) - delivered0;
+    let hub_cpu = hub.cpu() - hub_cpu0;
+    let tool_cpu = own_cpu(false) - tool_cpu0;
+    let (tallies, rx_cpu) = rx.finish(seq);
+    drop(hub);
+    run.msgs_per_s = delivered as f64 / wall;
+    run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
+    run.tool_cpu_pct = tool_cpu * 100.0 / wall;
+    let busy = wall - waited.as_secs_f64();
+    if sender_cpu > 0.9 * busy.max(1e-9) && waited.as_secs_f64() < 0.05 * wall {
+        run.saturated.push(format!(
+            "sender busy {:.0}% and never waited for the hub",
+            sender_cpu * 100.0 / wall
+        ));
+    }
+    if rx_cpu > 0.9 * wall {
+        run.saturated.push(format!(
+            "a receiver thread busy {:.0}%",
+            rx_cpu * 100.0 / wall
+        ));
+    }
+    for t in tallies {
+        run.tally.add(t);
+    }
+    run.tally.paced_us.sort_unstable();
+    run.tally.blast_us.sort_unstable();
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    run.paced_p50 = ms(percentile(&run.tally.paced_us, 50.0));
+    run.paced_p99 = ms(percentile(&run.tally.paced_us, 99.0));
+    run.paced_max = ms(percentile(&run.tally.paced_us, 100.0));
+    run.blast_p99 = ms(percentile(&run.tally.blast_us, 99.0));
+    run.tally.paced_us = Vec::new();
+    run.tally.blast_us = Vec::new();
+    Ok(run)
+}
+
+type Key = (usize, bool, Setup);
+
+/// Medians over rounds of one configuration.
+struct Summary {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    blast_p99: f64,
+    cpu: f64,
+    tool: f64,
+    faults: Tally,
+    notes: Vec<String>,
+}
+
+fn summarize(runs: &[Run]) -> Summary {
+    let m = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+    let mut faults = Tally::default();
+    let mut notes = Vec::new();
+    for r in runs {
+        faults.add(r.tally.clone());
+        for s in &r.saturated {
+            if !notes.contains(s) {
+                notes.push(s.clone());
+            }
+        }
+    }
+    Summary {
+        rate: m(|r| r.msgs_per_s),
+        p50: m(|r| r.paced_p50),
+        p99: m(|r| r.paced_p99),
+        max: m(|r| r.paced_max),
+        blast_p99: m(|r| r.blast_p99),
+        cpu: m(|r| r.hub_cpu_us_per_msg),
+        tool: m(|r| r.tool_cpu_pct),
+        faults,
+        notes,
+    }
+}
+
+fn faults_text(t: &Tally) -> String {
+    if t.faults() == 0 {
+        "none".into()
+    } else {
+        format!(
+            "lost {} dup {} merged {} reord {} garbled {}",
+            t.lost, t.duplicated, t.merged, t.reordered, t.garbled
+        )
+    }
+}
+
+fn setups(o: &Opts) -> Vec<Setup> {
+    let mut v = Vec::new();
+    for &hub in &o.hubs {
+        v.push(Setup {
+            hub,
+            wire: Wire::Lines,
+        });
+        if hub == HubKind::Meshtalk {
+            v.push(Setup {
+                hub,
+                wire: Wire::Native,
+            });
+        }
+    }
+    v
+}
+
+fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key, Summary>, bool) {
+    let mut all: BTreeMap<Key, Vec<Run>> = BTreeMap::new();
+    let mut errors = false;
+    'outer: for &n in &o.sizes {
+        for round in 0..o.rounds {
+            for &quick in &o.acks {
+                for setup in setups(o) {
+                    if Instant::now() > deadline {
+                        eprintln!("load: --timeout reached, stopping");
+                        errors = true;
+                        break 'outer;
+                    }
+                    match fanout(programs, o, setup, quick, n) {
+                        Ok(run) => {
+                            eprintln!(
+                                "N={n:<4} round {round} {:<9} {:<16} {:>10.0} msg/s  p50 {:>7.2} p99 {:>7.2} ms  {}",
+                                ack_name(quick),
+                                setup.label(),
+                                run.msgs_per_s,
+                                run.paced_p50,
+                                run.paced_p99,
+                                faults_text(&run.tally)
+                            );
+                            all.entry((n, quick, setup)).or_default().push(run);
+                        }
+                        Err(e) => {
+                            eprintln!("N={n} {} {}: {e}", ack_name(quick), setup.label());
+                            errors = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (
+        all.into_iter().map(|(k, v)| (k, summarize(&v))).collect(),
+        errors,
+    )
+}
+
+fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
+    println!(
+        "\n### Fan-out (one sender, N-1 receivers; medians of {} rounds)\n",
+        o.rounds
+    );
+    println!(
+        "| N | receivers | hub, wire | delivered msg/s | p50 ms | p99 ms | max ms | p99 under blast ms | hub CPU µs/msg | tool CPU % | faults | notes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for ((n, quick, setup), s) in table {
+        println!(
+            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.0} | {} | {} |",
+            ack_name(*quick),
+            setup.label(),
+            s.rate,
+            s.p50,
+            s.p99,
+            s.max,
+            s.blast_p99,
+            s.cpu,
+            s.tool,
+            faults_text(&s.faults),
+            s.notes.join("; ")
+        );
+    }
+    let mt = Setup {
+        hub: HubKind::Meshtalk,
+        wire: Wire::Lines,
+    };
+    let nc = Setup {
+        hub: HubKind::Ncat,
+        wire: Wire::Lines,
+    };
+    let rl = Setup {
+        hub: HubKind::Relay,
+        wire: Wire::Lines,
+    };
+    println!("\n### Ratios (meshtalk lines / other, medians)\n");
+    println!(
+        "| N | receivers | throughput / ncat | throughput / relay | p99 / ncat | CPU per msg / ncat |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for &n in &o.sizes {
+        for &quick in &o.acks {
+            let get = |s: Setup| table.get(&(n, quick, s));
+            let Some(m) = get(mt) else { continue };
+            let r = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.2}"));
+            println!(
+                "| {n} | {} | {} | {} | {} | {} |",
+                ack_name(quick),
+                r(get(nc).map(|c| m.rate / c.rate)),
+                r(get(rl).map(|c| m.rate / c.rate)),
+                r(get(nc).map(|c| m.p99 / c.p99)),
+                r(get(nc).map(|c| m.cpu / c.cpu)),
+            );
+        }
+    }
+}
+
+fn plot(o: &Opts, table: &BTreeMap<Key, Summary>) {
+    let mut series = Vec::new();
+    for &quick in &o.acks {
+        for setup in setups(o) {
+            if setup.hub == HubKind::Relay {
+                continue;
+            }
+            for (pct, dashed) in [("p50", false), ("p99", true)] {
+                let points: Vec<(f64, f64)> = o
+                    .sizes
+                    .iter()
+                    .filter_map(|&n| {
+                        table
+                            .get(&(n, quick, setup))
+                            .map(|s| (n as f64, if dashed { s.p99 } else { s.p50 }))
+                    })
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                series.push(svg::Series {
+                    label: format!("{} {} {pct}", setup.label(), ack_name(quick)),
+                    points,
+                    dashed,
+                });
+            }
+        }
+    }
+    if series.is_empty() {
+        return;
+    }
+    let path = o.out.join("latency-by-room-size.svg");
+    let doc = svg::render(
+        "One-way latency by room size (paced messages, medians of rounds)",
+        "room size N (log)",
+        "latency ms (log)",
+        &series,
+    );
+    match std::fs::create_dir_all(&o.out).and_then(|()| std::fs::write(&path, doc)) {
+        Ok(()) => println!("\nplot: {}", path.display()),
+        Err(e) => eprintln!("load: writing {}: {e}", path.display()),
+    }
+}
+
+/// One receiver stops reading; the others' delivery rate over time, per hub.
+fn stall(programs: &Programs, o: &Opts) -> bool {
+    const N: usize = 10;
+    const TIMEOUT: f64 = 2.0;
+    const SECS: f64 = 10.0;
+    println!(
+        "\n### Stalled reader (N = {N}, one receiver stops reading; meshtalk --stall-timeout {TIMEOUT})\n"
+    );
+    println!(
+        "| hub | msg/s to the others, first 1 s | msg/s, last 2 s | faults for the others | stalled reader |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut ok = true;
+    for &kind in &o.hubs {
+        if kind == HubKind::Relay {
+            continue;
+        }
+        let r = (|| -> Result<(f64, f64, Tally, String), String> {
+            let hub = Hub::start(
+                kind,
+                programs,
+                HubOptions {
+                    max_peers: N + 10,
+                    stall_timeout: TIMEOUT,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
+            let mut stuck = client::connect(addr, Some(4096)).map_err(|e| e.to_string())?;
+            let cfg = RxConfig {
+                wire: Wire::Lines,
+                quickack: true,
+                paced: 0,
+            };
+            let rx = Receivers::start(addr, N - 2, 1, cfg).map_err(|e| e.to_string())?;
+            let mut sender = sender_for(addr, Wire::Lines).map_err(|e| e.to_string())?;
+            settle(kind, Wire::Lines);
+            let shared = rx.shared.clone();
+            let healthy = (N - 2) as u64;
+            let (mut buf, mut text) = (Vec::new(), Vec::new());
+            // The hub may stop reading the sender: a write never blocks past a quarter second,
+            // and the rest of a batch is sent later, so no line is ever cut or dropped here.
+            sender
+                .set_write_timeout(Some(Duration::from_millis(250)))
+                .map_err(|e| e.to_string())?;
+            let line = o.size as u64 + 1;
+            let start = Instant::now();
+            let (mut seq, mut batch_first, mut written) = (0u32, 1u32, 0usize);
+            let mut marks = Vec::new();
+            let mut next_mark = 0.0;
+            let complete =
+                |batch_first: u32, written: usize| batch_first - 1 + (written as u64 / line) as u32;
+            loop {
+                let t = start.elapsed().as_secs_f64();
+                if t >= next_mark {
+                    marks.push((t, shared.delivered.load(Ordering::Relaxed)));
+                    next_mark += 0.25;
+                }
+                if t > SECS {
+                    break;
+                }
+                if written < buf.len() {
+                    match sender.write(&buf[written..]) {
+                        Ok(n) => written += n,
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock
+                                    | std::io::ErrorKind::TimedOut
+                                    | std::io::ErrorKind::Interrupted
+                            ) => {}
+                        Err(e) => return Err(format!("sending: {e}")),
+                    }
+                    continue;
+                }
+                let got = shared.delivered.load(Ordering::Relaxed);
+                if u64::from(seq) * healthy > got + o.window * healthy {
+                    thread::sleep(Duration::from_micros(100));
+                    continue;
+                }
+                buf.clear();
+                written = 0;
+                batch_first = seq + 1;
+                for _ in 0..16 {
+                    seq += 1;
+                    client::encode_message(Wire::Lines, seq, o.size, &mut buf, &mut text);
+                }
+            }
+            let sent = complete(batch_first, written);
+            // Let what was sent arrive (at most 3 s, or 1 s without progress).
+            let drain = Instant::now() + Duration::from_secs(3);
+            let (mut last, mut since) = (0, Instant::now());
+            while Instant::now() < drain && since.elapsed() < Duration::from_secs(1) {
+                let d = shared.delivered.load(Ordering::Relaxed);
+                if d >= u64::from(sent) * healthy {
+                    break;
+                }
+                if d != last {
+                    (last, since) = (d, Instant::now());
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            let rate = |from: f64, to: f64| {
+                let at = |x: f64| marks.iter().rev().find(|(t, _)| *t <= x).map_or(0, |m| m.1);
+                (at(to) - at(from)) as f64 / healthy as f64 / (to - from)
+            };
+            let steps: Vec<String> = marks
+                .windows(2)
+                .map(|w| {
+                    format!(
+                        "{:.0}",
+                        (w[1].1 - w[0].1) as f64 / healthy as f64 / (w[1].0 - w[0].0)
+                    )
+                })
+                .collect();
+            eprintln!(
+                "stall {}: msg/s per receiver, every 0.25 s: {}",
+                kind.name(),
+                steps.join(" ")
+            );
+            let first = rate(0.0, 1.0);
+            let last = rate(SECS - 2.0, SECS);
+            let mut probe = [0u8; 1];
+            stuck.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let fate = match std::io::Read::read(&mut stuck, &mut probe) {
+                Ok(_) => "still connected",
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => "still connected",
+                Err(_) => "disconnected",
+            };
+            let (tallies, _) = rx.finish(sent);
+            let mut tally = Tally::default();
+            for t in tallies {
+                tally.add(t);
+            }
+            drop(hub);
+            let fate = if kind == HubKind::Meshtalk {
+                // meshtalk closes it: a read would see the end (after the queued data) or a reset.
+                let _ = stuck.set_nonblocking(false);
+                let _ = stuck.set_read_timeout(Some(Duration::from_millis(100)));
+                let mut sink = vec![0u8; 1 << 16];
+                let mut eof = false;
+                for _ in 0..1000 {
+                    match std::io::Read::read(&mut stuck, &mut sink) {
+                        Ok(0) | Err(_) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                if eof { "dropped by the hub" } else { fate }
+            } else {
+                fate
+            };
+            Ok((first, last, tally, fate.to_string()))
+        })();
+        match r {
+            Ok((first, last, tally, fate)) => {
+                ok &= kind != HubKind::Meshtalk || tally.faults() == 0;
+                println!(
+                    "| {} | {first:.0} | {last:.0} | {} | {fate} |",
+                    kind.name(),
+                    faults_text(&tally)
+                );
+            }
+            Err(e) => {
+                eprintln!("stall {}: {e}", kind.name());
+                ok &= kind != HubKind::Meshtalk;
+            }
+        }
+    }
+    ok
+}
+
+/// CPU of a hub holding 100 idle peers over 10 s, and resident memory per peer.
+fn idle(programs: &Programs, o: &Opts) {
+    println!("\n### Idle and memory\n");
+    println!(
+        "| hub, peers | CPU over 10 s idle, % of a core | VmRSS before, KiB | after, KiB | KiB per peer |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut cases = vec![
+        (HubKind::Meshtalk, Wire::Native, 100),
+        (HubKind::Meshtalk, Wire::Lines, 100),
+    ];
+    if o.sizes.iter().any(|&n| n >= 1000) {
+        cases.push((HubKind::Meshtalk, Wire::Native, 1000));
+    }
+    if o.hubs.contains(&HubKind::Ncat) {
+        cases.push((HubKind::Ncat, Wire::Lines, 100));
+    }
+    for (kind, wire, n) in cases {
+        let r = (|| -> Result<(f64, u64, u64), String> {
+            let hub = Hub::start(
+                kind,
+                programs,
+                HubOptions {
+                    max_peers: n + 10,
+                    stall_timeout: 5.0,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            thread::sleep(Duration::from_millis(300));
+            let before = hub.rss_kib();
+            let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
+            let cfg = RxConfig {
+                wire,
+                quickack: false,
+                paced: 0,
+            };
+            let rx = Receivers::start(addr, n, 2, cfg).map_err(|e| e.to_string())?;
+            rx.wait_ready(n, Duration::from_secs(10));
+            thread::sleep(Duration::from_secs(1));
+            let after = hub.rss_kib();
+            let c0 = hub.cpu();
+            thread::sleep(Duration::from_secs(10));
+            let cpu = (hub.cpu() - c0) * 100.0 / 10.0;
+            rx.finish(0);
+            Ok((cpu, before, after))
+        })();
+        let label = format!(
+            "{} {}, {n}",
+            kind.name(),
+            if wire == Wire::Native {
+                "native"
+            } else {
+                "lines"
+            }
+        );
+        match r {
+            Ok((cpu, before, after)) => println!(
+                "| {label} | {cpu:.2} | {before} | {after} | {:.1} |",
+                after.saturating_sub(before) as f64 / n as f64
+            ),
+            Err(e) => eprintln!("idle {label}: {e}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("--relay-serve") {
+        let port = args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        return match relay::serve(port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("relay: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut o = match parse_args() {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("load: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    epoch();
+    let nofile = raise_nofile();
+    let biggest = o.sizes.iter().copied().max().unwrap_or(2);
+    // Each peer costs a socket here and one in the hub.
+    if (nofile as usize) < biggest * 2 + 64 {
+        eprintln!(
+            "load: only {nofile} open files allowed (ulimit -n); N = {biggest} needs {}: raise the hard limit",
+            biggest * 2 + 64
+        );
+        return ExitCode::from(2);
+    }
+    if !o.meshtalk.is_file() {
+        eprintln!(
+            "load: {} not found: build it first with `cargo build --release -p meshtalk` (or pass --meshtalk PATH)",
+            o.meshtalk.display()
+        );
+        return ExitCode::from(2);
+    }
+    let ncat = hub::which("ncat");
+    if ncat.is_none() && !o.smoke && o.hubs.contains(&HubKind::Ncat) {
+        eprintln!("load: ncat not found, skipping it (Debian: `apt-get install -y ncat`)");
+        o.hubs.retain(|&h| h != HubKind::Ncat);
+    }
+    let myself = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("load"));
+    let programs = Programs {
+        meshtalk: o.meshtalk.clone(),
+        ncat,
+        myself,
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(o.timeout);
+    if o.smoke {
+        o.sizes = vec![10];
+        o.rounds = 1;
+        o.blast = 1.0;
+        o.hubs = vec![HubKind::Meshtalk];
+        o.acks = vec![false];
+        let (table, errors) = run_fanout(&programs, &o, deadline);
+        print_fanout(&o, &table);
+        let faults: u64 = table.values().map(|s| s.faults.faults()).sum();
+        let complete = table.len() == 2;
+        if errors || faults > 0 || !complete {
+            eprintln!(
+                "load --smoke: FAILED ({faults} faulty messages, {} of 2 runs done)",
+                table.len()
+            );
+            return ExitCode::FAILURE;
+        }
+        println!("\nload --smoke: every message arrived once, whole and in order");
+        return ExitCode::SUCCESS;
+    }
+    let mut ok = true;
+    println!(
+        "load: hubs {:?}, sizes {:?}, {} rounds, {} B messages, tool pid {}",
+        o.hubs,
+        o.sizes,
+        o.rounds,
+        o.size,
+        std::process::id()
+    );
+    if matches!(o.scenario.as_str(), "all" | "fanout") {
+        let (table, errors) = run_fanout(&programs, &o, deadline);
+        print_fanout(&o, &table);
+        plot(&o, &table);
+        ok &= !errors;
+    }
+    if matches!(o.scenario.as_str(), "all" | "stall") {
+        ok &= stall(&programs, &o);
+    }
+    if matches!(o.scenario.as_str(), "all" | "idle") {
+        idle(&programs, &o);
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
