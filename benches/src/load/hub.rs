@@ -79,6 +79,8 @@ impl Hub {
                 ])
                 .args(["--port", &port.to_string()])
                 .args(["--max-peers", &opts.max_peers.min(1024).to_string()])
+                // Every load client comes from 127.0.0.1.
+                .args(["--max-per-ip", &opts.max_peers.to_string()])
                 .args(["--stall-timeout", &opts.stall_timeout.to_string()]);
                 c
             }
