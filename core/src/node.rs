@@ -1139,10 +1139,17 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         // Cannot fail: at most a banner prefix is held, and F >= 256.
         let _ = text.extend_from_slice(held);
         let pending = !text.is_empty();
+        // A silent peer was announced as text already, and keeps its mode.
+        let (announced, mode) = match p.state.phase {
+            Phase::Ready(Kind::Text(was)) => (true, was),
+            _ => (false, mode),
+        };
         p.state.rx = Rx::Text(text);
         p.state.phase = Phase::Ready(Kind::Text(mode));
         p.state.deadline = None;
-        self.connected_event(peer);
+        if !announced {
+            self.connected_event(peer);
+        }
         if pending {
             self.set_deadline(peer, now + self.config.text_idle);
         }
@@ -1512,8 +1519,21 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return;
         };
         match (&mut p.state.rx, p.state.phase) {
-            (Rx::Banner(buf), Phase::Greeting) if buf.len() < BANNER_PREFIX.len() => {
-                // Silent, or a few letters that were not a banner after all: plain text.
+            (Rx::Banner(buf), Phase::Greeting) if buf.is_empty() => {
+                // Silent: a text peer (the older programs never speak first). Its
+                // first bytes are still sniffed, so a native peer whose banner was
+                // merely late (a loaded machine, a slow link) is not lost to text.
+                let mode = match p.direction {
+                    Direction::Outbound => TextMode::Bare,
+                    Direction::Inbound => TextMode::Lines,
+                };
+                p.state.phase = Phase::Ready(Kind::Text(mode));
+                self.connected_event(peer);
+            }
+            (Rx::Banner(buf), Phase::Greeting | Phase::Ready(Kind::Text(_)))
+                if buf.len() < BANNER_PREFIX.len() =>
+            {
+                // A few letters that were not a banner after all: plain text.
                 let held = buf.clone();
                 let mode = match p.direction {
                     Direction::Outbound => TextMode::Bare,

@@ -615,6 +615,48 @@ fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
 }
 
 #[test]
+fn a_silent_peer_whose_banner_comes_late_is_still_a_native_peer() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let outs = input(&mut b, at(500), Input::Timeout);
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Connected {
+            kind: Kind::Text(_),
+            ..
+        }
+    )));
+    // A loaded machine: the banner arrives after the greeting time.
+    let outs = receive(&mut b, at(900), peer, b"MESHTALK/1 carol\n");
+    assert!(sent_bytes(&outs, peer).starts_with(b"MESHTALK/1 bob\n"));
+    let mut buf = [0u8; 64];
+    let n = Message::Hello {
+        minor: 1,
+        node: 3,
+        name: "carol",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    let outs = receive(&mut b, at(901), peer, &buf[..n]);
+    assert!(events(&outs).iter().any(|e| matches!(e,
+        Event::Connected { kind: Kind::Native, alias, .. } if alias == "carol")));
+}
+
+#[test]
+fn a_silent_peer_that_then_speaks_text_is_announced_once() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    let mut outs = input(&mut b, at(500), Input::Timeout);
+    outs.extend(receive(&mut b, at(900), peer, b"hello\n"));
+    let connected = events(&outs)
+        .iter()
+        .filter(|e| matches!(e, Event::Connected { .. }))
+        .count();
+    assert_eq!(connected, 1);
+    assert_eq!(messages(&outs), ["hello"]);
+}
+
+#[test]
 fn a_line_longer_than_a_message_is_split_at_the_limit() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
