@@ -2,14 +2,16 @@
 //! inputs and the node's outputs into writes, dials, closes and printed events.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::Duration;
 
 use meshtalk_core::command::{self, Command, HELP};
-use meshtalk_core::node::{BUSY, Config, Event, Fault, Handled, Input, Node, Output, Reason};
-use meshtalk_core::peers::PeerId;
+use meshtalk_core::node::{
+    BUSY, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Reason,
+};
+use meshtalk_core::peers::{InsertError, PeerId};
 use meshtalk_core::time::Instant;
 
 use crate::log::{debug, diag};
@@ -327,8 +329,13 @@ impl Driver {
         match self.node.handle_input(now, Input::Accepted { addr }) {
             Ok(Handled::Accepted(peer)) => self.start(peer, stream),
             Ok(_) => {}
-            // Dropping the stream closes it.
-            Err(e) => self.render.error(&format!("refused {addr}: {e}")),
+            Err(e) => {
+                self.render.error(&format!("refused {addr}: {e}"));
+                if let NodeError::Table(InsertError::Full { limit }) = e {
+                    tell_full(stream, limit);
+                }
+                // Dropping the stream closes it.
+            }
         }
         self.drain();
     }
@@ -796,6 +803,16 @@ fn line_piece(bytes: &[u8], max: usize) -> usize {
         .iter()
         .position(|&b| b == b'\n')
         .map_or(window.len(), |i| i + 1)
+}
+
+/// Tells a connection refused for want of room why, in one line any client can
+/// show, before it is closed. The socket is new and its buffer empty: the write
+/// does not wait (and is not allowed to).
+fn tell_full(mut stream: TcpStream, limit: usize) {
+    let line = format!("meshtalk: this node is full ({limit} peers); try again later\n");
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = stream.write_all(line.as_bytes());
+    }
 }
 
 /// Whether a peer that dropped for `reason` is dialled again: not one the person

@@ -392,7 +392,6 @@ fn connections_over_max_peers_are_closed_and_the_node_keeps_serving() {
 }
 
 #[test]
-#[ignore = "bug: a connection over --max-peers is closed without a word of why"]
 fn a_connection_over_max_peers_is_told_why() {
     let node = Node::mesh("target", &["--max-peers", "1"]);
     let mut first = connect(&node);
