@@ -1527,6 +1527,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     Direction::Outbound => TextMode::Bare,
                     Direction::Inbound => TextMode::Lines,
                 };
+                if p.state.refuse.is_some() {
+                    // No room for it: told why as text, and closed.
+                    self.become_text(now, peer, &[], mode);
+                    return;
+                }
                 p.state.phase = Phase::Ready(Kind::Text(mode));
                 self.connected_event(peer);
             }

@@ -748,6 +748,20 @@ fn a_one_peer_node_tells_a_second_text_peer_it_is_busy_and_closes() {
 }
 
 #[test]
+fn a_one_peer_node_tells_a_second_silent_peer_it_is_busy_when_the_greeting_time_is_up() {
+    let mut b = chat("bob", 2);
+    let first = accept(&mut b);
+    receive(&mut b, at(0), first, b"hi\n");
+    let second = accept(&mut b);
+    let outs = input(&mut b, at(500), Input::Timeout);
+    assert_eq!(
+        sent_bytes(&outs, second),
+        format!("meshtalk: {BUSY}\n").as_bytes()
+    );
+    assert!(outs.contains(&Out::Close(second)));
+}
+
+#[test]
 fn a_one_peer_node_answers_a_second_native_peer_with_a_goodbye() {
     let mut b = chat("bob", 2);
     let first = accept(&mut b);
