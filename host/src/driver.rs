@@ -14,7 +14,7 @@ use meshtalk_core::time::Instant;
 
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
-use crate::net::{self, Conn};
+use crate::net::{self, Conn, Writers};
 use crate::render::Render;
 
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
@@ -88,10 +88,19 @@ pub fn run(
         net::spawn_listener(listener, tx.clone());
     }
     let _prompt = crate::prompt::spawn(tx.clone(), render.json);
+    let writers = match Writers::start(tx.clone(), options.stall) {
+        Ok(writers) => writers,
+        Err(e) => {
+            diag!("cannot start the writer thread: {e}");
+            return 1;
+        }
+    };
     let mut driver = Driver {
         node: HostNode::new(config),
         origin: std::time::Instant::now(),
         conns: HashMap::new(),
+        writers,
+        dirty: Vec::new(),
         aliases: HashMap::new(),
         tx,
         render,
@@ -134,12 +143,16 @@ struct Driver {
     /// The std time that is core time zero.
     origin: std::time::Instant,
     conns: HashMap<PeerId, Conn>,
+    /// The writer thread, which writes what a socket would not take at once.
+    writers: Writers,
+    /// Peers with bytes queued in this drain, written when it ends.
+    dirty: Vec<PeerId>,
     /// Each ready peer's alias, for showing events about it.
     aliases: HashMap<PeerId, String>,
     /// For the dialers, which report back on it.
     tx: Sender<Msg>,
     render: Render,
-    /// Handed to each writer; once every copy is gone, every writer has finished.
+    /// Handed to each connection; once every copy is gone, every one is flushed and closed.
     done: Option<Sender<()>>,
     /// When the node wants [`Input::Timeout`].
     wake: Option<Instant>,
@@ -361,7 +374,7 @@ impl Driver {
         {
             debug!("{peer}: no TCP keepalive: {e}");
         }
-        match Conn::start(peer, stream, &self.tx, done, self.stall) {
+        match Conn::start(peer, stream, &self.writers, done) {
             Ok(conn) => {
                 self.conns.insert(peer, conn);
             }
@@ -613,18 +626,16 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
+                    self.flush();
                     self.act();
                     return;
                 }
                 Output::Transmit { peer, data } => match self.conns.get_mut(&peer) {
                     Some(conn) => {
-                        if conn.send(data.to_vec()) {
-                            let at = std::time::Instant::now() + self.stall;
-                            self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
+                        if conn.staged() == 0 {
+                            self.dirty.push(peer);
                         }
-                        if conn.queued() > HIGH_WATER {
-                            self.paused = true;
-                        }
+                        conn.send(data);
                     }
                     None => debug!("{peer} has no connection for its bytes"),
                 },
@@ -648,6 +659,24 @@ impl Driver {
                     let event = event.map(String::from);
                     self.show(&event);
                 }
+            }
+        }
+    }
+
+    /// Writes what this drain queued, one write per peer; what a socket would not
+    /// take waits in the writer thread, and may pause input or arm the stall check.
+    fn flush(&mut self) {
+        for peer in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(&peer) else {
+                continue;
+            };
+            conn.flush();
+            if let Some(since) = conn.waiting_since() {
+                let at = since + self.stall;
+                self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
+            }
+            if conn.queued() > HIGH_WATER {
+                self.paused = true;
             }
         }
     }
@@ -702,7 +731,7 @@ impl Driver {
         }
     }
 
-    /// Says goodbye to every peer, lets the writers send it (bounded), returns the exit code.
+    /// Says goodbye to every peer, lets the writer send it (bounded), returns the exit code.
     fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
         self.input(Input::Command(Command::Exit));
         for (_, conn) in self.conns.drain() {
