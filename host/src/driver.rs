@@ -101,6 +101,7 @@ pub fn run(
         conns: HashMap::new(),
         writers,
         dirty: Vec::new(),
+        batching: false,
         aliases: HashMap::new(),
         tx,
         render,
@@ -147,6 +148,8 @@ struct Driver {
     writers: Writers,
     /// Peers with bytes queued in this drain, written when it ends.
     dirty: Vec<PeerId>,
+    /// A peer's turn is being fed: its drains leave the writing to its end.
+    batching: bool,
     /// Each ready peer's alias, for showing events about it.
     aliases: HashMap<PeerId, String>,
     /// For the dialers, which report back on it.
@@ -394,10 +397,21 @@ impl Driver {
         self.feed(peer);
     }
 
+    /// Feeds a peer's turn (see [`Driver::feed_turn`]); what the whole turn queued
+    /// for each peer goes in one write, not one per drain.
+    fn feed(&mut self, peer: PeerId) {
+        let outer = std::mem::replace(&mut self.batching, true);
+        self.feed_turn(peer);
+        self.batching = outer;
+        if !outer {
+            self.flush();
+        }
+    }
+
     /// Feeds up to [`TURN_BUDGET`] of a peer's held chunk, draining whenever the node
     /// takes only part of it. What is left waits: for the peer's next turn, for the
     /// pause to lift, or for its bucket to refill.
-    fn feed(&mut self, peer: PeerId) {
+    fn feed_turn(&mut self, peer: PeerId) {
         let mut stalls = 0;
         let mut budget = TURN_BUDGET;
         loop {
@@ -626,7 +640,9 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
-                    self.flush();
+                    if !self.batching {
+                        self.flush();
+                    }
                     self.act();
                     return;
                 }

@@ -145,7 +145,7 @@ struct Out {
     at: usize,
     /// Close was asked for: shut our side once `buf` is written.
     closing: bool,
-    /// When the last bytes went (or closing began).
+    /// While closing: when the last bytes went (or closing began).
     progress: Instant,
 }
 
@@ -257,9 +257,6 @@ impl Conn {
         if self.ended {
             return;
         }
-        if self.queued == 0 {
-            self.progress = Instant::now();
-        }
         self.queued += data.len();
         self.staged.extend_from_slice(data);
     }
@@ -270,11 +267,16 @@ impl Conn {
         if self.staged.is_empty() || self.ended {
             return;
         }
+        // Nothing waited before this drain: what stays of it begins to wait now.
+        let fresh = self.queued == self.staged.len();
         let mut out = lock(&self.entry.out);
         if out.at < out.buf.len() {
             // Bytes already wait for writability: these go after them.
             out.buf.extend_from_slice(&self.staged);
             self.staged.clear();
+            if fresh {
+                self.progress = Instant::now();
+            }
             return;
         }
         std::mem::swap(&mut out.buf, &mut self.staged);
@@ -283,7 +285,12 @@ impl Conn {
         self.staged.clear();
         drop(out);
         match result {
-            Ok(n) => self.wrote(n),
+            Ok(n) => {
+                self.queued = self.queued.saturating_sub(n);
+                if self.queued > 0 && (n > 0 || fresh) {
+                    self.progress = Instant::now();
+                }
+            }
             Err(e) => {
                 self.shared.fail(&self.entry, e);
                 self.ended = true;
@@ -298,8 +305,9 @@ impl Conn {
 
     /// `n` bytes of the queue were written.
     pub fn wrote(&mut self, n: usize) {
-        if n > 0 {
-            self.queued = self.queued.saturating_sub(n);
+        self.queued = self.queued.saturating_sub(n);
+        // Progress matters only while bytes wait (and the clock costs a little).
+        if n > 0 && self.queued > 0 {
             self.progress = Instant::now();
         }
     }
@@ -457,7 +465,7 @@ fn write_out(stream: &TcpStream, out: &mut Out) -> io::Result<usize> {
         out.buf.drain(..out.at);
         out.at = 0;
     }
-    if total > 0 {
+    if total > 0 && out.closing {
         out.progress = Instant::now();
     }
     Ok(total)
