@@ -25,6 +25,8 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(5);
 /// One read's buffer.
 const READ_BUF: usize = 64 * 1024;
+/// An emptied output buffer keeps at most this much room (memory per peer).
+const KEEP: usize = 32 * 1024;
 /// Written bytes at the front of a waiting buffer are dropped once this many.
 const COMPACT_AT: usize = 64 * 1024;
 /// Unanswered keepalive probes after which a connection is dead.
@@ -282,7 +284,14 @@ impl Conn {
         std::mem::swap(&mut out.buf, &mut self.staged);
         out.at = 0;
         let result = write_out(&self.entry.stream, &mut out);
+        // All went (the usual case): the staging buffer keeps its room for next time.
+        if out.buf.is_empty() {
+            std::mem::swap(&mut out.buf, &mut self.staged);
+        }
         self.staged.clear();
+        if self.staged.capacity() > KEEP {
+            self.staged = Vec::new();
+        }
         drop(out);
         match result {
             Ok(n) => {
@@ -460,6 +469,9 @@ fn write_out(stream: &TcpStream, out: &mut Out) -> io::Result<usize> {
     }
     if out.at == out.buf.len() {
         out.buf.clear();
+        if out.buf.capacity() > KEEP {
+            out.buf = Vec::new();
+        }
         out.at = 0;
     } else if out.at >= COMPACT_AT {
         out.buf.drain(..out.at);
