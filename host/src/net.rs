@@ -573,6 +573,47 @@ mod tests {
     }
 
     #[test]
+    fn bytes_a_socket_cannot_take_at_once_arrive_whole_and_in_order_then_the_close() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writers = Writers::start(tx, Duration::from_secs(5)).expect("writers");
+        let (listener, near) = stream();
+        let (mut far, _) = listener.accept().expect("accept");
+        let (done, done_rx) = std::sync::mpsc::channel();
+        let mut table = meshtalk_core::peers::PeerTable::<(), 1>::new(1);
+        let peer = table
+            .insert(None, meshtalk_core::peers::Direction::Inbound, None, ())
+            .map_err(|_| "table full")
+            .expect("peer");
+        let mut conn = Conn::start(peer, near, &writers, done).expect("conn");
+        // Far more than a loopback socket buffers: most of it waits for the writer thread.
+        let sent: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+        for piece in sent.chunks(1000) {
+            conn.send(piece);
+        }
+        conn.flush();
+        conn.close();
+        let _ = far.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut got = Vec::new();
+        far.read_to_end(&mut got).expect("read to the close");
+        assert!(
+            got == sent,
+            "{} bytes of {} arrived, or out of order",
+            got.len(),
+            sent.len()
+        );
+        let wrote = rx.try_iter().any(|msg| matches!(msg, Msg::Wrote(..)));
+        assert!(wrote, "the writer thread reported its progress");
+        let finished = done_rx.recv_timeout(Duration::from_secs(5));
+        assert!(
+            matches!(
+                finished,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+            ),
+            "every holder of `done` is gone once closed"
+        );
+    }
+
+    #[test]
     fn keepalive_probes_after_idle_every_third_of_it_three_times() {
         let (_listener, stream) = stream();
         keepalive(&stream, Duration::from_secs(9)).expect("keepalive");
