@@ -16,7 +16,7 @@ use meshtalk_core::time::Instant;
 
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
-use crate::net::{self, Conn};
+use crate::net::{self, Conn, Writers};
 use crate::render::Render;
 
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
@@ -90,10 +90,20 @@ pub fn run(
         net::spawn_listener(listener, tx.clone());
     }
     let _prompt = crate::prompt::spawn(tx.clone(), render.json);
+    let writers = match Writers::start(tx.clone(), options.stall) {
+        Ok(writers) => writers,
+        Err(e) => {
+            diag!("cannot start the writer thread: {e}");
+            return 1;
+        }
+    };
     let mut driver = Driver {
         node: HostNode::new(config),
         origin: std::time::Instant::now(),
         conns: HashMap::new(),
+        writers,
+        dirty: Vec::new(),
+        batching: false,
         aliases: HashMap::new(),
         tx,
         render,
@@ -136,12 +146,18 @@ struct Driver {
     /// The std time that is core time zero.
     origin: std::time::Instant,
     conns: HashMap<PeerId, Conn>,
+    /// The writer thread, which writes what a socket would not take at once.
+    writers: Writers,
+    /// Peers with bytes queued in this drain, written when it ends.
+    dirty: Vec<PeerId>,
+    /// A peer's turn is being fed: its drains leave the writing to its end.
+    batching: bool,
     /// Each ready peer's alias, for showing events about it.
     aliases: HashMap<PeerId, String>,
     /// For the dialers, which report back on it.
     tx: Sender<Msg>,
     render: Render,
-    /// Handed to each writer; once every copy is gone, every writer has finished.
+    /// Handed to each connection; once every copy is gone, every one is flushed and closed.
     done: Option<Sender<()>>,
     /// When the node wants [`Input::Timeout`].
     wake: Option<Instant>,
@@ -368,7 +384,7 @@ impl Driver {
         {
             debug!("{peer}: no TCP keepalive: {e}");
         }
-        match Conn::start(peer, stream, &self.tx, done, self.stall) {
+        match Conn::start(peer, stream, &self.writers, done) {
             Ok(conn) => {
                 self.conns.insert(peer, conn);
             }
@@ -388,10 +404,21 @@ impl Driver {
         self.feed(peer);
     }
 
+    /// Feeds a peer's turn (see [`Driver::feed_turn`]); what the whole turn queued
+    /// for each peer goes in one write, not one per drain.
+    fn feed(&mut self, peer: PeerId) {
+        let outer = std::mem::replace(&mut self.batching, true);
+        self.feed_turn(peer);
+        self.batching = outer;
+        if !outer {
+            self.flush();
+        }
+    }
+
     /// Feeds up to [`TURN_BUDGET`] of a peer's held chunk, draining whenever the node
     /// takes only part of it. What is left waits: for the peer's next turn, for the
     /// pause to lift, or for its bucket to refill.
-    fn feed(&mut self, peer: PeerId) {
+    fn feed_turn(&mut self, peer: PeerId) {
         let mut stalls = 0;
         let mut budget = TURN_BUDGET;
         loop {
@@ -620,18 +647,18 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
+                    if !self.batching {
+                        self.flush();
+                    }
                     self.act();
                     return;
                 }
                 Output::Transmit { peer, data } => match self.conns.get_mut(&peer) {
                     Some(conn) => {
-                        if conn.send(data.to_vec()) {
-                            let at = std::time::Instant::now() + self.stall;
-                            self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
+                        if conn.staged() == 0 {
+                            self.dirty.push(peer);
                         }
-                        if conn.queued() > HIGH_WATER {
-                            self.paused = true;
-                        }
+                        conn.send(data);
                     }
                     None => debug!("{peer} has no connection for its bytes"),
                 },
@@ -655,6 +682,24 @@ impl Driver {
                     let event = event.map(String::from);
                     self.show(&event);
                 }
+            }
+        }
+    }
+
+    /// Writes what this drain queued, one write per peer; what a socket would not
+    /// take waits in the writer thread, and may pause input or arm the stall check.
+    fn flush(&mut self) {
+        for peer in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(&peer) else {
+                continue;
+            };
+            conn.flush();
+            if let Some(since) = conn.waiting_since() {
+                let at = since + self.stall;
+                self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
+            }
+            if conn.queued() > HIGH_WATER {
+                self.paused = true;
             }
         }
     }
@@ -709,7 +754,7 @@ impl Driver {
         }
     }
 
-    /// Says goodbye to every peer, lets the writers send it (bounded), returns the exit code.
+    /// Says goodbye to every peer, lets the writer send it (bounded), returns the exit code.
     fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
         self.input(Input::Command(Command::Exit));
         for (_, conn) in self.conns.drain() {

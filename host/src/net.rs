@@ -1,14 +1,19 @@
-//! The I/O threads: listener, dialers, and a reader and a writer per
-//! connection. They only move bytes; every decision is the driver's.
+//! The I/O threads: listener, dialers, a reader per connection and one writer
+//! thread for all. They only move bytes; every decision is the driver's.
 
-use std::collections::VecDeque;
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use meshtalk_core::peers::PeerId;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::{SockRef, TcpKeepalive};
 
 use crate::driver::Msg;
@@ -20,10 +25,10 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(5);
 /// One read's buffer.
 const READ_BUF: usize = 64 * 1024;
-/// Bytes gathered for one write at most (the rest waits for the next write).
-const WRITE_BATCH: usize = 256 * 1024;
-/// Buffers gathered into one vectored write at most.
-const WRITE_SLICES: usize = 64;
+/// An emptied output buffer keeps at most this much room (memory per peer).
+const KEEP: usize = 32 * 1024;
+/// Written bytes at the front of a waiting buffer are dropped once this many.
+const COMPACT_AT: usize = 64 * 1024;
 /// Unanswered keepalive probes after which a connection is dead.
 const KEEPALIVE_PROBES: u32 = 3;
 
@@ -103,79 +108,217 @@ pub fn keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
     Ok(())
 }
 
-/// What the driver asks of a connection's writer.
-enum ToWriter {
-    Data(Vec<u8>),
-    /// Write what is queued, then close our side.
-    Close,
+/// Token of the writer thread's waker in its poll.
+const WAKER: Token = Token(usize::MAX);
+
+/// The one writer thread and what the driver shares with it: each connection's
+/// output buffer, written when its socket becomes writable again.
+pub struct Writers {
+    shared: Arc<Shared>,
 }
 
-/// The driver's handle on one connection: its writer's queue and how many bytes
-/// wait in it, and the chunk its reader handed over that the node has not taken.
+/// What the driver and the writer thread share.
+struct Shared {
+    registry: Registry,
+    waker: Waker,
+    /// Every connection with a socket, by token, until it is closed or cut.
+    entries: Mutex<HashMap<usize, Arc<Entry>>>,
+    /// Tokens of connections closing with bytes still to write.
+    closing: Mutex<Vec<usize>>,
+    next: AtomicUsize,
+    to_driver: Sender<Msg>,
+    /// A closing connection that takes none of its bytes this long is cut.
+    stall: Duration,
+}
+
+/// One connection as the writer thread sees it.
+struct Entry {
+    peer: PeerId,
+    token: usize,
+    stream: TcpStream,
+    out: Mutex<Out>,
+    /// Held until the entry is gone, so the driver can wait for every flush at exit.
+    _done: Sender<()>,
+}
+
+/// Bytes that would not go at once; `buf[at..]` is still to write.
+struct Out {
+    buf: Vec<u8>,
+    at: usize,
+    /// Close was asked for: shut our side once `buf` is written.
+    closing: bool,
+    /// While closing: when the last bytes went (or closing began).
+    progress: Instant,
+}
+
+impl Writers {
+    /// Starts the writer thread; `stall` bounds how long a closing connection may
+    /// take none of its bytes.
+    pub fn start(to_driver: Sender<Msg>, stall: Duration) -> io::Result<Writers> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(Shared {
+            registry,
+            waker,
+            entries: Mutex::new(HashMap::new()),
+            closing: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+            to_driver,
+            stall,
+        });
+        let for_thread = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || write_loop(poll, &for_thread))?;
+        Ok(Writers { shared })
+    }
+}
+
+/// The driver's handle on one connection: bytes staged for it in this turn, how
+/// many bytes wait in all, and the chunk its reader handed over that the node has
+/// not taken.
 pub struct Conn {
-    to_writer: Sender<ToWriter>,
+    entry: Arc<Entry>,
+    shared: Arc<Shared>,
+    /// Bytes queued in this drain, written (or handed on) by [`Conn::flush`].
+    staged: Vec<u8>,
     /// One credit lets the reader read its next chunk.
     credit: SyncSender<()>,
-    /// For cutting the connection short (both threads then end).
-    stream: TcpStream,
-    /// Bytes handed to the writer and not yet written.
+    /// Bytes queued and not yet written (staged or in the writer's buffer).
     queued: usize,
-    /// When the writer last made progress, or when bytes began to wait.
+    /// When bytes were last written, or when bytes began to wait.
     progress: Instant,
     /// The reader's last chunk, of which `taken` bytes were fed to the node.
     pending: Vec<u8>,
     taken: usize,
+    /// Closed or cut already: nothing to do when dropped.
+    ended: bool,
 }
 
 impl Conn {
-    /// Starts the reader and the writer threads of a connection. `done` is held by
-    /// the writer until it ends, so the driver can wait for every writer at exit.
-    /// A writer closing the connection gives up after `stall` with no progress.
+    /// Starts the reader thread of a connection and hands its socket to the writer
+    /// thread. `done` is held until the connection is flushed and closed, so the
+    /// driver can wait for every one at exit.
     pub fn start(
         peer: PeerId,
         stream: TcpStream,
-        to_driver: &Sender<Msg>,
+        writers: &Writers,
         done: Sender<()>,
-        stall: Duration,
     ) -> io::Result<Conn> {
+        let shared = Arc::clone(&writers.shared);
         let reader = stream.try_clone()?;
-        let writer = stream.try_clone()?;
-        let (to_writer, queue) = channel();
-        let (credit, credits) = sync_channel(1);
-        let from_writer = to_driver.clone();
-        thread::Builder::new()
-            .name(format!("write {peer}"))
-            .spawn(move || write_loop(peer, writer, queue, from_writer, stall, done))?;
-        let from_reader = to_driver.clone();
-        thread::Builder::new()
-            .name(format!("read {peer}"))
-            .spawn(move || read_loop(peer, reader, from_reader, credits))?;
-        Ok(Conn {
-            to_writer,
-            credit,
+        let token = shared.next.fetch_add(1, Ordering::Relaxed);
+        let fd = stream.as_raw_fd();
+        let entry = Arc::new(Entry {
+            peer,
+            token,
             stream,
+            out: Mutex::new(Out {
+                buf: Vec::new(),
+                at: 0,
+                closing: false,
+                progress: Instant::now(),
+            }),
+            _done: done,
+        });
+        lock(&shared.entries).insert(token, Arc::clone(&entry));
+        // Edge-triggered: an event comes only after a write would have blocked.
+        if let Err(e) =
+            shared
+                .registry
+                .register(&mut SourceFd(&fd), Token(token), Interest::WRITABLE)
+        {
+            lock(&shared.entries).remove(&token);
+            return Err(e);
+        }
+        let (credit, credits) = sync_channel(1);
+        let from_reader = shared.to_driver.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("read {peer}"))
+            .spawn(move || read_loop(peer, reader, from_reader, credits));
+        if let Err(e) = spawned {
+            shared.forget(&entry);
+            return Err(e);
+        }
+        Ok(Conn {
+            entry,
+            shared,
+            staged: Vec::new(),
+            credit,
             queued: 0,
             progress: Instant::now(),
             pending: Vec::new(),
             taken: 0,
+            ended: false,
         })
     }
 
-    /// Queues bytes for the peer; true when they are the first to wait.
-    pub fn send(&mut self, data: Vec<u8>) -> bool {
-        let first = self.queued == 0;
-        if first {
-            self.progress = Instant::now();
+    /// Queues bytes for the peer; they go at the next [`Conn::flush`].
+    pub fn send(&mut self, data: &[u8]) {
+        if self.ended {
+            return;
         }
         self.queued += data.len();
-        let _ = self.to_writer.send(ToWriter::Data(data));
-        first
+        self.staged.extend_from_slice(data);
     }
 
-    /// The writer wrote `n` bytes of the queue.
+    /// Writes the staged bytes now, as many as the socket takes without blocking;
+    /// the rest go to the writer thread, which writes them when it can.
+    pub fn flush(&mut self) {
+        if self.staged.is_empty() || self.ended {
+            return;
+        }
+        // Nothing waited before this drain: what stays of it begins to wait now.
+        let fresh = self.queued == self.staged.len();
+        let mut out = lock(&self.entry.out);
+        if out.at < out.buf.len() {
+            // Bytes already wait for writability: these go after them.
+            out.buf.extend_from_slice(&self.staged);
+            self.staged.clear();
+            if fresh {
+                self.progress = Instant::now();
+            }
+            return;
+        }
+        std::mem::swap(&mut out.buf, &mut self.staged);
+        out.at = 0;
+        let result = write_out(&self.entry.stream, &mut out);
+        // All went (the usual case): the staging buffer keeps its room for next time.
+        if out.buf.is_empty() {
+            std::mem::swap(&mut out.buf, &mut self.staged);
+        }
+        self.staged.clear();
+        if self.staged.capacity() > KEEP {
+            self.staged = Vec::new();
+        }
+        drop(out);
+        match result {
+            Ok(n) => {
+                self.queued = self.queued.saturating_sub(n);
+                if self.queued > 0 && (n > 0 || fresh) {
+                    self.progress = Instant::now();
+                }
+            }
+            Err(e) => {
+                self.shared.fail(&self.entry, e);
+                self.ended = true;
+            }
+        }
+    }
+
+    /// Bytes queued since the last [`Conn::flush`].
+    pub fn staged(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// `n` bytes of the queue were written.
     pub fn wrote(&mut self, n: usize) {
         self.queued = self.queued.saturating_sub(n);
-        self.progress = Instant::now();
+        // Progress matters only while bytes wait (and the clock costs a little).
+        if n > 0 && self.queued > 0 {
+            self.progress = Instant::now();
+        }
     }
 
     /// Bytes queued and not yet written.
@@ -210,14 +353,63 @@ impl Conn {
         }
     }
 
-    /// Sends what is queued, then closes our side of the connection.
-    pub fn close(self) {
-        let _ = self.to_writer.send(ToWriter::Close);
-    }
+    /// Sends what is queued, then closes our side of the connection (also on drop).
+    pub fn close(self) {}
 
     /// Cuts the connection now, dropping whatever is queued.
-    pub fn abort(self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+    pub fn abort(mut self) {
+        self.ended = true;
+        let _ = self.entry.stream.shutdown(Shutdown::Both);
+        self.shared.forget(&self.entry);
+    }
+}
+
+impl Drop for Conn {
+    /// Flushes what is staged, then closes our side once the writer has written it
+    /// all (or gives up after the stall timeout with no progress).
+    fn drop(&mut self) {
+        self.flush();
+        if self.ended {
+            return;
+        }
+        let mut out = lock(&self.entry.out);
+        if out.at < out.buf.len() {
+            out.closing = true;
+            out.progress = Instant::now();
+            drop(out);
+            lock(&self.shared.closing).push(self.entry.token);
+            // The writer thread may sleep with no timeout: it now needs one.
+            let _ = self.shared.waker.wake();
+        } else {
+            drop(out);
+            self.shared.shut(&self.entry);
+        }
+    }
+}
+
+impl Shared {
+    /// Stops watching a connection; once nobody holds its entry, it is gone.
+    fn forget(&self, entry: &Entry) {
+        let fd = entry.stream.as_raw_fd();
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        lock(&self.entries).remove(&entry.token);
+    }
+
+    /// All written: closes our side; the reader ends when the peer closes its
+    /// side, or after [`LINGER`].
+    fn shut(&self, entry: &Entry) {
+        let _ = entry.stream.shutdown(Shutdown::Write);
+        let _ = entry.stream.set_read_timeout(Some(LINGER));
+        self.forget(entry);
+    }
+
+    /// A write failed: cuts the connection and tells the driver.
+    fn fail(&self, entry: &Entry, error: io::Error) {
+        let _ = entry.stream.shutdown(Shutdown::Both);
+        self.forget(entry);
+        let _ = self
+            .to_driver
+            .send(Msg::Closed(entry.peer, Some(error.to_string())));
     }
 }
 
@@ -247,108 +439,120 @@ fn read_loop(peer: PeerId, mut stream: TcpStream, to_driver: Sender<Msg>, credit
     }
 }
 
-/// Writes what the driver queues, whatever is waiting gathered into one vectored
-/// write, and tells the driver how many bytes each write took.
-fn write_loop(
-    peer: PeerId,
-    mut stream: TcpStream,
-    queue: Receiver<ToWriter>,
-    to_driver: Sender<Msg>,
-    stall: Duration,
-    _done: Sender<()>,
-) {
-    // A blocked write returns now and then with what it wrote so far, so the
-    // driver hears of a slow reader's progress and a closing writer can give up.
-    let tick = (stall / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let _ = stream.set_write_timeout(Some(tick));
-    let mut bufs: VecDeque<Vec<u8>> = VecDeque::new();
-    // Bytes of the front buffer already written.
-    let mut front = 0;
-    // Bytes in `bufs` not yet written.
-    let mut held = 0;
-    // Close was asked for, or the driver forgot the connection.
-    let mut closing = false;
-    let mut progress = Instant::now();
-    loop {
-        // Take what is queued; wait only when there is nothing to write.
-        while !closing && held < WRITE_BATCH {
-            let job = match held {
-                0 => queue.recv().map_err(|_| TryRecvError::Disconnected),
-                _ => queue.try_recv(),
-            };
-            match job {
-                Ok(ToWriter::Data(data)) => {
-                    held += data.len();
-                    bufs.push_back(data);
-                }
-                Ok(ToWriter::Close) | Err(TryRecvError::Disconnected) => closing = true,
-                Err(TryRecvError::Empty) => break,
-            }
-        }
-        if held == 0 {
-            if closing {
-                let _ = stream.flush();
-                let _ = stream.shutdown(Shutdown::Write);
-                // The reader ends when the peer closes its side, or after this long.
-                let _ = stream.set_read_timeout(Some(LINGER));
-                return;
-            }
-            continue;
-        }
-        let slices: Vec<IoSlice<'_>> = bufs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                IoSlice::new(if i == 0 {
-                    b.get(front..).unwrap_or_default()
-                } else {
-                    b
-                })
-            })
-            .take(WRITE_SLICES)
-            .collect();
-        match stream.write_vectored(&slices) {
+/// Locks a mutex, whether or not a thread panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes `out.buf[out.at..]` until all is written or the socket would block;
+/// returns the bytes written. A socket that takes nothing is an error.
+fn write_out(stream: &TcpStream, out: &mut Out) -> io::Result<usize> {
+    let socket = SockRef::from(stream);
+    let mut total = 0;
+    while out.at < out.buf.len() {
+        let rest = out.buf.get(out.at..).unwrap_or_default();
+        match socket.send_with_flags(rest, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
             Ok(0) => {
-                let _ = stream.shutdown(Shutdown::Both);
-                let _ = to_driver.send(Msg::Closed(peer, Some("connection wrote nothing".into())));
-                return;
+                return Err(io::Error::new(
+                    ErrorKind::WriteZero,
+                    "connection wrote nothing",
+                ));
             }
             Ok(n) => {
-                held -= n;
-                front = advance(&mut bufs, front, n);
-                progress = Instant::now();
-                let _ = to_driver.send(Msg::Wrote(peer, n));
+                out.at += n;
+                total += n;
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                // The driver cuts a stalled peer; a closing writer gives up by itself.
-                if closing && progress.elapsed() >= stall {
-                    let _ = stream.shutdown(Shutdown::Both);
-                    return;
-                }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if out.at == out.buf.len() {
+        out.buf.clear();
+        if out.buf.capacity() > KEEP {
+            out.buf = Vec::new();
+        }
+        out.at = 0;
+    } else if out.at >= COMPACT_AT {
+        out.buf.drain(..out.at);
+        out.at = 0;
+    }
+    if total > 0 && out.closing {
+        out.progress = Instant::now();
+    }
+    Ok(total)
+}
+
+/// The writer thread: whenever a socket with bytes waiting becomes writable,
+/// writes them and tells the driver how many went; closes closing connections
+/// once written, and cuts those that take nothing for the stall timeout.
+fn write_loop(mut poll: Poll, shared: &Shared) {
+    // Closing connections with bytes left are checked this often for a stall.
+    let tick = (shared.stall / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut events = Events::with_capacity(256);
+    loop {
+        let timeout = (!lock(&shared.closing).is_empty()).then_some(tick);
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
             }
-            Err(e) => {
-                let _ = stream.shutdown(Shutdown::Both);
-                let _ = to_driver.send(Msg::Closed(peer, Some(e.to_string())));
-                return;
+            diag!("the writer thread stops: {e}");
+            return;
+        }
+        for event in &events {
+            if event.token() == WAKER {
+                continue;
             }
+            let entry = lock(&shared.entries).get(&event.token().0).cloned();
+            if let Some(entry) = entry {
+                write_ready(shared, &entry);
+            }
+        }
+        give_up_stalled(shared);
+    }
+}
+
+/// Writes what waits for a writable connection; closes it once all is written.
+fn write_ready(shared: &Shared, entry: &Entry) {
+    let mut out = lock(&entry.out);
+    if out.at == out.buf.len() {
+        return;
+    }
+    match write_out(&entry.stream, &mut out) {
+        Ok(n) => {
+            let finished = out.closing && out.at == out.buf.len();
+            drop(out);
+            if finished {
+                shared.shut(entry);
+            } else if n > 0 {
+                let _ = shared.to_driver.send(Msg::Wrote(entry.peer, n));
+            }
+        }
+        Err(e) => {
+            drop(out);
+            shared.fail(entry, e);
         }
     }
 }
 
-/// Drops `n` written bytes from the front of `bufs`; returns the new offset into
-/// the front buffer.
-fn advance(bufs: &mut VecDeque<Vec<u8>>, mut front: usize, mut n: usize) -> usize {
-    while let Some(first) = bufs.front() {
-        let left = first.len() - front;
-        if n < left {
-            return front + n;
-        }
-        n -= left;
-        front = 0;
-        bufs.pop_front();
+/// Cuts closing connections that took none of their bytes for the stall timeout,
+/// and forgets those already finished.
+fn give_up_stalled(shared: &Shared) {
+    let mut closing = lock(&shared.closing);
+    if closing.is_empty() {
+        return;
     }
-    0
+    closing.retain(|token| {
+        let Some(entry) = lock(&shared.entries).get(token).cloned() else {
+            return false;
+        };
+        let stalled = lock(&entry.out).progress.elapsed() >= shared.stall;
+        if stalled {
+            let _ = entry.stream.shutdown(Shutdown::Both);
+            shared.forget(&entry);
+        }
+        !stalled
+    });
 }
 
 #[cfg(test)]
@@ -366,6 +570,47 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let stream = TcpStream::connect(addr).expect("connect");
         (listener, stream)
+    }
+
+    #[test]
+    fn bytes_a_socket_cannot_take_at_once_arrive_whole_and_in_order_then_the_close() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writers = Writers::start(tx, Duration::from_secs(5)).expect("writers");
+        let (listener, near) = stream();
+        let (mut far, _) = listener.accept().expect("accept");
+        let (done, done_rx) = std::sync::mpsc::channel();
+        let mut table = meshtalk_core::peers::PeerTable::<(), 1>::new(1);
+        let peer = table
+            .insert(None, meshtalk_core::peers::Direction::Inbound, None, ())
+            .map_err(|_| "table full")
+            .expect("peer");
+        let mut conn = Conn::start(peer, near, &writers, done).expect("conn");
+        // Far more than a loopback socket buffers: most of it waits for the writer thread.
+        let sent: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+        for piece in sent.chunks(1000) {
+            conn.send(piece);
+        }
+        conn.flush();
+        conn.close();
+        let _ = far.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut got = Vec::new();
+        far.read_to_end(&mut got).expect("read to the close");
+        assert!(
+            got == sent,
+            "{} bytes of {} arrived, or out of order",
+            got.len(),
+            sent.len()
+        );
+        let wrote = rx.try_iter().any(|msg| matches!(msg, Msg::Wrote(..)));
+        assert!(wrote, "the writer thread reported its progress");
+        let finished = done_rx.recv_timeout(Duration::from_secs(5));
+        assert!(
+            matches!(
+                finished,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+            ),
+            "every holder of `done` is gone once closed"
+        );
     }
 
     #[test]
