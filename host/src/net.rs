@@ -76,7 +76,7 @@ pub fn dial(peer: PeerId, host: String, port: u16, to_driver: Sender<Msg>) {
 }
 
 /// Tries each address of `host` in turn, each with [`DIAL_TIMEOUT`].
-fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+pub fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
     let mut last = io::Error::new(ErrorKind::NotFound, "host name has no address");
     for addr in (host, port).to_socket_addrs()? {
         match TcpStream::connect_timeout(&addr, DIAL_TIMEOUT) {

@@ -6,20 +6,19 @@
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use meshtalk_core::node::{Event, WINDOW};
 use meshtalk_core::time::{self, Instant};
 
 use crate::mode::{Action, Mode};
+use crate::net;
 use crate::render::Render;
 use crate::serve::QUIT;
 
 /// How long to wait for the log after `quit` (native).
 const LOG_WAIT: time::Duration = time::Duration::from_secs(10);
-/// How long a dial may take (`--text`).
-const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time between two writes (`--text`): an older server reads two quick writes as one
 /// message, and a meshtalk reading bare text ends a message after 100 ms of quiet.
 const TEXT_GAP: Duration = Duration::from_millis(200);
@@ -184,7 +183,7 @@ impl Mode for Client {
 /// [`TEXT_GAP`] apart; then the four bytes `quit` (always, even at end of input), and
 /// what comes back is printed as the log. Returns the exit code.
 pub fn text(host: &str, port: u16, render: Render) -> i32 {
-    let mut stream = match dial(host, port) {
+    let mut stream = match net::connect(host, port) {
         Ok(stream) => stream,
         Err(e) => {
             render.error(&format!("cannot connect to {host} port {port}: {e}"));
@@ -260,19 +259,4 @@ fn read_log(stream: &mut TcpStream) -> Vec<u8> {
         }
     }
     log
-}
-
-/// Tries each address of `host` in turn.
-fn dial(host: &str, port: u16) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(ErrorKind::NotFound, "host name has no address");
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, DIAL_TIMEOUT) {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
