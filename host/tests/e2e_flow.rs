@@ -3,14 +3,15 @@
 //! after the stall timeout, and a peer that reads slowly gets every line. Every
 //! wait is bounded; children are killed on drop.
 
+mod common;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::proc::Proc as Hub;
 
 /// The longest any one expected event may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -19,79 +20,11 @@ const STALL: &str = "2";
 /// The longest a whole flood may take to pass through the hub.
 const FLOOD_WAIT: Duration = Duration::from_secs(60);
 
-/// A running `meshtalk mesh --hub --json` and the events it printed, in order.
-struct Hub {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    port: u16,
-}
-
+/// The hub: a running `meshtalk mesh --hub --json` and the events it printed.
 impl Hub {
     /// Starts a hub on a free loopback port and waits for its `listening` event.
     fn start() -> Hub {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-            .args([
-                "mesh",
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--name",
-                "hub",
-            ])
-            .args(["--hub", "--json", "--stall-timeout", STALL])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start meshtalk");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut hub = Hub {
-            child,
-            stdin,
-            lines,
-            port: 0,
-        };
-        let listening = hub.expect("listening", WAIT, |_| true);
-        hub.port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
-        hub
-    }
-
-    /// Waits at most `wait` for the next event named `event` for which `matches`
-    /// holds, skipping others.
-    fn expect(&self, event: &str, wait: Duration, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("hub: no '{event}' event within {wait:?} ({e})"));
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("hub: stdout line is no JSON ({e}): {line}"));
-            if value["event"] == event && matches(&value) {
-                return value;
-            }
-        }
-    }
-
-    /// Writes a command line to the hub's stdin.
-    fn type_line(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write stdin");
-        self.stdin.flush().expect("flush stdin");
+        Hub::json_mesh("hub", 0, &["--hub", "--stall-timeout", STALL], WAIT)
     }
 
     /// Connects a plain TCP client (a text peer) and waits until the hub has it.
@@ -120,13 +53,6 @@ impl Hub {
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect::<Vec<_>>()
             .join(", ")
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

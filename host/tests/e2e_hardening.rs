@@ -3,15 +3,17 @@
 //! a flooding peer does not hold up the others, and `--rate-limit` slows a flooder.
 //! Every wait is bounded; children are killed on drop.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::proc::{Proc as Node, link};
 use serde_json::Value;
 
 /// The longest any one expected event may take.
@@ -19,78 +21,10 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How soon another peer's message must be shown while one peer floods.
 const FAIR_WAIT: Duration = Duration::from_secs(5);
 
-/// A running `meshtalk mesh --json` and the events it printed, in order.
-struct Node {
-    name: &'static str,
-    child: Child,
-    /// Kept open: the node must not end because its input did.
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    port: u16,
-}
-
 impl Node {
     /// Starts a node on `port` (0: any free one) and waits for its `listening` event.
-    fn start(name: &'static str, port: u16, extra: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-            .args(["mesh", "--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--name", name, "--json"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start meshtalk");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut node = Node {
-            name,
-            child,
-            stdin,
-            lines,
-            port,
-        };
-        let listening = node.expect("listening", WAIT, |_| true);
-        node.port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
-        node
-    }
-
-    /// Writes one command line to the node's stdin.
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// The next event named `event` for which `matches` holds, within `wait`;
-    /// `None` when none came.
-    fn wait_for(
-        &self,
-        event: &str,
-        wait: Duration,
-        matches: impl Fn(&Value) -> bool,
-    ) -> Option<Value> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let line = self.lines.recv_timeout(left).ok()?;
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("{}: stdout line is no JSON ({e}): {line}", self.name));
-            if value["event"] == event && matches(&value) {
-                return Some(value);
-            }
-        }
+    fn start(name: &str, port: u16, extra: &[&str]) -> Node {
+        Node::json_mesh(name, port, extra, WAIT)
     }
 
     /// Every event up to the next one named `event` (bounded).
@@ -99,7 +33,7 @@ impl Node {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
+            let line = self.recv(left).unwrap_or_else(|e| {
                 panic!("{}: no '{event}' event within {WAIT:?} ({e})", self.name)
             });
             let value: Value = serde_json::from_str(&line).expect("JSON");
@@ -110,12 +44,6 @@ impl Node {
         }
     }
 
-    /// Like [`Node::wait_for`], failing the test when the event does not come.
-    fn expect(&self, event: &str, wait: Duration, matches: impl Fn(&Value) -> bool) -> Value {
-        self.wait_for(event, wait, matches)
-            .unwrap_or_else(|| panic!("{}: no '{event}' event within {wait:?}", self.name))
-    }
-
     /// Sends the process a signal by name (`TERM`, `INT`, `KILL`) with kill(1).
     fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -123,25 +51,6 @@ impl Node {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{} did not exit", self.name);
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -204,9 +113,7 @@ impl Drop for Flooder {
 fn alice_with_bob(extra: &[&str]) -> (Node, Node) {
     let alice = Node::start("alice", 0, extra);
     let mut bob = Node::start("bob", 0, &[]);
-    bob.type_line(&format!("connect 127.0.0.1 {}", alice.port));
-    bob.expect("connected", WAIT, |e| e["alias"] == "alice");
-    alice.expect("connected", WAIT, |e| e["alias"] == "bob");
+    link(&mut bob, &alice, None, WAIT);
     (alice, bob)
 }
 
@@ -217,7 +124,7 @@ fn signal_says_goodbye_and_exits_0(signal: &str) {
     alice.signal(signal);
     let gone = bob.expect("disconnected", WAIT, |e| e["alias"] == "alice");
     assert_eq!(gone["reason"], "peer left: exit", "{gone}");
-    let status = alice.wait_exit();
+    let status = alice.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "alice after SIG{signal}: {status}");
 }
 
@@ -233,29 +140,18 @@ fn sigint_with_piped_stdin_says_goodbye_and_exits_0() {
 
 #[test]
 fn sigterm_ends_serve_which_outlives_the_end_of_its_input() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-        .args(["serve", "--port", "0", "--bind", "127.0.0.1", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start meshtalk serve");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("listening line");
+    let mut node = Node::meshtalk(
+        "serve",
+        &["serve", "--port", "0", "--bind", "127.0.0.1", "--json"],
+    );
+    node.stdin = None;
+    let first = node.next_line(WAIT);
     assert!(first.contains("listening"), "{first}");
-    let mut node = Node {
-        name: "serve",
-        child,
-        stdin: None,
-        lines: channel().1,
-        port: 0,
-    };
     // Its input has ended, yet it serves on until told to stop.
     thread::sleep(Duration::from_millis(200));
     assert!(node.child.try_wait().expect("try_wait").is_none());
     node.signal("TERM");
-    let status = node.wait_exit();
+    let status = node.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "serve after SIGTERM: {status}");
 }
 
@@ -321,7 +217,7 @@ fn rate_limit_shows_a_flooder_no_faster_than_the_limit() {
     let start = Instant::now();
     let mut shown = 0;
     while let Some(left) = (start + window).checked_duration_since(Instant::now()) {
-        let Ok(line) = node.lines.recv_timeout(left) else {
+        let Ok(line) = node.recv(left) else {
             break;
         };
         let value: Value = serde_json::from_str(&line).expect("JSON");

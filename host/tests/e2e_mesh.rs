@@ -1,129 +1,26 @@
 //! End to end: real `meshtalk mesh --json` processes on loopback, driven through
 //! stdin, watched through stdout. Every wait is bounded; children are killed on drop.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::proc::{Proc as Node, link};
 
 /// The longest any one expected event may take.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A running `meshtalk mesh --json` and the events it printed, in order.
-struct Node {
-    name: &'static str,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    port: u16,
-}
-
 impl Node {
     /// Starts a node on a free loopback port and waits for its `listening` event.
-    fn start(name: &'static str) -> Node {
-        let mut node = Node::spawn(name, &["--json"]);
-        let listening = node.expect("listening", |_| true);
-        node.port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
-        node
+    fn start(name: &str) -> Node {
+        Node::json_mesh(name, 0, &[], WAIT)
     }
 
-    /// Starts a node printing human text; the caller reads its port from the first line.
-    fn start_human(name: &'static str) -> Node {
-        let mut node = Node::spawn(name, &[]);
-        let first = node.next_line();
-        let port = first.rsplit(':').next().expect("listening on ADDR:PORT");
-        node.port = port
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}: {first}"));
-        node
-    }
-
-    fn spawn(name: &'static str, extra: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-            .args(["mesh", "--port", "0", "--bind", "127.0.0.1"])
-            .args(["--name", name])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start meshtalk");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Node {
-            name,
-            child,
-            stdin,
-            lines,
-            port: 0,
-        }
-    }
-
-    /// The next line on stdout, waiting at most [`WAIT`].
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|e| panic!("{}: no output within {WAIT:?} ({e})", self.name))
-    }
-
-    /// Writes command lines to the node's stdin.
-    fn type_lines(&mut self, lines: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(lines.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Waits for the next event named `event` for which `matches` holds, skipping others.
-    fn expect(&self, event: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
-                panic!("{}: no '{event}' event within {WAIT:?} ({e})", self.name)
-            });
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("{}: stdout line is no JSON ({e}): {line}", self.name));
-            if value["event"] == event && matches(&value) {
-                return value;
-            }
-            if value["event"] == "error" {
-                eprintln!("{}: {value}", self.name);
-            }
-        }
-    }
-
-    /// Ends stdin and waits (bounded) for the process to exit.
-    fn end_input_and_wait(&mut self) -> ExitStatus {
-        self.stdin = None;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{} did not exit", self.name);
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Starts a node printing human text; its port comes from the first line.
+    fn start_human(name: &str) -> Node {
+        Node::human_mesh(name, WAIT)
     }
 }
 
@@ -132,11 +29,9 @@ impl Drop for Node {
 fn alice_and_bob() -> (Node, u64, Node, u64) {
     let alice = Node::start("alice");
     let mut bob = Node::start("bob");
-    bob.type_lines(&format!("connect 127.0.0.1 {}\n", alice.port));
-    let at_bob = bob.expect("connected", |e| e["alias"] == "alice");
+    let (at_bob, at_alice) = link(&mut bob, &alice, None, WAIT);
     assert_eq!(at_bob["direction"], "out");
     assert_eq!(at_bob["kind"], "native");
-    let at_alice = alice.expect("connected", |e| e["alias"] == "bob");
     assert_eq!(at_alice["direction"], "in");
     let alice_peer = at_bob["peer"].as_u64().expect("peer number");
     let bob_peer = at_alice["peer"].as_u64().expect("peer number");
@@ -148,18 +43,18 @@ fn two_nodes_chat_with_a_receipt_and_part_when_input_ends() {
     let (alice, bob_peer, mut bob, alice_peer) = alice_and_bob();
 
     bob.type_lines("send alice hello\n");
-    let sent = bob.expect("sent", |_| true);
+    let sent = bob.expect("sent", WAIT, |_| true);
     assert_eq!(sent["peer"], alice_peer);
-    let message = alice.expect("message", |_| true);
+    let message = alice.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "hello");
     assert_eq!(message["from"], "bob");
     assert_eq!(message["peer"], bob_peer);
-    let delivered = bob.expect("delivered", |_| true);
+    let delivered = bob.expect("delivered", WAIT, |_| true);
     assert_eq!(delivered["id"], sent["id"]);
 
-    let status = bob.end_input_and_wait();
+    let status = bob.end_input_and_wait(WAIT);
     assert!(status.success(), "bob exited with {status}");
-    let gone = alice.expect("disconnected", |_| true);
+    let gone = alice.expect("disconnected", WAIT, |_| true);
     assert_eq!(gone["alias"], "bob");
 }
 
@@ -170,9 +65,9 @@ fn plain_tcp_client_is_a_text_peer_in_both_directions() {
     client.set_read_timeout(Some(WAIT)).expect("timeout");
     client.write_all(b"hi there\n").expect("write");
 
-    let connected = alice.expect("connected", |_| true);
+    let connected = alice.expect("connected", WAIT, |_| true);
     assert_eq!(connected["kind"], "text");
-    let message = alice.expect("message", |_| true);
+    let message = alice.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "hi there");
 
     let peer = connected["peer"].as_u64().expect("peer number");
@@ -189,7 +84,7 @@ fn plain_tcp_client_is_a_text_peer_in_both_directions() {
         }
     }
 
-    let status = alice.end_input_and_wait();
+    let status = alice.end_input_and_wait(WAIT);
     assert!(status.success(), "alice exited with {status}");
     // Alice closed: the client reads end of stream.
     let mut rest = Vec::new();
@@ -207,11 +102,11 @@ fn hundred_messages_sent_back_to_back_arrive_separately_and_in_order() {
             .collect();
         bob.type_lines(&lines);
         for _ in 0..25 {
-            bob.expect("delivered", |_| true);
+            bob.expect("delivered", WAIT, |_| true);
         }
     }
     for i in 0..100 {
-        let message = alice.expect("message", |_| true);
+        let message = alice.expect("message", WAIT, |_| true);
         assert_eq!(message["text"], format!("message {i}"));
     }
 }
@@ -223,7 +118,7 @@ fn many_lines_in_one_write_from_a_text_peer_are_separate_messages_in_order() {
     let lines: String = (0..100).map(|i| format!("line {i}\n")).collect();
     client.write_all(lines.as_bytes()).expect("write");
     for i in 0..100 {
-        let message = alice.expect("message", |_| true);
+        let message = alice.expect("message", WAIT, |_| true);
         assert_eq!(message["text"], format!("line {i}"));
     }
 }
@@ -232,7 +127,7 @@ fn many_lines_in_one_write_from_a_text_peer_are_separate_messages_in_order() {
 fn bad_command_prints_an_error_and_the_node_keeps_serving() {
     let (alice, _, mut bob, _) = alice_and_bob();
     bob.type_lines("frobnicate\nsend #99 x\nsend alice still here\n");
-    let first = bob.expect("error", |_| true);
+    let first = bob.expect("error", WAIT, |_| true);
     assert!(
         first["message"]
             .as_str()
@@ -240,10 +135,10 @@ fn bad_command_prints_an_error_and_the_node_keeps_serving() {
             .contains("frobnicate"),
         "{first}"
     );
-    bob.expect("error", |e| {
+    bob.expect("error", WAIT, |e| {
         e["message"].as_str().unwrap_or("").contains("#99")
     });
-    let message = alice.expect("message", |_| true);
+    let message = alice.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "still here");
 }
 
@@ -252,7 +147,7 @@ fn silent_client_becomes_a_text_peer_when_the_greeting_time_runs_out() {
     let alice = Node::start("alice");
     let started = Instant::now();
     let _client = TcpStream::connect(("127.0.0.1", alice.port)).expect("connect");
-    let connected = alice.expect("connected", |_| true);
+    let connected = alice.expect("connected", WAIT, |_| true);
     assert_eq!(connected["kind"], "text");
     // The node's greeting timeout is 500 ms: the driver must wake for it, not earlier.
     assert!(
@@ -270,14 +165,14 @@ fn dialling_a_closed_port_reports_connect_failed_and_keeps_running() {
         .expect("free port")
         .port();
     alice.type_lines(&format!("connect 127.0.0.1 {port} ghost\n"));
-    let failed = alice.expect("connect_failed", |_| true);
+    let failed = alice.expect("connect_failed", WAIT, |_| true);
     assert_eq!(failed["alias"], "ghost");
     assert!(
         !failed["reason"].as_str().unwrap_or("").is_empty(),
         "{failed}"
     );
     alice.type_lines("list\n");
-    let peers = alice.expect("peers", |_| true);
+    let peers = alice.expect("peers", WAIT, |_| true);
     assert_eq!(peers["peers"], serde_json::json!([]));
 }
 
@@ -289,7 +184,7 @@ fn human_output_shows_a_peers_escape_sequences_as_visible_text() {
         .write_all(b"\x1b[2Jred \x1b]0;title\x07 \xe2\x80\xae rtl\n")
         .expect("write");
     let message = loop {
-        let line = alice.next_line();
+        let line = alice.next_line(WAIT);
         if line.contains("red") {
             break line;
         }
@@ -299,6 +194,6 @@ fn human_output_shows_a_peers_escape_sequences_as_visible_text() {
         message.contains("^[[2Jred ^[]0;title^G \\u{202e} rtl"),
         "{message:?}"
     );
-    let status = alice.end_input_and_wait();
+    let status = alice.end_input_and_wait(WAIT);
     assert!(status.success(), "alice exited with {status}");
 }

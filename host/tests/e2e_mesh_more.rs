@@ -4,13 +4,15 @@
 //! Real processes on 127.0.0.1, driven through stdin and watched through stdout;
 //! every wait is bounded and children are killed on drop.
 
+mod common;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::proc::{Proc as Node, link, parse};
 use serde_json::Value;
 
 /// The longest any one expected event may take.
@@ -18,127 +20,32 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How long a negative check watches for something that must not happen.
 const QUIET: Duration = Duration::from_millis(500);
 
-/// A running `meshtalk mesh` and the lines it printed, in order, as raw bytes.
-struct Node {
-    name: &'static str,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<Vec<u8>>,
-    port: u16,
-}
-
 impl Node {
     /// Starts a `--json` node on a free loopback port and waits for its `listening` event.
-    fn start(name: &'static str) -> Node {
+    fn start(name: &str) -> Node {
         Node::start_with(name, &[])
     }
 
     /// Like [`Node::start`], with more command-line arguments.
-    fn start_with(name: &'static str, extra: &[&str]) -> Node {
-        let mut args = vec!["--json"];
-        args.extend_from_slice(extra);
-        let mut node = Node::spawn(name, &args);
-        let listening = node.expect("listening", |_| true);
-        node.port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
-        node
+    fn start_with(name: &str, extra: &[&str]) -> Node {
+        Node::json_mesh(name, 0, extra, WAIT)
     }
 
     /// Starts a node printing human text; its port comes from the first line.
-    fn start_human(name: &'static str) -> Node {
-        let mut node = Node::spawn(name, &[]);
-        let first = String::from_utf8_lossy(&node.next_line()).into_owned();
-        let port = first.rsplit(':').next().expect("listening on ADDR:PORT");
-        node.port = port
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}: {first}"));
-        node
-    }
-
-    fn spawn(name: &'static str, extra: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-            .args(["mesh", "--port", "0", "--bind", "127.0.0.1"])
-            .args(["--name", name])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start meshtalk");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = Vec::new();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if line.last() == Some(&b'\n') {
-                            line.pop();
-                        }
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Node {
-            name,
-            child,
-            stdin,
-            lines,
-            port: 0,
-        }
-    }
-
-    /// The next line on stdout (without its newline), waiting at most [`WAIT`].
-    fn next_line(&self) -> Vec<u8> {
-        self.lines
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|e| panic!("{}: no output within {WAIT:?} ({e})", self.name))
-    }
-
-    /// Writes command lines to the node's stdin.
-    fn type_lines(&mut self, lines: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(lines.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Waits for the next event named `event` for which `matches` holds, skipping
-    /// others (which a failure lists).
-    fn expect(&self, event: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        let mut skipped = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
-                panic!(
-                    "{}: no matching '{event}' event within {WAIT:?} ({e}); skipped: {skipped:#?}",
-                    self.name
-                )
-            });
-            let value = parse(self.name, &line);
-            if value["event"] == event && matches(&value) {
-                return value;
-            }
-            skipped.push(value);
-        }
+    fn start_human(name: &str) -> Node {
+        Node::human_mesh(name, WAIT)
     }
 
     /// Waits until the driver answers a command: past this, a connection is read at once
     /// (between `listening` and this, it waits in the listen backlog).
     fn wait_serving(&mut self) {
         self.type_lines("list_connections\n");
-        self.expect("peers", |_| true);
+        self.expect("peers", WAIT, |_| true);
     }
 
     /// Waits for the next `error` event and returns its message.
     fn expect_error(&self) -> String {
-        let error = self.expect("error", |_| true);
+        let error = self.expect("error", WAIT, |_| true);
         error["message"].as_str().expect("message").to_string()
     }
 
@@ -147,9 +54,9 @@ impl Node {
         let deadline = Instant::now() + QUIET;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.recv_raw(left) {
                 Ok(line) => {
-                    let value = parse(self.name, &line);
+                    let value = parse(&self.name, &line);
                     assert_ne!(value["event"], event, "{}: unexpected {value}", self.name);
                 }
                 Err(RecvTimeoutError::Timeout) => return,
@@ -159,40 +66,9 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One stdout line as JSON, or a failure naming the node.
-fn parse(name: &str, line: &[u8]) -> Value {
-    serde_json::from_slice(line).unwrap_or_else(|e| {
-        panic!(
-            "{name}: stdout line is no JSON ({e}): {}",
-            String::from_utf8_lossy(line)
-        )
-    })
-}
-
 /// The peer number in an event.
 fn peer(event: &Value) -> u64 {
     event["peer"].as_u64().expect("peer number")
-}
-
-/// Connects `from` to `to` (optionally naming it `alias` at `from`) and waits until
-/// both say connected. Returns the event at `from`, then the one at `to`.
-fn link(from: &mut Node, to: &Node, alias: Option<&str>) -> (Value, Value) {
-    let named = alias.unwrap_or(to.name);
-    from.type_lines(&format!(
-        "connect 127.0.0.1 {} {}\n",
-        to.port,
-        alias.unwrap_or("")
-    ));
-    let at_from = from.expect("connected", |e| e["alias"] == named);
-    let at_to = to.expect("connected", |e| e["alias"] == from.name);
-    (at_from, at_to)
 }
 
 /// A plain TCP client, as netcat would be, with bounded reads and no Nagle delay.
@@ -242,14 +118,14 @@ fn read_nothing_like(client: &mut TcpStream, unwanted: &str) {
 fn connect_with_an_alias_names_the_peer_and_set_alias_renames_it() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    let (at_alice, _) = link(&mut alice, &bob, Some("robert"));
+    let (at_alice, _) = link(&mut alice, &bob, Some("robert"), WAIT);
     assert_eq!(at_alice["alias"], "robert");
 
     alice.type_lines("set_alias robert bob2\nsend bob2 hi\n");
-    let renamed = alice.expect("alias", |_| true);
+    let renamed = alice.expect("alias", WAIT, |_| true);
     assert_eq!(renamed["alias"], "bob2");
     assert_eq!(renamed["peer"], at_alice["peer"]);
-    let message = bob.expect("message", |_| true);
+    let message = bob.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "hi");
     assert_eq!(message["from"], "alice");
 }
@@ -259,13 +135,13 @@ fn set_alias_to_an_alias_already_taken_is_an_error_and_the_node_keeps_serving() 
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
     let carol = Node::start("carol");
-    link(&mut alice, &bob, None);
-    link(&mut alice, &carol, None);
+    link(&mut alice, &bob, None, WAIT);
+    link(&mut alice, &carol, None, WAIT);
 
     alice.type_lines("set_alias bob carol\nsend bob still bob\n");
     let error = alice.expect_error();
     assert!(error.contains("taken"), "{error}");
-    let message = bob.expect("message", |_| true);
+    let message = bob.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "still bob");
 }
 
@@ -273,7 +149,7 @@ fn set_alias_to_an_alias_already_taken_is_an_error_and_the_node_keeps_serving() 
 fn set_alias_to_an_invalid_alias_is_an_error_naming_it_and_the_node_keeps_serving() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
 
     alice.type_lines("set_alias bob b@d\nsend bob still bob\n");
     let error = alice.expect_error();
@@ -281,7 +157,7 @@ fn set_alias_to_an_invalid_alias_is_an_error_naming_it_and_the_node_keeps_servin
         error.contains("b@d") && error.contains("not allowed"),
         "{error}"
     );
-    let message = bob.expect("message", |_| true);
+    let message = bob.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "still bob");
 }
 
@@ -301,11 +177,11 @@ fn connect_with_an_invalid_alias_is_an_error_and_dials_nothing() {
 fn send_to_a_peer_number_reaches_that_peer() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    let (at_alice, _) = link(&mut alice, &bob, None);
+    let (at_alice, _) = link(&mut alice, &bob, None, WAIT);
     assert_eq!(peer(&at_alice), 1, "the first peer is #1: {at_alice}");
 
     alice.type_lines("send #1 hi\n");
-    let message = bob.expect("message", |_| true);
+    let message = bob.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "hi");
 }
 
@@ -313,7 +189,7 @@ fn send_to_a_peer_number_reaches_that_peer() {
 fn send_to_an_unknown_peer_number_is_an_error_naming_it() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
 
     alice.type_lines("send #9 hi\n");
     let error = alice.expect_error();
@@ -325,10 +201,10 @@ fn send_to_an_unknown_peer_number_is_an_error_naming_it() {
 fn send_to_the_ip_of_the_only_peer_there_reaches_it() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
 
     alice.type_lines("send 127.0.0.1 by address\n");
-    let message = bob.expect("message", |_| true);
+    let message = bob.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "by address");
 }
 
@@ -337,8 +213,8 @@ fn send_to_an_ip_shared_by_two_peers_is_an_error_asking_for_an_alias_or_id() {
     let mut alice = Node::start("alice");
     let mut bob = Node::start("bob");
     let mut carol = Node::start("carol");
-    link(&mut bob, &alice, None);
-    link(&mut carol, &alice, None);
+    link(&mut bob, &alice, None, WAIT);
+    link(&mut carol, &alice, None, WAIT);
 
     alice.type_lines("send 127.0.0.1 hi\n");
     let error = alice.expect_error();
@@ -353,19 +229,19 @@ fn send_to_an_ip_shared_by_two_peers_is_an_error_asking_for_an_alias_or_id() {
 fn disconnect_by_alias_is_seen_on_both_sides() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
 
     alice.type_lines("disconnect bob\n");
-    let here = alice.expect("disconnected", |_| true);
+    let here = alice.expect("disconnected", WAIT, |_| true);
     assert_eq!(here["alias"], "bob");
-    let there = bob.expect("disconnected", |_| true);
+    let there = bob.expect("disconnected", WAIT, |_| true);
     assert_eq!(there["alias"], "alice");
     let reason = there["reason"].as_str().expect("reason");
     assert!(reason.contains("peer left"), "{there}");
 
     alice.type_lines("list_connections\n");
     assert_eq!(
-        alice.expect("peers", |_| true)["peers"],
+        alice.expect("peers", WAIT, |_| true)["peers"],
         serde_json::json!([])
     );
 }
@@ -377,12 +253,12 @@ fn broadcast_along_a_line_of_three_reaches_each_other_node_once_and_never_comes_
     let mut a = Node::start("a");
     let b = Node::start("b");
     let mut c = Node::start("c");
-    link(&mut a, &b, None);
-    link(&mut c, &b, None);
+    link(&mut a, &b, None, WAIT);
+    link(&mut c, &b, None, WAIT);
 
     a.type_lines("broadcast hi all\n");
     for node in [&b, &c] {
-        let message = node.expect("message", |_| true);
+        let message = node.expect("message", WAIT, |_| true);
         assert_eq!(message["text"], "hi all", "{}: {message}", node.name);
         assert_eq!(message["from"], "a", "{}: {message}", node.name);
         assert_eq!(message["broadcast"], true, "{}: {message}", node.name);
@@ -404,14 +280,14 @@ fn node_with_two_text_peers(extra: &[&str]) -> (Node, TcpStream, String, TcpStre
     let two = text_client(hub.port);
     let mut alias_one = None;
     for _ in 0..2 {
-        let connected = hub.expect("connected", |e| e["kind"] == "text");
+        let connected = hub.expect("connected", WAIT, |e| e["kind"] == "text");
         if connected["addr"] == one_addr.as_str() {
             alias_one = Some(connected["alias"].as_str().expect("alias").to_string());
         }
     }
     let alias_one = alias_one.expect("client one connected");
     let mut native = Node::start("n");
-    link(&mut native, &hub, None);
+    link(&mut native, &hub, None, WAIT);
     (hub, one, alias_one, two, native)
 }
 
@@ -422,11 +298,11 @@ fn hub_relays_a_text_peers_line_to_text_peers_with_its_alias_and_to_native_peers
     one.write_all(b"hello room\n").expect("write");
     let mut two = BufReader::new(two);
     read_until_line(&mut two, &format!("<{alias_one}> hello room\n"));
-    let message = native.expect("message", |_| true);
+    let message = native.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "hello room");
     assert_eq!(message["from"], alias_one.as_str());
     assert_eq!(message["broadcast"], true);
-    let at_hub = hub.expect("message", |_| true);
+    let at_hub = hub.expect("message", WAIT, |_| true);
     assert_eq!(at_hub["text"], "hello room");
 }
 
@@ -435,7 +311,7 @@ fn without_hub_a_text_peers_line_reaches_no_other_peer() {
     let (hub, mut one, _, mut two, native) = node_with_two_text_peers(&[]);
 
     one.write_all(b"hello room\n").expect("write");
-    let at_node = hub.expect("message", |_| true);
+    let at_node = hub.expect("message", WAIT, |_| true);
     assert_eq!(at_node["text"], "hello room");
     read_nothing_like(&mut two, "hello room");
     native.expect_no("message");
@@ -448,7 +324,7 @@ fn a_bare_write_from_a_text_peer_becomes_one_message_after_the_idle_time() {
     let mut client = text_client(alice.port);
     // As the seed programs send: the bytes alone, no newline.
     client.write_all(b"just this").expect("write");
-    let message = alice.expect("message", |_| true);
+    let message = alice.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "just this");
     alice.expect_no("message");
 }
@@ -461,8 +337,8 @@ fn two_bare_writes_apart_from_a_text_peer_become_two_messages() {
     client.write_all(b"first").expect("write");
     thread::sleep(Duration::from_millis(300));
     client.write_all(b"second").expect("write");
-    assert_eq!(alice.expect("message", |_| true)["text"], "first");
-    assert_eq!(alice.expect("message", |_| true)["text"], "second");
+    assert_eq!(alice.expect("message", WAIT, |_| true)["text"], "first");
+    assert_eq!(alice.expect("message", WAIT, |_| true)["text"], "second");
     alice.expect_no("message");
 }
 
@@ -472,7 +348,7 @@ fn two_bare_writes_apart_from_a_text_peer_become_two_messages() {
 /// every line read is valid UTF-8 with no control, C1 or bidi-override characters.
 fn human_line_with(node: &Node, marker: &str) -> String {
     loop {
-        let raw = node.next_line();
+        let raw = node.next_raw_line(WAIT);
         for bad in [
             b"\x1b".as_slice(),
             b"\r",
@@ -503,7 +379,7 @@ fn a_native_peers_escape_sequences_reach_a_human_terminal_only_as_visible_text()
     let alice = Node::start_human("alice");
     let mut bob = Node::start("bob");
     bob.type_lines(&format!("connect 127.0.0.1 {}\n", alice.port));
-    bob.expect("connected", |_| true);
+    bob.expect("connected", WAIT, |_| true);
     bob.type_lines(
         "send alice clear\x1b[2J copy\x1b]52;c;aGk=\x07 csi\u{9b}31m rtl\u{202e}txt cr\rback\x08 end\n",
     );
@@ -534,11 +410,11 @@ fn list_connections_lists_every_peer_with_its_alias_and_address() {
     let mut alice = Node::start("alice");
     let mut bob = Node::start("bob");
     let carol = Node::start("carol");
-    let (_, bob_at_alice) = link(&mut bob, &alice, None);
-    let (carol_at_alice, _) = link(&mut alice, &carol, None);
+    let (_, bob_at_alice) = link(&mut bob, &alice, None, WAIT);
+    let (carol_at_alice, _) = link(&mut alice, &carol, None, WAIT);
 
     alice.type_lines("list_connections\n");
-    let peers = alice.expect("peers", |_| true);
+    let peers = alice.expect("peers", WAIT, |_| true);
     let mut listed: Vec<(u64, String, String)> = peers["peers"]
         .as_array()
         .expect("peers list")
@@ -581,12 +457,15 @@ fn connect_to_a_closed_port_fails_with_connect_failed_and_the_node_keeps_serving
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
     alice.type_lines(&format!("connect 127.0.0.1 {} ghost\n", closed_port()));
-    let failed = alice.expect("connect_failed", |_| true);
+    let failed = alice.expect("connect_failed", WAIT, |_| true);
     assert_eq!(failed["alias"], "ghost");
 
-    let (_, _) = link(&mut alice, &bob, None);
+    let (_, _) = link(&mut alice, &bob, None, WAIT);
     alice.type_lines("send bob after the failure\n");
-    assert_eq!(bob.expect("message", |_| true)["text"], "after the failure");
+    assert_eq!(
+        bob.expect("message", WAIT, |_| true)["text"],
+        "after the failure"
+    );
 }
 
 #[test]
@@ -596,7 +475,7 @@ fn connect_with_a_port_that_is_no_number_is_an_error_about_the_port() {
     let error = alice.expect_error();
     assert!(error.contains("port") && error.contains("abc"), "{error}");
     assert_eq!(
-        alice.expect("peers", |_| true)["peers"],
+        alice.expect("peers", WAIT, |_| true)["peers"],
         serde_json::json!([])
     );
 }
@@ -606,8 +485,8 @@ fn connect_by_host_name_localhost_reaches_the_node() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
     alice.type_lines(&format!("connect localhost {}\n", bob.port));
-    alice.expect("connected", |e| e["alias"] == "bob");
-    bob.expect("connected", |e| e["alias"] == "alice");
+    alice.expect("connected", WAIT, |e| e["alias"] == "bob");
+    bob.expect("connected", WAIT, |e| e["alias"] == "alice");
 }
 
 // ---- more edges ----
@@ -619,8 +498,8 @@ fn two_peers_announcing_the_same_name_get_distinct_aliases() {
     let mut bob2 = Node::start("bob");
     bob1.type_lines(&format!("connect 127.0.0.1 {}\n", alice.port));
     bob2.type_lines(&format!("connect 127.0.0.1 {}\n", alice.port));
-    let first = alice.expect("connected", |_| true);
-    let second = alice.expect("connected", |_| true);
+    let first = alice.expect("connected", WAIT, |_| true);
+    let second = alice.expect("connected", WAIT, |_| true);
     assert_ne!(first["alias"], second["alias"], "{first} {second}");
 }
 
@@ -628,27 +507,27 @@ fn two_peers_announcing_the_same_name_get_distinct_aliases() {
 fn a_disconnected_peer_can_be_connected_again_under_its_alias() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
     alice.type_lines("disconnect bob\n");
-    alice.expect("disconnected", |_| true);
-    bob.expect("disconnected", |_| true);
+    alice.expect("disconnected", WAIT, |_| true);
+    bob.expect("disconnected", WAIT, |_| true);
 
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
     alice.type_lines("send bob again\n");
-    assert_eq!(bob.expect("message", |_| true)["text"], "again");
+    assert_eq!(bob.expect("message", WAIT, |_| true)["text"], "again");
 }
 
 #[test]
 fn connect_twice_to_the_same_node_closes_the_second_link_and_keeps_the_first() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
     alice.type_lines(&format!("connect 127.0.0.1 {}\n", bob.port));
-    let gone = alice.expect("disconnected", |_| true);
+    let gone = alice.expect("disconnected", WAIT, |_| true);
     let reason = gone["reason"].as_str().expect("reason");
     assert!(reason.contains("already connected"), "{gone}");
     alice.type_lines("send bob one\n");
-    assert_eq!(bob.expect("message", |_| true)["text"], "one");
+    assert_eq!(bob.expect("message", WAIT, |_| true)["text"], "one");
     bob.expect_no("connected");
 }
 
@@ -657,13 +536,13 @@ fn connect_to_this_node_itself_is_refused_and_the_node_keeps_serving() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
     alice.type_lines(&format!("connect 127.0.0.1 {} me\n", alice.port));
-    let gone = alice.expect("disconnected", |e| e["alias"] == "me");
+    let gone = alice.expect("disconnected", WAIT, |e| e["alias"] == "me");
     let reason = gone["reason"].as_str().expect("reason");
     assert!(reason.contains("itself"), "{gone}");
 
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
     alice.type_lines("list_connections\n");
-    let peers = alice.expect("peers", |_| true);
+    let peers = alice.expect("peers", WAIT, |_| true);
     assert_eq!(peers["peers"].as_array().map(Vec::len), Some(1), "{peers}");
 }
 
@@ -672,8 +551,8 @@ fn disconnect_by_an_ip_shared_by_two_peers_is_an_error_and_keeps_both() {
     let mut alice = Node::start("alice");
     let mut bob = Node::start("bob");
     let mut carol = Node::start("carol");
-    link(&mut bob, &alice, None);
-    link(&mut carol, &alice, None);
+    link(&mut bob, &alice, None, WAIT);
+    link(&mut carol, &alice, None, WAIT);
 
     alice.type_lines("disconnect 127.0.0.1\n");
     let error = alice.expect_error();
@@ -701,13 +580,13 @@ fn broadcast_in_a_triangle_reaches_each_other_node_once() {
     let mut a = Node::start("a");
     let mut b = Node::start("b");
     let c = Node::start("c");
-    link(&mut a, &b, None);
-    link(&mut b, &c, None);
-    link(&mut a, &c, None);
+    link(&mut a, &b, None, WAIT);
+    link(&mut b, &c, None, WAIT);
+    link(&mut a, &c, None, WAIT);
 
     a.type_lines("broadcast round\n");
     for node in [&b, &c] {
-        let message = node.expect("message", |_| true);
+        let message = node.expect("message", WAIT, |_| true);
         assert_eq!(message["text"], "round", "{}: {message}", node.name);
     }
     for node in [&a, &b, &c] {
@@ -720,7 +599,7 @@ fn hub_relays_with_the_alias_set_for_the_text_peer() {
     let (mut hub, mut one, alias_one, two, _native) = node_with_two_text_peers(&["--hub"]);
     // Its default alias may be the IP the others share: name it by number.
     hub.type_lines("list_connections\n");
-    let peers = hub.expect("peers", |_| true);
+    let peers = hub.expect("peers", WAIT, |_| true);
     let number = peers["peers"]
         .as_array()
         .expect("a list")
@@ -729,7 +608,7 @@ fn hub_relays_with_the_alias_set_for_the_text_peer() {
         .expect("client one listed")["peer"]
         .clone();
     hub.type_lines(&format!("set_alias #{number} dora\n"));
-    hub.expect("alias", |e| e["alias"] == "dora");
+    hub.expect("alias", WAIT, |e| e["alias"] == "dora");
 
     one.write_all(b"renamed\n").expect("write");
     let mut two = BufReader::new(two);
@@ -742,7 +621,10 @@ fn hub_relays_a_bare_write_to_text_peers_as_a_line() {
     one.write_all(b"no newline").expect("write");
     let mut two = BufReader::new(two);
     read_until_line(&mut two, &format!("<{alias_one}> no newline\n"));
-    assert_eq!(native.expect("message", |_| true)["text"], "no newline");
+    assert_eq!(
+        native.expect("message", WAIT, |_| true)["text"],
+        "no newline"
+    );
 }
 
 #[test]
@@ -751,7 +633,10 @@ fn a_broadcast_reaches_the_nodes_own_text_peers_as_a_plain_line() {
     hub.type_lines("broadcast to everyone\n");
     let mut two = BufReader::new(two);
     read_until_line(&mut two, "to everyone\n");
-    assert_eq!(native.expect("message", |_| true)["text"], "to everyone");
+    assert_eq!(
+        native.expect("message", WAIT, |_| true)["text"],
+        "to everyone"
+    );
 }
 
 #[test]
@@ -766,9 +651,9 @@ fn hub_relays_a_native_peers_broadcast_to_text_peers_with_its_name() {
 fn a_text_peer_that_closes_is_reported_disconnected() {
     let alice = Node::start("alice");
     let client = text_client(alice.port);
-    let connected = alice.expect("connected", |_| true);
+    let connected = alice.expect("connected", WAIT, |_| true);
     drop(client);
-    let gone = alice.expect("disconnected", |_| true);
+    let gone = alice.expect("disconnected", WAIT, |_| true);
     assert_eq!(gone["peer"], connected["peer"]);
 }
 
@@ -776,9 +661,9 @@ fn a_text_peer_that_closes_is_reported_disconnected() {
 fn disconnect_of_a_text_peer_closes_its_connection() {
     let mut alice = Node::start("alice");
     let mut client = text_client(alice.port);
-    let connected = alice.expect("connected", |_| true);
+    let connected = alice.expect("connected", WAIT, |_| true);
     alice.type_lines(&format!("disconnect #{}\n", peer(&connected)));
-    alice.expect("disconnected", |_| true);
+    alice.expect("disconnected", WAIT, |_| true);
     let mut rest = Vec::new();
     client
         .read_to_end(&mut rest)
@@ -794,11 +679,11 @@ fn a_node_that_dials_a_silent_text_server_sends_it_bare_messages() {
     alice.type_lines(&format!("connect 127.0.0.1 {port} old\n"));
     let (mut conn, _) = server.accept().expect("accept");
     conn.set_read_timeout(Some(WAIT)).expect("timeout");
-    let connected = alice.expect("connected", |e| e["alias"] == "old");
+    let connected = alice.expect("connected", WAIT, |e| e["alias"] == "old");
     assert_eq!(connected["kind"], "text-bare");
 
     alice.type_lines("send old hello\n");
-    alice.expect("sent", |_| true);
+    alice.expect("sent", WAIT, |_| true);
     // Whatever came before (a banner) is skipped; the message is the bytes alone.
     let mut got = Vec::new();
     let mut buf = [0; 4096];
@@ -808,7 +693,7 @@ fn a_node_that_dials_a_silent_text_server_sends_it_bare_messages() {
         got.extend_from_slice(&buf[..n]);
     }
     conn.write_all(b"reply").expect("write");
-    assert_eq!(alice.expect("message", |_| true)["text"], "reply");
+    assert_eq!(alice.expect("message", WAIT, |_| true)["text"], "reply");
 }
 
 #[test]
@@ -816,8 +701,8 @@ fn send_to_an_ip_shared_by_two_text_peers_is_an_error_asking_for_an_alias_or_id(
     let mut alice = Node::start("alice");
     let mut one = text_client(alice.port);
     let mut two = text_client(alice.port);
-    alice.expect("connected", |_| true);
-    alice.expect("connected", |_| true);
+    alice.expect("connected", WAIT, |_| true);
+    alice.expect("connected", WAIT, |_| true);
 
     alice.type_lines("send 127.0.0.1 hi\n");
     let error = alice.expect_error();
@@ -831,7 +716,7 @@ fn connect_with_an_alias_already_taken_is_an_error_and_dials_nothing() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
     let carol = Node::start("carol");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
     alice.type_lines(&format!("connect 127.0.0.1 {} bob\n", carol.port));
     let error = alice.expect_error();
     assert!(error.contains("taken"), "{error}");
@@ -842,10 +727,10 @@ fn connect_with_an_alias_already_taken_is_an_error_and_dials_nothing() {
 fn a_message_keeps_its_inner_spaces_tabs_and_unicode_exactly() {
     let mut alice = Node::start("alice");
     let bob = Node::start("bob");
-    link(&mut alice, &bob, None);
+    link(&mut alice, &bob, None, WAIT);
     alice.type_lines("send bob a  b\tc héllo 👋  \n");
     assert_eq!(
-        bob.expect("message", |_| true)["text"],
+        bob.expect("message", WAIT, |_| true)["text"],
         "a  b\tc héllo 👋  "
     );
 }

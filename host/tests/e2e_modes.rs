@@ -2,91 +2,27 @@
 //! with each other, with plain TCP clients and with the seed programs. Every wait is
 //! bounded; children are killed on drop.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::proc::{Proc, link, port_of};
 
 /// The longest any one expected output may take.
 const WAIT: Duration = Duration::from_secs(10);
 /// Where the seed programs are (run from there, never copied).
 const SEEDS: &str = "/work/shared/seed-programs";
 
-/// A running child process and the lines it printed, in order.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-}
-
 impl Proc {
-    fn spawn(name: &'static str, mut command: Command) -> Proc {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: cannot start: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Proc {
-            name,
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// `meshtalk <args>`.
-    fn meshtalk(name: &'static str, args: &[&str]) -> Proc {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
-        command.args(args);
-        Proc::spawn(name, command)
-    }
-
     /// `python3 -u <seed>`, run in the seed programs' folder.
-    fn seed(name: &'static str, seed: &str) -> Proc {
+    fn seed(name: &str, seed: &str) -> Proc {
         let mut command = Command::new("python3");
         command.arg("-u").arg(seed).current_dir(Path::new(SEEDS));
-        Proc::spawn(name, command)
-    }
-
-    /// Writes to the child's stdin.
-    fn type_lines(&mut self, lines: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(lines.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Waits for the next JSON event named `event` for which `matches` holds, skipping others.
-    fn expect(&self, event: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
-                panic!("{}: no '{event}' event within {WAIT:?} ({e})", self.name)
-            });
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("{}: stdout line is no JSON ({e}): {line}", self.name));
-            if value["event"] == event && matches(&value) {
-                return value;
-            }
-        }
+        Proc::spawn(name, &mut command)
     }
 
     /// Waits for a line containing `text`, skipping others; returns the lines read.
@@ -95,7 +31,7 @@ impl Proc {
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
+            let line = self.recv(left).unwrap_or_else(|e| {
                 panic!(
                     "{}: no line with {text:?} within {WAIT:?} ({e}); saw {seen:#?}",
                     self.name
@@ -115,36 +51,11 @@ impl Proc {
         let mut lines = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.recv(left) {
                 Ok(line) => lines.push(line),
                 Err(_) => return lines,
             }
         }
-    }
-
-    /// Waits (bounded) for the child to exit, stdin left as it is.
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{} did not exit", self.name);
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Ends stdin and waits (bounded) for the child to exit.
-    fn end_input_and_wait(&mut self) -> ExitStatus {
-        self.stdin = None;
-        self.wait()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -152,22 +63,17 @@ impl Drop for Proc {
 fn listening(name: &'static str, args: &[&str]) -> (Proc, u16) {
     let mut all = args.to_vec();
     all.extend(["--port", "0", "--bind", "127.0.0.1", "--json"]);
-    let proc = Proc::meshtalk(name, &all);
-    let port = port_of(&proc.expect("listening", |_| true));
+    let mut proc = Proc::meshtalk(name, &all);
+    proc.port = port_of(&proc.expect("listening", WAIT, |_| true));
+    let port = proc.port;
     (proc, port)
-}
-
-fn port_of(listening: &Value) -> u16 {
-    u16::try_from(listening["port"].as_u64().expect("port")).expect("u16")
 }
 
 /// Alice and bob in a two-peer chat, bob having connected to alice; with alice's port.
 fn chatting() -> (Proc, Proc, u16) {
     let (alice, port) = listening("alice", &["chat", "--name", "alice"]);
     let (mut bob, _) = listening("bob", &["chat", "--name", "bob"]);
-    bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
-    bob.expect("connected", |e| e["alias"] == "alice");
-    alice.expect("connected", |e| e["alias"] == "bob");
+    link(&mut bob, &alice, None, WAIT);
     (alice, bob, port)
 }
 
@@ -177,8 +83,8 @@ fn send_native(port: u16, input: &str) -> Vec<String> {
     let mut send = Proc::meshtalk("send", &["send", "127.0.0.1", &port, "--json"]);
     send.type_lines(input);
     send.stdin = None;
-    let log = send.expect("log", |_| true);
-    let status = send.wait();
+    let log = send.expect("log", WAIT, |_| true);
+    let status = send.wait_exit(WAIT);
     assert!(status.success(), "send exited with {status}");
     log["lines"]
         .as_array()
@@ -196,7 +102,7 @@ fn plain_client_log(serve: &Proc, port: u16, messages: &[&str]) -> String {
     client.set_read_timeout(Some(WAIT)).expect("timeout");
     for message in messages.iter().chain(&["quit"]) {
         client.write_all(message.as_bytes()).expect("write");
-        serve.expect("message", |e| e["text"] == *message);
+        serve.expect("message", WAIT, |e| e["text"] == *message);
     }
     let mut buf = [0; 2048];
     let n = client.read(&mut buf).expect("read the log");
@@ -250,7 +156,7 @@ fn chat_refuses_a_second_plain_tcp_peer_telling_it_busy() {
         .read_line(&mut line)
         .expect("read the refusal");
     assert!(line.starts_with("meshtalk: busy"), "{line:?}");
-    alice.expect("refused", |e| {
+    alice.expect("refused", WAIT, |e| {
         e["reason"].as_str().is_some_and(|r| r.starts_with("busy"))
     });
 }
@@ -260,19 +166,19 @@ fn chat_refuses_a_second_meshtalk_chat_telling_it_busy() {
     let (alice, _bob, port) = chatting();
     let (mut carol, _) = listening("carol", &["chat", "--name", "carol"]);
     carol.type_lines(&format!("connect 127.0.0.1 {port}\n"));
-    let gone = carol.expect("disconnected", |_| true);
+    let gone = carol.expect("disconnected", WAIT, |_| true);
     assert!(
         gone["reason"].as_str().is_some_and(|r| r.contains("busy")),
         "{gone}"
     );
-    alice.expect("refused", |_| true);
+    alice.expect("refused", WAIT, |_| true);
 }
 
 #[test]
 fn chat_connect_while_in_a_chat_is_an_error() {
     let (_alice, mut bob, port) = chatting();
     bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
-    let error = bob.expect("error", |_| true);
+    let error = bob.expect("error", WAIT, |_| true);
     assert!(
         error["message"]
             .as_str()
@@ -285,22 +191,22 @@ fn chat_connect_while_in_a_chat_is_an_error() {
 fn chat_send_and_disconnect_are_seen_on_both_sides() {
     let (alice, mut bob, _) = chatting();
     bob.type_lines("send hello  there\n");
-    let message = alice.expect("message", |_| true);
+    let message = alice.expect("message", WAIT, |_| true);
     assert_eq!(message["text"], "hello  there");
-    bob.expect("delivered", |_| true);
+    bob.expect("delivered", WAIT, |_| true);
 
     bob.type_lines("disconnect\n");
-    bob.expect("disconnected", |e| e["alias"] == "alice");
-    alice.expect("disconnected", |e| e["alias"] == "bob");
+    bob.expect("disconnected", WAIT, |e| e["alias"] == "alice");
+    alice.expect("disconnected", WAIT, |e| e["alias"] == "bob");
 }
 
 #[test]
 fn serve_returns_the_log_to_a_native_send_and_disconnects_it() {
     let (serve, port) = listening("serve", &["serve"]);
     assert_eq!(send_native(port, "a\nb\nquit\n"), ["a", "b"]);
-    let sent = serve.expect("log_sent", |_| true);
+    let sent = serve.expect("log_sent", WAIT, |_| true);
     assert_eq!(sent["lines"], 2);
-    serve.expect("disconnected", |_| true);
+    serve.expect("disconnected", WAIT, |_| true);
 }
 
 #[test]
@@ -313,14 +219,14 @@ fn send_asks_for_the_log_when_its_input_ends() {
 fn serve_returns_the_log_in_one_piece_to_a_plain_tcp_client() {
     let (serve, port) = listening("serve", &["serve"]);
     assert_eq!(plain_client_log(&serve, port, &["a", "b"]), "a\nb");
-    serve.expect("log_sent", |e| e["lines"] == 2);
+    serve.expect("log_sent", WAIT, |e| e["lines"] == 2);
 }
 
 #[test]
 fn serve_takes_the_next_client_with_a_fresh_log() {
     let (serve, port) = listening("serve", &["serve"]);
     assert_eq!(plain_client_log(&serve, port, &["a", "b"]), "a\nb");
-    serve.expect("disconnected", |_| true);
+    serve.expect("disconnected", WAIT, |_| true);
     assert_eq!(send_native(port, "c\nquit\n"), ["c"]);
     assert_eq!(plain_client_log(&serve, port, &["d"]), "d");
 }
@@ -328,24 +234,24 @@ fn serve_takes_the_next_client_with_a_fresh_log() {
 #[test]
 fn serve_without_a_port_off_a_terminal_listens_on_10000_to_20000() {
     let serve = Proc::meshtalk("serve", &["serve", "--bind", "127.0.0.1", "--json"]);
-    let port = port_of(&serve.expect("listening", |_| true));
+    let port = port_of(&serve.expect("listening", WAIT, |_| true));
     assert!((10000..=20000).contains(&port), "port {port}");
 }
 
 #[test]
 fn seed_client_gets_its_log_from_serve() {
     let serve = Proc::meshtalk("serve", &["serve", "--json"]);
-    let port = port_of(&serve.expect("listening", |_| true));
+    let port = port_of(&serve.expect("listening", WAIT, |_| true));
     let mut client = Proc::seed("client.py", "client.py");
     client.type_lines(&format!("{port}\n127.0.0.1\n"));
     // The seed sends each line as it is typed: typed too fast, two lines would be one
     // message. So each line waits until serve has shown the one before.
     for line in ["hello", "world", "quit"] {
         client.type_lines(&format!("{line}\n"));
-        serve.expect("message", |e| e["text"] == line);
+        serve.expect("message", WAIT, |e| e["text"] == line);
     }
-    serve.expect("log_sent", |e| e["lines"] == 2);
-    let status = client.wait();
+    serve.expect("log_sent", WAIT, |e| e["lines"] == 2);
+    let status = client.wait_exit(WAIT);
     let out = client.rest().join("\n");
     assert!(status.success(), "client.py exited with {status}:\n{out}");
     assert!(
@@ -365,11 +271,11 @@ fn send_text_talks_to_the_seed_server_one_message_per_line() {
     let mut send = Proc::meshtalk("send", &["send", "127.0.0.1", &port, "--text", "--json"]);
     // All at once: meshtalk spaces the writes out itself.
     send.type_lines("one\ntwo\nquit\n");
-    let log = send.expect("log", |_| true);
+    let log = send.expect("log", WAIT, |_| true);
     assert_eq!(log["lines"], serde_json::json!(["one", "two"]));
-    assert!(send.end_input_and_wait().success());
+    assert!(send.end_input_and_wait(WAIT).success());
 
-    let status = server.wait();
+    let status = server.wait_exit(WAIT);
     let out = server.rest();
     assert!(status.success(), "server.py exited with {status}: {out:#?}");
     let received: Vec<&String> = out

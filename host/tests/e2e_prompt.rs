@@ -2,15 +2,17 @@
 //! piped `--json` node as its peer; and the diagnostics flags. Every wait is
 //! bounded; children are killed on drop (rexpect's session does it for the pty).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::channel;
+use std::thread;
+use std::time::Duration;
+
+use common::proc::{Proc as Node, port_of};
 use rexpect::session::{PtySession, spawn_command};
-use serde_json::Value;
 
 /// The longest any one expected output may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -52,82 +54,10 @@ fn alice_at_a_terminal(colour: bool) -> (PtySession, u16) {
     (alice, port)
 }
 
-/// A running `meshtalk mesh --json` with piped stdin and stdout.
-struct Node {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-}
-
 impl Node {
+    /// A running `meshtalk mesh --json` with piped stdin and stdout.
     fn start(name: &str) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-            .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--json"])
-            .args(["--name", name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start meshtalk");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Node {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn type_lines(&mut self, lines: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(lines.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Waits for the next event named `event`, skipping others.
-    fn expect(&self, event: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no '{event}' event within {WAIT:?} ({e})"));
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout line is no JSON ({e}): {line}"));
-            if value["event"] == event {
-                return value;
-            }
-        }
-    }
-
-    /// Ends stdin and waits (bounded) for the process to exit.
-    fn end_input_and_wait(&mut self) -> ExitStatus {
-        self.stdin = None;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "meshtalk did not exit");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Node::mesh(name, 0, &["--json"])
     }
 }
 
@@ -142,7 +72,7 @@ fn message_is_printed_above_a_half_typed_line_which_is_then_sent_whole() {
 
     let mut bob = Node::start("bob");
     bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
-    bob.expect("connected");
+    bob.expect("connected", WAIT, |_| true);
     bob.type_lines("send alice hi from bob\n");
     alice.exp_string("bob: hi from bob").expect("the message");
     // The prompt and the half-typed text are drawn again below the message.
@@ -152,7 +82,7 @@ fn message_is_printed_above_a_half_typed_line_which_is_then_sent_whole() {
 
     alice.send("lo\r").expect("type");
     alice.flush().expect("flush");
-    let message = bob.expect("message");
+    let message = bob.expect("message", WAIT, |_| true);
     assert_eq!(message["from"], "alice");
     assert_eq!(message["text"], "hello");
 }
@@ -162,13 +92,13 @@ fn ctrl_d_at_the_prompt_says_goodbye_and_exits() {
     let (mut alice, port) = alice_at_a_terminal(false);
     let mut bob = Node::start("bob");
     bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
-    bob.expect("connected");
+    bob.expect("connected", WAIT, |_| true);
     alice.exp_string("connected").expect("bob joined");
     alice.send_control('d').expect("ctrl-d");
-    let gone = bob.expect("disconnected");
+    let gone = bob.expect("disconnected", WAIT, |_| true);
     assert_eq!(gone["alias"], "alice");
     alice.exp_eof().expect("alice exits");
-    assert!(bob.end_input_and_wait().success());
+    assert!(bob.end_input_and_wait(WAIT).success());
 }
 
 #[test]
@@ -202,41 +132,22 @@ fn stderr_of_a_connection(flags: &[&str], rust_log: Option<&str>) -> String {
         Some(level) => command.env("RUST_LOG", level),
         None => command.env_remove("RUST_LOG"),
     };
-    let mut child = command
+    command
         .args(flags)
         .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start meshtalk");
-    let mut stderr = child.stderr.take().expect("piped stderr");
+        .stderr(Stdio::piped());
+    let mut node = Node::spawn("node", &mut command);
+    let mut stderr = node.child.stderr.take().expect("piped stderr");
     let (tx, rx) = channel();
     thread::spawn(move || {
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text);
         let _ = tx.send(text);
     });
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (line_tx, lines) = channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut node = Node {
-        stdin: child.stdin.take(),
-        child,
-        lines,
-    };
-    let listening = node.expect("listening");
-    let port = u16::try_from(listening["port"].as_u64().expect("port")).expect("u16");
+    let port = port_of(&node.expect("listening", WAIT, |_| true));
     let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    node.expect("connected");
-    assert!(node.end_input_and_wait().success());
+    node.expect("connected", WAIT, |_| true);
+    assert!(node.end_input_and_wait(WAIT).success());
     rx.recv_timeout(WAIT).expect("stderr closed")
 }
 

@@ -5,22 +5,13 @@ use std::net::SocketAddr;
 
 use meshtalk_core::command::{self, Command};
 use meshtalk_core::node::{
-    BUSY, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, TextMode,
+    BUSY, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Reason, TextMode,
 };
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::{Duration, Instant};
 use meshtalk_core::wire::{BannerError, Message};
 
-type TestNode = Node<8, 1024, 4096>;
-
-/// What a node asked for, owned so a test can keep it.
-#[derive(Debug, Clone, PartialEq)]
-enum Out {
-    Tx(PeerId, Vec<u8>),
-    Connect(PeerId, String, u16),
-    Close(PeerId),
-    Ev(Event<String>),
-}
+use meshtalk_tests::harness::{Out, TestNode, command, drain, events, input, receive, sent_bytes};
 
 fn node(name: &str, id: u64) -> TestNode {
     TestNode::new(Config::new(name, id).unwrap())
@@ -38,72 +29,6 @@ fn addr(port: u16) -> SocketAddr {
 
 fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
-}
-
-/// Polls until the node has nothing more to do; returns the outputs and the timeout.
-fn drain(node: &mut TestNode, now: Instant) -> (Vec<Out>, Option<Instant>) {
-    let mut outs = Vec::new();
-    for _ in 0..100_000 {
-        match node.poll_output(now) {
-            Output::Transmit { peer, data } => outs.push(Out::Tx(peer, data.to_vec())),
-            Output::Connect { peer, host, port } => {
-                outs.push(Out::Connect(peer, host.into(), port))
-            }
-            Output::Close { peer } => outs.push(Out::Close(peer)),
-            Output::Event(e) => outs.push(Out::Ev(e.map(String::from))),
-            Output::Timeout(t) => return (outs, t),
-        }
-    }
-    panic!("drain did not end");
-}
-
-fn input(node: &mut TestNode, now: Instant, input: Input<'_>) -> Vec<Out> {
-    node.handle_input(now, input).unwrap();
-    drain(node, now).0
-}
-
-fn command(node: &mut TestNode, now: Instant, line: &str) -> Vec<Out> {
-    let cmd = command::parse(line).unwrap().unwrap();
-    input(node, now, Input::Command(cmd))
-}
-
-/// Feeds all of `bytes`, draining whenever the node takes only part.
-fn receive(node: &mut TestNode, now: Instant, peer: PeerId, bytes: &[u8]) -> Vec<Out> {
-    let mut outs = Vec::new();
-    let mut rest = bytes;
-    for _ in 0..1_000_000 {
-        let Handled::Consumed(n) = node
-            .handle_input(now, Input::Received { peer, bytes: rest })
-            .unwrap()
-        else {
-            panic!("Received must answer Consumed");
-        };
-        rest = &rest[n..];
-        outs.extend(drain(node, now).0);
-        if rest.is_empty() {
-            return outs;
-        }
-    }
-    panic!("the node stopped taking bytes");
-}
-
-fn sent_bytes(outs: &[Out], to: PeerId) -> Vec<u8> {
-    outs.iter()
-        .filter_map(|o| match o {
-            Out::Tx(p, data) if *p == to => Some(data.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
-fn events(outs: &[Out]) -> Vec<Event<String>> {
-    outs.iter()
-        .filter_map(|o| match o {
-            Out::Ev(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn messages(outs: &[Out]) -> Vec<String> {

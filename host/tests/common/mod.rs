@@ -6,6 +6,9 @@
 // Each test file uses its own share of these helpers.
 #![allow(dead_code)]
 
+/// `meshtalk` (or any program) as a child process, as the other end-to-end tests drive it.
+pub mod proc;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
