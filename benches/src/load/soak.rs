@@ -418,6 +418,7 @@ pub fn run(programs: &Programs, o: SoakOptions) -> Result<SoakReport, String> {
     report.start = footprint(pid);
     let joins0 = shared.joins.load(Ordering::Relaxed);
     let leaves0 = shared.leaves.load(Ordering::Relaxed);
+    let native0 = shared.native_churners.load(Ordering::Relaxed);
     eprintln!(
         "soak: start after {:.0} s of warm-up: VmRSS {} KiB, fds {}",
         o.warmup, report.start.rss_kib, report.start.fds
@@ -461,7 +462,7 @@ pub fn run(programs: &Programs, o: SoakOptions) -> Result<SoakReport, String> {
     report.joins = shared.joins.load(Ordering::Relaxed) - joins0;
     report.leaves = shared.leaves.load(Ordering::Relaxed) - leaves0;
     report.churn_failures = shared.churn_failures.load(Ordering::Relaxed);
-    report.native_churners = shared.native_churners.load(Ordering::Relaxed);
+    report.native_churners = shared.native_churners.load(Ordering::Relaxed) - native0;
     drop(hub);
     Ok(report)
 }
