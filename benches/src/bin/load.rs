@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use meshtalk_benches::load::client::{self, Receivers, RxConfig, Tally, Wire};
 use meshtalk_benches::load::hub::{self, Hub, HubKind, HubOptions, Programs};
 use meshtalk_benches::load::stats::{median, percentile};
-use meshtalk_benches::load::{epoch, own_cpu, raise_nofile, relay, svg};
+use meshtalk_benches::load::{epoch, own_cpu, raise_nofile, relay, soak, svg};
 
 const HELP: &str = "\
 load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
@@ -24,7 +24,8 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
 
   --smoke            N = 10, meshtalk only, lines and native; exit 1 on any lost,
                      duplicated, merged, reordered or garbled message
-  --scenario S       fanout, stall, idle or all (default all)
+  --scenario S       fanout, stall, idle or all (default all), or soak (not in all)
+  --soak-secs N      seconds of join/leave churn in the soak scenario (default 600)
   --sizes 2,10,100   room sizes N (one sender, N-1 receivers)
   --rounds R         interleaved rounds per configuration (default 3)
   --blast S          seconds of sending as fast as the hub takes (default 2)
@@ -55,6 +56,7 @@ struct Opts {
     meshtalk: PathBuf,
     out: PathBuf,
     timeout: f64,
+    soak_secs: f64,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -73,6 +75,7 @@ fn parse_args() -> Result<Opts, String> {
         meshtalk: hub::workspace_meshtalk(),
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
         timeout: 1200.0,
+        soak_secs: 600.0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -99,6 +102,7 @@ fn parse_args() -> Result<Opts, String> {
             "--size" => o.size = num(val()?)?.clamp(24.0, 4000.0) as usize,
             "--window" => o.window = num(val()?)?.max(1.0) as u64,
             "--timeout" => o.timeout = num(val()?)?,
+            "--soak-secs" => o.soak_secs = num(val()?)?.max(1.0),
             "--meshtalk" => o.meshtalk = PathBuf::from(val()?),
             "--out" => o.out = PathBuf::from(val()?),
             "--hubs" => {
@@ -771,6 +775,62 @@ fn idle(programs: &Programs, o: &Opts) {
     }
 }
 
+/// Peers joining and leaving one hub for `--soak-secs`; exit 1 on any fault.
+fn run_soak(programs: &Programs, o: &Opts) -> ExitCode {
+    let opts = soak::SoakOptions {
+        secs: o.soak_secs,
+        warmup: 10.0,
+    };
+    let r = match soak::run(programs, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("load --scenario soak: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "\n### Soak ({:.0} s of churn, {} resident text peers)\n",
+        r.secs,
+        soak::RESIDENTS
+    );
+    println!("| | VmRSS KiB | open fds |");
+    println!("|---|---|---|");
+    println!(
+        "| start (after warm-up) | {} | {} |",
+        r.start.rss_kib, r.start.fds
+    );
+    for (t, f) in &r.samples {
+        println!("| {t:.0} s | {} | {} |", f.rss_kib, f.fds);
+    }
+    println!(
+        "| end (churners gone) | {} | {} |",
+        r.end.rss_kib, r.end.fds
+    );
+    println!(
+        "\njoins {} leaves {} ({} native), churner errors {}; messages sent {}, delivered to residents {} of {} expected; lost {} duplicated {} reordered {}; residents dropped {}",
+        r.joins,
+        r.leaves,
+        r.native_churners,
+        r.churn_failures,
+        r.sent,
+        r.delivered,
+        r.expected,
+        r.lost,
+        r.duplicated,
+        r.reordered,
+        r.residents_dropped
+    );
+    if r.ok() {
+        println!(
+            "load --scenario soak: every message arrived once and in order; fds back to the start count"
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("load --scenario soak: FAILED");
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() == Some("--relay-serve") {
@@ -843,6 +903,9 @@ fn main() -> ExitCode {
         }
         println!("\nload --smoke: every message arrived once, whole and in order");
         return ExitCode::SUCCESS;
+    }
+    if o.scenario == "soak" {
+        return run_soak(&programs, &o);
     }
     let mut ok = true;
     println!(

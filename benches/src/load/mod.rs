@@ -4,6 +4,7 @@
 pub mod client;
 pub mod hub;
 pub mod relay;
+pub mod soak;
 pub mod stats;
 pub mod svg;
 
