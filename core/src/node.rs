@@ -105,6 +105,10 @@ pub enum Input<'a> {
     },
     /// The time asked for by [`Output::Timeout`] has come.
     Timeout,
+    /// The shell holds bytes from this peer that it has not fed yet (flow
+    /// control): the peer is alive, and a frame it is in the middle of is late
+    /// by our doing, not its own. Give it before [`Input::Timeout`].
+    Held { peer: PeerId },
 }
 
 /// What the node made of an input.
@@ -622,6 +626,16 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         if let Input::Received { peer, bytes } = input {
             return Ok(Handled::Consumed(self.on_received(now, peer, bytes)));
         }
+        if let Input::Held { peer } = input {
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.state.last_rx = now;
+                p.state.pinged = None;
+                if p.state.frame_since.is_some() {
+                    p.state.frame_since = Some(now);
+                }
+            }
+            return Ok(Handled::Done);
+        }
         if !self.ready_for_input() {
             return Err(NodeError::Busy);
         }
@@ -667,7 +681,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.on_timeout(now);
                 Ok(Handled::Done)
             }
-            Input::Received { .. } => Ok(Handled::Done),
+            Input::Received { .. } | Input::Held { .. } => Ok(Handled::Done),
         }
     }
 

@@ -522,6 +522,18 @@ impl Driver {
         self.refilled();
         self.redial_due();
         if self.wake.is_some_and(|at| at <= self.now()) {
+            // Bytes held back by flow control or a turn's budget are the peer's
+            // sign of life: its silence and a half-fed frame are ours.
+            let now = self.now();
+            let held: Vec<PeerId> = self
+                .conns
+                .iter()
+                .filter(|(_, conn)| !conn.pending().is_empty())
+                .map(|(&peer, _)| peer)
+                .collect();
+            for peer in held {
+                let _ = self.node.handle_input(now, Input::Held { peer });
+            }
             self.input(Input::Timeout);
         }
         let now = self.now();

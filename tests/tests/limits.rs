@@ -291,6 +291,26 @@ fn a_frame_left_partial_past_the_frame_timeout_closes_its_peer() {
 }
 
 #[test]
+fn a_peer_whose_bytes_the_shell_holds_is_neither_dead_nor_late_with_its_frame() {
+    let mut link = Link::new();
+    let chat = frame(Message::Chat {
+        id: 1,
+        text: "held back",
+    });
+    receive(&mut link.b, secs(1), link.b_to_a, &chat[..2]);
+    // Flow control holds the rest of the peer's bytes for a minute; the shell
+    // says so before each timeout.
+    for at in (5..=60).step_by(5) {
+        input(&mut link.b, secs(at), Input::Held { peer: link.b_to_a });
+        let outs = timeout(&mut link.b, secs(at));
+        assert_eq!(disconnected(&outs), None, "at {at} s");
+    }
+    let outs = receive(&mut link.b, secs(61), link.b_to_a, &chat[2..]);
+    assert!(events(&outs).iter().any(|e| matches!(e,
+        Event::Message { text, .. } if text == "held back")));
+}
+
+#[test]
 fn frames_that_each_end_in_time_never_trip_the_frame_timeout() {
     let mut link = Link::new();
     let mut stream = Vec::new();
