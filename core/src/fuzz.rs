@@ -125,6 +125,7 @@ fn round_trip(msg: &Message<'_>) {
     };
     let n = match msg.encode_frame(out) {
         Ok(n) => n,
+        // An oracle, like every assert here: reaching it is a bug in the core.
         Err(e) => panic!("frame_len() is not enough room: {e}"),
     };
     assert!(n <= bound, "frame_len() is below the encoded length");
@@ -133,6 +134,7 @@ fn round_trip(msg: &Message<'_>) {
     let (used, found) = decoder.decode(frame);
     assert_eq!(used, n, "an encoded frame was not one whole frame");
     let Decoded::Frame(body) = found else {
+        // An oracle: a frame we encoded must decode as one.
         panic!("an encoded frame did not decode as a frame");
     };
     assert_eq!(
@@ -453,6 +455,7 @@ impl<'d> Run<'d> {
                 .handle_input(self.now, Input::Received { peer, bytes: rest });
             let taken = match result {
                 Ok(Handled::Consumed(n)) => n,
+                // An oracle: the node's contract is that Received answers Consumed.
                 other => panic!("Received answered {other:?}"),
             };
             assert!(taken <= rest.len(), "took more bytes than given");
@@ -467,6 +470,7 @@ impl<'d> Run<'d> {
     fn input(&mut self, input: Input<'_>) {
         match self.node.handle_input(self.now, input) {
             Ok(Handled::Accepted(peer)) => self.remember(peer),
+            // An oracle: after a full drain the node must take input.
             Err(NodeError::Busy) => panic!("a drained node is busy"),
             Ok(_) | Err(_) => {}
         }
