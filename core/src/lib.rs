@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod display;
+pub mod flow;
 pub mod frame;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;

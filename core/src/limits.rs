@@ -34,3 +34,12 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PING_AFTER: Duration = Duration::from_secs(15);
 /// Config: a pinged peer that sends nothing for this long is dropped.
 pub const DEAD_AFTER: Duration = Duration::from_secs(10);
+
+/// Config (shell): a peer with more than this many bytes waiting for it pauses
+/// the input of every peer, so what peers send cannot grow the queues further.
+pub const HIGH_WATER: usize = 1 << 20;
+/// Config (shell): the pause lifts once every peer has less than this waiting.
+pub const LOW_WATER: usize = 256 << 10;
+/// Config (shell): a peer that takes none of the bytes waiting for it this long
+/// is dropped as not reading; this also breaks a cycle of nodes paused on each other.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);

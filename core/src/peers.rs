@@ -30,6 +30,12 @@ impl PeerId {
     pub fn number(self) -> u32 {
         self.serial
     }
+
+    /// The table slot this peer holds (below the table's size): an index for
+    /// per-peer arrays kept beside the table.
+    pub fn slot(self) -> usize {
+        usize::from(self.slot)
+    }
 }
 
 impl fmt::Display for PeerId {

@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use meshtalk_core::command;
+use meshtalk_core::flow::{Flow, Limits};
 use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, NodeError, Output, Reason};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
@@ -122,6 +123,9 @@ pub struct Scenario {
     pub slow_reader: bool,
     /// The nodes' hop limit; `None` for one that never binds (more than any path).
     pub hops: Option<u8>,
+    /// Bounded pipes and the shell's flow control, as the host runs them;
+    /// `None`: pipes take everything at once.
+    pub backpressure: Option<Backpressure>,
     /// People act within this many ms after setup: small for bursts.
     pub span_ms: u64,
     /// Keep a line per input, output and read, to compare runs.
@@ -143,6 +147,7 @@ impl Scenario {
             double_links: 0,
             slow_reader: false,
             hops: None,
+            backpressure: None,
             span_ms: SPAN,
             trace: false,
         }
@@ -158,6 +163,19 @@ impl Scenario {
     }
 }
 
+/// How much a link holds and how the shell around each node holds back, as the
+/// host does with sockets: a node's bytes for a peer wait in the shell's queue
+/// (counted by [`Flow`]) until the pipe has room; a paused node feeds no ready
+/// peer; a peer that takes nothing for the stall timeout is dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct Backpressure {
+    /// Bytes one direction of a link holds, on the wire and unread: the two
+    /// sockets' buffers.
+    pub window: usize,
+    /// The shell's high and low water and stall timeout.
+    pub limits: Limits,
+}
+
 /// What a run did and what it got wrong.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -171,6 +189,10 @@ pub struct Report {
     pub broadcasts_sent: usize,
     pub broadcast_deliveries: usize,
     pub resets: usize,
+    /// Peers dropped by the shell for taking nothing for the stall timeout.
+    pub stalls: usize,
+    /// The most bytes a shell ever held for one peer.
+    pub max_backlog: usize,
     pub steps: u64,
     pub end_ms: u64,
     pub trace: Vec<String>,
@@ -207,6 +229,8 @@ pub struct Totals {
     pub refused: usize,
     pub undelivered: usize,
     pub resets: usize,
+    pub stalls: usize,
+    pub max_backlog: usize,
     pub steps: u64,
 }
 
@@ -220,6 +244,8 @@ impl Totals {
         self.refused += r.unicasts_refused;
         self.undelivered += r.unicasts_undelivered;
         self.resets += r.resets;
+        self.stalls += r.stalls;
+        self.max_backlog = self.max_backlog.max(r.max_backlog);
         self.steps += r.steps;
     }
 }
@@ -271,6 +297,10 @@ struct SimNodeState {
     sent: usize,
     /// Node id (for checking room origins).
     id: u64,
+    /// The shell's count of bytes waiting for each peer (with backpressure).
+    flow: Flow<16>,
+    /// Commands the person gave: each may queue one frame for every peer, paused or not.
+    commands: usize,
 }
 
 enum Seg {
@@ -290,6 +320,10 @@ struct Dir {
     /// The receiving socket is gone: bytes are dropped.
     dead: bool,
     latency: u64,
+    /// With backpressure: bytes the sender's shell holds until the pipe has room,
+    /// and whether its FIN goes after them.
+    queue: VecDeque<u8>,
+    fin_queued: bool,
 }
 
 impl Dir {
@@ -306,7 +340,27 @@ impl Dir {
     fn clear(&mut self) {
         self.segs.clear();
         self.rx.clear();
+        self.queue.clear();
+        self.fin_queued = false;
         self.dead = true;
+    }
+
+    /// Whether bytes have arrived that the receiver has not taken.
+    fn arrived(&self, now: u64) -> bool {
+        !self.rx.is_empty() || self.segs.front().is_some_and(|&(at, _)| at <= now)
+    }
+
+    /// Bytes on the wire and unread.
+    fn held(&self) -> usize {
+        let wire: usize = self
+            .segs
+            .iter()
+            .map(|(_, seg)| match seg {
+                Seg::Bytes(b) => b.len(),
+                Seg::Fin => 0,
+            })
+            .sum();
+        wire + self.rx.len()
     }
 }
 
@@ -391,6 +445,7 @@ enum Ev {
     Dial(usize),
     Deliver(usize, usize),
     Timer(usize),
+    Stall(usize),
 }
 
 struct Sim {
@@ -535,6 +590,8 @@ impl Sim {
                     slow: slow == Some(i),
                     sent: 0,
                     id,
+                    flow: Flow::new(sc.backpressure.map(|b| b.limits).unwrap_or_default(), id),
+                    commands: 0,
                 }
             })
             .collect();
@@ -651,7 +708,9 @@ impl Sim {
         }
         for (c, conn) in self.conns.iter().enumerate() {
             for (d, dir) in conn.dirs.iter().enumerate() {
-                if let Some(at) = dir.next_at() {
+                if let Some(at) = dir.next_at()
+                    && !self.holds_back(c, d)
+                {
                     offer(at, Ev::Deliver(c, d));
                 }
             }
@@ -659,6 +718,9 @@ impl Sim {
         for (i, n) in self.nodes.iter().enumerate() {
             if let Some(at) = n.wake {
                 offer(at, Ev::Timer(i));
+            }
+            if let Some(at) = self.stall_at(i) {
+                offer(at, Ev::Stall(i));
             }
         }
         best.map(|(at, ev)| (at.max(self.now), ev))
@@ -686,13 +748,106 @@ impl Sim {
                 Ev::Deliver(c, d) => self.deliver(c, d),
                 Ev::Timer(i) => {
                     self.nodes[i].wake = None;
+                    self.held(i);
                     self.input(i, Input::Timeout);
                 }
+                Ev::Stall(i) => self.drop_stalled(i),
             }
         }
         self.report.end_ms = self.now;
         self.check();
         self.report
+    }
+
+    // ---- flow control (with backpressure) ----
+
+    /// Whether the receiver of direction `d` of link `c` is paused for this peer:
+    /// its bytes stay in the pipe (a peer still greeting is fed, as by the host).
+    fn holds_back(&self, c: usize, d: usize) -> bool {
+        let end = &self.conns[c].ends[1 - d];
+        let node = &self.nodes[end.node];
+        !node.flow.feeds(end.peer) && node.peers.get(&end.peer).is_some_and(|v| v.ready)
+    }
+
+    /// When node `i`'s shell next finds a peer stalled, if nothing moves.
+    fn stall_at(&self, i: usize) -> Option<u64> {
+        self.sc.backpressure?;
+        let node = &self.nodes[i];
+        node.peers
+            .keys()
+            .filter_map(|&peer| node.flow.stall_at(peer))
+            .map(Instant::as_millis)
+            .min()
+    }
+
+    /// Moves what the pipe has room for from the sender's queue onto the wire.
+    fn pump(&mut self, c: usize, e: usize) {
+        let Some(bp) = self.sc.backpressure else {
+            return;
+        };
+        let now = self.now;
+        let (node, peer) = (self.conns[c].ends[e].node, self.conns[c].ends[e].peer);
+        let slow = self.nodes[self.conns[c].ends[1 - e].node].slow;
+        let jitter = self.rng.below(if slow { 20 } else { 8 });
+        let dir = &mut self.conns[c].dirs[e];
+        if dir.dead {
+            return;
+        }
+        let room = bp.window.saturating_sub(dir.held());
+        let n = room.min(dir.queue.len());
+        let at = (now + dir.latency + jitter).max(dir.last_arrival);
+        if n > 0 {
+            dir.last_arrival = at;
+            let bytes: Vec<u8> = dir.queue.drain(..n).collect();
+            dir.segs.push_back((at, Seg::Bytes(bytes)));
+        }
+        if dir.queue.is_empty() && dir.fin_queued {
+            dir.fin_queued = false;
+            dir.last_arrival = at;
+            dir.segs.push_back((at, Seg::Fin));
+        }
+        if n > 0 {
+            self.nodes[node]
+                .flow
+                .taken(Instant::from_millis(now), peer, n);
+        }
+    }
+
+    /// Tells node `i` which peers' bytes wait in their pipes, unfed: their sign of life.
+    fn held(&mut self, i: usize) {
+        if self.sc.backpressure.is_none() {
+            return;
+        }
+        let held: Vec<PeerId> = self.nodes[i]
+            .peers
+            .keys()
+            .copied()
+            .filter(|&peer| {
+                self.end_of(i, peer)
+                    .is_some_and(|(c, e)| self.conns[c].dirs[1 - e].arrived(self.now))
+            })
+            .collect();
+        let now = Instant::from_millis(self.now);
+        for peer in held {
+            let _ = self.nodes[i].node.handle_input(now, Input::Held { peer });
+        }
+    }
+
+    /// Drops every peer of node `i` that took nothing for the stall timeout, as
+    /// the host does: the connection is cut and the node told why.
+    fn drop_stalled(&mut self, i: usize) {
+        let now = Instant::from_millis(self.now);
+        let (due, _) = self.nodes[i].flow.stalled(now);
+        let due: Vec<PeerId> = due.collect();
+        for peer in due {
+            self.report.stalls += 1;
+            self.trace(|| format!("n{i} drops {peer}: not reading"));
+            self.nodes[i].flow.forget(peer);
+            let Some((c, e)) = self.end_of(i, peer) else {
+                continue;
+            };
+            self.cut(c, Some((e, "not reading")));
+        }
     }
 
     // ---- feeding nodes ----
@@ -835,6 +990,18 @@ impl Sim {
             self.violation(format!("n{i}: transmit to {peer}, which has no connection"));
             return;
         };
+        if self.sc.backpressure.is_some() {
+            let dir = &mut self.conns[c].dirs[e];
+            if dir.dead || data.is_empty() {
+                return;
+            }
+            dir.queue.extend(&data);
+            let flow = &mut self.nodes[i].flow;
+            flow.queued(Instant::from_millis(self.now), peer, data.len());
+            self.report.max_backlog = self.report.max_backlog.max(flow.backlog(peer));
+            self.pump(c, e);
+            return;
+        }
         let slow = self.nodes[self.conns[c].ends[1 - e].node].slow;
         let jitter = self.rng.below(if slow { 20 } else { 8 });
         let dir = &mut self.conns[c].dirs[e];
@@ -874,6 +1041,7 @@ impl Sim {
         self.trace(|| format!("n{i} closes {peer}"));
         let end = self.end_of(i, peer);
         self.nodes[i].peers.remove(&peer);
+        self.nodes[i].flow.forget(peer);
         let Some((c, e)) = end else {
             // Still dialling: the dial is abandoned.
             for d in &mut self.dials {
@@ -890,7 +1058,10 @@ impl Sim {
         // Our socket is gone: what the other side sends is lost.
         conn.dirs[1 - e].clear();
         let out = &mut conn.dirs[e];
-        if !out.dead {
+        if !out.queue.is_empty() {
+            // The shell writes what it holds for the peer before the FIN.
+            out.fin_queued = true;
+        } else if !out.dead {
             let at = (now + out.latency).max(out.last_arrival);
             out.last_arrival = at;
             out.segs.push_back((at, Seg::Fin));
@@ -1019,12 +1190,19 @@ impl Sim {
         let dir = &mut self.conns[c].dirs[d];
         if !dir.dead {
             dir.rx.drain(..taken.min(dir.rx.len()));
+            // Room in the pipe: the sender's shell writes on.
+            self.pump(c, d);
         }
     }
 
     fn reset(&mut self, c: usize) {
         self.report.resets += 1;
         self.trace(|| format!("reset conn {c}"));
+        self.cut(c, None);
+    }
+
+    /// Resets link `c`; the shell of end `e` (if given) cut it, for the reason given.
+    fn cut(&mut self, c: usize, by: Option<(usize, &str)>) {
         let now = self.now;
         let conn = &mut self.conns[c];
         conn.dirs[0].clear();
@@ -1035,11 +1213,16 @@ impl Sim {
             if end.alive {
                 end.alive = false;
                 let (node, peer) = (end.node, end.peer);
+                self.nodes[node].flow.forget(peer);
+                let error = match by {
+                    Some((by, why)) if by == e => why,
+                    _ => "reset",
+                };
                 self.input(
                     node,
                     Input::Closed {
                         peer,
-                        error: Some("reset"),
+                        error: Some(error),
                     },
                 );
             }
@@ -1058,6 +1241,7 @@ impl Sim {
     }
 
     fn command(&mut self, i: usize, line: &str) {
+        self.nodes[i].commands += 1;
         match command::parse(line) {
             Ok(Some(cmd)) => {
                 self.input(i, Input::Command(cmd));
@@ -1330,6 +1514,7 @@ impl Sim {
                     self.conns[c].down_at.get_or_insert(self.now);
                 }
                 self.nodes[i].peers.remove(&peer);
+                self.nodes[i].flow.forget(peer);
             }
         }
     }
@@ -1337,8 +1522,11 @@ impl Sim {
     // ---- the checks ----
 
     fn check(&mut self) {
-        let faulty = self.sc.faulty();
+        let faulty = self.sc.faulty() || self.report.stalls > 0;
         let mut v = Vec::new();
+        if let Some(bp) = self.sc.backpressure {
+            self.check_flow(bp, &mut v);
+        }
         if !faulty {
             // A second link between two nodes is closed as a duplicate: one stays.
             let up = self.conns.iter().filter(|c| c.down_at.is_none()).count();
@@ -1469,5 +1657,36 @@ impl Sim {
             }
         }
         self.report.violations.extend(v);
+    }
+
+    /// Nothing may stay stuck on a link that is up (a wait cycle nobody broke),
+    /// and what a shell holds for a peer is bounded by the high water plus what
+    /// one feed and the person's own commands add.
+    fn check_flow(&self, bp: Backpressure, v: &mut Vec<String>) {
+        for (c, conn) in self.conns.iter().enumerate() {
+            if !conn.ends.iter().all(|e| e.alive) {
+                continue;
+            }
+            for (d, dir) in conn.dirs.iter().enumerate() {
+                let (from, to) = (conn.ends[d].node, conn.ends[1 - d].node);
+                if !dir.queue.is_empty() || dir.held() > 0 {
+                    let paused = self.nodes[to].flow.paused();
+                    v.push(format!(
+                        "deadlock: link {c} n{from}->n{to} still holds {} queued and {} in the pipe at the end (n{to} paused: {paused})",
+                        dir.queue.len(),
+                        dir.held()
+                    ));
+                }
+            }
+        }
+        let most_commands = self.nodes.iter().map(|n| n.commands).max().unwrap_or(0);
+        let frame = SimNode::MAX_TEXT + 256;
+        let bound = bp.limits.high_water + 16 * bp.window + most_commands * frame;
+        if self.report.max_backlog > bound {
+            v.push(format!(
+                "a shell held {} bytes for one peer, over the bound of {bound}",
+                self.report.max_backlog
+            ));
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! each checking that unicasts arrive once and in order (or are reported
 //! undelivered) and that broadcasts reach every node of the room exactly once.
 
-use meshtalk_tests::sim::{Report, Scenario, Topology, Totals};
+use meshtalk_core::flow::Limits;
+use meshtalk_core::time::Duration;
+use meshtalk_tests::sim::{Backpressure, Report, Scenario, Topology, Totals};
 
 /// Runs `count` seeds from `base`, each scenario made by `make`, and checks each.
 fn runs(base: u64, count: u64, make: impl Fn(u64) -> Scenario) -> Totals {
@@ -263,4 +265,63 @@ fn every_promise_holds_over_a_sweep_of_topologies_faults_and_loads() {
         }
         sc
     });
+}
+
+/// Bursts of broadcasts and unicasts (`per_node` of each kind per node within
+/// 100 ms, texts up to 1 KiB) through small pipes (2 KiB) and small waters
+/// (4 KiB high, 1 KiB low), so every queue overflows; `stall`: the shells'
+/// stall timeout in ms.
+fn burst(seed: u64, topology: Topology, stall: Option<u64>, per_node: usize) -> Scenario {
+    let n = 3 + seed as usize % 6;
+    let mut sc = Scenario::new(seed, n, topology);
+    sc.broadcasts = per_node * n;
+    sc.unicasts = per_node * n / 3;
+    sc.span_ms = 100;
+    sc.backpressure = Some(Backpressure {
+        window: 2048,
+        limits: Limits {
+            high_water: 4096,
+            low_water: 1024,
+            stall: stall.map(Duration::from_millis),
+        },
+    });
+    sc
+}
+
+#[test]
+fn bursts_through_lines_and_stars_of_relays_pause_and_go_on_without_a_drop() {
+    for topology in [Topology::Line, Topology::Star] {
+        let totals = runs(0xb000, 16, |s| burst(s, topology, Some(2_000), 30));
+        assert_eq!(
+            totals.stalls, 0,
+            "{topology:?}: peers dropped as not reading"
+        );
+        assert!(
+            totals.max_backlog > 4096,
+            "{topology:?}: no queue went over the high water"
+        );
+    }
+}
+
+#[test]
+fn bursts_around_cycles_of_relays_end_with_nothing_stuck_and_every_drop_reported() {
+    for topology in [Topology::Ring, Topology::Complete] {
+        let totals = runs(0xb100, 8, |s| burst(s, topology, Some(2_000), 30));
+        eprintln!(
+            "{topology:?}: peers dropped as not reading: {}",
+            totals.stalls
+        );
+    }
+}
+
+#[test]
+fn without_a_stall_timeout_a_full_mesh_under_bursts_waits_for_good() {
+    let stuck = (0xb100..0xb10c)
+        .map(|seed| burst(seed, Topology::Complete, None, 30).run())
+        .filter(|r| r.violations.iter().any(|v| v.contains("deadlock:")))
+        .count();
+    assert!(
+        stuck > 0,
+        "no wait cycle formed: the burst scenario tests nothing"
+    );
 }

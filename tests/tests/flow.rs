@@ -1,0 +1,177 @@
+//! The shell's flow control: when input pauses, whom a paused node still reads,
+//! and when a peer that takes nothing is stalled.
+
+use meshtalk_core::flow::{Flow, Limits};
+use meshtalk_core::peers::{Direction, PeerId, PeerTable};
+use meshtalk_core::time::{Duration, Instant};
+
+const HIGH: usize = 4096;
+const LOW: usize = 1024;
+const STALL: u64 = 2_000;
+
+fn flow() -> Flow<4> {
+    Flow::new(
+        Limits {
+            high_water: HIGH,
+            low_water: LOW,
+            stall: Some(Duration::from_millis(STALL)),
+        },
+        7,
+    )
+}
+
+/// Three peers of a table with four slots.
+fn peers() -> (PeerTable<(), 4>, [PeerId; 3]) {
+    let mut table = PeerTable::new(4);
+    let mut add = || table_insert(&mut table);
+    let ids = [add(), add(), add()];
+    (table, ids)
+}
+
+fn table_insert(table: &mut PeerTable<(), 4>) -> PeerId {
+    table
+        .insert(None, Direction::Inbound, None, ())
+        .expect("room in the table")
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+#[test]
+fn a_backlog_over_the_high_water_pauses_input() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, HIGH);
+    assert!(!f.paused(), "at the high water, not over it");
+    f.queued(at(0), a, 1);
+    assert!(f.paused());
+}
+
+#[test]
+fn the_pause_lifts_only_once_every_backlog_is_under_the_low_water() {
+    let (_, [a, b, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, HIGH + 1);
+    f.queued(at(0), b, LOW);
+    f.taken(at(10), a, HIGH + 1);
+    assert!(f.paused(), "b still has the low water waiting");
+    f.taken(at(20), b, 1);
+    assert!(!f.paused());
+}
+
+#[test]
+fn a_peer_that_leaves_takes_its_backlog_and_the_pause_with_it() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 10 * HIGH);
+    f.forget(a);
+    assert!(!f.paused());
+    assert_eq!(f.backlog(a), 0);
+}
+
+#[test]
+fn while_paused_only_a_peer_the_node_waits_for_is_fed() {
+    let (_, [a, b, c]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, HIGH + 1);
+    f.queued(at(0), b, LOW);
+    f.queued(at(0), c, LOW - 1);
+    assert!(
+        f.feeds(a),
+        "over the high water: it may be waiting for us too"
+    );
+    assert!(f.feeds(b), "at the low water");
+    assert!(!f.feeds(c), "little waits for it: it waits for nobody here");
+}
+
+#[test]
+fn a_peer_with_over_four_times_the_high_water_waiting_is_not_fed_even_so() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 4 * HIGH + 1);
+    assert!(!f.feeds(a));
+}
+
+#[test]
+fn every_peer_is_fed_while_input_is_not_paused() {
+    let (_, [a, b, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, HIGH);
+    assert!(f.feeds(a) && f.feeds(b));
+}
+
+#[test]
+fn a_peer_stalls_after_the_stall_timeout_and_at_most_half_as_long_again() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(100), a, 10);
+    let when = f.stall_at(a).expect("bytes wait").as_millis();
+    assert!(
+        (100 + STALL..=100 + STALL + STALL / 2).contains(&when),
+        "{when}"
+    );
+    assert_eq!(f.stalled(at(when - 1)).0.count(), 0);
+    assert_eq!(f.stalled(at(when)).0.collect::<Vec<_>>(), vec![a]);
+}
+
+#[test]
+fn bytes_taken_restart_the_stall_clock_and_more_queued_do_not() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    let first = f.stall_at(a).unwrap();
+    f.queued(at(500), a, 100);
+    assert_eq!(f.stall_at(a), Some(first), "queueing more is not progress");
+    f.taken(at(900), a, 1);
+    assert_eq!(f.stall_at(a), Some(first + Duration::from_millis(900)));
+}
+
+#[test]
+fn a_peer_with_nothing_waiting_never_stalls() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    f.taken(at(10), a, 100);
+    assert_eq!(f.stall_at(a), None);
+    assert_eq!(f.stalled(at(1_000_000)).0.count(), 0);
+}
+
+#[test]
+fn the_stall_check_says_when_to_look_next() {
+    let (_, [a, b, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 1);
+    f.queued(at(5_000), b, 1);
+    let (due, next) = f.stalled(at(4_000));
+    assert_eq!(due.collect::<Vec<_>>(), vec![a]);
+    assert_eq!(next, f.stall_at(b));
+}
+
+#[test]
+fn without_a_stall_timeout_nobody_stalls() {
+    let (_, [a, _, _]) = peers();
+    let mut f: Flow<4> = Flow::new(
+        Limits {
+            stall: None,
+            ..Limits::default()
+        },
+        7,
+    );
+    f.queued(at(0), a, 1);
+    assert_eq!(f.stall_at(a), None);
+}
+
+#[test]
+fn a_peer_in_a_reused_slot_starts_with_nothing_waiting() {
+    let (mut table, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, HIGH + 1);
+    table.remove(a);
+    let newcomer = table_insert(&mut table);
+    assert_eq!(newcomer.slot(), a.slot(), "the freed slot is reused");
+    f.queued(at(10), newcomer, 5);
+    assert_eq!(f.backlog(newcomer), 5);
+    assert_eq!(f.backlog(a), 0);
+    assert!(!f.paused(), "the old peer's backlog left with it");
+}
