@@ -8,11 +8,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel}
 use std::time::Duration;
 
 use meshtalk_core::command::{self, Command, HELP};
+use meshtalk_core::flow::{self, Flow};
 use meshtalk_core::node::{
     BUSY, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Reason,
 };
 use meshtalk_core::peers::{InsertError, PeerId};
-use meshtalk_core::time::Instant;
+use meshtalk_core::time::{self, Instant};
 
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
@@ -21,13 +22,11 @@ use crate::render::Render;
 
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
 pub type HostNode = Node<1024, 8192, 131072>;
+/// The bytes waiting for each of the node's peers.
+type HostFlow = Flow<1024>;
 
 /// How long the writers get to send what is queued when the program ends.
 const EXIT_FLUSH: Duration = Duration::from_secs(1);
-/// A peer with more than this queued for it pauses the input of every peer.
-const HIGH_WATER: usize = 1 << 20;
-/// The pause lifts once every peer has less than this queued.
-const LOW_WATER: usize = 256 << 10;
 /// Bytes of one peer fed to the node in one turn; then other peers and messages
 /// are served, so a flooding peer delays the others by at most this much work.
 const TURN_BUDGET: usize = 16 << 10;
@@ -97,7 +96,14 @@ pub fn run(
             return 1;
         }
     };
+    let stall =
+        time::Duration::from_millis(u64::try_from(options.stall.as_millis()).unwrap_or(u64::MAX));
+    let limits = flow::Limits {
+        stall: Some(stall),
+        ..flow::Limits::default()
+    };
     let mut driver = Driver {
+        flow: HostFlow::new(limits, config.node_id),
         node: HostNode::new(config),
         origin: std::time::Instant::now(),
         conns: HashMap::new(),
@@ -109,10 +115,8 @@ pub fn run(
         render,
         done: Some(done),
         wake: None,
-        stall: options.stall,
         keepalive: options.keepalive,
         stall_wake: None,
-        paused: false,
         waiting: VecDeque::new(),
         turns: VecDeque::new(),
         rate_limit: options.rate_limit,
@@ -143,6 +147,8 @@ pub fn run(
 
 struct Driver {
     node: HostNode,
+    /// What waits for each peer: when input pauses and who stalls.
+    flow: HostFlow,
     /// The std time that is core time zero.
     origin: std::time::Instant,
     conns: HashMap<PeerId, Conn>,
@@ -161,15 +167,12 @@ struct Driver {
     done: Option<Sender<()>>,
     /// When the node wants [`Input::Timeout`].
     wake: Option<Instant>,
-    /// How long a peer may take none of the bytes waiting for it.
-    stall: Duration,
     /// TCP keepalive idle time for every connection; `None`: off.
     keepalive: Option<Duration>,
     /// When to look for stalled peers next (possibly early, never late).
-    stall_wake: Option<std::time::Instant>,
-    /// Some peer's queue went over [`HIGH_WATER`]: ready peers' bytes wait unfed.
-    paused: bool,
-    /// Peers whose read chunk waits for the pause to lift, first come first fed.
+    stall_wake: Option<Instant>,
+    /// Peers whose read chunk waits for the pause to lift (or for the flow to
+    /// feed them while paused), first come first fed.
     waiting: VecDeque<PeerId>,
     /// Peers with bytes left after their turn, fed round-robin when no message waits.
     turns: VecDeque<PeerId>,
@@ -187,7 +190,7 @@ struct Driver {
     next_dial: Option<Dial>,
     /// Re-dials waiting for their time.
     retries: Vec<Retry>,
-    /// A queue was dropped while paused: see whether the pause lifts.
+    /// A queue was dropped while input waits: see whether it can go on.
     recheck: bool,
     /// The subcommand's rules: it sees lines, events and its deadline first.
     mode: Box<dyn Mode>,
@@ -207,10 +210,10 @@ impl Driver {
     /// How long to sleep at most: until the node's or the mode's timeout, the next
     /// stall check, re-dial or refilled bucket.
     fn next_wait(&self) -> Option<Duration> {
-        let wake = match (self.wake, self.mode.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake = [self.wake, self.mode.deadline(), self.stall_wake]
+            .into_iter()
+            .flatten()
+            .min();
         let node =
             wake.map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
         let now = std::time::Instant::now();
@@ -221,9 +224,7 @@ impl Driver {
             .filter_map(|peer| self.buckets.get(peer))
             .map(|bucket| bucket.ready_at(rate));
         let retry = self.retries.iter().map(|r| r.at);
-        self.stall_wake
-            .into_iter()
-            .chain(refill)
+        refill
             .chain(retry)
             .map(|at| at.saturating_duration_since(now))
             .chain(node)
@@ -289,6 +290,7 @@ impl Driver {
             Ok(Msg::Wrote(peer, n)) => self.wrote(peer, n),
             Ok(Msg::Closed(peer, error)) => {
                 self.conns.remove(&peer);
+                self.flow.forget(peer);
                 let error = error.as_deref();
                 self.input(Input::Closed { peer, error });
                 self.resume();
@@ -423,7 +425,7 @@ impl Driver {
         let mut budget = TURN_BUDGET;
         loop {
             // A peer that is not ready yet feeds nobody: its greeting goes on.
-            if self.paused && self.aliases.contains_key(&peer) {
+            if !self.flow.feeds(peer) && self.aliases.contains_key(&peer) {
                 enqueue(&mut self.waiting, peer);
                 return;
             }
@@ -485,38 +487,31 @@ impl Driver {
         }
     }
 
-    /// A writer's progress: the peer took bytes, and the pause may lift.
+    /// A writer's progress: the peer took bytes, and input may go on.
     fn wrote(&mut self, peer: PeerId, n: usize) {
-        let Some(conn) = self.conns.get_mut(&peer) else {
-            return;
-        };
-        conn.wrote(n);
-        if conn.queued() < LOW_WATER {
-            self.resume();
-        }
+        let now = self.now();
+        self.flow.taken(now, peer, n);
+        self.resume();
     }
 
-    /// Lifts the pause once every queue is below [`LOW_WATER`] and feeds the held
-    /// chunks in the order they came, until done or paused again.
+    /// Feeds the held chunks that the flow lets go on (all of them once the pause
+    /// lifts), in the order they came; the others wait on.
     fn resume(&mut self) {
-        if !self.paused || self.conns.values().any(|c| c.queued() >= LOW_WATER) {
-            return;
-        }
-        self.paused = false;
-        while !self.paused {
+        for _ in 0..self.waiting.len() {
             let Some(peer) = self.waiting.pop_front() else {
                 return;
             };
-            self.feed(peer);
+            if self.flow.feeds(peer) {
+                self.feed(peer);
+            } else {
+                self.waiting.push_back(peer);
+            }
         }
     }
 
     /// The node's timeout, the stall check, re-dials, refilled buckets: whichever are due.
     fn timeout(&mut self) {
-        if self
-            .stall_wake
-            .is_some_and(|at| at <= std::time::Instant::now())
-        {
+        if self.stall_wake.is_some_and(|at| at <= self.now()) {
             self.check_stalls();
         }
         self.refilled();
@@ -622,28 +617,21 @@ impl Driver {
     /// Disconnects every peer that took none of its waiting bytes for the stall
     /// timeout, and sets the next check.
     fn check_stalls(&mut self) {
-        let now = std::time::Instant::now();
-        self.stall_wake = None;
-        let mut stalled = Vec::new();
-        for (&peer, conn) in &self.conns {
-            let Some(since) = conn.waiting_since() else {
-                continue;
-            };
-            let at = since + self.stall;
-            if at <= now {
-                stalled.push(peer);
-            } else {
-                self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
-            }
-        }
+        let now = self.now();
+        let (due, next) = self.flow.stalled(now);
+        let stalled: Vec<PeerId> = due.collect();
+        self.stall_wake = next;
+        let secs = self
+            .flow
+            .limits()
+            .stall
+            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
         for peer in stalled {
             if let Some(conn) = self.conns.remove(&peer) {
                 conn.abort();
             }
-            let reason = format!(
-                "not reading (no bytes taken for {} s)",
-                self.stall.as_secs_f64()
-            );
+            self.flow.forget(peer);
+            let reason = format!("not reading (no bytes taken for {secs} s)");
             self.input(Input::Closed {
                 peer,
                 error: Some(&reason),
@@ -671,6 +659,7 @@ impl Driver {
                             self.dirty.push(peer);
                         }
                         conn.send(data);
+                        self.flow.queued(now, peer, data.len());
                     }
                     None => debug!("{peer} has no connection for its bytes"),
                 },
@@ -687,8 +676,9 @@ impl Driver {
                     if let Some(conn) = self.conns.remove(&peer) {
                         conn.close();
                     }
+                    self.flow.forget(peer);
                     // Its queue no longer holds the room (`resume` feeds, so not from here).
-                    self.recheck = self.paused;
+                    self.recheck = !self.waiting.is_empty();
                 }
                 Output::Event(event) => {
                     let event = event.map(String::from);
@@ -701,17 +691,15 @@ impl Driver {
     /// Writes what this drain queued, one write per peer; what a socket would not
     /// take waits in the writer thread, and may pause input or arm the stall check.
     fn flush(&mut self) {
+        let now = self.now();
         for peer in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(&peer) else {
                 continue;
             };
-            conn.flush();
-            if let Some(since) = conn.waiting_since() {
-                let at = since + self.stall;
+            let n = conn.flush();
+            self.flow.taken(now, peer, n);
+            if let Some(at) = self.flow.stall_at(peer) {
                 self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
-            }
-            if conn.queued() > HIGH_WATER {
-                self.paused = true;
             }
         }
     }

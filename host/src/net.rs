@@ -175,9 +175,9 @@ impl Writers {
     }
 }
 
-/// The driver's handle on one connection: bytes staged for it in this turn, how
-/// many bytes wait in all, and the chunk its reader handed over that the node has
-/// not taken.
+/// The driver's handle on one connection: bytes staged for it in this turn and
+/// the chunk its reader handed over that the node has not taken. (How many bytes
+/// wait in all is the driver's [`meshtalk_core::flow::Flow`].)
 pub struct Conn {
     entry: Arc<Entry>,
     shared: Arc<Shared>,
@@ -185,10 +185,6 @@ pub struct Conn {
     staged: Vec<u8>,
     /// One credit lets the reader read its next chunk.
     credit: SyncSender<()>,
-    /// Bytes queued and not yet written (staged or in the writer's buffer).
-    queued: usize,
-    /// When bytes were last written, or when bytes began to wait.
-    progress: Instant,
     /// The reader's last chunk, of which `taken` bytes were fed to the node.
     pending: Vec<u8>,
     taken: usize,
@@ -246,8 +242,6 @@ impl Conn {
             shared,
             staged: Vec::new(),
             credit,
-            queued: 0,
-            progress: Instant::now(),
             pending: Vec::new(),
             taken: 0,
             ended: false,
@@ -259,27 +253,22 @@ impl Conn {
         if self.ended {
             return;
         }
-        self.queued += data.len();
         self.staged.extend_from_slice(data);
     }
 
     /// Writes the staged bytes now, as many as the socket takes without blocking;
     /// the rest go to the writer thread, which writes them when it can.
-    pub fn flush(&mut self) {
+    /// Returns how many bytes the socket took now.
+    pub fn flush(&mut self) -> usize {
         if self.staged.is_empty() || self.ended {
-            return;
+            return 0;
         }
-        // Nothing waited before this drain: what stays of it begins to wait now.
-        let fresh = self.queued == self.staged.len();
         let mut out = lock(&self.entry.out);
         if out.at < out.buf.len() {
             // Bytes already wait for writability: these go after them.
             out.buf.extend_from_slice(&self.staged);
             self.staged.clear();
-            if fresh {
-                self.progress = Instant::now();
-            }
-            return;
+            return 0;
         }
         std::mem::swap(&mut out.buf, &mut self.staged);
         out.at = 0;
@@ -294,15 +283,11 @@ impl Conn {
         }
         drop(out);
         match result {
-            Ok(n) => {
-                self.queued = self.queued.saturating_sub(n);
-                if self.queued > 0 && (n > 0 || fresh) {
-                    self.progress = Instant::now();
-                }
-            }
+            Ok(n) => n,
             Err(e) => {
                 self.shared.fail(&self.entry, e);
                 self.ended = true;
+                0
             }
         }
     }
@@ -310,25 +295,6 @@ impl Conn {
     /// Bytes queued since the last [`Conn::flush`].
     pub fn staged(&self) -> usize {
         self.staged.len()
-    }
-
-    /// `n` bytes of the queue were written.
-    pub fn wrote(&mut self, n: usize) {
-        self.queued = self.queued.saturating_sub(n);
-        // Progress matters only while bytes wait (and the clock costs a little).
-        if n > 0 && self.queued > 0 {
-            self.progress = Instant::now();
-        }
-    }
-
-    /// Bytes queued and not yet written.
-    pub fn queued(&self) -> usize {
-        self.queued
-    }
-
-    /// While bytes wait: when the peer last took some (or they began to wait).
-    pub fn waiting_since(&self) -> Option<Instant> {
-        (self.queued > 0).then_some(self.progress)
     }
 
     /// Keeps the reader's chunk until the node has taken all of it.
