@@ -23,7 +23,7 @@ use crate::render::Render;
 pub type HostNode = Node<1024, 8192, 131072>;
 
 /// How long the writers get to send what is queued when the program ends.
-const EXIT_FLUSH: Duration = Duration::from_secs(1);
+pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
 /// A peer with more than this queued for it pauses the input of every peer.
 const HIGH_WATER: usize = 1 << 20;
 /// The pause lifts once every peer has less than this queued.
@@ -83,7 +83,7 @@ pub fn run(
     options: Options,
 ) -> i32 {
     let (tx, rx) = channel();
-    crate::signal::spawn(tx.clone());
+    crate::signal::spawn(tx.clone(), Msg::Signal);
     let (done, done_rx) = channel();
     let listening = listener.as_ref().map(TcpListener::local_addr);
     if let Some(listener) = listener {
