@@ -26,7 +26,7 @@ pub type HostNode = Node<1024, 8192, 131072>;
 type HostFlow = Flow<1024>;
 
 /// How long the writers get to send what is queued when the program ends.
-const EXIT_FLUSH: Duration = Duration::from_secs(1);
+pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
 /// Bytes of one peer fed to the node in one turn; then other peers and messages
 /// are served, so a flooding peer delays the others by at most this much work.
 const TURN_BUDGET: usize = 16 << 10;
@@ -82,7 +82,7 @@ pub fn run(
     options: Options,
 ) -> i32 {
     let (tx, rx) = channel();
-    crate::signal::spawn(tx.clone());
+    crate::signal::spawn(tx.clone(), Msg::Signal);
     let (done, done_rx) = channel();
     let listening = listener.as_ref().map(TcpListener::local_addr);
     if let Some(listener) = listener {

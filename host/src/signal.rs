@@ -1,5 +1,5 @@
-//! SIGINT and SIGTERM become a message to the driver, which then says goodbye to
-//! every peer and exits as at the end of input. signal-hook's iterator does the
+//! SIGINT and SIGTERM become a message to the driver (or to `send --text`'s
+//! loop), which then says goodbye to every peer and exits as at the end of input. signal-hook's iterator does the
 //! signal-safe part on a thread of its own, so there is no handler code here.
 
 use std::sync::mpsc::Sender;
@@ -8,13 +8,12 @@ use std::thread;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::driver::Msg;
 use crate::log::{debug, diag};
 
-/// Catches SIGINT and SIGTERM from now on and reports each to the driver as
-/// [`Msg::Signal`]. If they cannot be caught, they keep their default (ending the
-/// process at once) and a diagnostic says so.
-pub fn spawn(to_driver: Sender<Msg>) {
+/// Catches SIGINT and SIGTERM from now on and sends each, named and wrapped by
+/// `wrap` (e.g. `Msg::Signal`), to `to_driver`. If they cannot be caught, they
+/// keep their default (ending the process at once) and a diagnostic says so.
+pub fn spawn<T: Send + 'static>(to_driver: Sender<T>, wrap: fn(&'static str) -> T) {
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(e) => {
@@ -27,7 +26,7 @@ pub fn spawn(to_driver: Sender<Msg>) {
         .spawn(move || {
             for signal in signals.forever() {
                 debug!("signal {signal}");
-                if to_driver.send(Msg::Signal(name(signal))).is_err() {
+                if to_driver.send(wrap(name(signal))).is_err() {
                     return;
                 }
             }

@@ -1,5 +1,5 @@
 //! End to end: hardening of the host. Real `meshtalk` processes on 127.0.0.1: a
-//! signal says goodbye and exits 0, `mesh --reconnect` dials a dropped peer again,
+//! signal says goodbye and exits 0 (in `send --text` too), `mesh --reconnect` dials a dropped peer again,
 //! a flooding peer does not hold up the others, and `--rate-limit` slows a flooder.
 //! Every wait is bounded; children are killed on drop.
 
@@ -153,6 +153,32 @@ fn sigterm_ends_serve_which_outlives_the_end_of_its_input() {
     node.signal("TERM");
     let status = node.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "serve after SIGTERM: {status}");
+}
+
+#[test]
+fn sigterm_makes_send_text_say_quit_and_exit_0() {
+    let server = Node::meshtalk(
+        "serve",
+        &["serve", "--port", "0", "--bind", "127.0.0.1", "--json"],
+    );
+    let port = common::proc::port_of(&server.expect("listening", WAIT, |_| true));
+    let mut sender = Node::meshtalk(
+        "send",
+        &["send", "127.0.0.1", &port.to_string(), "--text", "--json"],
+    );
+    sender.type_line("hello");
+    server.expect("message", WAIT, |e| e["text"] == "hello");
+    // Its input still open, the sender is told to stop.
+    sender.signal("TERM");
+    // `quit` is the older protocol's goodbye: the server answers with the log.
+    let sent = server.expect("log_sent", WAIT, |_| true);
+    assert_eq!(sent["lines"], 1, "{sent}");
+    let status = sender.wait_exit(WAIT);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "send --text after SIGTERM: {status}"
+    );
 }
 
 #[test]
