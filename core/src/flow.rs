@@ -49,6 +49,8 @@ pub struct Flow<const P: usize> {
     backlogs: [Option<Backlog>; P],
     /// Backlogs at or above the low water: the pause lifts when there are none.
     over_low: usize,
+    /// Backlogs over the ceiling: while there is one, a paused node reads nobody.
+    over_cap: usize,
     paused: bool,
     /// Spreads the stall timeouts of this node's peers (see [`Flow::stall_at`]).
     salt: u64,
@@ -62,6 +64,7 @@ impl<const P: usize> Flow<P> {
             limits,
             backlogs: [None; P],
             over_low: 0,
+            over_cap: 0,
             paused: false,
             salt,
         }
@@ -77,17 +80,20 @@ impl<const P: usize> Flow<P> {
     }
 
     /// Whether `peer`'s input is to be fed now. While paused, only a peer we are
-    /// waiting for (at least the low water waits for it, up to four times the high
-    /// water) is fed: it may be waiting for us too, and reading it is what lets
-    /// two relays that pause at once both go on.
+    /// waiting for (at least the low water waits for it) is fed: it may be
+    /// waiting for us too, and reading it is what lets two relays that pause at
+    /// once both go on. What it sends may add to every backlog, so nobody is fed
+    /// while any backlog is over the ceiling ([`Flow::ceiling`]): memory stays
+    /// bounded whatever peers do.
     pub fn feeds(&self, peer: PeerId) -> bool {
-        if !self.paused {
-            return true;
-        }
-        let waiting = self.backlog(peer);
-        waiting >= self.limits.low_water && waiting <= self.limits.high_water.saturating_mul(4)
+        !self.paused || (self.over_cap == 0 && self.backlog(peer) >= self.limits.low_water)
     }
 
+    /// The most bytes that wait for one peer before a paused node reads nobody:
+    /// four times the high water (a backlog may pass it by what one feed adds).
+    pub fn ceiling(&self) -> usize {
+        self.limits.high_water.saturating_mul(4)
+    }
     /// Bytes waiting for `peer`.
     pub fn backlog(&self, peer: PeerId) -> usize {
         self.get(peer).map_or(0, |b| b.bytes)
@@ -192,6 +198,12 @@ impl<const P: usize> Flow<P> {
         match (was >= low, now >= low) {
             (false, true) => self.over_low += 1,
             (true, false) => self.over_low -= 1,
+            _ => {}
+        }
+        let cap = self.ceiling();
+        match (was > cap, now > cap) {
+            (false, true) => self.over_cap += 1,
+            (true, false) => self.over_cap -= 1,
             _ => {}
         }
         if now > self.limits.high_water {

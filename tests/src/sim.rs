@@ -1660,8 +1660,8 @@ impl Sim {
     }
 
     /// Nothing may stay stuck on a link that is up (a wait cycle nobody broke),
-    /// and what a shell holds for a peer is bounded by the high water plus what
-    /// one feed and the person's own commands add.
+    /// and what a shell holds for a peer is bounded by the flow's ceiling plus
+    /// what one feed and the person's own commands add.
     fn check_flow(&self, bp: Backpressure, v: &mut Vec<String>) {
         for (c, conn) in self.conns.iter().enumerate() {
             if !conn.ends.iter().all(|e| e.alive) {
@@ -1681,7 +1681,8 @@ impl Sim {
         }
         let most_commands = self.nodes.iter().map(|n| n.commands).max().unwrap_or(0);
         let frame = SimNode::MAX_TEXT + 256;
-        let bound = bp.limits.high_water + 16 * bp.window + most_commands * frame;
+        // Over the ceiling a paused shell feeds nobody: one feed (a pipe's worth) may pass it.
+        let bound = 4 * bp.limits.high_water + 2 * bp.window + most_commands * frame;
         if self.report.max_backlog > bound {
             v.push(format!(
                 "a shell held {} bytes for one peer, over the bound of {bound}",

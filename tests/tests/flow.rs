@@ -86,11 +86,14 @@ fn while_paused_only_a_peer_the_node_waits_for_is_fed() {
 }
 
 #[test]
-fn a_peer_with_over_four_times_the_high_water_waiting_is_not_fed_even_so() {
-    let (_, [a, _, _]) = peers();
+fn while_one_backlog_is_over_the_ceiling_a_paused_node_feeds_nobody() {
+    let (_, [a, b, _]) = peers();
     let mut f = flow();
-    f.queued(at(0), a, 4 * HIGH + 1);
-    assert!(!f.feeds(a));
+    f.queued(at(0), a, f.ceiling() + 1);
+    f.queued(at(0), b, LOW);
+    assert!(!f.feeds(a) && !f.feeds(b));
+    f.taken(at(10), a, 1);
+    assert!(f.feeds(a) && f.feeds(b), "back at the ceiling");
 }
 
 #[test]
