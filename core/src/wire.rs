@@ -71,10 +71,16 @@ impl fmt::Display for WireError {
 impl<'a> Message<'a> {
     /// Decodes one frame body, borrowing the text from it.
     pub fn decode(body: &'a [u8]) -> Result<Self, WireError> {
-        // Chat is most of the traffic: read it by hand (half the instructions);
-        // anything unusual goes to postcard, which gives the same answer.
-        if let Some(chat) = decode_chat(body) {
-            return Ok(chat);
+        // Chat and room messages are most of the traffic: read them by hand
+        // (half the instructions); anything unusual goes to postcard, which
+        // gives the same answer.
+        let by_hand = match body.first() {
+            Some(&CHAT_TAG) => decode_chat(body),
+            Some(&BROADCAST_TAG) => decode_broadcast(body),
+            _ => None,
+        };
+        if let Some(msg) = by_hand {
+            return Ok(msg);
         }
         match postcard::take_from_bytes::<Message<'a>>(body) {
             Ok((msg, [])) => Ok(msg),
@@ -195,6 +201,61 @@ fn decode_chat(body: &[u8]) -> Option<Message<'_>> {
     // on, checks 32 bytes an instruction where the CPU can (see core/Cargo.toml).
     let text = simdutf8::basic::from_utf8(text).ok()?;
     Some(Message::Chat { id, text })
+}
+
+/// postcard's variant index of [`Message::Broadcast`].
+const BROADCAST_TAG: u8 = 3;
+
+/// A room message read by hand when its varints are canonical; None for
+/// anything else, which postcard then decodes (or refuses) itself.
+#[inline]
+fn decode_broadcast(body: &[u8]) -> Option<Message<'_>> {
+    let (&tag, rest) = body.split_first()?;
+    if tag != BROADCAST_TAG {
+        return None;
+    }
+    let (origin, rest) = varint_u64(rest)?;
+    let (seq, rest) = varint_u64(rest)?;
+    let seq = u32::try_from(seq).ok()?;
+    // postcard writes a u8 as the byte itself.
+    let (&hops, rest) = rest.split_first()?;
+    let (name_len, rest) = short_varint(rest)?;
+    let (name, rest) = rest.split_at_checked(name_len as usize)?;
+    let (text_len, text) = short_varint(rest)?;
+    if text.len() != text_len as usize {
+        return None;
+    }
+    // The one UTF-8 check of each string (see `decode_chat`).
+    let name = simdutf8::basic::from_utf8(name).ok()?;
+    let text = simdutf8::basic::from_utf8(text).ok()?;
+    Some(Message::Broadcast {
+        origin,
+        seq,
+        hops,
+        name,
+        text,
+    })
+}
+
+/// A LEB128 varint of a u64 (1 to 10 bytes) in its shortest form, and the
+/// bytes after it; None for a longer form or a value over u64::MAX.
+#[inline]
+fn varint_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        // The 10th byte holds bit 63 only.
+        if i == 9 && b > 1 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if i > 0 && b == 0 {
+                return None;
+            }
+            return bytes.get(i + 1..).map(|rest| (value, rest));
+        }
+    }
+    None
 }
 
 /// A varint of 1 to 3 bytes in its shortest form (a valid u32 to postcard too),
@@ -399,13 +460,6 @@ mod tests {
 
     #[test]
     fn chat_read_by_hand_refuses_what_postcard_refuses() {
-        fn postcard_says(b: &[u8]) -> Result<Message<'_>, WireError> {
-            match postcard::take_from_bytes::<Message<'_>>(b) {
-                Ok((m, [])) => Ok(m),
-                Ok(_) => Err(WireError::TrailingBytes),
-                Err(_) => Err(WireError::Malformed),
-            }
-        }
         for body in [
             &[1, 5, 2, b'h', b'i'][..],
             &[1, 5, 2, b'h'],
@@ -418,6 +472,75 @@ mod tests {
             &[1, 0x80],
         ] {
             assert_eq!(Message::decode(body), postcard_says(body), "{body:?}");
+        }
+    }
+
+    /// What postcard alone says of a body.
+    fn postcard_says(b: &[u8]) -> Result<Message<'_>, WireError> {
+        match postcard::take_from_bytes::<Message<'_>>(b) {
+            Ok((m, [])) => Ok(m),
+            Ok(_) => Err(WireError::TrailingBytes),
+            Err(_) => Err(WireError::Malformed),
+        }
+    }
+
+    #[test]
+    fn broadcast_read_by_hand_is_what_postcard_reads() {
+        let long = "é".repeat(300);
+        for origin in [0, 1, 127, 128, u64::from(u32::MAX), 1 << 63, u64::MAX] {
+            for seq in [0, 127, 128, (1 << 21) - 1, 1 << 21, u32::MAX] {
+                for (hops, name, text) in [(0, "", ""), (8, "bob", "hi ☃"), (255, "x", &long)] {
+                    let msg = Message::Broadcast {
+                        origin,
+                        seq,
+                        hops,
+                        name,
+                        text,
+                    };
+                    let mut body = [0u8; 1024];
+                    let body = postcard::to_slice(&msg, &mut body).unwrap();
+                    assert_eq!(decode_broadcast(body), Some(msg), "{msg:?}");
+                    assert_eq!(Message::decode(body), Ok(msg));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_cut_and_every_changed_byte_of_a_chat_or_broadcast_decodes_as_postcard_says() {
+        let msgs = [
+            Message::Chat {
+                id: 300,
+                text: "hé",
+            },
+            Message::Broadcast {
+                origin: u64::MAX,
+                seq: 1 << 21,
+                hops: 3,
+                name: "bob",
+                text: "hé",
+            },
+        ];
+        let mut buf = [0u8; 64];
+        for msg in msgs {
+            let body = postcard::to_slice(&msg, &mut buf).unwrap().to_vec();
+            for end in 0..=body.len() {
+                let cut = &body[..end];
+                assert_eq!(Message::decode(cut), postcard_says(cut), "{cut:?}");
+            }
+            for at in 0..body.len() {
+                for value in 0..=u8::MAX {
+                    let mut changed = [0u8; 64];
+                    changed[..body.len()].copy_from_slice(&body);
+                    changed[at] = value;
+                    let changed = &changed[..body.len()];
+                    assert_eq!(
+                        Message::decode(changed),
+                        postcard_says(changed),
+                        "{changed:?}"
+                    );
+                }
+            }
         }
     }
 
