@@ -133,40 +133,44 @@ impl<const N: usize> FrameDecoder<N> {
     #[inline]
     pub fn decode<'a>(&'a mut self, input: &'a [u8]) -> (usize, Decoded<'a>) {
         // Fast paths; anything else goes the general way, which gives the same result.
-        // One byte into a body, as a byte-at-a-time reader feeds it: stored in
-        // place, with no memcpy call and no other state touched.
-        if let State::Body { len, filled } = &mut self.state
-            && let &[byte] = input
-        {
-            // Cannot panic: `filled < len <= N`.
-            self.buf[*filled] = byte;
-            *filled += 1;
-            if *filled < *len {
-                return (1, Decoded::NeedMore);
-            }
-            let len = *len;
-            self.state = BOUNDARY;
-            // Cannot panic: `len <= N`.
-            return (1, Decoded::Frame(&self.buf[..len]));
-        }
-        if self.state == BOUNDARY {
-            if let Some(found) = Self::whole_frame(input) {
-                return found;
-            }
-            // Nothing, or a lone 1-byte header (the body's first byte comes next
-            // call): no trip through the general state machine.
-            match *input {
-                [] => return (0, Decoded::NeedMore),
-                [b0] if b0 & CONTINUE == 0 && usize::from(b0) <= N => {
-                    // `b0 > 0`: an empty frame is a whole frame, handed back above.
-                    self.state = State::Body {
-                        len: usize::from(b0),
-                        filled: 0,
-                    };
-                    return (1, Decoded::NeedMore);
+        match &mut self.state {
+            // At a boundary (`count == 0` holds only there; `value` is then 0).
+            State::Header { count: 0, .. } => {
+                if let Some(found) = Self::whole_frame(input) {
+                    return found;
                 }
-                _ => {}
+                // Nothing, or a lone 1-byte header (the body's first byte comes
+                // next call): no trip through the general state machine.
+                match *input {
+                    [] => return (0, Decoded::NeedMore),
+                    [b0] if b0 & CONTINUE == 0 && usize::from(b0) <= N => {
+                        // `b0 > 0`: an empty frame is a whole frame, handed back above.
+                        self.state = State::Body {
+                            len: usize::from(b0),
+                            filled: 0,
+                        };
+                        return (1, Decoded::NeedMore);
+                    }
+                    _ => {}
+                }
             }
+            // One byte into a body, as a byte-at-a-time reader feeds it: stored
+            // in place, with no memcpy call and no other state touched.
+            State::Body { len, filled } => {
+                if let &[byte] = input {
+                    // Cannot panic: `filled < len <= N`.
+                    self.buf[*filled] = byte;
+                    *filled += 1;
+                    if *filled < *len {
+                        return (1, Decoded::NeedMore);
+                    }
+                    let len = *len;
+                    self.state = BOUNDARY;
+                    // Cannot panic: `len <= N`.
+                    return (1, Decoded::Frame(&self.buf[..len]));
+                }
+            }
+            _ => {}
         }
         self.decode_slow(input)
     }

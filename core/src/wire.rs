@@ -70,6 +70,7 @@ impl fmt::Display for WireError {
 
 impl<'a> Message<'a> {
     /// Decodes one frame body, borrowing the text from it.
+    #[inline]
     pub fn decode(body: &'a [u8]) -> Result<Self, WireError> {
         // Chat and room messages are most of the traffic: read them by hand
         // (half the instructions); anything unusual goes to postcard, which
@@ -79,9 +80,14 @@ impl<'a> Message<'a> {
             Some(&BROADCAST_TAG) => decode_broadcast(body),
             _ => None,
         };
-        if let Some(msg) = by_hand {
-            return Ok(msg);
+        match by_hand {
+            Some(msg) => Ok(msg),
+            None => Self::decode_postcard(body),
         }
+    }
+
+    /// [`Self::decode`] by postcard, out of line: the rare messages and anything malformed.
+    fn decode_postcard(body: &'a [u8]) -> Result<Self, WireError> {
         match postcard::take_from_bytes::<Message<'a>>(body) {
             Ok((msg, [])) => Ok(msg),
             Ok(_) => Err(WireError::TrailingBytes),
@@ -208,7 +214,7 @@ const BROADCAST_TAG: u8 = 3;
 
 /// A room message read by hand when its varints are canonical; None for
 /// anything else, which postcard then decodes (or refuses) itself.
-#[inline]
+#[inline(never)]
 fn decode_broadcast(body: &[u8]) -> Option<Message<'_>> {
     let (&tag, rest) = body.split_first()?;
     if tag != BROADCAST_TAG {
