@@ -1,8 +1,9 @@
 //! A fixed workload for counting instructions per message under callgrind
-//! (`benches/callgrind.sh` runs it): `insns decode N` or `insns encode N`
-//! decodes or encodes N chat messages of 64-byte text with meshtalk's codec.
+//! (`benches/callgrind.sh` runs it): `insns decode N`, `insns decode_bytes N`
+//! or `insns encode N` decodes (from 4 KiB chunks, or one byte at a time) or
+//! encodes N chat messages of 64-byte text with meshtalk's codec.
 //!
-//! Only [`decode_all`] and [`encode_all`] are measured (callgrind's
+//! Only [`decode_all`], [`decode_bytes_all`] and [`encode_all`] are measured (callgrind's
 //! `--toggle-collect`), so building the input costs nothing in the count.
 //! Without arguments (as `cargo bench` runs it) it does a short run and says so.
 
@@ -52,6 +53,31 @@ fn decode_all(stream: &[u8], rounds: usize) -> u64 {
     sum
 }
 
+/// As [`decode_all`], but fed one byte at a time (as a reader of a slow link
+/// would); returns the text bytes seen.
+#[inline(never)]
+fn decode_bytes_all(stream: &[u8], rounds: usize) -> u64 {
+    let mut decoder = FrameDecoder::<8192>::new();
+    let mut sum = 0;
+    for _ in 0..rounds {
+        for mut input in stream.chunks(1) {
+            loop {
+                let (used, found) = decoder.decode(input);
+                match found {
+                    Decoded::NeedMore => break,
+                    Decoded::Frame(body) => match Message::decode(body) {
+                        Ok(Message::Chat { text, .. }) => sum += text.len() as u64,
+                        _ => panic!("not a chat message"),
+                    },
+                    Decoded::Error(e) => panic!("{e}"),
+                }
+                input = &input[used..];
+            }
+        }
+    }
+    sum
+}
+
 /// Encodes `n` chat messages as frames, cycling through `texts` and `out`.
 #[inline(never)]
 fn encode_all(texts: &[String], out: &mut [u8], n: usize) -> usize {
@@ -77,7 +103,9 @@ fn main() {
     let (what, n) = match args.as_slice() {
         [what, n] => (what.as_str(), n.parse::<usize>().expect("N is a number")),
         _ => {
-            eprintln!("usage: insns decode|encode N (see benches/callgrind.sh); a short run now");
+            eprintln!(
+                "usage: insns decode|decode_bytes|encode N (see benches/callgrind.sh); a short run now"
+            );
             ("both", 10 * DISTINCT)
         }
     };
@@ -86,14 +114,19 @@ fn main() {
     if what == "encode" || what == "both" {
         black_box(encode_all(&texts, &mut out, n));
     }
-    if what == "decode" || what == "both" {
-        let len = encode_all(&texts, &mut out, DISTINCT);
-        let rounds = n.div_ceil(DISTINCT);
-        let sum = decode_all(black_box(&out[..len]), rounds);
-        assert_eq!(sum, (rounds * DISTINCT * SIZE) as u64);
+    for (name, decode) in [
+        ("decode", decode_all as fn(&[u8], usize) -> u64),
+        ("decode_bytes", decode_bytes_all),
+    ] {
+        if what == name || what == "both" {
+            let len = encode_all(&texts, &mut out, DISTINCT);
+            let rounds = n.div_ceil(DISTINCT);
+            let sum = decode(black_box(&out[..len]), rounds);
+            assert_eq!(sum, (rounds * DISTINCT * SIZE) as u64);
+        }
     }
-    if !matches!(what, "encode" | "decode" | "both") {
-        eprintln!("unknown workload {what}: want decode or encode");
+    if !matches!(what, "encode" | "decode" | "decode_bytes" | "both") {
+        eprintln!("unknown workload {what}: want decode, decode_bytes or encode");
         std::process::exit(2);
     }
 }

@@ -132,18 +132,60 @@ impl<const N: usize> FrameDecoder<N> {
     /// After a fatal error every call returns `(0, Error(BadHeader))` until [`reset`](Self::reset).
     #[inline]
     pub fn decode<'a>(&'a mut self, input: &'a [u8]) -> (usize, Decoded<'a>) {
-        // Hot path: at a boundary with a 1- or 2-byte header and the whole body
-        // in `input`; hand back a slice of `input`. Anything else (including an
-        // oversized length) goes the general way, which gives the same result.
-        if self.state == BOUNDARY
-            && let Some(&b0) = input.first()
-        {
+        // Fast paths; anything else goes the general way, which gives the same result.
+        match &mut self.state {
+            // At a boundary (`count == 0` holds only there; `value` is then 0).
+            State::Header { count: 0, .. } => {
+                if let Some(found) = Self::whole_frame(input) {
+                    return found;
+                }
+                // Nothing, or a lone 1-byte header (the body's first byte comes
+                // next call): no trip through the general state machine.
+                match *input {
+                    [] => return (0, Decoded::NeedMore),
+                    [b0] if b0 & CONTINUE == 0 && usize::from(b0) <= N => {
+                        // `b0 > 0`: an empty frame is a whole frame, handed back above.
+                        self.state = State::Body {
+                            len: usize::from(b0),
+                            filled: 0,
+                        };
+                        return (1, Decoded::NeedMore);
+                    }
+                    _ => {}
+                }
+            }
+            // One byte into a body, as a byte-at-a-time reader feeds it: stored
+            // in place, with no memcpy call and no other state touched.
+            State::Body { len, filled } => {
+                if let &[byte] = input {
+                    // Cannot panic: `filled < len <= N`.
+                    self.buf[*filled] = byte;
+                    *filled += 1;
+                    if *filled < *len {
+                        return (1, Decoded::NeedMore);
+                    }
+                    let len = *len;
+                    self.state = BOUNDARY;
+                    // Cannot panic: `len <= N`.
+                    return (1, Decoded::Frame(&self.buf[..len]));
+                }
+            }
+            _ => {}
+        }
+        self.decode_slow(input)
+    }
+
+    /// At a boundary, a frame with a 1- or 2-byte header whose whole body is in
+    /// `input`, as a slice of `input`; None for anything else (an oversized length too).
+    #[inline]
+    fn whole_frame(input: &[u8]) -> Option<(usize, Decoded<'_>)> {
+        if let Some(&b0) = input.first() {
             if b0 & CONTINUE == 0 {
                 let len = usize::from(b0);
                 if len <= N
                     && let Some(body) = input.get(1..1 + len)
                 {
-                    return (1 + len, Decoded::Frame(body));
+                    return Some((1 + len, Decoded::Frame(body)));
                 }
             } else if let Some(&b1) = input.get(1)
                 && b1 & CONTINUE == 0
@@ -152,11 +194,11 @@ impl<const N: usize> FrameDecoder<N> {
                 if len <= N
                     && let Some(body) = input.get(2..2 + len)
                 {
-                    return (2 + len, Decoded::Frame(body));
+                    return Some((2 + len, Decoded::Frame(body)));
                 }
             }
         }
-        self.decode_slow(input)
+        None
     }
 
     /// The general state machine: partial headers, bodies split across calls,
@@ -200,6 +242,9 @@ impl<const N: usize> FrameDecoder<N> {
                         }
                         Ok(len) if len <= N => {
                             self.state = State::Body { len, filled: 0 };
+                            if pos == input.len() {
+                                return (pos, Decoded::NeedMore);
+                            }
                         }
                         // Over N, or too big for usize (16-bit targets) and so over N too.
                         _ => {

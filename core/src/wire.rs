@@ -70,12 +70,24 @@ impl fmt::Display for WireError {
 
 impl<'a> Message<'a> {
     /// Decodes one frame body, borrowing the text from it.
+    #[inline]
     pub fn decode(body: &'a [u8]) -> Result<Self, WireError> {
-        // Chat is most of the traffic: read it by hand (half the instructions);
-        // anything unusual goes to postcard, which gives the same answer.
-        if let Some(chat) = decode_chat(body) {
-            return Ok(chat);
+        // Chat and room messages are most of the traffic: read them by hand
+        // (half the instructions); anything unusual goes to postcard, which
+        // gives the same answer.
+        let by_hand = match body.first() {
+            Some(&CHAT_TAG) => decode_chat(body),
+            Some(&BROADCAST_TAG) => decode_broadcast(body),
+            _ => None,
+        };
+        match by_hand {
+            Some(msg) => Ok(msg),
+            None => Self::decode_postcard(body),
         }
+    }
+
+    /// [`Self::decode`] by postcard, out of line: the rare messages and anything malformed.
+    fn decode_postcard(body: &'a [u8]) -> Result<Self, WireError> {
         match postcard::take_from_bytes::<Message<'a>>(body) {
             Ok((msg, [])) => Ok(msg),
             Ok(_) => Err(WireError::TrailingBytes),
@@ -84,13 +96,22 @@ impl<'a> Message<'a> {
     }
 
     /// Encodes the message as one frame (length prefix and body) at the start of `out`.
+    #[inline]
     pub fn encode_frame(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        // Inlined so that the caller's chat goes straight to the hand-written
+        // encoder; everything else is postcard's, out of line.
+        if let Message::Chat { id, text } = *self {
+            return encode_chat(id, text, out);
+        }
+        self.encode_postcard(out)
+    }
+
+    /// [`Self::encode_frame`] by postcard: the body written after room for the
+    /// longest header, then slid down to sit right after the real one.
+    fn encode_postcard(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
         let needed = self.frame_len();
         if out.len() < needed {
             return Err(BufferTooSmall { needed });
-        }
-        if let Message::Chat { id, text } = *self {
-            return encode_chat(id, text, out);
         }
         let body_room = out.get_mut(MAX_HEADER..).unwrap_or_default();
         let body_len = postcard::to_slice(self, body_room)
@@ -114,22 +135,32 @@ impl<'a> Message<'a> {
             Message::Bye { reason } => reason.len(),
             Message::Ping { .. } | Message::Pong { .. } => 0,
         };
-        MAX_HEADER + 1 + 4 * 10 + strings
+        FRAME_OVERHEAD + strings
     }
 }
+
+/// What [`Message::frame_len`] adds to the strings: the longest header, the
+/// variant index and four varints of at most 10 bytes each.
+const FRAME_OVERHEAD: usize = MAX_HEADER + 1 + 4 * 10;
 
 /// postcard's variant index of [`Message::Chat`] (its place in the enum), a one-byte varint.
 const CHAT_TAG: u8 = 1;
 
 /// A chat message in postcard's layout (variant index, id, text length, text),
-/// written by hand; `out` holds at least [`Message::frame_len`] bytes.
+/// written by hand: a frame of postcard's bytes, with [`Message::frame_len`] as
+/// the room it asks for.
+#[inline]
 fn encode_chat(id: u32, text: &str, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let needed = FRAME_OVERHEAD + text.len();
+    let Some(out) = out.get_mut(..needed) else {
+        return Err(BufferTooSmall { needed });
+    };
     let too_long = BufferTooSmall { needed: usize::MAX };
     let len = u32::try_from(text.len()).map_err(|_| too_long)?;
     let body = 1 + varint_len(id) + varint_len(len) + text.len();
     let body = u32::try_from(body).map_err(|_| too_long)?;
-    // Cannot panic: `out` holds `frame_len()` bytes, more than the header, tag,
-    // two varints and text written here.
+    // Cannot panic: `out` holds `FRAME_OVERHEAD` bytes more than the text, more
+    // than the header, tag and two varints written here.
     let mut at = put_varint(out, 0, body);
     out[at] = CHAT_TAG;
     at = put_varint(out, at + 1, id);
@@ -138,13 +169,11 @@ fn encode_chat(id: u32, text: &str, out: &mut [u8]) -> Result<usize, BufferTooSm
     Ok(at + text.len())
 }
 
-/// Bytes in the LEB128 varint of `v`.
+/// Bytes in the LEB128 varint of `v`: one per 7 significant bits, at least one.
 #[inline]
 fn varint_len(v: u32) -> usize {
-    1 + usize::from(v >= 1 << 7)
-        + usize::from(v >= 1 << 14)
-        + usize::from(v >= 1 << 21)
-        + usize::from(v >= 1 << 28)
+    // At most 5, so the cast is lossless on any target.
+    (u32::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 /// Writes the LEB128 varint of `v` at `out[at..]` (the caller made room); returns where it ends.
@@ -173,9 +202,66 @@ fn decode_chat(body: &[u8]) -> Option<Message<'_>> {
     if text.len() != len as usize {
         return None;
     }
-    // The one UTF-8 check of the text.
-    let text = core::str::from_utf8(text).ok()?;
+    // The one UTF-8 check of the text. simdutf8 gives the same answer as
+    // `core::str::from_utf8` (which it uses below 64 bytes) and, from 64 bytes
+    // on, checks 32 bytes an instruction where the CPU can (see core/Cargo.toml).
+    let text = simdutf8::basic::from_utf8(text).ok()?;
     Some(Message::Chat { id, text })
+}
+
+/// postcard's variant index of [`Message::Broadcast`].
+const BROADCAST_TAG: u8 = 3;
+
+/// A room message read by hand when its varints are canonical; None for
+/// anything else, which postcard then decodes (or refuses) itself.
+#[inline(never)]
+fn decode_broadcast(body: &[u8]) -> Option<Message<'_>> {
+    let (&tag, rest) = body.split_first()?;
+    if tag != BROADCAST_TAG {
+        return None;
+    }
+    let (origin, rest) = varint_u64(rest)?;
+    let (seq, rest) = varint_u64(rest)?;
+    let seq = u32::try_from(seq).ok()?;
+    // postcard writes a u8 as the byte itself.
+    let (&hops, rest) = rest.split_first()?;
+    let (name_len, rest) = short_varint(rest)?;
+    let (name, rest) = rest.split_at_checked(name_len as usize)?;
+    let (text_len, text) = short_varint(rest)?;
+    if text.len() != text_len as usize {
+        return None;
+    }
+    // The one UTF-8 check of each string (see `decode_chat`).
+    let name = simdutf8::basic::from_utf8(name).ok()?;
+    let text = simdutf8::basic::from_utf8(text).ok()?;
+    Some(Message::Broadcast {
+        origin,
+        seq,
+        hops,
+        name,
+        text,
+    })
+}
+
+/// A LEB128 varint of a u64 (1 to 10 bytes) in its shortest form, and the
+/// bytes after it; None for a longer form or a value over u64::MAX.
+#[inline]
+fn varint_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        // The 10th byte holds bit 63 only.
+        if i == 9 && b > 1 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if i > 0 && b == 0 {
+                return None;
+            }
+            return bytes.get(i + 1..).map(|rest| (value, rest));
+        }
+    }
+    None
 }
 
 /// A varint of 1 to 3 bytes in its shortest form (a valid u32 to postcard too),
@@ -380,13 +466,6 @@ mod tests {
 
     #[test]
     fn chat_read_by_hand_refuses_what_postcard_refuses() {
-        fn postcard_says(b: &[u8]) -> Result<Message<'_>, WireError> {
-            match postcard::take_from_bytes::<Message<'_>>(b) {
-                Ok((m, [])) => Ok(m),
-                Ok(_) => Err(WireError::TrailingBytes),
-                Err(_) => Err(WireError::Malformed),
-            }
-        }
         for body in [
             &[1, 5, 2, b'h', b'i'][..],
             &[1, 5, 2, b'h'],
@@ -399,6 +478,75 @@ mod tests {
             &[1, 0x80],
         ] {
             assert_eq!(Message::decode(body), postcard_says(body), "{body:?}");
+        }
+    }
+
+    /// What postcard alone says of a body.
+    fn postcard_says(b: &[u8]) -> Result<Message<'_>, WireError> {
+        match postcard::take_from_bytes::<Message<'_>>(b) {
+            Ok((m, [])) => Ok(m),
+            Ok(_) => Err(WireError::TrailingBytes),
+            Err(_) => Err(WireError::Malformed),
+        }
+    }
+
+    #[test]
+    fn broadcast_read_by_hand_is_what_postcard_reads() {
+        let long = "é".repeat(300);
+        for origin in [0, 1, 127, 128, u64::from(u32::MAX), 1 << 63, u64::MAX] {
+            for seq in [0, 127, 128, (1 << 21) - 1, 1 << 21, u32::MAX] {
+                for (hops, name, text) in [(0, "", ""), (8, "bob", "hi ☃"), (255, "x", &long)] {
+                    let msg = Message::Broadcast {
+                        origin,
+                        seq,
+                        hops,
+                        name,
+                        text,
+                    };
+                    let mut body = [0u8; 1024];
+                    let body = postcard::to_slice(&msg, &mut body).unwrap();
+                    assert_eq!(decode_broadcast(body), Some(msg), "{msg:?}");
+                    assert_eq!(Message::decode(body), Ok(msg));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_cut_and_every_changed_byte_of_a_chat_or_broadcast_decodes_as_postcard_says() {
+        let msgs = [
+            Message::Chat {
+                id: 300,
+                text: "hé",
+            },
+            Message::Broadcast {
+                origin: u64::MAX,
+                seq: 1 << 21,
+                hops: 3,
+                name: "bob",
+                text: "hé",
+            },
+        ];
+        let mut buf = [0u8; 64];
+        for msg in msgs {
+            let body = postcard::to_slice(&msg, &mut buf).unwrap().to_vec();
+            for end in 0..=body.len() {
+                let cut = &body[..end];
+                assert_eq!(Message::decode(cut), postcard_says(cut), "{cut:?}");
+            }
+            for at in 0..body.len() {
+                for value in 0..=u8::MAX {
+                    let mut changed = [0u8; 64];
+                    changed[..body.len()].copy_from_slice(&body);
+                    changed[at] = value;
+                    let changed = &changed[..body.len()];
+                    assert_eq!(
+                        Message::decode(changed),
+                        postcard_says(changed),
+                        "{changed:?}"
+                    );
+                }
+            }
         }
     }
 

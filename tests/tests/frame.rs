@@ -396,3 +396,45 @@ fn errors_explain_themselves_with_their_numbers() {
     let small = BufferTooSmall { needed: 12 }.to_string();
     assert!(small.contains("12"), "{small}");
 }
+
+/// A stream with every kind of frame the one-byte path meets: 1- and 2-byte
+/// headers, empty bodies, an oversized frame whose body looks like frames, and
+/// a bad varint at the end.
+fn one_byte_path_stream() -> Vec<u8> {
+    let mut stream = Vec::new();
+    for body in [&b"hi"[..], b"", &[7; 150], &[0; WIDE], &[1; 3]] {
+        stream.extend(framed(body));
+    }
+    stream.extend(framed(&[1; WIDE + 5]));
+    stream.extend(framed(b"after"));
+    stream.extend([0x80, 0x80, 0x80, 0x80, 0x80, 0x00]);
+    stream
+}
+
+#[test]
+fn feeding_one_byte_at_a_time_from_any_point_gives_what_one_slice_gives() {
+    let stream = one_byte_path_stream();
+    let whole = decode_chunks::<WIDE>([&stream[..]]);
+    assert_eq!(whole, model(&stream, WIDE));
+    for at in 0..=stream.len() {
+        let (head, tail) = stream.split_at(at);
+        let slice_then_bytes = std::iter::once(head).chain(tail.chunks(1));
+        assert_eq!(decode_chunks::<WIDE>(slice_then_bytes), whole, "split {at}");
+        let bytes_then_slice = head.chunks(1).chain(std::iter::once(tail));
+        assert_eq!(decode_chunks::<WIDE>(bytes_then_slice), whole, "split {at}");
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn one_byte_calls_mixed_with_larger_chunks_give_the_same_outcome(
+        segments in vec(segment(N), 0..10),
+        sizes in vec(prop_oneof![4 => Just(1usize), 1 => 0usize..=N + 8], 1..12),
+    ) {
+        let stream = stream_of(&segments);
+        let whole = decode_chunks::<N>([&stream[..]]);
+        prop_assert_eq!(&decode_chunks::<N>(split(&stream, &sizes)), &whole);
+    }
+}
