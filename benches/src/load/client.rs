@@ -38,6 +38,9 @@ const MAX_FRAME: usize = 4096;
 /// The largest sender number a receiver keeps a stream for (anything above is garbled).
 const MAX_FROM: u64 = 1 << 16;
 
+/// The sender number of probes: they mark a receiver as having heard the room, nothing more.
+pub const PROBE: u32 = 0xffff;
+
 /// The node id of sender `from` in native broadcasts and hellos (0: the fan-out sender).
 pub fn origin_of(from: u32) -> u64 {
     SENDER_NODE + u64::from(from)
@@ -108,6 +111,8 @@ pub struct Tally {
     pub merged: u64,
     pub reordered: u64,
     pub garbled: u64,
+    /// The first few runs of lost messages: (receiver, sender, first seq, last seq).
+    pub gaps: Vec<(u32, u32, u32, u32)>,
     /// Latencies in microseconds of messages with seq <= the paced count.
     pub paced_us: Vec<u32>,
     /// Latencies in microseconds of the other messages.
@@ -122,6 +127,9 @@ impl Tally {
         self.merged += other.merged;
         self.reordered += other.reordered;
         self.garbled += other.garbled;
+        if self.gaps.len() < 8 {
+            self.gaps.extend(other.gaps.into_iter().take(8));
+        }
         self.paced_us.extend(other.paced_us);
         self.blast_us.extend(other.blast_us);
     }
@@ -153,6 +161,8 @@ struct Receiver {
 
 /// The checks of one receiver's stream, per sender.
 struct Check {
+    /// The receiver's index, for reports.
+    id: u32,
     streams: Vec<Stream>,
     heard: bool,
     tally: Tally,
@@ -232,6 +242,13 @@ impl Check {
             self.tally.garbled += 1;
             return;
         }
+        if !self.heard {
+            self.heard = true;
+            shared.heard.fetch_add(1, Ordering::Relaxed);
+        }
+        if from == u64::from(PROBE) {
+            return;
+        }
         let from = from as usize;
         if from >= self.streams.len() {
             self.streams.resize_with(from + 1, Stream::default);
@@ -251,10 +268,6 @@ impl Check {
         st.max_seq = st.max_seq.max(seq);
         self.tally.received += 1;
         shared.delivered.fetch_add(1, Ordering::Relaxed);
-        if !self.heard {
-            self.heard = true;
-            shared.heard.fetch_add(1, Ordering::Relaxed);
-        }
         let us = (now.saturating_sub(sent) / 1000).min(u32::MAX as u64) as u32;
         if seq <= paced {
             self.tally.paced_us.push(us);
@@ -263,19 +276,34 @@ impl Check {
         }
     }
 
+    fn note_gap(&mut self, from: u32, first: u32, last: u32) {
+        if self.tally.gaps.len() < 4 {
+            self.tally.gaps.push((self.id, from, first, last));
+        }
+    }
+
     /// The tally, given how many messages each sender sent (`expected[from]`), not counting `own`.
     fn finish(mut self, expected: &[u32], own: Option<u32>) -> Tally {
+        let streams = std::mem::take(&mut self.streams);
         for (from, &want) in expected.iter().enumerate() {
             if own == Some(from as u32) {
                 continue;
             }
-            let have = self.streams.get(from).map_or(0, |st| {
-                let upto = (want as usize + 1).min(st.seen.len());
-                st.seen
-                    .get(1..upto)
-                    .map_or(0, |s| s.iter().filter(|&&c| c > 0).count())
-            });
-            self.tally.lost += u64::from(want).saturating_sub(have as u64);
+            let seen = streams.get(from).map_or(&[][..], |st| &st.seen[..]);
+            let mut gap: Option<(u32, u32)> = None;
+            for seq in 1..=want {
+                if seen.get(seq as usize).is_some_and(|&c| c > 0) {
+                    if let Some((a, b)) = gap.take() {
+                        self.note_gap(from as u32, a, b);
+                    }
+                    continue;
+                }
+                self.tally.lost += 1;
+                gap = Some(gap.map_or((seq, seq), |(a, _)| (a, seq)));
+            }
+            if let Some((a, b)) = gap {
+                self.note_gap(from as u32, a, b);
+            }
         }
         self.tally
     }
@@ -492,6 +520,7 @@ impl Receivers {
                 pending: Vec::new(),
                 decoder: Box::new(FrameDecoder::new()),
                 check: Check {
+                    id: i as u32,
                     streams: Vec::new(),
                     heard: false,
                     tally: Tally::default(),
