@@ -201,6 +201,38 @@ fn settle(hub: HubKind, wire: Wire) {
     thread::sleep(Duration::from_millis(ms));
 }
 
+/// Sends probes (messages the checks ignore) until all `count` receivers have heard the
+/// sender: a big room of text peers takes the hub longer than a fixed wait to admit (each
+/// after its 500 ms greeting timeout, later under load).
+fn probe_until_heard(
+    sender: &mut TcpStream,
+    rx: &Receivers,
+    count: usize,
+    setup: Setup,
+    size: usize,
+) -> Result<(), String> {
+    let (mut buf, mut text) = (Vec::new(), Vec::new());
+    let limit = Instant::now() + ready_limit(count);
+    let mut probe = 0;
+    while rx.shared.heard.load(Ordering::Relaxed) < count {
+        if Instant::now() > limit {
+            return Err(format!(
+                "{}: {} of {count} receivers heard the sender in time",
+                setup.label(),
+                rx.shared.heard.load(Ordering::Relaxed)
+            ));
+        }
+        probe += 1;
+        buf.clear();
+        client::encode_message(setup.wire, client::PROBE, probe, size, &mut buf, &mut text);
+        sender
+            .write_all(&buf)
+            .map_err(|e| format!("sending: {e}"))?;
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// How long a room of `n` clients may take to be greeted: 10 s, plus 20 ms a client past 100.
 fn ready_limit(n: usize) -> Duration {
     Duration::from_secs(10) + Duration::from_millis(20 * n.saturating_sub(100) as u64)
@@ -246,33 +278,7 @@ fn fanout(
     let mut run = Run::default();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut text = Vec::with_capacity(o.size + 32);
-    // Probes until every receiver has heard the sender: a big room of text peers takes the
-    // hub longer than the settling time to admit (each after its 500 ms greeting timeout).
-    let limit = Instant::now() + ready_limit(rx_count);
-    let mut probe = 0;
-    while rx.shared.heard.load(Ordering::Relaxed) < rx_count {
-        if Instant::now() > limit {
-            return Err(format!(
-                "{}: {} of {rx_count} receivers heard the sender in time",
-                setup.label(),
-                rx.shared.heard.load(Ordering::Relaxed)
-            ));
-        }
-        probe += 1;
-        buf.clear();
-        client::encode_message(
-            setup.wire,
-            client::PROBE,
-            probe,
-            o.size,
-            &mut buf,
-            &mut text,
-        );
-        sender
-            .write_all(&buf)
-            .map_err(|e| format!("sending: {e}"))?;
-        thread::sleep(Duration::from_millis(20));
-    }
+    probe_until_heard(&mut sender, &rx, rx_count, setup, o.size)?;
 
     // Paced: one message per write, at a rate every hub can take: latency without queueing.
     let t0 = Instant::now();
@@ -1154,6 +1160,9 @@ fn idle(programs: &Programs, o: &Opts) {
             if !rx.wait_ready(n, ready_limit(n)) {
                 return Err(format!("{n} peers not greeted in time"));
             }
+            // Idle means every peer admitted: one more peer probes until all have heard it.
+            let mut sender = sender_for(addr, wire).map_err(|e| e.to_string())?;
+            probe_until_heard(&mut sender, &rx, n, Setup { hub: kind, wire }, o.size)?;
             thread::sleep(Duration::from_secs(1));
             let after = hub.rss_kib();
             let c0 = hub.cpu();
