@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use meshtalk_benches::load::client::{self, Receivers, RxConfig, Tally, Wire};
+use meshtalk_benches::load::client::{self, Receivers, RxConfig, Talk, Tally, Wire};
 use meshtalk_benches::load::hub::{self, Hub, HubKind, HubOptions, Programs};
 use meshtalk_benches::load::stats::{median, percentile};
 use meshtalk_benches::load::{epoch, own_cpu, raise_nofile, relay, soak, svg};
@@ -22,11 +22,14 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
   cargo build --release -p meshtalk
   cargo run --release -p meshtalk-benches --bin load -- [options]
 
-  --smoke            N = 10, meshtalk only, lines and native; exit 1 on any lost,
-                     duplicated, merged, reordered or garbled message
-  --scenario S       fanout, stall, idle or all (default all), or soak (not in all)
+  --smoke            N = 10, meshtalk only, lines and native, fan-out and all-to-all;
+                     exit 1 on any lost, duplicated, merged, reordered or garbled message
+  --scenario S       fanout, alltoall, connect, stall, idle or all (default all),
+                     or soak (not in all)
   --soak-secs N      seconds of join/leave churn in the soak scenario (default 600)
-  --sizes 2,10,100   room sizes N (one sender, N-1 receivers)
+  --sizes 2,10,100   fan-out room sizes N (one sender, N-1 receivers)
+  --a2a-sizes 10,100 all-to-all room sizes N (every client sends and receives)
+  --peers 1000       peers connected at once in the connect and idle scenarios
   --rounds R         interleaved rounds per configuration (default 3)
   --blast S          seconds of sending as fast as the hub takes (default 2)
   --paced K          messages sent one by one at --rate before the blast (default 300)
@@ -57,6 +60,8 @@ struct Opts {
     out: PathBuf,
     timeout: f64,
     soak_secs: f64,
+    a2a_sizes: Vec<usize>,
+    peers: usize,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -76,6 +81,14 @@ fn parse_args() -> Result<Opts, String> {
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
         timeout: 1200.0,
         soak_secs: 600.0,
+        a2a_sizes: vec![10, 100],
+        peers: 1000,
+    };
+    let sizes = |v: String, what: &str| {
+        v.split(',')
+            .map(|s| s.parse::<usize>().ok().filter(|&n| n >= 2))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(format!("{what}: numbers of at least 2, comma-separated"))
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -88,13 +101,9 @@ fn parse_args() -> Result<Opts, String> {
             "--help" | "-h" => return Err(String::new()),
             "--smoke" => o.smoke = true,
             "--scenario" => o.scenario = val()?,
-            "--sizes" => {
-                o.sizes = val()?
-                    .split(',')
-                    .map(|s| s.parse::<usize>().ok().filter(|&n| n >= 2))
-                    .collect::<Option<_>>()
-                    .ok_or("--sizes: numbers of at least 2, comma-separated")?
-            }
+            "--sizes" => o.sizes = sizes(val()?, "--sizes")?,
+            "--a2a-sizes" => o.a2a_sizes = sizes(val()?, "--a2a-sizes")?,
+            "--peers" => o.peers = num(val()?)?.clamp(1.0, 1020.0) as usize,
             "--rounds" => o.rounds = num(val()?)?.max(1.0) as usize,
             "--blast" => o.blast = num(val()?)?,
             "--paced" => o.paced = num(val()?)? as u32,
@@ -166,8 +175,15 @@ fn ack_name(quick: bool) -> &'static str {
     if quick { "quick-ACK" } else { "plain" }
 }
 
+/// Connects the sender; a thread reads and drops whatever the hub sends it (ncat announces
+/// every join to everyone, and blocks the whole room on a client that does not read).
 fn sender_for(addr: SocketAddr, wire: Wire) -> std::io::Result<TcpStream> {
     let mut s = client::connect(addr, None)?;
+    let mut sink = s.try_clone()?;
+    thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while matches!(std::io::Read::read(&mut sink, &mut buf), Ok(n) if n > 0) {}
+    });
     if wire == Wire::Native {
         s.write_all(&client::native_greeting("s", 0x5e4d))?;
     }
@@ -183,6 +199,43 @@ fn settle(hub: HubKind, wire: Wire) {
         _ => 100,
     };
     thread::sleep(Duration::from_millis(ms));
+}
+
+/// Sends probes (messages the checks ignore) until all `count` receivers have heard the
+/// sender: a big room of text peers takes the hub longer than a fixed wait to admit (each
+/// after its 500 ms greeting timeout, later under load).
+fn probe_until_heard(
+    sender: &mut TcpStream,
+    rx: &Receivers,
+    count: usize,
+    setup: Setup,
+    size: usize,
+) -> Result<(), String> {
+    let (mut buf, mut text) = (Vec::new(), Vec::new());
+    let limit = Instant::now() + ready_limit(count);
+    let mut probe = 0;
+    while rx.shared.heard.load(Ordering::Relaxed) < count {
+        if Instant::now() > limit {
+            return Err(format!(
+                "{}: {} of {count} receivers heard the sender in time",
+                setup.label(),
+                rx.shared.heard.load(Ordering::Relaxed)
+            ));
+        }
+        probe += 1;
+        buf.clear();
+        client::encode_message(setup.wire, client::PROBE, probe, size, &mut buf, &mut text);
+        sender
+            .write_all(&buf)
+            .map_err(|e| format!("sending: {e}"))?;
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// How long a room of `n` clients may take to be greeted: 10 s, plus 20 ms a client past 100.
+fn ready_limit(n: usize) -> Duration {
+    Duration::from_secs(10) + Duration::from_millis(20 * n.saturating_sub(100) as u64)
 }
 
 fn fanout(
@@ -207,14 +260,16 @@ fn fanout(
         wire: setup.wire,
         quickack: quick,
         paced: o.paced,
+        talk: None,
     };
     let threads = if rx_count >= 50 { 2 } else { 1 };
     let rx = Receivers::start(addr, rx_count, threads, cfg)
         .map_err(|e| format!("connecting receivers: {e}"))?;
-    if !rx.wait_ready(rx_count, Duration::from_secs(10)) {
+    if !rx.wait_ready(rx_count, ready_limit(rx_count)) {
         return Err(format!(
-            "{}: receivers not greeted within 10 s",
-            setup.label()
+            "{}: receivers not greeted within {:?}",
+            setup.label(),
+            ready_limit(rx_count)
         ));
     }
     let mut sender =
@@ -223,6 +278,7 @@ fn fanout(
     let mut run = Run::default();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut text = Vec::with_capacity(o.size + 32);
+    probe_until_heard(&mut sender, &rx, rx_count, setup, o.size)?;
 
     // Paced: one message per write, at a rate every hub can take: latency without queueing.
     let t0 = Instant::now();
@@ -236,7 +292,7 @@ fn fanout(
             late += 1;
         }
         buf.clear();
-        client::encode_message(setup.wire, seq, o.size, &mut buf, &mut text);
+        client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
         sender
             .write_all(&buf)
             .map_err(|e| format!("sending: {e}"))?;
@@ -275,7 +331,7 @@ fn fanout(
         buf.clear();
         for _ in 0..batch {
             seq += 1;
-            client::encode_message(setup.wire, seq, o.size, &mut buf, &mut text);
+            client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
         }
         sender
             .write_all(&buf)
@@ -292,8 +348,13 @@ fn fanout(
     let delivered = shared.delivered.load(Ordering::Relaxed) - delivered0;
     let hub_cpu = hub.cpu() - hub_cpu0;
     let tool_cpu = own_cpu(false) - tool_cpu0;
+    let closed = shared.closed.load(Ordering::Relaxed);
     let (tallies, rx_cpu) = rx.finish(seq);
     drop(hub);
+    if closed > 0 {
+        run.saturated
+            .push(format!("{closed} receivers closed by the hub"));
+    }
     run.msgs_per_s = delivered as f64 / wall;
     run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
     run.tool_cpu_pct = tool_cpu * 100.0 / wall;
@@ -369,6 +430,9 @@ fn faults_text(t: &Tally) -> String {
     if t.faults() == 0 {
         "none".into()
     } else {
+        for (rx, from, a, b) in &t.gaps {
+            eprintln!("  receiver {rx} lost sender {from}'s messages {a}..={b}");
+        }
         format!(
             "lost {} dup {} merged {} reord {} garbled {}",
             t.lost, t.duplicated, t.merged, t.reordered, t.garbled
@@ -393,6 +457,11 @@ fn setups(o: &Opts) -> Vec<Setup> {
     v
 }
 
+/// ncat announces every join to every client with the list of all users (O(N) bytes to N
+/// clients a join): 500 peers take it about 40 s to connect, 1000 several minutes, so fan-out
+/// skips it above this size and the connect scenario measures it instead.
+const NCAT_MAX_N: usize = 500;
+
 fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key, Summary>, bool) {
     let mut all: BTreeMap<Key, Vec<Run>> = BTreeMap::new();
     let mut errors = false;
@@ -404,6 +473,9 @@ fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key
                         eprintln!("load: --timeout reached, stopping");
                         errors = true;
                         break 'outer;
+                    }
+                    if setup.hub == HubKind::Ncat && n > NCAT_MAX_N {
+                        continue;
                     }
                     match fanout(programs, o, setup, quick, n) {
                         Ok(run) => {
@@ -458,6 +530,16 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
             s.notes.join("; ")
         );
     }
+    print_ratios(&o.sizes, o, table);
+    if o.hubs.contains(&HubKind::Ncat) && o.sizes.iter().any(|&n| n > NCAT_MAX_N) {
+        println!(
+            "\nncat not run above N = {NCAT_MAX_N}: it announces each join to everyone with the list of all users; see the connect scenario."
+        );
+    }
+}
+
+/// The ratio table: meshtalk lines over ncat and over the relay, per size and receiver mode.
+fn print_ratios(sizes: &[usize], o: &Opts, table: &BTreeMap<Key, Summary>) {
     let mt = Setup {
         hub: HubKind::Meshtalk,
         wire: Wire::Lines,
@@ -475,7 +557,7 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
         "| N | receivers | throughput / ncat | throughput / relay | p99 / ncat | CPU per msg / ncat |"
     );
     println!("|---|---|---|---|---|---|");
-    for &n in &o.sizes {
+    for &n in sizes {
         for &quick in &o.acks {
             let get = |s: Setup| table.get(&(n, quick, s));
             let Some(m) = get(mt) else { continue };
@@ -536,6 +618,330 @@ fn plot(o: &Opts, table: &BTreeMap<Key, Summary>) {
     }
 }
 
+/// Every one of `n` clients sends and receives for `--blast` seconds, at most `--window`
+/// messages in flight per receiver; latency is of every delivered message.
+fn all_to_all(
+    programs: &Programs,
+    o: &Opts,
+    setup: Setup,
+    quick: bool,
+    n: usize,
+) -> Result<Run, String> {
+    let hub = Hub::start(
+        setup.hub,
+        programs,
+        HubOptions {
+            max_peers: n + 10,
+            stall_timeout: 5.0,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
+    let fan = (n - 1) as u64;
+    let cfg = RxConfig {
+        wire: setup.wire,
+        quickack: quick,
+        paced: 0,
+        talk: Some(Talk {
+            size: o.size,
+            batch: 4,
+            fanout: fan,
+            in_flight: o.window * n as u64,
+        }),
+    };
+    let threads = if n >= 50 { 2 } else { 1 };
+    let rx =
+        Receivers::start(addr, n, threads, cfg).map_err(|e| format!("connecting clients: {e}"))?;
+    if !rx.wait_ready(n, ready_limit(n)) {
+        return Err(format!("{}: clients not greeted in time", setup.label()));
+    }
+    settle(setup.hub, setup.wire);
+    let shared = rx.shared.clone();
+    let hub_cpu0 = hub.cpu();
+    let tool_cpu0 = own_cpu(false);
+    let start = Instant::now();
+    shared.go.store(true, Ordering::Relaxed);
+    thread::sleep(Duration::from_secs_f64(o.blast));
+    shared.quiet.store(true, Ordering::Relaxed);
+    // A client between its check of `quiet` and its count may still add one batch.
+    thread::sleep(Duration::from_millis(5));
+    let drain = Instant::now() + Duration::from_secs(5);
+    while shared.delivered.load(Ordering::Relaxed) < shared.sent.load(Ordering::Relaxed) * fan
+        && Instant::now() < drain
+    {
+        thread::sleep(Duration::from_micros(200));
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let delivered = shared.delivered.load(Ordering::Relaxed);
+    let hub_cpu = hub.cpu() - hub_cpu0;
+    let tool_cpu = own_cpu(false) - tool_cpu0;
+    let closed = shared.closed.load(Ordering::Relaxed);
+    let (tallies, _, rx_cpu) = rx.finish_talk(0);
+    drop(hub);
+    let mut run = Run {
+        msgs_per_s: delivered as f64 / wall,
+        hub_cpu_us_per_msg: hub_cpu * 1e6 / delivered.max(1) as f64,
+        tool_cpu_pct: tool_cpu * 100.0 / wall,
+        ..Run::default()
+    };
+    if closed > 0 {
+        run.saturated
+            .push(format!("{closed} clients closed by the hub"));
+    }
+    if rx_cpu > 0.9 * wall {
+        run.saturated.push(format!(
+            "a client thread busy {:.0}%",
+            rx_cpu * 100.0 / wall
+        ));
+    }
+    for t in tallies {
+        run.tally.add(t);
+    }
+    run.tally.blast_us.sort_unstable();
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    run.paced_p50 = ms(percentile(&run.tally.blast_us, 50.0));
+    run.paced_p99 = ms(percentile(&run.tally.blast_us, 99.0));
+    run.paced_max = ms(percentile(&run.tally.blast_us, 100.0));
+    run.blast_p99 = run.paced_p99;
+    run.tally.blast_us = Vec::new();
+    Ok(run)
+}
+
+fn run_alltoall(
+    programs: &Programs,
+    o: &Opts,
+    deadline: Instant,
+) -> (BTreeMap<Key, Summary>, bool) {
+    let mut all: BTreeMap<Key, Vec<Run>> = BTreeMap::new();
+    let mut errors = false;
+    'outer: for &n in &o.a2a_sizes {
+        for round in 0..o.rounds {
+            for &quick in &o.acks {
+                for setup in setups(o) {
+                    if Instant::now() > deadline {
+                        eprintln!("load: --timeout reached, stopping");
+                        errors = true;
+                        break 'outer;
+                    }
+                    match all_to_all(programs, o, setup, quick, n) {
+                        Ok(run) => {
+                            eprintln!(
+                                "all-to-all N={n:<4} round {round} {:<9} {:<16} {:>10.0} msg/s  p50 {:>7.2} p99 {:>7.2} ms  {}",
+                                ack_name(quick),
+                                setup.label(),
+                                run.msgs_per_s,
+                                run.paced_p50,
+                                run.paced_p99,
+                                faults_text(&run.tally)
+                            );
+                            all.entry((n, quick, setup)).or_default().push(run);
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "all-to-all N={n} {} {}: {e}",
+                                ack_name(quick),
+                                setup.label()
+                            );
+                            errors = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (
+        all.into_iter().map(|(k, v)| (k, summarize(&v))).collect(),
+        errors,
+    )
+}
+
+fn print_alltoall(o: &Opts, table: &BTreeMap<Key, Summary>) {
+    println!(
+        "\n### All-to-all (N clients, each sending and receiving; medians of {} rounds)\n",
+        o.rounds
+    );
+    println!(
+        "| N | receivers | hub, wire | delivered msg/s | p50 ms | p99 ms | max ms | hub CPU µs/msg | tool CPU % | faults | notes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for ((n, quick, setup), s) in table {
+        println!(
+            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
+            ack_name(*quick),
+            setup.label(),
+            s.rate,
+            s.p50,
+            s.p99,
+            s.max,
+            s.cpu,
+            s.tool,
+            faults_text(&s.faults),
+            s.notes.join("; ")
+        );
+    }
+    print_ratios(&o.a2a_sizes, o, table);
+}
+
+/// What connecting `--peers` clients to one hub took, in seconds from the first connect.
+struct Joined {
+    /// Peers connected before the time limit (all, unless the hub could not keep up).
+    peers: usize,
+    connected: f64,
+    greeted: Option<f64>,
+    usable: f64,
+    kib_per_peer: f64,
+    hub_cpu: f64,
+    tool_cpu: f64,
+}
+
+/// How long connecting the peers may take in all.
+const CONNECT_LIMIT: Duration = Duration::from_secs(90);
+
+/// Connects `peers` receivers to a hub that already has a sender; a peer is usable once a
+/// message from the sender has reached it (the sender writes one every 2 ms throughout).
+fn connect_time(
+    programs: &Programs,
+    setup: Setup,
+    peers: usize,
+    size: usize,
+) -> Result<Joined, String> {
+    let hub = Hub::start(
+        setup.hub,
+        programs,
+        HubOptions {
+            max_peers: peers + 10,
+            stall_timeout: 5.0,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
+    let mut sender =
+        sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
+    settle(setup.hub, setup.wire);
+    let rss0 = hub.rss_kib();
+    let cfg = RxConfig {
+        wire: setup.wire,
+        quickack: false,
+        paced: 0,
+        talk: None,
+    };
+    let (hub_cpu0, tool_cpu0) = (hub.cpu(), own_cpu(false));
+    let t0 = Instant::now();
+    let limit = t0 + CONNECT_LIMIT;
+    let rx = Receivers::start_until(addr, peers, 2, cfg, Some(limit))
+        .map_err(|e| format!("connecting: {e}"))?;
+    let connected = t0.elapsed().as_secs_f64();
+    let shared = rx.shared.clone();
+    let (mut buf, mut text) = (Vec::new(), Vec::new());
+    let mut greeted = None;
+    let mut seq = 0;
+    let peers = shared.connected.load(Ordering::Relaxed);
+    let mut next_probe = Instant::now();
+    let usable = loop {
+        let now = Instant::now();
+        if setup.wire == Wire::Native
+            && greeted.is_none()
+            && shared.ready.load(Ordering::Relaxed) >= peers
+        {
+            greeted = Some(t0.elapsed().as_secs_f64());
+        }
+        if shared.heard.load(Ordering::Relaxed) >= peers {
+            break t0.elapsed().as_secs_f64();
+        }
+        if now > limit + Duration::from_secs(10) {
+            return Err(format!(
+                "{}: {} of {peers} peers heard the sender in time",
+                setup.label(),
+                shared.heard.load(Ordering::Relaxed)
+            ));
+        }
+        if now >= next_probe {
+            seq += 1;
+            buf.clear();
+            client::encode_message(setup.wire, 0, seq, size, &mut buf, &mut text);
+            sender
+                .write_all(&buf)
+                .map_err(|e| format!("sending: {e}"))?;
+            next_probe += Duration::from_millis(2);
+        }
+        thread::sleep(Duration::from_micros(250));
+    };
+    thread::sleep(Duration::from_millis(200));
+    let rss1 = hub.rss_kib();
+    let hub_cpu = hub.cpu() - hub_cpu0;
+    let tool_cpu = own_cpu(false) - tool_cpu0;
+    rx.finish(0);
+    Ok(Joined {
+        peers,
+        hub_cpu,
+        tool_cpu,
+        connected,
+        greeted,
+        usable,
+        kib_per_peer: rss1.saturating_sub(rss0) as f64 / peers as f64,
+    })
+}
+
+/// Time to connect `--peers` peers to one hub, rounds interleaved; medians.
+fn run_connect(programs: &Programs, o: &Opts) -> bool {
+    let mut all: BTreeMap<Setup, Vec<Joined>> = BTreeMap::new();
+    let mut ok = true;
+    for round in 0..o.rounds {
+        for setup in setups(o) {
+            match connect_time(programs, setup, o.peers, o.size) {
+                Ok(j) => {
+                    eprintln!(
+                        "connect {} of {} round {round} {:<16} connected {:.3} s greeted {} usable {:.3} s, {:.1} KiB/peer, CPU hub {:.2} s tool {:.2} s",
+                        j.peers,
+                        o.peers,
+                        setup.label(),
+                        j.connected,
+                        j.greeted.map_or("-".into(), |g| format!("{g:.3} s")),
+                        j.usable,
+                        j.kib_per_peer,
+                        j.hub_cpu,
+                        j.tool_cpu
+                    );
+                    all.entry(setup).or_default().push(j);
+                }
+                Err(e) => {
+                    eprintln!("connect {}: {e}", setup.label());
+                    ok = false;
+                }
+            }
+        }
+    }
+    println!(
+        "\n### Time to connect {} peers to one hub (seconds from the first connect; medians of {} rounds)\n",
+        o.peers, o.rounds
+    );
+    println!(
+        "| hub, wire | peers connected within {} s | all connect() returned | all greeted by the hub | all usable (heard the sender) | hub VmRSS KiB per peer | hub CPU s | tool CPU s |",
+        CONNECT_LIMIT.as_secs()
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (setup, js) in &all {
+        let m = |f: fn(&Joined) -> f64| median(&js.iter().map(f).collect::<Vec<_>>());
+        let greeted: Vec<f64> = js.iter().filter_map(|j| j.greeted).collect();
+        println!(
+            "| {} | {} | {:.3} | {} | {:.3} | {:.1} | {:.2} | {:.2} |",
+            setup.label(),
+            js.iter().map(|j| j.peers).min().unwrap_or(0),
+            m(|j| j.connected),
+            if greeted.is_empty() {
+                "-".into()
+            } else {
+                format!("{:.3}", median(&greeted))
+            },
+            m(|j| j.usable),
+            m(|j| j.kib_per_peer),
+            m(|j| j.hub_cpu),
+            m(|j| j.tool_cpu)
+        );
+    }
+    ok
+}
+
 /// One receiver stops reading; the others' delivery rate over time, per hub.
 fn stall(programs: &Programs, o: &Opts) -> bool {
     const N: usize = 10;
@@ -569,6 +975,7 @@ fn stall(programs: &Programs, o: &Opts) -> bool {
                 wire: Wire::Lines,
                 quickack: true,
                 paced: 0,
+                talk: None,
             };
             let rx = Receivers::start(addr, N - 2, 1, cfg).map_err(|e| e.to_string())?;
             let mut sender = sender_for(addr, Wire::Lines).map_err(|e| e.to_string())?;
@@ -621,7 +1028,7 @@ fn stall(programs: &Programs, o: &Opts) -> bool {
                 batch_first = seq + 1;
                 for _ in 0..16 {
                     seq += 1;
-                    client::encode_message(Wire::Lines, seq, o.size, &mut buf, &mut text);
+                    client::encode_message(Wire::Lines, 0, seq, o.size, &mut buf, &mut text);
                 }
             }
             let sent = complete(batch_first, written);
@@ -721,10 +1128,12 @@ fn idle(programs: &Programs, o: &Opts) {
         (HubKind::Meshtalk, Wire::Native, 100),
         (HubKind::Meshtalk, Wire::Lines, 100),
     ];
-    if o.sizes.iter().any(|&n| n >= 1000) {
-        cases.push((HubKind::Meshtalk, Wire::Native, 1000));
+    if o.peers > 100 {
+        cases.push((HubKind::Meshtalk, Wire::Native, o.peers));
+        cases.push((HubKind::Meshtalk, Wire::Lines, o.peers));
     }
     if o.hubs.contains(&HubKind::Ncat) {
+        // (ncat at 1000 peers: the connect scenario; joining them takes it minutes.)
         cases.push((HubKind::Ncat, Wire::Lines, 100));
     }
     for (kind, wire, n) in cases {
@@ -745,9 +1154,15 @@ fn idle(programs: &Programs, o: &Opts) {
                 wire,
                 quickack: false,
                 paced: 0,
+                talk: None,
             };
             let rx = Receivers::start(addr, n, 2, cfg).map_err(|e| e.to_string())?;
-            rx.wait_ready(n, Duration::from_secs(10));
+            if !rx.wait_ready(n, ready_limit(n)) {
+                return Err(format!("{n} peers not greeted in time"));
+            }
+            // Idle means every peer admitted: one more peer probes until all have heard it.
+            let mut sender = sender_for(addr, wire).map_err(|e| e.to_string())?;
+            probe_until_heard(&mut sender, &rx, n, Setup { hub: kind, wire }, o.size)?;
             thread::sleep(Duration::from_secs(1));
             let after = hub.rss_kib();
             let c0 = hub.cpu();
@@ -856,7 +1271,14 @@ fn main() -> ExitCode {
     };
     epoch();
     let nofile = raise_nofile();
-    let biggest = o.sizes.iter().copied().max().unwrap_or(2);
+    let biggest = o
+        .sizes
+        .iter()
+        .chain(&o.a2a_sizes)
+        .copied()
+        .max()
+        .unwrap_or(2)
+        .max(o.peers);
     // Each peer costs a socket here and one in the hub.
     if (nofile as usize) < biggest * 2 + 64 {
         eprintln!(
@@ -892,13 +1314,18 @@ fn main() -> ExitCode {
         o.acks = vec![false];
         let (table, errors) = run_fanout(&programs, &o, deadline);
         print_fanout(&o, &table);
-        let faults: u64 = table.values().map(|s| s.faults.faults()).sum();
-        let complete = table.len() == 2;
-        if errors || faults > 0 || !complete {
-            eprintln!(
-                "load --smoke: FAILED ({faults} faulty messages, {} of 2 runs done)",
-                table.len()
-            );
+        o.a2a_sizes = vec![10];
+        o.blast = 0.5;
+        let (a2a, a2a_errors) = run_alltoall(&programs, &o, deadline);
+        print_alltoall(&o, &a2a);
+        let faults: u64 = table
+            .values()
+            .chain(a2a.values())
+            .map(|s| s.faults.faults())
+            .sum();
+        let done = table.len() + a2a.len();
+        if errors || a2a_errors || faults > 0 || done != 4 {
+            eprintln!("load --smoke: FAILED ({faults} faulty messages, {done} of 4 runs done)");
             return ExitCode::FAILURE;
         }
         println!("\nload --smoke: every message arrived once, whole and in order");
@@ -921,6 +1348,14 @@ fn main() -> ExitCode {
         print_fanout(&o, &table);
         plot(&o, &table);
         ok &= !errors;
+    }
+    if matches!(o.scenario.as_str(), "all" | "alltoall") {
+        let (table, errors) = run_alltoall(&programs, &o, deadline);
+        print_alltoall(&o, &table);
+        ok &= !errors;
+    }
+    if matches!(o.scenario.as_str(), "all" | "connect") {
+        ok &= run_connect(&programs, &o);
     }
     if matches!(o.scenario.as_str(), "all" | "stall") {
         ok &= stall(&programs, &o);

@@ -2,11 +2,13 @@
 //! meshtalk's native protocol. Every message carries its sequence number and
 //! the time it was sent, so each receiver checks its stream for lost,
 //! duplicated, merged and reordered messages and measures one-way latency.
+//! Every message also names its sender, so in the all-to-all scenario (every
+//! client sends and receives) each sender's stream is checked on its own.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,26 +28,44 @@ pub enum Wire {
     Native,
 }
 
-/// The marker that starts a message's text: `#m <seq> <sent_ns>` and padding.
+/// The marker that starts a message's text: `#m <seq> <sent_ns> <from>` and padding.
 const MARK: &[u8] = b"#m ";
 /// The sender's node id in native broadcasts.
 const SENDER_NODE: u64 = 0x5e4d_e700_0000_0001;
 /// The largest frame body a receiver accepts.
 const MAX_FRAME: usize = 4096;
 
-/// Writes message `seq`'s text, `size` bytes long without the newline.
-pub fn message_text(seq: u32, sent_ns: u64, size: usize, out: &mut Vec<u8>) {
+/// The largest sender number a receiver keeps a stream for (anything above is garbled).
+const MAX_FROM: u64 = 1 << 16;
+
+/// The sender number of probes: they mark a receiver as having heard the room, nothing more.
+pub const PROBE: u32 = 0xffff;
+
+/// The node id of sender `from` in native broadcasts and hellos (0: the fan-out sender).
+pub fn origin_of(from: u32) -> u64 {
+    SENDER_NODE + u64::from(from)
+}
+
+/// Writes sender `from`'s message `seq`, `size` bytes long without the newline.
+pub fn message_text(from: u32, seq: u32, sent_ns: u64, size: usize, out: &mut Vec<u8>) {
     let start = out.len();
-    let _ = write!(out, "#m {seq} {sent_ns} ");
+    let _ = write!(out, "#m {seq} {sent_ns} {from} ");
     while out.len() - start < size {
         out.push(b'.');
     }
 }
 
-/// Appends one message as it goes on the wire.
-pub fn encode_message(wire: Wire, seq: u32, size: usize, out: &mut Vec<u8>, text: &mut Vec<u8>) {
+/// Appends sender `from`'s message `seq` as it goes on the wire.
+pub fn encode_message(
+    wire: Wire,
+    from: u32,
+    seq: u32,
+    size: usize,
+    out: &mut Vec<u8>,
+    text: &mut Vec<u8>,
+) {
     text.clear();
-    message_text(seq, now_ns(), size, text);
+    message_text(from, seq, now_ns(), size, text);
     match wire {
         Wire::Lines => {
             out.extend_from_slice(text);
@@ -54,7 +74,7 @@ pub fn encode_message(wire: Wire, seq: u32, size: usize, out: &mut Vec<u8>, text
         Wire::Native => {
             let body = std::str::from_utf8(text).unwrap_or("");
             let msg = Message::Broadcast {
-                origin: SENDER_NODE,
+                origin: origin_of(from),
                 seq,
                 hops: 8,
                 name: "s",
@@ -91,6 +111,8 @@ pub struct Tally {
     pub merged: u64,
     pub reordered: u64,
     pub garbled: u64,
+    /// The first few runs of lost messages: (receiver, sender, first seq, last seq).
+    pub gaps: Vec<(u32, u32, u32, u32)>,
     /// Latencies in microseconds of messages with seq <= the paced count.
     pub paced_us: Vec<u32>,
     /// Latencies in microseconds of the other messages.
@@ -105,6 +127,9 @@ impl Tally {
         self.merged += other.merged;
         self.reordered += other.reordered;
         self.garbled += other.garbled;
+        if self.gaps.len() < 8 {
+            self.gaps.extend(other.gaps.into_iter().take(8));
+        }
         self.paced_us.extend(other.paced_us);
         self.blast_us.extend(other.blast_us);
     }
@@ -117,6 +142,13 @@ impl Tally {
 
 struct Receiver {
     stream: TcpStream,
+    /// Its own sender number when it also talks (all-to-all).
+    own: Option<u32>,
+    /// Bytes of whole messages not yet written, from `out_at`.
+    out: Vec<u8>,
+    out_at: usize,
+    /// The last sequence number it encoded.
+    last_seq: u32,
     wire: Wire,
     quickack: bool,
     banner_done: bool,
@@ -127,11 +159,20 @@ struct Receiver {
     closed: bool,
 }
 
-/// The checks of one receiver's stream.
+/// The checks of one receiver's stream, per sender.
 struct Check {
+    /// The receiver's index, for reports.
+    id: u32,
+    streams: Vec<Stream>,
+    heard: bool,
+    tally: Tally,
+}
+
+/// What a receiver saw of one sender: how often each seq came, and the highest.
+#[derive(Default)]
+struct Stream {
     seen: Vec<u8>,
     max_seq: u32,
-    tally: Tally,
 }
 
 /// Shared counters between the receivers and the sender.
@@ -141,6 +182,15 @@ pub struct Shared {
     pub ready: AtomicUsize,
     pub stop: AtomicBool,
     pub closed: AtomicUsize,
+    /// Receivers connected so far.
+    pub connected: AtomicUsize,
+    /// Receivers that got at least one message.
+    pub heard: AtomicUsize,
+    /// All-to-all: clients start sending when set, and finish what they encoded once `quiet`.
+    pub go: AtomicBool,
+    pub quiet: AtomicBool,
+    /// All-to-all: messages encoded by all clients.
+    pub sent: AtomicU64,
 }
 
 /// Settings the receivers need to read their streams.
@@ -149,6 +199,21 @@ pub struct RxConfig {
     pub wire: Wire,
     pub quickack: bool,
     pub paced: u32,
+    /// Every client also sends (all-to-all).
+    pub talk: Option<Talk>,
+}
+
+/// How all-to-all clients send.
+#[derive(Clone, Copy)]
+pub struct Talk {
+    /// Bytes of text per message.
+    pub size: usize,
+    /// Messages per write.
+    pub batch: u32,
+    /// Each message reaches this many receivers (N - 1).
+    pub fanout: u64,
+    /// At most this many deliveries outstanding in the whole room.
+    pub in_flight: u64,
 }
 
 impl Check {
@@ -169,22 +234,38 @@ impl Check {
                 .and_then(|f| std::str::from_utf8(f).ok())
                 .and_then(|f| f.parse::<u64>().ok())
         };
-        let (Some(seq), Some(sent)) = (num(), num()) else {
+        let (Some(seq), Some(sent), Some(from)) = (num(), num(), num()) else {
             self.tally.garbled += 1;
             return;
         };
+        if from >= MAX_FROM || seq > u64::from(u32::MAX) {
+            self.tally.garbled += 1;
+            return;
+        }
+        if !self.heard {
+            self.heard = true;
+            shared.heard.fetch_add(1, Ordering::Relaxed);
+        }
+        if from == u64::from(PROBE) {
+            return;
+        }
+        let from = from as usize;
+        if from >= self.streams.len() {
+            self.streams.resize_with(from + 1, Stream::default);
+        }
+        let st = &mut self.streams[from];
         let seq = seq as u32;
         let idx = seq as usize;
-        if idx >= self.seen.len() {
-            self.seen.resize((idx + 1).max(self.seen.len() * 2), 0);
+        if idx >= st.seen.len() {
+            st.seen.resize((idx + 1).max(st.seen.len() * 2).max(64), 0);
         }
-        if self.seen[idx] > 0 {
+        if st.seen[idx] > 0 {
             self.tally.duplicated += 1;
-        } else if seq < self.max_seq {
+        } else if seq < st.max_seq {
             self.tally.reordered += 1;
         }
-        self.seen[idx] = self.seen[idx].saturating_add(1);
-        self.max_seq = self.max_seq.max(seq);
+        st.seen[idx] = st.seen[idx].saturating_add(1);
+        st.max_seq = st.max_seq.max(seq);
         self.tally.received += 1;
         shared.delivered.fetch_add(1, Ordering::Relaxed);
         let us = (now.saturating_sub(sent) / 1000).min(u32::MAX as u64) as u32;
@@ -195,18 +276,80 @@ impl Check {
         }
     }
 
-    fn finish(mut self, expected: u32) -> Tally {
-        let upto = (expected as usize + 1).min(self.seen.len());
-        let have = self
-            .seen
-            .get(1..upto)
-            .map_or(0, |s| s.iter().filter(|&&c| c > 0).count());
-        self.tally.lost = u64::from(expected).saturating_sub(have as u64);
+    fn note_gap(&mut self, from: u32, first: u32, last: u32) {
+        if self.tally.gaps.len() < 4 {
+            self.tally.gaps.push((self.id, from, first, last));
+        }
+    }
+
+    /// The tally, given how many messages each sender sent (`expected[from]`), not counting `own`.
+    fn finish(mut self, expected: &[u32], own: Option<u32>) -> Tally {
+        let streams = std::mem::take(&mut self.streams);
+        for (from, &want) in expected.iter().enumerate() {
+            if own == Some(from as u32) {
+                continue;
+            }
+            let seen = streams.get(from).map_or(&[][..], |st| &st.seen[..]);
+            let mut gap: Option<(u32, u32)> = None;
+            for seq in 1..=want {
+                if seen.get(seq as usize).is_some_and(|&c| c > 0) {
+                    if let Some((a, b)) = gap.take() {
+                        self.note_gap(from as u32, a, b);
+                    }
+                    continue;
+                }
+                self.tally.lost += 1;
+                gap = Some(gap.map_or((seq, seq), |(a, _)| (a, seq)));
+            }
+            if let Some((a, b)) = gap {
+                self.note_gap(from as u32, a, b);
+            }
+        }
         self.tally
     }
 }
 
 impl Receiver {
+    /// All-to-all: writes what is left of its batch, then a new batch if the room has room.
+    /// Returns false when the socket failed.
+    fn pump(&mut self, talk: Talk, cfg: RxConfig, shared: &Shared, text: &mut Vec<u8>) -> bool {
+        let Some(from) = self.own else { return true };
+        loop {
+            while self.out_at < self.out.len() {
+                match self.stream.write(&self.out[self.out_at..]) {
+                    Ok(n) => self.out_at += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+            self.out.clear();
+            self.out_at = 0;
+            if shared.quiet.load(Ordering::Relaxed) {
+                return true;
+            }
+            let sent = shared.sent.load(Ordering::Relaxed);
+            let delivered = shared.delivered.load(Ordering::Relaxed);
+            if (sent * talk.fanout).saturating_sub(delivered) >= talk.in_flight {
+                return true;
+            }
+            for _ in 0..talk.batch {
+                self.last_seq += 1;
+                encode_message(
+                    cfg.wire,
+                    from,
+                    self.last_seq,
+                    talk.size,
+                    &mut self.out,
+                    text,
+                );
+            }
+            shared
+                .sent
+                .fetch_add(u64::from(talk.batch), Ordering::Relaxed);
+        }
+    }
+
     fn on_bytes(&mut self, data: &[u8], cfg: RxConfig, shared: &Shared) {
         match self.wire {
             Wire::Lines => {
@@ -280,7 +423,8 @@ pub fn connect(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<StdStream>
     if let Some(size) = rcvbuf {
         sock.set_recv_buffer_size(size)?;
     }
-    sock.connect(&addr.into())?;
+    // A hub that stopped accepting must not hold the tool for the kernel's 2 minutes of SYNs.
+    sock.connect_timeout(&addr.into(), Duration::from_secs(10))?;
     let stream: StdStream = sock.into();
     stream.set_nodelay(true)?;
     Ok(stream)
@@ -293,29 +437,82 @@ pub struct Receivers {
 }
 
 impl Receivers {
-    /// Connects `count` receivers and starts `threads` threads reading them.
+    /// Starts `threads` threads and connects `count` receivers, each read from the moment it
+    /// is connected (a hub may write to the first while the last are connecting).
     pub fn start(
         addr: SocketAddr,
         count: usize,
         threads: usize,
         cfg: RxConfig,
     ) -> io::Result<Receivers> {
+        Receivers::start_until(addr, count, threads, cfg, None)
+    }
+
+    /// As [`Receivers::start`], but stops connecting at `deadline` (`shared.connected` says
+    /// how many made it).
+    pub fn start_until(
+        addr: SocketAddr,
+        count: usize,
+        threads: usize,
+        cfg: RxConfig,
+        deadline: Option<Instant>,
+    ) -> io::Result<Receivers> {
         let shared = Arc::new(Shared::default());
-        let mut groups: Vec<Vec<Receiver>> = (0..threads.max(1)).map(|_| Vec::new()).collect();
+        let mut feeds = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..threads.max(1) {
+            let poll = Poll::new()?;
+            let waker = mio::Waker::new(poll.registry(), WAKER)?;
+            let (tx, rx) = mpsc::channel();
+            let shared = shared.clone();
+            handles.push(thread::spawn(move || read_loop(poll, rx, cfg, &shared)));
+            feeds.push((tx, waker));
+        }
+        let receivers = Receivers {
+            threads: handles,
+            shared,
+        };
+        match receivers.connect_all(addr, count, cfg, &feeds, deadline) {
+            Ok(()) => Ok(receivers),
+            Err(e) => {
+                receivers.finish(0);
+                Err(e)
+            }
+        }
+    }
+
+    fn connect_all(
+        &self,
+        addr: SocketAddr,
+        count: usize,
+        cfg: RxConfig,
+        feeds: &[(mpsc::Sender<Receiver>, mio::Waker)],
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        let shared = &self.shared;
         for i in 0..count {
-            let mut s = connect(addr, None)?;
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                break;
+            }
+            let mut s = connect(addr, None).map_err(|e| {
+                io::Error::new(e.kind(), format!("client {} of {count}: {e}", i + 1))
+            })?;
+            // Talking clients are senders 1..=count; the fan-out sender is 0.
+            let own = cfg.talk.map(|_| i as u32 + 1);
             if cfg.wire == Wire::Native {
-                s.write_all(&native_greeting(
-                    &format!("r{i}"),
-                    0x7ece_0000_0000_0000 + i as u64,
-                ))?;
+                let node = own.map_or(0x7ece_0000_0000_0000 + i as u64, origin_of);
+                s.write_all(&native_greeting(&format!("r{i}"), node))?;
             } else {
                 shared.ready.fetch_add(1, Ordering::Relaxed);
             }
             s.set_nonblocking(true)?;
-            let n = groups.len();
-            groups[i % n].push(Receiver {
+            let (feed, waker) = &feeds[i % feeds.len()];
+            let r = Receiver {
                 stream: TcpStream::from_std(s),
+                own,
+                out: Vec::new(),
+                out_at: 0,
+                last_seq: 0,
                 wire: cfg.wire,
                 quickack: cfg.quickack,
                 banner_done: false,
@@ -323,21 +520,19 @@ impl Receivers {
                 pending: Vec::new(),
                 decoder: Box::new(FrameDecoder::new()),
                 check: Check {
-                    seen: vec![0; 1024],
-                    max_seq: 0,
+                    id: i as u32,
+                    streams: Vec::new(),
+                    heard: false,
                     tally: Tally::default(),
                 },
                 closed: false,
-            });
+            };
+            feed.send(r)
+                .map_err(|_| io::Error::other("a reader thread ended"))?;
+            waker.wake()?;
+            shared.connected.fetch_add(1, Ordering::Relaxed);
         }
-        let threads = groups
-            .into_iter()
-            .map(|group| {
-                let shared = shared.clone();
-                thread::spawn(move || read_loop(group, cfg, &shared))
-            })
-            .collect();
-        Ok(Receivers { threads, shared })
+        Ok(())
     }
 
     /// Waits until every receiver is ready (native: the hub's hello came), at most `limit`.
@@ -355,36 +550,89 @@ impl Receivers {
     /// Stops reading; returns each receiver's tally for `expected` messages and the
     /// busiest reader thread's CPU seconds.
     pub fn finish(self, expected: u32) -> (Vec<Tally>, f64) {
+        let (tallies, _, busiest) = self.finish_talk(expected);
+        (tallies, busiest)
+    }
+
+    /// Stops reading; returns each receiver's tally, the messages each talking client sent
+    /// (index = sender number; 0 = the fan-out sender, which sent `fanout_sent`), and the
+    /// busiest reader thread's CPU seconds.
+    pub fn finish_talk(self, fanout_sent: u32) -> (Vec<Tally>, Vec<u32>, f64) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        let mut tallies = Vec::new();
+        let mut groups = Vec::new();
         let mut busiest: f64 = 0.0;
         for t in self.threads {
             if let Ok((group, cpu)) = t.join() {
                 busiest = busiest.max(cpu);
-                tallies.extend(group.into_iter().map(|r| r.check.finish(expected)));
+                groups.push(group);
             }
         }
-        (tallies, busiest)
+        let mut expected = vec![fanout_sent];
+        for r in groups.iter().flatten() {
+            if let Some(own) = r.own {
+                let i = own as usize;
+                if expected.len() <= i {
+                    expected.resize(i + 1, 0);
+                }
+                expected[i] = r.last_seq;
+            }
+        }
+        let tallies = groups
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let own = r.own;
+                r.check.finish(&expected, own)
+            })
+            .collect();
+        (tallies, expected, busiest)
     }
 }
 
-fn read_loop(mut group: Vec<Receiver>, cfg: RxConfig, shared: &Shared) -> (Vec<Receiver>, f64) {
+/// The token of a reader thread's waker: new receivers are waiting in its channel.
+const WAKER: Token = Token(usize::MAX);
+
+fn read_loop(
+    mut poll: Poll,
+    feed: mpsc::Receiver<Receiver>,
+    cfg: RxConfig,
+    shared: &Shared,
+) -> (Vec<Receiver>, f64) {
     let cpu0 = super::own_cpu(true);
-    let Ok(mut poll) = Poll::new() else {
-        return (group, 0.0);
+    let interest = if cfg.talk.is_some() {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
     };
-    for (i, r) in group.iter_mut().enumerate() {
-        let _ = poll
-            .registry()
-            .register(&mut r.stream, Token(i), Interest::READABLE);
-    }
+    let mut group: Vec<Receiver> = Vec::new();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 256 * 1024];
+    let mut text = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        if poll
-            .poll(&mut events, Some(Duration::from_millis(20)))
-            .is_err()
-        {
+        let talking = cfg.talk.is_some() && shared.go.load(Ordering::Relaxed);
+        if let (Some(talk), true) = (cfg.talk, talking) {
+            for r in group.iter_mut().filter(|r| !r.closed) {
+                if !r.pump(talk, cfg, shared, &mut text) {
+                    r.closed = true;
+                    shared.closed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        while let Ok(mut r) = feed.try_recv() {
+            let token = Token(group.len());
+            // Unregistered, it would never be read: count it closed so the run shows it.
+            if poll
+                .registry()
+                .register(&mut r.stream, token, interest)
+                .is_err()
+            {
+                r.closed = true;
+                shared.closed.fetch_add(1, Ordering::Relaxed);
+            }
+            group.push(r);
+        }
+        let wait = Duration::from_millis(if talking { 1 } else { 20 });
+        if poll.poll(&mut events, Some(wait)).is_err() {
             continue;
         }
         for event in events.iter() {
