@@ -106,7 +106,7 @@ pub fn run(
         flow: HostFlow::new(limits, config.node_id),
         node: HostNode::new(config),
         origin: std::time::Instant::now(),
-        conns: HashMap::new(),
+        conns: Conns::default(),
         writers,
         dirty: Vec::new(),
         batching: false,
@@ -151,7 +151,7 @@ struct Driver {
     flow: HostFlow,
     /// The std time that is core time zero.
     origin: std::time::Instant,
-    conns: HashMap<PeerId, Conn>,
+    conns: Conns,
     /// The writer thread, which writes what a socket would not take at once.
     writers: Writers,
     /// Peers with bytes queued in this drain, written when it ends.
@@ -815,6 +815,51 @@ impl Driver {
             }
             self.drain();
         }
+    }
+}
+
+/// Each peer's connection, in a vector indexed by the peer's slot in the node:
+/// a lookup for every byte string the node hands out is an index, not a hash.
+#[derive(Default)]
+struct Conns {
+    slots: Vec<Option<(PeerId, Conn)>>,
+}
+
+impl Conns {
+    fn get(&self, peer: &PeerId) -> Option<&Conn> {
+        match self.slots.get(peer.slot())? {
+            Some((id, conn)) if id == peer => Some(conn),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Conn> {
+        match self.slots.get_mut(peer.slot())? {
+            Some((id, conn)) if id == peer => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// Adds `peer`'s connection; one the slot still held (a peer gone unnoticed) is closed.
+    fn insert(&mut self, peer: PeerId, conn: Conn) {
+        let slot = peer.slot();
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        self.slots[slot] = Some((peer, conn));
+    }
+
+    fn remove(&mut self, peer: &PeerId) -> Option<Conn> {
+        let entry = self.slots.get_mut(peer.slot())?;
+        entry.take_if(|(id, _)| id == peer).map(|(_, conn)| conn)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&PeerId, &Conn)> {
+        self.slots.iter().flatten().map(|(id, conn)| (id, conn))
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (PeerId, Conn)> + '_ {
+        self.slots.drain(..).flatten()
     }
 }
 
