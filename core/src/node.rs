@@ -559,6 +559,14 @@ pub struct Node<const P: usize, const F: usize, const A: usize> {
     outbox: Outbox<A>,
     wake: Option<Instant>,
     stats: Stats,
+    /// The ready peers in slot order, with their phase: fan-outs walk this, not
+    /// the table, whose slots each hold a receive buffer (a cache miss per peer
+    /// per message). Built by the first fan-out polled after an input.
+    roster: heapless::Vec<(PeerId, Phase), P>,
+    /// An input came since the roster was built: phases may have changed.
+    roster_stale: bool,
+    /// Where in the roster the front fan-out goes on (checked before use).
+    cursor: usize,
 }
 
 impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
@@ -588,6 +596,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             outbox: Outbox::default(),
             wake: None,
             stats: Stats::default(),
+            roster: heapless::Vec::new(),
+            roster_stale: true,
+            cursor: 0,
         }
     }
 
@@ -623,6 +634,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         now: Instant,
         input: Input<'a>,
     ) -> Result<Handled, NodeError<'a>> {
+        self.roster_stale = true;
         if let Input::Received { peer, bytes } = input {
             return Ok(Handled::Consumed(self.on_received(now, peer, bytes)));
         }
@@ -702,21 +714,41 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.outbox.jobs.pop_front();
                 break job;
             };
-            let found = (next..self.peers.slots()).find_map(|slot| {
-                let peer = self.peers.at(slot)?;
-                let data = match peer.state.phase {
-                    _ if Some(peer.id) == except => None,
-                    Phase::Ready(Kind::Native) => native,
-                    Phase::Ready(Kind::Text(TextMode::Lines)) => line,
-                    Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
-                    _ => None,
-                }?;
-                Some((slot, peer.id, data))
-            });
-            let Some((slot, peer, data)) = found else {
+            if self.roster_stale {
+                self.build_roster();
+            }
+            // The roster is in slot order: the fan-out goes on at the first
+            // slot from `next`, most often where the last poll left it.
+            let roster = &self.roster;
+            let slot_at = |i: usize| roster.get(i).map(|(id, _)| id.slot());
+            let cursor = self.cursor;
+            let resumes = (cursor == 0 || slot_at(cursor - 1).is_some_and(|s| s < next))
+                && slot_at(cursor).is_none_or(|s| s >= next);
+            let from = match resumes {
+                true => cursor,
+                false => roster.partition_point(|(id, _)| id.slot() < next),
+            };
+            let found = roster
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find_map(|(i, &(id, phase))| {
+                    let data = match phase {
+                        _ if Some(id) == except => None,
+                        Phase::Ready(Kind::Native) => native,
+                        Phase::Ready(Kind::Text(TextMode::Lines)) => line,
+                        Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
+                        _ => None,
+                    }?;
+                    Some((i, id, data))
+                });
+            let Some((i, peer, data)) = found else {
+                self.cursor = 0;
                 self.outbox.jobs.pop_front();
                 continue;
             };
+            self.cursor = i + 1;
+            let slot = peer.slot();
             if let Some(Job::Fanout { next, .. }) = self.outbox.jobs.front_mut() {
                 *next = slot + 1;
             }
@@ -741,6 +773,21 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             // Handled in the loop above.
             Job::Fanout { .. } => Output::Timeout(self.wake),
         }
+    }
+
+    /// Lists the ready peers for the fan-outs of this drain (phases change only
+    /// with inputs, and a drain comes between two of them).
+    fn build_roster(&mut self) {
+        self.roster.clear();
+        for slot in 0..self.peers.slots() {
+            if let Some(p) = self.peers.at(slot)
+                && let Phase::Ready(_) = p.state.phase
+            {
+                // Fits: the roster holds as many as the table.
+                let _ = self.roster.push((p.id, p.state.phase));
+            }
+        }
+        self.roster_stale = false;
     }
 
     fn ready_for_input(&self) -> bool {

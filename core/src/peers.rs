@@ -146,6 +146,9 @@ pub struct PeerTable<S, const N: usize> {
     slots: [Option<Peer<S>>; N],
     limit: usize,
     len: usize,
+    /// One past the last occupied slot: walks stop here, not at `N` (each slot
+    /// is as large as a peer's receive buffer, so empty ones are not free to skip).
+    end: usize,
     last_serial: u32,
 }
 
@@ -162,6 +165,7 @@ impl<S, const N: usize> PeerTable<S, N> {
             slots: core::array::from_fn(|_| None),
             limit: limit.min(N).min(u16::MAX as usize),
             len: 0,
+            end: 0,
             last_serial: 0,
         }
     }
@@ -220,6 +224,7 @@ impl<S, const N: usize> PeerTable<S, N> {
             state,
         });
         self.len += 1;
+        self.end = self.end.max(slot + 1);
         Ok(id)
     }
 
@@ -227,7 +232,11 @@ impl<S, const N: usize> PeerTable<S, N> {
         let slot = self.slots.get_mut(usize::from(id.slot))?;
         if slot.as_ref().is_some_and(|p| p.id == id) {
             self.len -= 1;
-            slot.take()
+            let peer = slot.take();
+            while self.end > 0 && self.slots.get(self.end - 1).is_some_and(Option::is_none) {
+                self.end -= 1;
+            }
+            peer
         } else {
             None
         }
@@ -252,17 +261,17 @@ impl<S, const N: usize> PeerTable<S, N> {
         self.slots.get(index)?.as_ref()
     }
 
-    /// The number of slots, for walking the table by position.
+    /// How many slots to walk by position: every slot past this one is empty.
     pub fn slots(&self) -> usize {
-        N
+        self.end
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Peer<S>> {
-        self.slots.iter().flatten()
+        self.slots.iter().take(self.end).flatten()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Peer<S>> {
-        self.slots.iter_mut().flatten()
+        self.slots.iter_mut().take(self.end).flatten()
     }
 
     /// Finds the one peer a person meant: `#id`, an alias, or an IP shared by no other peer.
@@ -421,6 +430,25 @@ mod tests {
             .unwrap();
         assert_eq!(t.get(a).unwrap().alias(), "127.0.0.1");
         assert_eq!(t.get(b).unwrap().alias(), "127.0.0.1-2");
+    }
+
+    #[test]
+    fn a_walk_by_position_ends_after_the_last_occupied_slot() {
+        let mut t = PeerTable::<(), 8>::new(8);
+        assert_eq!(t.slots(), 0);
+        let mut insert = || t.insert(None, Direction::Inbound, None, ()).unwrap();
+        let ids = [insert(), insert(), insert()];
+        assert_eq!(t.slots(), 3);
+        t.remove(ids[1]).unwrap();
+        assert_eq!(t.slots(), 3, "a hole in the middle keeps the end");
+        t.remove(ids[2]).unwrap();
+        assert_eq!(t.slots(), 1, "the end comes back over every empty slot");
+        let mut walked = t.iter().map(|p| p.id);
+        assert_eq!(walked.next(), Some(ids[0]));
+        assert_eq!(walked.next(), None);
+        drop(walked);
+        t.remove(ids[0]).unwrap();
+        assert_eq!(t.slots(), 0);
     }
 
     #[test]

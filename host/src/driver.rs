@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::Duration;
 
@@ -106,7 +107,7 @@ pub fn run(
         flow: HostFlow::new(limits, config.node_id),
         node: HostNode::new(config),
         origin: std::time::Instant::now(),
-        conns: HashMap::new(),
+        conns: Conns::default(),
         writers,
         dirty: Vec::new(),
         batching: false,
@@ -151,7 +152,7 @@ struct Driver {
     flow: HostFlow,
     /// The std time that is core time zero.
     origin: std::time::Instant,
-    conns: HashMap<PeerId, Conn>,
+    conns: Conns,
     /// The writer thread, which writes what a socket would not take at once.
     writers: Writers,
     /// Peers with bytes queued in this drain, written when it ends.
@@ -647,18 +648,19 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
+                    // The arena's bytes are gone: a span's address may come back.
+                    self.conns.last = None;
                     if !self.batching {
                         self.flush();
                     }
                     self.act();
                     return;
                 }
-                Output::Transmit { peer, data } => match self.conns.get_mut(&peer) {
-                    Some(conn) => {
-                        if conn.staged() == 0 {
+                Output::Transmit { peer, data } => match self.conns.transmit(peer, data) {
+                    Some(first) => {
+                        if first {
                             self.dirty.push(peer);
                         }
-                        conn.send(data);
                         self.flow.queued(now, peer, data.len());
                     }
                     None => debug!("{peer} has no connection for its bytes"),
@@ -693,15 +695,15 @@ impl Driver {
     fn flush(&mut self) {
         let now = self.now();
         for peer in std::mem::take(&mut self.dirty) {
-            let Some(conn) = self.conns.get_mut(&peer) else {
+            let Some(n) = self.conns.flush(peer) else {
                 continue;
             };
-            let n = conn.flush();
             self.flow.taken(now, peer, n);
             if let Some(at) = self.flow.stall_at(peer) {
                 self.stall_wake = Some(self.stall_wake.map_or(at, |w| w.min(at)));
             }
         }
+        self.conns.recycle();
     }
 
     /// Prints an event with its peer's alias as of that event. The node may already
@@ -815,6 +817,116 @@ impl Driver {
             }
             self.drain();
         }
+    }
+}
+
+/// Each peer's connection, in a vector indexed by the peer's slot in the node:
+/// a lookup for every byte string the node hands out is an index, not a hash.
+/// What a drain queues is copied once into a pool shared by all connections, so a
+/// room message is one copy however many peers it goes to, and written to each
+/// from there.
+#[derive(Default)]
+struct Conns {
+    slots: Vec<Option<(PeerId, Conn)>>,
+    /// The bytes queued since the last flush, each node output once.
+    pool: Vec<u8>,
+    /// The last output copied into the pool, by the address and length of the
+    /// node's bytes (its outbox span: unique until the node's drain ends), and
+    /// where it is in the pool.
+    last: Option<(usize, usize, Range<usize>)>,
+}
+
+/// A pool emptied by a flush keeps at most this much room.
+const POOL_KEEP: usize = 4 << 20;
+
+impl Conns {
+    /// Queues the node's `data` for `peer`; `Some(true)` when it is the first
+    /// since the last flush, `None` when the peer has no connection.
+    fn transmit(&mut self, peer: PeerId, data: &[u8]) -> Option<bool> {
+        let Some(Some((id, conn))) = self.slots.get_mut(peer.slot()) else {
+            return None;
+        };
+        if *id != peer {
+            return None;
+        }
+        let key = (data.as_ptr() as usize, data.len());
+        let range = match &self.last {
+            Some((at, len, range)) if (*at, *len) == key => range.clone(),
+            _ => {
+                let start = self.pool.len();
+                self.pool.extend_from_slice(data);
+                let range = start..self.pool.len();
+                self.last = Some((key.0, key.1, range.clone()));
+                range
+            }
+        };
+        let first = conn.staged() == 0;
+        conn.send_shared(&self.pool, range);
+        Some(first)
+    }
+
+    /// Writes what is queued for `peer`; how many bytes the socket took now.
+    fn flush(&mut self, peer: PeerId) -> Option<usize> {
+        let pool = &self.pool;
+        let conn = match self.slots.get_mut(peer.slot())? {
+            Some((id, conn)) if *id == peer => conn,
+            _ => return None,
+        };
+        Some(conn.flush_from(pool))
+    }
+
+    /// Empties the pool once every connection has been flushed.
+    fn recycle(&mut self) {
+        self.pool.clear();
+        self.last = None;
+        if self.pool.capacity() > POOL_KEEP {
+            self.pool = Vec::new();
+        }
+    }
+
+    fn get(&self, peer: &PeerId) -> Option<&Conn> {
+        match self.slots.get(peer.slot())? {
+            Some((id, conn)) if id == peer => Some(conn),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Conn> {
+        match self.slots.get_mut(peer.slot())? {
+            Some((id, conn)) if id == peer => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// Adds `peer`'s connection; one the slot still held (a peer gone unnoticed) is closed.
+    fn insert(&mut self, peer: PeerId, conn: Conn) {
+        let slot = peer.slot();
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        if let Some((_, mut old)) = self.slots[slot].replace((peer, conn)) {
+            old.settle(&self.pool);
+        }
+    }
+
+    /// Takes `peer`'s connection out, with its own copy of what is queued for it.
+    fn remove(&mut self, peer: &PeerId) -> Option<Conn> {
+        let entry = self.slots.get_mut(peer.slot())?;
+        let (_, mut conn) = entry.take_if(|(id, _)| id == peer)?;
+        conn.settle(&self.pool);
+        Some(conn)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&PeerId, &Conn)> {
+        self.slots.iter().flatten().map(|(id, conn)| (id, conn))
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (PeerId, Conn)> + '_ {
+        let pool = &self.pool;
+        self.slots.drain(..).flatten().map(|(id, mut conn)| {
+            conn.settle(pool);
+            (id, conn)
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
@@ -183,6 +184,9 @@ pub struct Conn {
     shared: Arc<Shared>,
     /// Bytes queued in this drain, written (or handed on) by [`Conn::flush`].
     staged: Vec<u8>,
+    /// Or, while `staged` is empty: the bytes queued are this range of the
+    /// driver's pool, which holds a room message once for all its peers.
+    pooled: Option<Range<usize>>,
     /// One credit lets the reader read its next chunk.
     credit: SyncSender<()>,
     /// The reader's last chunk, of which `taken` bytes were fed to the node.
@@ -241,6 +245,7 @@ impl Conn {
             entry,
             shared,
             staged: Vec::new(),
+            pooled: None,
             credit,
             pending: Vec::new(),
             taken: 0,
@@ -248,12 +253,70 @@ impl Conn {
         })
     }
 
-    /// Queues bytes for the peer; they go at the next [`Conn::flush`].
-    pub fn send(&mut self, data: &[u8]) {
+    /// Queues `pool[range]` for the peer, without copying it while its queued
+    /// bytes are one range of `pool`; they go at the next [`Conn::flush_from`],
+    /// which must get the same pool (or [`Conn::settle`] first).
+    pub fn send_shared(&mut self, pool: &[u8], range: Range<usize>) {
         if self.ended {
             return;
         }
-        self.staged.extend_from_slice(data);
+        match &mut self.pooled {
+            None if self.staged.is_empty() => self.pooled = Some(range),
+            Some(queued) if queued.end == range.start => queued.end = range.end,
+            _ => {
+                self.settle(pool);
+                self.staged
+                    .extend_from_slice(pool.get(range).unwrap_or_default());
+            }
+        }
+    }
+
+    /// Copies the queued range of `pool` into the connection's own staging
+    /// buffer: needed before the pool is reused or the connection dropped.
+    pub fn settle(&mut self, pool: &[u8]) {
+        if let Some(range) = self.pooled.take() {
+            self.staged
+                .extend_from_slice(pool.get(range).unwrap_or_default());
+        }
+    }
+
+    /// [`Conn::flush`] for a connection whose queued bytes may be in `pool`: they
+    /// are written from there, and only what the socket would not take is copied.
+    pub fn flush_from(&mut self, pool: &[u8]) -> usize {
+        let Some(range) = self.pooled.take() else {
+            return self.flush();
+        };
+        if self.ended {
+            return 0;
+        }
+        let bytes = pool.get(range).unwrap_or_default();
+        let mut out = lock(&self.entry.out);
+        if out.at < out.buf.len() {
+            // Bytes already wait for writability: these go after them.
+            out.buf.extend_from_slice(bytes);
+            return 0;
+        }
+        let result = send_now(&self.entry.stream, bytes);
+        if let Ok(n) = result
+            && n < bytes.len()
+        {
+            out.buf.clear();
+            out.buf
+                .extend_from_slice(bytes.get(n..).unwrap_or_default());
+            out.at = 0;
+        }
+        if result.as_ref().is_ok_and(|&n| n > 0) && out.closing {
+            out.progress = Instant::now();
+        }
+        drop(out);
+        match result {
+            Ok(n) => n,
+            Err(e) => {
+                self.shared.fail(&self.entry, e);
+                self.ended = true;
+                0
+            }
+        }
     }
 
     /// Writes the staged bytes now, as many as the socket takes without blocking;
@@ -294,7 +357,7 @@ impl Conn {
 
     /// Bytes queued since the last [`Conn::flush`].
     pub fn staged(&self) -> usize {
-        self.staged.len()
+        self.staged.len() + self.pooled.as_ref().map_or(0, Range::len)
     }
 
     /// Keeps the reader's chunk until the node has taken all of it.
@@ -408,6 +471,29 @@ fn read_loop(peer: PeerId, mut stream: TcpStream, to_driver: Sender<Msg>, credit
 /// Locks a mutex, whether or not a thread panicked while holding it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Sends `bytes` until all are sent or the socket would block; returns how many
+/// went. A socket that takes nothing is an error.
+fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let socket = SockRef::from(stream);
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = bytes.get(at..).unwrap_or_default();
+        match socket.send_with_flags(rest, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    ErrorKind::WriteZero,
+                    "connection wrote nothing",
+                ));
+            }
+            Ok(n) => at += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
 }
 
 /// Writes `out.buf[out.at..]` until all is written or the socket would block;
@@ -553,10 +639,10 @@ mod tests {
         let mut conn = Conn::start(peer, near, &writers, done).expect("conn");
         // Far more than a loopback socket buffers: most of it waits for the writer thread.
         let sent: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
-        for piece in sent.chunks(1000) {
-            conn.send(piece);
+        for start in (0..sent.len()).step_by(1000) {
+            conn.send_shared(&sent, start..(start + 1000).min(sent.len()));
         }
-        conn.flush();
+        conn.flush_from(&sent);
         conn.close();
         let _ = far.set_read_timeout(Some(Duration::from_secs(10)));
         let mut got = Vec::new();

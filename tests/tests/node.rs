@@ -630,6 +630,34 @@ fn a_hub_relays_a_text_peers_line_to_the_other_text_peers_with_its_name() {
 }
 
 #[test]
+fn a_hub_relays_to_a_peer_ready_since_its_last_relay_and_not_to_one_gone_since() {
+    let mut h = hub("hub", 3);
+    let first = accept(&mut h);
+    let second = accept(&mut h);
+    receive(&mut h, at(0), second, b"hey\n");
+    receive(&mut h, at(1), first, b"one\n");
+    let third = accept(&mut h);
+    receive(&mut h, at(2), third, b"yo\n");
+    input(
+        &mut h,
+        at(3),
+        Input::Closed {
+            peer: second,
+            error: None,
+        },
+    );
+    let outs = receive(&mut h, at(4), first, b"two\n");
+    assert!(
+        sent_bytes(&outs, third).ends_with(b" two\n"),
+        "the newcomer gets the room's next message"
+    );
+    assert!(
+        sent_bytes(&outs, second).is_empty(),
+        "the gone peer gets nothing"
+    );
+}
+
+#[test]
 fn without_hub_a_text_peers_line_goes_nowhere_else() {
     let mut b = node("bob", 2);
     let first = accept(&mut b);
