@@ -70,7 +70,9 @@ fn frame(msg: &Message<'_>) -> Vec<u8> {
 
 /// A node with `n` ready native peers, each having sent its banner and hello.
 fn node_with_peers(n: usize) -> (Box<BenchNode>, Vec<PeerId>) {
-    let config = Config::new("bench", 1).expect("valid name");
+    let mut config = Config::new("bench", 1).expect("valid name");
+    // Every bench peer comes from 127.0.0.1: let them all in.
+    config.max_per_ip = n;
     let mut node = Box::new(BenchNode::new(config));
     let mut got = Drained::default();
     let peers = (0..n)

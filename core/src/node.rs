@@ -769,7 +769,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 port,
             },
             Job::Close { peer } => Output::Close { peer },
-            Job::Event(event) => Output::Event(event.map(|s| outbox.text(s))),
+            Job::Event(event) => Output::Event(event_text(outbox, event)),
             // Handled in the loop above.
             Job::Fanout { .. } => Output::Timeout(self.wake),
         }
@@ -850,14 +850,21 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.last_seq = self.last_seq.wrapping_add(1);
                 let (origin, seq) = (self.config.node_id, self.last_seq);
                 self.seen.first_sight(origin, seq);
+                // The frame is encoded from the `str`s in hand, not read back from the arena.
+                let native = self.outbox.put_message(&Message::Broadcast {
+                    origin,
+                    seq,
+                    hops: self.config.hops,
+                    name: &self.config.name,
+                    text,
+                });
                 let Some(text) = self.outbox.put(&[text.as_bytes()]) else {
                     return Err(NodeError::Busy);
                 };
                 let Some(name) = self.outbox.put(&[self.config.name.as_bytes()]) else {
                     return Err(NodeError::Busy);
                 };
-                let room = Room { origin, seq };
-                self.fanout(None, room, self.config.hops, name, text, false);
+                self.fanout(None, native.ok(), name, text, false);
                 self.event(Event::Broadcast { seq, peers });
                 Ok(())
             }
@@ -990,27 +997,17 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         Ok(())
     }
 
-    /// Queues a room message for every ready peer but `except`: a frame for
-    /// native peers, and a line for text peers (for relayed messages only at a hub,
-    /// prefixed with the sender's name).
+    /// Queues a room message for every ready peer but `except`: `native` (its
+    /// Broadcast frame) for native peers, and a line for text peers (for relayed
+    /// messages only at a hub, prefixed with the sender's name).
     fn fanout(
         &mut self,
         except: Option<PeerId>,
-        room: Room,
-        hops: u8,
+        native: Option<Span>,
         name: Span,
         text: Span,
         relayed: bool,
     ) {
-        let native = self
-            .outbox
-            .put_frame([name, text], |[name, text]| Message::Broadcast {
-                origin: room.origin,
-                seq: room.seq,
-                hops,
-                name,
-                text,
-            });
         let line = if !relayed {
             self.outbox.put_line(None, text)
         } else if self.config.hub {
@@ -1358,6 +1355,19 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     self.stats.duplicates += 1;
                     return Step::Took(n);
                 }
+                // The relayed frame is encoded from the decoded `str`s, whose
+                // one UTF-8 check was the decoder's.
+                let relay = route::relay_hops(hops);
+                let native = relay.and_then(|hops| {
+                    let msg = Message::Broadcast {
+                        origin,
+                        seq,
+                        hops,
+                        name,
+                        text,
+                    };
+                    self.outbox.put_message(&msg).ok()
+                });
                 let from = self.outbox.put(&[name.as_bytes()]);
                 let text = self.outbox.put(&[text.as_bytes()]);
                 let (Some(from), Some(text)) = (from, text) else {
@@ -1372,8 +1382,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                         room: Some(room),
                     });
                 }
-                if let Some(hops) = route::relay_hops(hops) {
-                    self.fanout(Some(peer), room, hops, from, text, true);
+                if relay.is_some() {
+                    self.fanout(Some(peer), native, from, text, true);
                 }
             }
         }
@@ -1486,7 +1496,17 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 seq: self.last_seq,
             };
             self.seen.first_sight(r.origin, r.seq);
-            self.fanout(Some(peer), r, self.config.hops, from, text, true);
+            let hops = self.config.hops;
+            let native = self
+                .outbox
+                .put_frame([from, text], |[name, text]| Message::Broadcast {
+                    origin: r.origin,
+                    seq: r.seq,
+                    hops,
+                    name,
+                    text,
+                });
+            self.fanout(Some(peer), native, from, text, true);
             room = Some(r);
         }
         self.event(Event::Message {
@@ -1706,6 +1726,13 @@ enum Step {
 
 /// The length of the longest prefix of `bytes` that does not end inside a UTF-8
 /// character (all of it when it is not UTF-8 at that point).
+/// An event's texts, lent from the outbox. Out of line: inlined, it made the
+/// fan-out loop of `poll_output` dearer than the UTF-8 checks it holds.
+#[inline(never)]
+fn event_text<const A: usize>(outbox: &Outbox<A>, event: Event<Span>) -> Event<&str> {
+    event.map(|s| outbox.text(s))
+}
+
 fn utf8_cut(bytes: &[u8]) -> usize {
     let len = bytes.len();
     // A character is at most 4 bytes: look back at most 3 for its lead byte.

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use meshtalk_core::command::{self, Command};
+use meshtalk_core::frame::{Decoded, FrameDecoder};
 use meshtalk_core::node::{
     BUSY, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Reason, TextMode,
 };
@@ -843,6 +844,50 @@ fn a_broadcast_with_one_hop_left_is_not_relayed() {
     let outs = receive(&mut pair.b, at(0), pair.b_to_a, &frame);
     assert_eq!(messages(&outs), ["far"]);
     assert!(outs.iter().all(|o| !matches!(o, Out::Tx(..))));
+}
+
+#[test]
+fn a_relayed_broadcast_carries_the_same_origin_name_and_text_with_one_hop_fewer() {
+    let mut pair = Pair::new();
+    // A second native peer of bob's, carol.
+    let carol = accept(&mut pair.b);
+    receive(&mut pair.b, at(0), carol, b"MESHTALK/1 carol\n");
+    let mut buf = [0u8; 256];
+    let n = Message::Hello {
+        minor: 1,
+        node: 3,
+        name: "carol",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    receive(&mut pair.b, at(0), carol, &buf[..n]);
+    let n = Message::Broadcast {
+        origin: 9,
+        seq: 4,
+        hops: 5,
+        name: "zed",
+        text: "déjà vu ✓",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    let outs = receive(&mut pair.b, at(1), pair.b_to_a, &buf[..n]);
+    let relayed = sent_bytes(&outs, carol);
+    let mut decoder = FrameDecoder::<1024>::new();
+    let (used, found) = decoder.decode(&relayed);
+    let Decoded::Frame(body) = found else {
+        panic!("not a frame: {found:?}")
+    };
+    assert_eq!(used, relayed.len(), "one frame");
+    assert_eq!(
+        Message::decode(body).unwrap(),
+        Message::Broadcast {
+            origin: 9,
+            seq: 4,
+            hops: 4,
+            name: "zed",
+            text: "déjà vu ✓",
+        }
+    );
 }
 
 // ---- limits ----
