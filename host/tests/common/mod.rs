@@ -11,28 +11,38 @@ pub mod proc;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use meshtalk_core::wire::Message;
-use serde_json::Value;
+
+use proc::Proc;
 use socket2::{Domain, Socket, Type};
 
 /// The longest any one expected event or close may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A running `meshtalk` and what it prints, one stdout line (raw bytes) at a time.
+/// A running `meshtalk mesh` (a [`Proc`] that listens), in JSON or human mode.
 pub struct Node {
-    pub child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<Vec<u8>>,
-    pub port: u16,
+    proc: Proc,
     pub json: bool,
-    /// What the node is called (`--name`), as its peers see it.
-    pub name: String,
+}
+
+impl Deref for Node {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
+}
+
+impl DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
 }
 
 impl Node {
@@ -61,42 +71,12 @@ impl Node {
 
     /// Spawns `command` (a `meshtalk mesh` with `--port 0`) and waits until it listens.
     pub fn spawn(command: &mut Command, name: &str, json: bool) -> Node {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start meshtalk");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            let mut buf = vec![0; 64 * 1024];
-            let mut line = Vec::new();
-            loop {
-                let n = match stdout.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                for &b in &buf[..n] {
-                    line.push(b);
-                    if b == b'\n' && tx.send(std::mem::take(&mut line)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
         let mut node = Node {
-            child,
-            stdin,
-            lines,
-            port: 0,
+            proc: Proc::spawn(name, command),
             json,
-            name: name.to_string(),
         };
-        node.port = if json {
-            let listening = node.expect("listening", WAIT, |_| true);
-            u16::try_from(listening["port"].as_u64().expect("port")).expect("u16")
+        node.proc.port = if json {
+            proc::port_of(&node.expect("listening", WAIT, |_| true))
         } else {
             let line = node.expect_raw(WAIT, |l| l.contains("listening on"));
             let port = line.trim_end().rsplit(':').next().expect("an address");
@@ -110,50 +90,19 @@ impl Node {
         ("127.0.0.1", self.port)
     }
 
-    /// Waits at most `wait` for the next event named `event` for which `matches`
-    /// holds, skipping others (JSON mode).
-    pub fn expect(&self, event: &str, wait: Duration, matches: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
-                panic!("{}: no '{event}' event within {wait:?} ({e})", self.name)
-            });
-            let value: Value = serde_json::from_slice(&line).unwrap_or_else(|e| {
-                panic!(
-                    "{}: stdout line is no JSON ({e}): {}",
-                    self.name,
-                    String::from_utf8_lossy(&line)
-                )
-            });
-            if value["event"] == event && matches(&value) {
-                return value;
-            }
-        }
-    }
-
     /// Waits at most `wait` for the next stdout line (lossily decoded) for which
     /// `matches` holds, skipping others.
     pub fn expect_raw(&self, wait: Duration, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
+            let text = self
+                .recv(left)
                 .unwrap_or_else(|e| panic!("{}: no such line within {wait:?} ({e})", self.name));
-            let text = String::from_utf8_lossy(&line).into_owned();
             if matches(&text) {
                 return text;
             }
         }
-    }
-
-    /// The next stdout line, raw, waiting at most `wait`.
-    pub fn next_raw_line(&self, wait: Duration) -> Vec<u8> {
-        self.lines
-            .recv_timeout(wait)
-            .unwrap_or_else(|e| panic!("{}: no line within {wait:?} ({e})", self.name))
     }
 
     /// Every stdout line printed so far and until `quiet` passes with no new line,
@@ -162,20 +111,12 @@ impl Node {
         let deadline = Instant::now() + wait;
         let mut out = Vec::new();
         while Instant::now() < deadline {
-            match self.lines.recv_timeout(quiet) {
+            match self.recv_raw(quiet) {
                 Ok(line) => out.push(line),
                 Err(_) => break,
             }
         }
         out
-    }
-
-    /// Writes a command line to the node's stdin.
-    pub fn type_line(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write stdin");
-        self.stdin.flush().expect("flush stdin");
     }
 
     /// A number from the node's `/proc/<pid>/status` line `key` (e.g. `VmRSS`, in KiB).
@@ -212,13 +153,6 @@ impl Node {
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
