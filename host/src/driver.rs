@@ -82,6 +82,9 @@ pub fn run(
     mode: Box<dyn Mode>,
     options: Options,
 ) -> i32 {
+    // One write of what a turn printed, not one per event: flushed before the
+    // driver sleeps, and on the way out.
+    crate::render::buffer();
     let (tx, rx) = channel();
     crate::signal::spawn(tx.clone(), Msg::Signal);
     let (done, done_rx) = channel();
@@ -143,7 +146,9 @@ pub fn run(
     driver.mode.start(now, &mut driver.actions);
     driver.act();
     driver.serve(&rx);
-    driver.exit(&done_rx)
+    let code = driver.exit(&done_rx);
+    crate::render::flush();
+    code
 }
 
 struct Driver {
@@ -249,8 +254,14 @@ impl Driver {
                         continue;
                     }
                 },
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(wait) => rx.recv_timeout(wait),
+                None => {
+                    crate::render::flush();
+                    rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                }
+                Some(wait) => {
+                    crate::render::flush();
+                    rx.recv_timeout(wait)
+                }
             };
             if self.handle(msg) {
                 return;
@@ -764,6 +775,7 @@ impl Driver {
         }
         // Once every writer has dropped its copy, this returns at once.
         self.done = None;
+        crate::render::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
         self.quit.unwrap_or(0)
     }
