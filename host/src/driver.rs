@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
 use meshtalk_core::command::{self, Command, HELP};
@@ -18,7 +18,7 @@ use meshtalk_core::time::{self, Instant};
 
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
-use crate::net::{self, Conn, Writers};
+use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
 use crate::render::Render;
 
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
@@ -62,8 +62,6 @@ pub enum Msg {
     Accepted(TcpStream, SocketAddr),
     /// A dial asked for by the node finished.
     Dialed(PeerId, io::Result<TcpStream>),
-    /// Bytes read from a peer; its reader reads on once the node has taken them all.
-    Data(PeerId, Vec<u8>),
     /// A peer's writer wrote this many of the bytes queued for it.
     Wrote(PeerId, usize),
     /// A peer's connection ended: `None` for an orderly close, else the error.
@@ -82,14 +80,28 @@ pub fn run(
     mode: Box<dyn Mode>,
     options: Options,
 ) -> i32 {
+    // One write of what a turn printed, not one per event: flushed before the
+    // driver sleeps, and on the way out.
+    crate::render::buffer();
+    let readers = match Readers::new() {
+        Ok(readers) => readers,
+        Err(e) => {
+            diag!("cannot poll sockets: {e}");
+            return 1;
+        }
+    };
     let (tx, rx) = channel();
-    crate::signal::spawn(tx.clone(), Msg::Signal);
+    let tx = readers.to_driver(tx);
     let (done, done_rx) = channel();
     let listening = listener.as_ref().map(TcpListener::local_addr);
     if let Some(listener) = listener {
         net::spawn_listener(listener, tx.clone());
     }
-    let _prompt = crate::prompt::spawn(tx.clone(), render.json);
+    // The prompt and signal threads speak a plain channel; a thread passes
+    // their messages on and wakes the driver.
+    let forward = net::spawn_forwarder(tx.clone());
+    crate::signal::spawn(forward.clone(), Msg::Signal);
+    let _prompt = crate::prompt::spawn(forward, render.json);
     let writers = match Writers::start(tx.clone(), options.stall) {
         Ok(writers) => writers,
         Err(e) => {
@@ -109,6 +121,8 @@ pub fn run(
         origin: std::time::Instant::now(),
         conns: Conns::default(),
         writers,
+        readers,
+        ready: VecDeque::new(),
         dirty: Vec::new(),
         batching: false,
         aliases: HashMap::new(),
@@ -143,7 +157,9 @@ pub fn run(
     driver.mode.start(now, &mut driver.actions);
     driver.act();
     driver.serve(&rx);
-    driver.exit(&done_rx)
+    let code = driver.exit(&done_rx);
+    crate::render::flush();
+    code
 }
 
 struct Driver {
@@ -155,6 +171,11 @@ struct Driver {
     conns: Conns,
     /// The writer thread, which writes what a socket would not take at once.
     writers: Writers,
+    /// The poll of every socket for reading (read on this thread).
+    readers: Readers,
+    /// Peers whose socket is readable and whose last chunk is all taken: each is
+    /// read once per round.
+    ready: VecDeque<PeerId>,
     /// Peers with bytes queued in this drain, written when it ends.
     dirty: Vec<PeerId>,
     /// A peer's turn is being fed: its drains leave the writing to its end.
@@ -162,7 +183,7 @@ struct Driver {
     /// Each ready peer's alias, for showing events about it.
     aliases: HashMap<PeerId, String>,
     /// For the dialers, which report back on it.
-    tx: Sender<Msg>,
+    tx: ToDriver,
     render: Render,
     /// Handed to each connection; once every copy is gone, every one is flushed and closed.
     done: Option<Sender<()>>,
@@ -227,45 +248,110 @@ impl Driver {
         let retry = self.retries.iter().map(|r| r.at);
         refill
             .chain(retry)
+            .chain(self.readers.linger_until())
             .map(|at| at.saturating_duration_since(now))
             .chain(node)
             .min()
     }
 
-    /// Sleeps until a message or a timeout, and feeds peers' held bytes in turns
-    /// while no message waits; returns when the person quits.
+    /// Sleeps until a socket is readable, a message or a timeout; then handles the
+    /// messages, reads each readable peer once and feeds one held turn, round
+    /// after round until there is nothing to do; returns when the person quits.
     fn serve(&mut self, rx: &Receiver<Msg>) {
+        let mut readable = Vec::new();
         loop {
             if self.quit.is_some() {
                 return;
             }
-            let msg = match self.next_wait() {
-                Some(wait) if wait.is_zero() => Err(RecvTimeoutError::Timeout),
-                _ if !self.turns.is_empty() => match rx.try_recv() {
-                    Ok(msg) => Ok(msg),
-                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-                    Err(TryRecvError::Empty) => {
-                        self.take_turn();
-                        continue;
-                    }
-                },
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(wait) => rx.recv_timeout(wait),
+            let busy = !self.ready.is_empty() || !self.turns.is_empty();
+            let wait = if busy {
+                Some(Duration::ZERO)
+            } else {
+                self.next_wait()
             };
-            if self.handle(msg) {
-                return;
+            if wait != Some(Duration::ZERO) {
+                crate::render::flush();
             }
-            if self.recheck {
-                self.recheck = false;
-                self.resume();
+            self.readers.wait(wait, &mut readable);
+            for slot in readable.drain(..) {
+                self.mark_readable(slot);
             }
+            loop {
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        if self.handle(msg) || self.quit.is_some() {
+                            return;
+                        }
+                        self.recheck();
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            if self.next_wait().is_some_and(|w| w.is_zero()) {
+                self.timeout();
+            }
+            self.read_round();
+            self.take_turn();
         }
     }
 
+    /// Resumes held peers if a dropped queue may have let them go on.
+    fn recheck(&mut self) {
+        if self.recheck {
+            self.recheck = false;
+            self.resume();
+        }
+    }
+
+    /// The poll said `slot`'s socket is readable: it is read in the next round,
+    /// unless its last chunk waits for the node (then once that is taken).
+    fn mark_readable(&mut self, slot: usize) {
+        let Some(Some((peer, conn))) = self.conns.slots.get_mut(slot) else {
+            return;
+        };
+        conn.readable = true;
+        if conn.pending().is_empty() && !conn.queued {
+            conn.queued = true;
+            self.ready.push_back(*peer);
+        }
+    }
+
+    /// Reads each peer queued as readable once (one chunk) and feeds it; those
+    /// queued meanwhile wait for the next round.
+    fn read_round(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(peer) = self.ready.pop_front() else {
+                return;
+            };
+            let Some(conn) = self.conns.get_mut(&peer) else {
+                continue;
+            };
+            conn.queued = false;
+            if !conn.readable || !conn.pending().is_empty() {
+                continue;
+            }
+            match conn.read(&mut self.readers.buf) {
+                Got::Data => self.feed(peer),
+                Got::Empty => {}
+                Got::Closed(error) => self.closed(peer, error.as_deref()),
+            }
+            self.recheck();
+        }
+    }
+
+    /// A peer's connection ended (read or write): the node hears of it.
+    fn closed(&mut self, peer: PeerId, error: Option<&str>) {
+        self.conns.remove(&peer);
+        self.flow.forget(peer);
+        self.input(Input::Closed { peer, error });
+        self.resume();
+    }
+
     /// One message (or the timeout); true when the program is to end.
-    fn handle(&mut self, msg: Result<Msg, RecvTimeoutError>) -> bool {
+    fn handle(&mut self, msg: Msg) -> bool {
         match msg {
-            Ok(Msg::Line(line)) => {
+            Msg::Line(line) => {
                 let now = self.now();
                 if self.mode.line(&line, now, &mut self.actions) {
                     self.act();
@@ -273,30 +359,21 @@ impl Driver {
                     return true;
                 }
             }
-            Ok(Msg::EndOfInput) => {
+            Msg::EndOfInput => {
                 let now = self.now();
                 if !self.mode.end_of_input(now, &mut self.actions) {
                     return true;
                 }
                 self.act();
             }
-            Ok(Msg::Signal(name)) => {
+            Msg::Signal(name) => {
                 debug!("{name}: saying goodbye to every peer");
                 return true;
             }
-            Err(RecvTimeoutError::Disconnected) => return true,
-            Ok(Msg::Accepted(stream, addr)) => self.accepted(stream, addr),
-            Ok(Msg::Dialed(peer, result)) => self.dialed(peer, result),
-            Ok(Msg::Data(peer, data)) => self.received(peer, data),
-            Ok(Msg::Wrote(peer, n)) => self.wrote(peer, n),
-            Ok(Msg::Closed(peer, error)) => {
-                self.conns.remove(&peer);
-                self.flow.forget(peer);
-                let error = error.as_deref();
-                self.input(Input::Closed { peer, error });
-                self.resume();
-            }
-            Err(RecvTimeoutError::Timeout) => self.timeout(),
+            Msg::Accepted(stream, addr) => self.accepted(stream, addr),
+            Msg::Dialed(peer, result) => self.dialed(peer, result),
+            Msg::Wrote(peer, n) => self.wrote(peer, n),
+            Msg::Closed(peer, error) => self.closed(peer, error.as_deref()),
         }
         false
     }
@@ -306,10 +383,7 @@ impl Driver {
         if let Some(peer) = self.turns.pop_front() {
             self.feed(peer);
         }
-        if self.recheck {
-            self.recheck = false;
-            self.resume();
-        }
+        self.recheck();
     }
 
     /// One line from the person; true when it asks to quit.
@@ -387,24 +461,17 @@ impl Driver {
         {
             debug!("{peer}: no TCP keepalive: {e}");
         }
-        match Conn::start(peer, stream, &self.writers, done) {
+        let token = mio::Token(peer.slot());
+        match Conn::start(peer, stream, &self.writers, &self.readers, token, done) {
             Ok(conn) => {
                 self.conns.insert(peer, conn);
+                // Bytes may have come before the socket was registered.
+                self.mark_readable(peer.slot());
             }
             Err(e) => {
                 let _ = self.tx.send(Msg::Closed(peer, Some(e.to_string())));
             }
         }
-    }
-
-    /// A chunk from a peer's reader: fed now, or held while input is paused.
-    fn received(&mut self, peer: PeerId, data: Vec<u8>) {
-        let Some(conn) = self.conns.get_mut(&peer) else {
-            // The connection was dropped after its reader read this.
-            return;
-        };
-        conn.hold(data);
-        self.feed(peer);
     }
 
     /// Feeds a peer's turn (see [`Driver::feed_turn`]); what the whole turn queued
@@ -481,8 +548,14 @@ impl Driver {
                 taken
             };
             budget = budget.saturating_sub(taken);
-            if let Some(conn) = self.conns.get_mut(&peer) {
-                conn.consume(taken);
+            if let Some(conn) = self.conns.get_mut(&peer)
+                && conn.consume(taken)
+                && conn.readable
+                && !conn.queued
+            {
+                // All taken: the socket may be read on.
+                conn.queued = true;
+                self.ready.push_back(peer);
             }
             self.drain();
         }
@@ -512,6 +585,7 @@ impl Driver {
 
     /// The node's timeout, the stall check, re-dials, refilled buckets: whichever are due.
     fn timeout(&mut self) {
+        self.readers.expire();
         if self.stall_wake.is_some_and(|at| at <= self.now()) {
             self.check_stalls();
         }
@@ -676,7 +750,7 @@ impl Driver {
                 }
                 Output::Close { peer } => {
                     if let Some(conn) = self.conns.remove(&peer) {
-                        conn.close();
+                        conn.close(&mut self.readers);
                     }
                     self.flow.forget(peer);
                     // Its queue no longer holds the room (`resume` feeds, so not from here).
@@ -760,10 +834,13 @@ impl Driver {
     fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
         self.input(Input::Command(Command::Exit));
         for (_, conn) in self.conns.drain() {
-            conn.close();
+            conn.close(&mut self.readers);
         }
+        // Nothing is read any more: the lingering connections go too.
+        self.readers.clear();
         // Once every writer has dropped its copy, this returns at once.
         self.done = None;
+        crate::render::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
         self.quit.unwrap_or(0)
     }

@@ -1,5 +1,6 @@
-//! The I/O threads: listener, dialers, a reader per connection and one writer
-//! thread for all. They only move bytes; every decision is the driver's.
+//! The I/O threads: listener, dialers and one writer thread for all; they only move
+//! bytes, and wake the driver through [`ToDriver`]. Sockets are read on the driver
+//! thread itself, when its [`Readers`] poll says they are readable.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read};
@@ -7,8 +8,8 @@ use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{SendError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,8 +34,48 @@ const COMPACT_AT: usize = 64 * 1024;
 /// Unanswered keepalive probes after which a connection is dead.
 const KEEPALIVE_PROBES: u32 = 3;
 
+/// The driver's channel, which also wakes the driver's poll: every thread but the
+/// driver's own talks to it through this.
+#[derive(Clone)]
+pub struct ToDriver {
+    tx: Sender<Msg>,
+    waker: Arc<Waker>,
+}
+
+impl ToDriver {
+    pub fn new(tx: Sender<Msg>, waker: Arc<Waker>) -> ToDriver {
+        ToDriver { tx, waker }
+    }
+
+    /// Queues `msg` for the driver and wakes it; an error once the driver is gone.
+    pub fn send(&self, msg: Msg) -> Result<(), SendError<Msg>> {
+        self.tx.send(msg)?;
+        let _ = self.waker.wake();
+        Ok(())
+    }
+}
+
+/// Starts a thread that passes what comes on the returned plain channel on to the
+/// driver (for threads that know only a `Sender`: the prompt's and the signal's).
+pub fn spawn_forwarder(to_driver: ToDriver) -> Sender<Msg> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name("forward".into())
+        .spawn(move || {
+            for msg in rx {
+                if to_driver.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        diag!("cannot start the forwarding thread: {e}");
+    }
+    tx
+}
+
 /// Accepts connections forever and hands them to the driver.
-pub fn spawn_listener(listener: TcpListener, to_driver: Sender<Msg>) {
+pub fn spawn_listener(listener: TcpListener, to_driver: ToDriver) {
     let spawned = thread::Builder::new()
         .name("listener".into())
         .spawn(move || {
@@ -61,7 +102,7 @@ pub fn spawn_listener(listener: TcpListener, to_driver: Sender<Msg>) {
 }
 
 /// Resolves `host:port` and dials it on a thread of its own; reports [`Msg::Dialed`].
-pub fn dial(peer: PeerId, host: String, port: u16, to_driver: Sender<Msg>) {
+pub fn dial(peer: PeerId, host: String, port: u16, to_driver: ToDriver) {
     let report = to_driver.clone();
     let spawned = thread::Builder::new().name("dial".into()).spawn(move || {
         let dialed = connect(&host, port);
@@ -127,7 +168,7 @@ struct Shared {
     /// Tokens of connections closing with bytes still to write.
     closing: Mutex<Vec<usize>>,
     next: AtomicUsize,
-    to_driver: Sender<Msg>,
+    to_driver: ToDriver,
     /// A closing connection that takes none of its bytes this long is cut.
     stall: Duration,
 }
@@ -155,7 +196,7 @@ struct Out {
 impl Writers {
     /// Starts the writer thread; `stall` bounds how long a closing connection may
     /// take none of its bytes.
-    pub fn start(to_driver: Sender<Msg>, stall: Duration) -> io::Result<Writers> {
+    pub fn start(to_driver: ToDriver, stall: Duration) -> io::Result<Writers> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
@@ -177,37 +218,56 @@ impl Writers {
 }
 
 /// The driver's handle on one connection: bytes staged for it in this turn and
-/// the chunk its reader handed over that the node has not taken. (How many bytes
-/// wait in all is the driver's [`meshtalk_core::flow::Flow`].)
+/// the chunk last read that the node has not taken. (How many bytes wait in all
+/// is the driver's [`meshtalk_core::flow::Flow`].)
 pub struct Conn {
     entry: Arc<Entry>,
     shared: Arc<Shared>,
+    /// The driver's poll, in which the socket is registered for reading.
+    readers: Arc<Registry>,
     /// Bytes queued in this drain, written (or handed on) by [`Conn::flush`].
     staged: Vec<u8>,
     /// Or, while `staged` is empty: the bytes queued are this range of the
     /// driver's pool, which holds a room message once for all its peers.
     pooled: Option<Range<usize>>,
-    /// One credit lets the reader read its next chunk.
-    credit: SyncSender<()>,
-    /// The reader's last chunk, of which `taken` bytes were fed to the node.
+    /// The last chunk read, of which `taken` bytes were fed to the node; the
+    /// socket is not read again until all are (so TCP slows a sender the node
+    /// cannot keep up with).
     pending: Vec<u8>,
     taken: usize,
+    /// The poll said readable and no read has found the socket empty since
+    /// (readiness is edge-triggered: it is not said again until then).
+    pub readable: bool,
+    /// In the driver's queue of sockets to read.
+    pub queued: bool,
     /// Closed or cut already: nothing to do when dropped.
     ended: bool,
 }
 
+/// What one read of a connection found.
+pub enum Got {
+    /// Bytes, now the connection's pending chunk.
+    Data,
+    /// Nothing to read now.
+    Empty,
+    /// End of stream (`None`) or an error.
+    Closed(Option<String>),
+}
+
 impl Conn {
-    /// Starts the reader thread of a connection and hands its socket to the writer
-    /// thread. `done` is held until the connection is flushed and closed, so the
-    /// driver can wait for every one at exit.
+    /// Registers a connection's socket for reading in the driver's poll, under
+    /// `read_token`, and hands it to the writer thread. `done` is held until the
+    /// connection is flushed and closed, so the driver can wait for every one at exit.
     pub fn start(
         peer: PeerId,
         stream: TcpStream,
         writers: &Writers,
+        readers: &Readers,
+        read_token: Token,
         done: Sender<()>,
     ) -> io::Result<Conn> {
         let shared = Arc::clone(&writers.shared);
-        let reader = stream.try_clone()?;
+        stream.set_nonblocking(true)?;
         let token = shared.next.fetch_add(1, Ordering::Relaxed);
         let fd = stream.as_raw_fd();
         let entry = Arc::new(Entry {
@@ -232,25 +292,51 @@ impl Conn {
             lock(&shared.entries).remove(&token);
             return Err(e);
         }
-        let (credit, credits) = sync_channel(1);
-        let from_reader = shared.to_driver.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("read {peer}"))
-            .spawn(move || read_loop(peer, reader, from_reader, credits));
-        if let Err(e) = spawned {
+        // Edge-triggered too: said once per arrival, so a socket is read until empty.
+        if let Err(e) =
+            readers
+                .registry
+                .register(&mut SourceFd(&fd), read_token, Interest::READABLE)
+        {
             shared.forget(&entry);
             return Err(e);
         }
         Ok(Conn {
             entry,
             shared,
+            readers: Arc::clone(&readers.registry),
             staged: Vec::new(),
             pooled: None,
-            credit,
             pending: Vec::new(),
             taken: 0,
+            // Bytes may have come before the registration.
+            readable: true,
+            queued: false,
             ended: false,
         })
+    }
+
+    /// Reads one chunk into `buf`, kept as the pending chunk; call it only once
+    /// the last chunk is all taken. A short read emptied the socket: it is not
+    /// readable until the poll says so again.
+    pub fn read(&mut self, buf: &mut [u8]) -> Got {
+        loop {
+            match (&self.entry.stream).read(buf) {
+                Ok(0) => return Got::Closed(None),
+                Ok(n) => {
+                    self.readable = n == buf.len();
+                    self.pending = buf.get(..n).unwrap_or_default().to_vec();
+                    self.taken = 0;
+                    return Got::Data;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Got::Empty;
+                }
+                Err(e) => return Got::Closed(Some(e.to_string())),
+            }
+        }
     }
 
     /// Queues `pool[range]` for the peer, without copying it while its queued
@@ -360,30 +446,31 @@ impl Conn {
         self.staged.len() + self.pooled.as_ref().map_or(0, Range::len)
     }
 
-    /// Keeps the reader's chunk until the node has taken all of it.
-    pub fn hold(&mut self, data: Vec<u8>) {
-        self.pending = data;
-        self.taken = 0;
-    }
-
-    /// What the node has not taken yet of the reader's chunk.
+    /// What the node has not taken yet of the last chunk read.
     pub fn pending(&self) -> &[u8] {
         self.pending.get(self.taken..).unwrap_or_default()
     }
 
-    /// The node took `n` more bytes; once it has taken all, the reader may read on.
-    pub fn consume(&mut self, n: usize) {
+    /// The node took `n` more bytes; true when that was the last of the chunk
+    /// (the socket may be read on).
+    pub fn consume(&mut self, n: usize) -> bool {
         self.taken = (self.taken + n).min(self.pending.len());
         if self.taken == self.pending.len() && !self.pending.is_empty() {
             self.pending = Vec::new();
             self.taken = 0;
-            // The reader waits for exactly this credit: the slot is free.
-            let _ = self.credit.try_send(());
+            return true;
         }
+        false
     }
 
-    /// Sends what is queued, then closes our side of the connection (also on drop).
-    pub fn close(self) {}
+    /// Sends what is queued, then closes our side of the connection; until the
+    /// peer closes its side (or [`LINGER`]) what it still sends is read and dropped,
+    /// so that our last bytes are not lost to a reset.
+    pub fn close(self, readers: &mut Readers) {
+        if !self.ended {
+            readers.linger(&self.entry);
+        }
+    }
 
     /// Cuts the connection now, dropping whatever is queued.
     pub fn abort(mut self) {
@@ -397,6 +484,8 @@ impl Drop for Conn {
     /// Flushes what is staged, then closes our side once the writer has written it
     /// all (or gives up after the stall timeout with no progress).
     fn drop(&mut self) {
+        let fd = self.entry.stream.as_raw_fd();
+        let _ = self.readers.deregister(&mut SourceFd(&fd));
         self.flush();
         if self.ended {
             return;
@@ -424,11 +513,10 @@ impl Shared {
         lock(&self.entries).remove(&entry.token);
     }
 
-    /// All written: closes our side; the reader ends when the peer closes its
-    /// side, or after [`LINGER`].
+    /// All written: closes our side (a lingering connection is read on by the
+    /// driver until the peer closes its side, or [`LINGER`]).
     fn shut(&self, entry: &Entry) {
         let _ = entry.stream.shutdown(Shutdown::Write);
-        let _ = entry.stream.set_read_timeout(Some(LINGER));
         self.forget(entry);
     }
 
@@ -439,32 +527,6 @@ impl Shared {
         let _ = self
             .to_driver
             .send(Msg::Closed(entry.peer, Some(error.to_string())));
-    }
-}
-
-/// Blocking reads until end of stream or an error, each read handed to the driver.
-/// After each chunk the reader waits until the driver has fed all of it to the node,
-/// so a paused driver leaves the socket unread and TCP slows the sender.
-fn read_loop(peer: PeerId, mut stream: TcpStream, to_driver: Sender<Msg>, credits: Receiver<()>) {
-    let mut buf = vec![0; READ_BUF];
-    // Once the driver has forgotten the connection, what still comes is read and dropped.
-    let mut heard = true;
-    let error = loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break None,
-            Ok(_) if !heard => {}
-            Ok(n) => {
-                if to_driver.send(Msg::Data(peer, buf[..n].to_vec())).is_err() {
-                    return;
-                }
-                heard = credits.recv().is_ok();
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => break Some(e.to_string()),
-        }
-    };
-    if heard {
-        let _ = to_driver.send(Msg::Closed(peer, error));
     }
 }
 
@@ -607,6 +669,164 @@ fn give_up_stalled(shared: &Shared) {
     });
 }
 
+/// Token of the driver's waker in its poll.
+pub const DRIVER_WAKER: Token = Token(usize::MAX);
+/// Lingering connections' tokens in the driver's poll start here (those below
+/// are the driver's own: peers' slots).
+const LINGER_TOKENS: usize = 1 << 40;
+
+/// A closed connection still read: its own handle on the socket (not the entry,
+/// which holds the exit's `done`), the entry while the writer thread still writes
+/// to it, and when it was last heard from or written.
+struct Linger {
+    stream: TcpStream,
+    entry: Weak<Entry>,
+    at: Instant,
+}
+
+/// The driver's readiness for reading: its poll, a waker for the other threads,
+/// one read buffer for all connections, and the closed connections that linger.
+pub struct Readers {
+    poll: Poll,
+    registry: Arc<Registry>,
+    waker: Arc<Waker>,
+    events: Events,
+    /// One chunk's room, shared by every read.
+    pub buf: Vec<u8>,
+    /// Closed connections read (and dropped) until the peer closes too, by token.
+    lingering: HashMap<usize, Linger>,
+    next_linger: usize,
+}
+
+impl Readers {
+    pub fn new() -> io::Result<Readers> {
+        let poll = Poll::new()?;
+        let registry = Arc::new(poll.registry().try_clone()?);
+        let waker = Arc::new(Waker::new(poll.registry(), DRIVER_WAKER)?);
+        Ok(Readers {
+            poll,
+            registry,
+            waker,
+            events: Events::with_capacity(1024),
+            buf: vec![0; READ_BUF],
+            lingering: HashMap::new(),
+            next_linger: LINGER_TOKENS,
+        })
+    }
+
+    /// The driver's channel, waking this poll.
+    pub fn to_driver(&self, tx: Sender<Msg>) -> ToDriver {
+        ToDriver::new(tx, Arc::clone(&self.waker))
+    }
+
+    /// Sleeps until a socket is readable, a wake-up or `timeout`; each readable
+    /// peer's slot (the token it was registered under) is put in `readable`.
+    /// Lingering connections are read and dropped here.
+    pub fn wait(&mut self, timeout: Option<Duration>, readable: &mut Vec<usize>) {
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != ErrorKind::Interrupted {
+                diag!("polling the sockets failed: {e}");
+                // Not a busy loop, whatever the cause.
+                thread::sleep(Duration::from_millis(10));
+            }
+            return;
+        }
+        let mut heard = Vec::new();
+        for event in &self.events {
+            match event.token() {
+                DRIVER_WAKER => {}
+                Token(t) if t >= LINGER_TOKENS => heard.push(t),
+                Token(slot) => readable.push(slot),
+            }
+        }
+        for token in heard {
+            self.drain_lingering(token);
+        }
+    }
+
+    /// Keeps a closed connection's socket read until the peer closes (if it
+    /// can: else the socket is left as it is).
+    fn linger(&mut self, entry: &Arc<Entry>) {
+        let Ok(stream) = entry.stream.try_clone() else {
+            return;
+        };
+        let token = self.next_linger;
+        self.next_linger += 1;
+        let fd = stream.as_raw_fd();
+        if self
+            .registry
+            .register(&mut SourceFd(&fd), Token(token), Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        let linger = Linger {
+            stream,
+            entry: Arc::downgrade(entry),
+            at: Instant::now(),
+        };
+        self.lingering.insert(token, linger);
+        // Bytes may already wait, with no edge to come.
+        self.drain_lingering(token);
+    }
+
+    /// Reads and drops what a lingering connection sent; forgets it at its end.
+    fn drain_lingering(&mut self, token: usize) {
+        let Some(linger) = self.lingering.get_mut(&token) else {
+            return;
+        };
+        let ended = loop {
+            match (&linger.stream).read(&mut self.buf) {
+                Ok(0) => break true,
+                Ok(_) => linger.at = Instant::now(),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                Err(_) => break true,
+            }
+        };
+        if ended {
+            self.end_lingering(token);
+        }
+    }
+
+    fn end_lingering(&mut self, token: usize) {
+        if let Some(linger) = self.lingering.remove(&token) {
+            let fd = linger.stream.as_raw_fd();
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    /// When the next lingering connection may be given up.
+    pub fn linger_until(&self) -> Option<Instant> {
+        self.lingering.values().map(|l| l.at + LINGER).min()
+    }
+
+    /// Gives up lingering connections quiet for [`LINGER`] since written out
+    /// (one the writer thread still writes to lingers on).
+    pub fn expire(&mut self) {
+        let now = Instant::now();
+        let mut over = Vec::new();
+        for (token, linger) in &mut self.lingering {
+            if linger.entry.strong_count() > 0 {
+                linger.at = now;
+            } else if now.saturating_duration_since(linger.at) >= LINGER {
+                over.push(*token);
+            }
+        }
+        for token in over {
+            self.end_lingering(token);
+        }
+    }
+
+    /// Stops every lingering connection (the program ends).
+    pub fn clear(&mut self) {
+        let tokens: Vec<usize> = self.lingering.keys().copied().collect();
+        for token in tokens {
+            self.end_lingering(token);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -627,7 +847,9 @@ mod tests {
     #[test]
     fn bytes_a_socket_cannot_take_at_once_arrive_whole_and_in_order_then_the_close() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let writers = Writers::start(tx, Duration::from_secs(5)).expect("writers");
+        let mut readers = Readers::new().expect("poll");
+        let writers =
+            Writers::start(readers.to_driver(tx), Duration::from_secs(5)).expect("writers");
         let (listener, near) = stream();
         let (mut far, _) = listener.accept().expect("accept");
         let (done, done_rx) = std::sync::mpsc::channel();
@@ -636,14 +858,14 @@ mod tests {
             .insert(None, meshtalk_core::peers::Direction::Inbound, None, ())
             .map_err(|_| "table full")
             .expect("peer");
-        let mut conn = Conn::start(peer, near, &writers, done).expect("conn");
+        let mut conn = Conn::start(peer, near, &writers, &readers, Token(0), done).expect("conn");
         // Far more than a loopback socket buffers: most of it waits for the writer thread.
         let sent: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
         for start in (0..sent.len()).step_by(1000) {
             conn.send_shared(&sent, start..(start + 1000).min(sent.len()));
         }
         conn.flush_from(&sent);
-        conn.close();
+        conn.close(&mut readers);
         let _ = far.set_read_timeout(Some(Duration::from_secs(10)));
         let mut got = Vec::new();
         far.read_to_end(&mut got).expect("read to the close");

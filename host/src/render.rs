@@ -6,6 +6,7 @@
 //! a terminal and `NO_COLOR` is unset or empty; with a prompt on screen they are
 //! printed above the line being typed, through the prompt's printer.
 
+use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -123,11 +124,11 @@ impl Render {
             return;
         }
         human(format_args!("log:"));
-        let mut out = std::io::stdout().lock();
-        for line in lines {
-            let _ = writeln!(out, "{}", SafeStr(line));
-        }
-        let _ = out.flush();
+        write_out(|out| {
+            for line in lines {
+                let _ = writeln!(out, "{}", SafeStr(line));
+            }
+        });
     }
 
     /// `mesh --reconnect` dials a dropped peer again after `wait`.
@@ -358,9 +359,59 @@ fn phase(p: Phase) -> &'static str {
 
 /// One JSON line on stdout; a closed stdout is not our problem to report.
 fn emit(value: Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}");
-    let _ = out.flush();
+    write_out(|out| {
+        let _ = writeln!(out, "{value}");
+    });
+}
+
+/// A buffer that holds this much is written out at once, whatever the turn.
+const BUFFER_MAX: usize = 64 << 10;
+
+thread_local! {
+    /// Whether this thread's output waits in [`BUFFER`] for [`flush`].
+    static BUFFERING: Cell<bool> = const { Cell::new(false) };
+    /// This thread's output not yet written to stdout.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// From now on this thread's lines wait in a buffer until [`flush`] (one write
+/// per turn, not one per event); the driver calls it, and flushes before it sleeps.
+pub fn buffer() {
+    BUFFERING.set(true);
+}
+
+/// Writes out what this thread's buffer holds, in one write.
+pub fn flush() {
+    BUFFER.with_borrow_mut(|buf| {
+        if buf.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(buf);
+        let _ = out.flush();
+        buf.clear();
+        if buf.capacity() > BUFFER_MAX {
+            *buf = Vec::new();
+        }
+    });
+}
+
+/// Writes through `write` into this thread's buffer when it buffers (written out
+/// once it is large), else straight to stdout, flushed.
+fn write_out(write: impl FnOnce(&mut dyn Write)) {
+    if BUFFERING.get() {
+        let full = BUFFER.with_borrow_mut(|buf| {
+            write(buf);
+            buf.len() >= BUFFER_MAX
+        });
+        if full {
+            flush();
+        }
+    } else {
+        let mut out = std::io::stdout().lock();
+        write(&mut out);
+        let _ = out.flush();
+    }
 }
 
 /// One human line, stamped with the local time of day.
@@ -391,6 +442,8 @@ pub fn stop_printing_above_prompt() {
 fn print_line(line: String) {
     let mut printer = PRINTER.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(p) = printer.as_mut() {
+        // Lines buffered before the prompt came go first.
+        flush();
         match p.print(format!("{line}\n")) {
             Ok(()) => return,
             // The prompt thread has ended: print as if there never was one.
@@ -398,9 +451,9 @@ fn print_line(line: String) {
         }
     }
     drop(printer);
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    write_out(|out| {
+        let _ = writeln!(out, "{line}");
+    });
 }
 
 const BOLD: &str = "1";
