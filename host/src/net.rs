@@ -395,14 +395,7 @@ impl Conn {
             out.progress = Instant::now();
         }
         drop(out);
-        match result {
-            Ok(n) => n,
-            Err(e) => {
-                self.shared.fail(&self.entry, e);
-                self.ended = true;
-                0
-            }
-        }
+        self.took(result)
     }
 
     /// Writes the staged bytes now, as many as the socket takes without blocking;
@@ -431,14 +424,17 @@ impl Conn {
             self.staged = Vec::new();
         }
         drop(out);
-        match result {
-            Ok(n) => n,
-            Err(e) => {
-                self.shared.fail(&self.entry, e);
-                self.ended = true;
-                0
-            }
-        }
+        self.took(result)
+    }
+
+    /// How many bytes a write took; a failed write cuts the connection and
+    /// tells the driver it closed.
+    fn took(&mut self, result: io::Result<usize>) -> usize {
+        result.unwrap_or_else(|e| {
+            self.shared.fail(&self.entry, e);
+            self.ended = true;
+            0
+        })
     }
 
     /// Bytes queued since the last [`Conn::flush`].
