@@ -463,9 +463,27 @@ fn setups(o: &Opts) -> Vec<Setup> {
 const NCAT_MAX_N: usize = 500;
 
 fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key, Summary>, bool) {
+    rounds(o, &o.sizes, deadline, "", |o, setup, quick, n| {
+        // ncat is left out above NCAT_MAX_N (see there).
+        (setup.hub != HubKind::Ncat || n <= NCAT_MAX_N)
+            .then(|| fanout(programs, o, setup, quick, n))
+    })
+}
+
+/// Runs `run` for every size, round, receiver kind and setup, in that order
+/// (so the setups of a round run side by side), until done or `deadline`;
+/// each run is logged with `label`. `run` answers `None` for a setup it skips.
+/// Returns the medians per (size, receivers, setup) and whether any run failed.
+fn rounds(
+    o: &Opts,
+    sizes: &[usize],
+    deadline: Instant,
+    label: &str,
+    run: impl Fn(&Opts, Setup, bool, usize) -> Option<Result<Run, String>>,
+) -> (BTreeMap<Key, Summary>, bool) {
     let mut all: BTreeMap<Key, Vec<Run>> = BTreeMap::new();
     let mut errors = false;
-    'outer: for &n in &o.sizes {
+    'outer: for &n in sizes {
         for round in 0..o.rounds {
             for &quick in &o.acks {
                 for setup in setups(o) {
@@ -474,13 +492,11 @@ fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key
                         errors = true;
                         break 'outer;
                     }
-                    if setup.hub == HubKind::Ncat && n > NCAT_MAX_N {
-                        continue;
-                    }
-                    match fanout(programs, o, setup, quick, n) {
-                        Ok(run) => {
+                    match run(o, setup, quick, n) {
+                        None => {}
+                        Some(Ok(run)) => {
                             eprintln!(
-                                "N={n:<4} round {round} {:<9} {:<16} {:>10.0} msg/s  p50 {:>7.2} p99 {:>7.2} ms  {}",
+                                "{label}N={n:<4} round {round} {:<9} {:<16} {:>10.0} msg/s  p50 {:>7.2} p99 {:>7.2} ms  {}",
                                 ack_name(quick),
                                 setup.label(),
                                 run.msgs_per_s,
@@ -490,8 +506,8 @@ fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key
                             );
                             all.entry((n, quick, setup)).or_default().push(run);
                         }
-                        Err(e) => {
-                            eprintln!("N={n} {} {}: {e}", ack_name(quick), setup.label());
+                        Some(Err(e)) => {
+                            eprintln!("{label}N={n} {} {}: {e}", ack_name(quick), setup.label());
                             errors = true;
                         }
                     }
@@ -712,46 +728,12 @@ fn run_alltoall(
     o: &Opts,
     deadline: Instant,
 ) -> (BTreeMap<Key, Summary>, bool) {
-    let mut all: BTreeMap<Key, Vec<Run>> = BTreeMap::new();
-    let mut errors = false;
-    'outer: for &n in &o.a2a_sizes {
-        for round in 0..o.rounds {
-            for &quick in &o.acks {
-                for setup in setups(o) {
-                    if Instant::now() > deadline {
-                        eprintln!("load: --timeout reached, stopping");
-                        errors = true;
-                        break 'outer;
-                    }
-                    match all_to_all(programs, o, setup, quick, n) {
-                        Ok(run) => {
-                            eprintln!(
-                                "all-to-all N={n:<4} round {round} {:<9} {:<16} {:>10.0} msg/s  p50 {:>7.2} p99 {:>7.2} ms  {}",
-                                ack_name(quick),
-                                setup.label(),
-                                run.msgs_per_s,
-                                run.paced_p50,
-                                run.paced_p99,
-                                faults_text(&run.tally)
-                            );
-                            all.entry((n, quick, setup)).or_default().push(run);
-                        }
-                        Err(e) => {
-                            eprintln!(
-                                "all-to-all N={n} {} {}: {e}",
-                                ack_name(quick),
-                                setup.label()
-                            );
-                            errors = true;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    (
-        all.into_iter().map(|(k, v)| (k, summarize(&v))).collect(),
-        errors,
+    rounds(
+        o,
+        &o.a2a_sizes,
+        deadline,
+        "all-to-all ",
+        |o, setup, quick, n| Some(all_to_all(programs, o, setup, quick, n)),
     )
 }
 
