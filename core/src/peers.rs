@@ -366,31 +366,69 @@ impl<S, const N: usize> PeerTable<S, N> {
     }
 
     /// `base`, or `base-2`, `base-3`, ... : the first that no peer but `id` uses.
+    /// One pass over the table marks the suffixes in use (1024 at a time), so
+    /// a thousand peers from one address do not cost a scan per candidate.
     fn unique(&self, base: &str, id: PeerId) -> Alias {
-        let taken = |a: &str| self.iter().any(|p| p.id != id && p.alias == a);
-        let mut alias = truncated(base);
-        let mut n = 2u32;
-        while taken(&alias) {
-            let mut suffix = String::<12>::new();
-            // Cannot fail: '-' and a u32 fit in 12 bytes.
-            let _ = write!(suffix, "-{n}");
-            // A name keeps the alias rules (MAX_ALIAS); a longer base, an IPv6
-            // address, has the room of ALIAS_CAP so the whole address stays.
-            let cap = if base.len() > MAX_ALIAS {
-                ALIAS_CAP
-            } else {
-                MAX_ALIAS
-            };
-            let keep = floor_char_boundary(base, cap.saturating_sub(suffix.len()));
-            alias.clear();
-            // Cannot fail: keep + suffix <= cap <= ALIAS_CAP.
-            let _ = alias.push_str(base.get(..keep).unwrap_or_default());
-            let _ = alias.push_str(&suffix);
-            // Terminates: at most N peers can hold the aliases tried.
-            n += 1;
+        let plain = truncated(base);
+        let others = || self.iter().filter(move |p| p.id != id);
+        if !others().any(|p| p.alias == plain) {
+            return plain;
         }
-        alias
+        const WINDOW: u32 = 1024;
+        let mut from = 2u32;
+        loop {
+            let mut used = [0u64; (WINDOW / 64) as usize];
+            for p in others() {
+                if let Some(n) = suffix_of(&p.alias, base)
+                    && let Some(bit) = n.checked_sub(from).filter(|&bit| bit < WINDOW)
+                {
+                    // Cannot panic: `bit < WINDOW`.
+                    used[(bit / 64) as usize] |= 1 << (bit % 64);
+                }
+            }
+            if let Some((word, bits)) = used.iter().enumerate().find(|(_, w)| **w != u64::MAX) {
+                return with_suffix(base, from + word as u32 * 64 + bits.trailing_ones());
+            }
+            // Terminates: at most N peers can hold suffixes.
+            from = from.saturating_add(WINDOW);
+        }
     }
+}
+
+/// How many bytes of `base` an alias keeps before a suffix of `suffix_len`
+/// bytes: a name keeps the alias rules (MAX_ALIAS); a longer base, an IPv6
+/// address, has the room of ALIAS_CAP so the whole address stays.
+fn kept(base: &str, suffix_len: usize) -> usize {
+    let cap = if base.len() > MAX_ALIAS {
+        ALIAS_CAP
+    } else {
+        MAX_ALIAS
+    };
+    floor_char_boundary(base, cap.saturating_sub(suffix_len))
+}
+
+/// `base` with the suffix `-n`, cut to fit.
+fn with_suffix(base: &str, n: u32) -> Alias {
+    let mut suffix = String::<12>::new();
+    // Cannot fail: '-' and a u32 fit in 12 bytes.
+    let _ = write!(suffix, "-{n}");
+    let keep = kept(base, suffix.len());
+    let mut alias = Alias::new();
+    // Cannot fail: keep + suffix <= cap <= ALIAS_CAP.
+    let _ = alias.push_str(base.get(..keep).unwrap_or_default());
+    let _ = alias.push_str(&suffix);
+    alias
+}
+
+/// The `n` for which `alias` is `with_suffix(base, n)`, if it is one.
+fn suffix_of(alias: &str, base: &str) -> Option<u32> {
+    let (head, digits) = alias.rsplit_once('-')?;
+    if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = digits.parse().ok()?;
+    let keep = kept(base, 1 + digits.len());
+    (n >= 2 && base.get(..keep) == Some(head)).then_some(n)
 }
 
 /// `s` cut to fit an [`Alias`], at a character boundary.

@@ -423,3 +423,31 @@ fn an_ipv6_default_alias_with_a_suffix_keeps_the_whole_address() {
     assert_eq!(t.get(a).unwrap().alias(), ip);
     assert_eq!(t.get(b).unwrap().alias(), format!("{ip}-2"));
 }
+
+#[test]
+fn peers_from_one_address_past_a_thousand_get_the_smallest_free_suffix() {
+    let mut table: Box<PeerTable<(), 1100>> = Box::new(PeerTable::new(1100));
+    let addr = SocketAddr::new(IpAddr::from([10, 0, 0, 1]), 4000);
+    let mut ids = Vec::new();
+    for _ in 0..1100 {
+        let id = table
+            .insert(Some(addr), Direction::Inbound, None, ())
+            .expect("room");
+        ids.push(id);
+    }
+    let alias = |table: &PeerTable<(), 1100>, id| table.get(id).unwrap().alias().to_owned();
+    assert_eq!(alias(&table, ids[0]), "10.0.0.1");
+    assert_eq!(alias(&table, ids[1]), "10.0.0.1-2");
+    assert_eq!(alias(&table, ids[1099]), "10.0.0.1-1100");
+    // Freed suffixes on both sides of the first 1024 candidates are taken again, smallest first.
+    table.remove(ids[1049]);
+    table.remove(ids[499]);
+    let again = table
+        .insert(Some(addr), Direction::Inbound, None, ())
+        .unwrap();
+    assert_eq!(alias(&table, again), "10.0.0.1-500");
+    let again = table
+        .insert(Some(addr), Direction::Inbound, None, ())
+        .unwrap();
+    assert_eq!(alias(&table, again), "10.0.0.1-1050");
+}
