@@ -238,13 +238,8 @@ fn ready_limit(n: usize) -> Duration {
     Duration::from_secs(10) + Duration::from_millis(20 * n.saturating_sub(100) as u64)
 }
 
-fn fanout(
-    programs: &Programs,
-    o: &Opts,
-    setup: Setup,
-    quick: bool,
-    n: usize,
-) -> Result<Run, String> {
+/// Starts `setup`'s hub with room for a room of `n` clients; its address.
+fn start_room(programs: &Programs, setup: Setup, n: usize) -> Result<(Hub, SocketAddr), String> {
     let hub = Hub::start(
         setup.hub,
         programs,
@@ -254,7 +249,18 @@ fn fanout(
         },
     )
     .map_err(|e| e.to_string())?;
-    let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
+    let addr = ([127, 0, 0, 1], hub.port).into();
+    Ok((hub, addr))
+}
+
+fn fanout(
+    programs: &Programs,
+    o: &Opts,
+    setup: Setup,
+    quick: bool,
+    n: usize,
+) -> Result<Run, String> {
+    let (hub, addr) = start_room(programs, setup, n)?;
     let rx_count = n - 1;
     let cfg = RxConfig {
         wire: setup.wire,
@@ -643,16 +649,7 @@ fn all_to_all(
     quick: bool,
     n: usize,
 ) -> Result<Run, String> {
-    let hub = Hub::start(
-        setup.hub,
-        programs,
-        HubOptions {
-            max_peers: n + 10,
-            stall_timeout: 5.0,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
+    let (hub, addr) = start_room(programs, setup, n)?;
     let fan = (n - 1) as u64;
     let cfg = RxConfig {
         wire: setup.wire,
