@@ -165,7 +165,13 @@ struct Run {
     paced_p99: f64,
     paced_max: f64,
     blast_p99: f64,
+    /// Hub CPU per delivery while paced: every hub gets the same load, one write per message.
+    paced_cpu_us_per_msg: f64,
+    /// Hub CPU per delivery in the blast: each hub as fast as it goes.
     hub_cpu_us_per_msg: f64,
+    /// Share of the blast the sender spent waiting for the receivers to catch up:
+    /// near 100 when the hub keeps up, lower when the hub is what holds it back.
+    sender_wait_pct: f64,
     tool_cpu_pct: f64,
     saturated: Vec<String>,
     tally: Tally,
@@ -286,7 +292,9 @@ fn fanout(
     let mut text = Vec::with_capacity(o.size + 32);
     probe_until_heard(&mut sender, &rx, rx_count, setup, o.size)?;
 
-    // Paced: one message per write, at a rate every hub can take: latency without queueing.
+    // Paced: one message per write, at a rate every hub can take: latency without
+    // queueing, and the CPU each hub spends on the same load.
+    let paced_cpu0 = hub.cpu();
     let t0 = Instant::now();
     let mut late = 0;
     for seq in 1..=o.paced {
@@ -313,6 +321,8 @@ fn fanout(
     while shared.delivered.load(Ordering::Relaxed) < paced_total && Instant::now() < drain {
         thread::sleep(Duration::from_millis(2));
     }
+    run.paced_cpu_us_per_msg =
+        (hub.cpu() - paced_cpu0) * 1e6 / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
 
     // Blast: as fast as the hub takes it, at most `window` messages in flight per receiver.
     let hub_cpu0 = hub.cpu();
@@ -364,6 +374,7 @@ fn fanout(
     run.msgs_per_s = delivered as f64 / wall;
     run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
     run.tool_cpu_pct = tool_cpu * 100.0 / wall;
+    run.sender_wait_pct = waited.as_secs_f64() * 100.0 / wall;
     let busy = wall - waited.as_secs_f64();
     if sender_cpu > 0.9 * busy.max(1e-9) && waited.as_secs_f64() < 0.05 * wall {
         run.saturated.push(format!(
@@ -401,7 +412,9 @@ struct Summary {
     p99: f64,
     max: f64,
     blast_p99: f64,
+    paced_cpu: f64,
     cpu: f64,
+    sender_wait: f64,
     tool: f64,
     faults: Tally,
     notes: Vec<String>,
@@ -425,7 +438,9 @@ fn summarize(runs: &[Run]) -> Summary {
         p99: m(|r| r.paced_p99),
         max: m(|r| r.paced_max),
         blast_p99: m(|r| r.blast_p99),
+        paced_cpu: m(|r| r.paced_cpu_us_per_msg),
         cpu: m(|r| r.hub_cpu_us_per_msg),
+        sender_wait: m(|r| r.sender_wait_pct),
         tool: m(|r| r.tool_cpu_pct),
         faults,
         notes,
@@ -533,12 +548,12 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
         o.rounds
     );
     println!(
-        "| N | receivers | hub, wire | delivered msg/s | p50 ms | p99 ms | max ms | p99 under blast ms | hub CPU µs/msg | tool CPU % | faults | notes |"
+        "| N | receivers | hub, wire | delivered msg/s | p50 ms | p99 ms | max ms | p99 under blast ms | hub CPU µs/msg paced | hub CPU µs/msg blast | sender waiting % | tool CPU % | faults | notes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((n, quick, setup), s) in table {
         println!(
-            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.0} | {} | {} |",
+            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |",
             ack_name(*quick),
             setup.label(),
             s.rate,
@@ -546,13 +561,15 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
             s.p99,
             s.max,
             s.blast_p99,
+            s.paced_cpu,
             s.cpu,
+            s.sender_wait,
             s.tool,
             faults_text(&s.faults),
             s.notes.join("; ")
         );
     }
-    print_ratios(&o.sizes, o, table);
+    print_ratios("Ratios", &o.sizes, o, table, true);
     if o.hubs.contains(&HubKind::Ncat) && o.sizes.iter().any(|&n| n > NCAT_MAX_N) {
         println!(
             "\nncat not run above N = {NCAT_MAX_N}: it announces each join to everyone with the list of all users; see the connect scenario."
@@ -560,8 +577,15 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
     }
 }
 
-/// The ratio table: meshtalk lines over ncat and over the relay, per size and receiver mode.
-fn print_ratios(sizes: &[usize], o: &Opts, table: &BTreeMap<Key, Summary>) {
+/// The ratio table: meshtalk lines over ncat and over the relay, per size and receiver mode;
+/// with `paced`, also the CPU per message at the paced (same for every hub) load.
+fn print_ratios(
+    title: &str,
+    sizes: &[usize],
+    o: &Opts,
+    table: &BTreeMap<Key, Summary>,
+    paced: bool,
+) {
     let mt = Setup {
         hub: HubKind::Meshtalk,
         wire: Wire::Lines,
@@ -574,18 +598,29 @@ fn print_ratios(sizes: &[usize], o: &Opts, table: &BTreeMap<Key, Summary>) {
         hub: HubKind::Relay,
         wire: Wire::Lines,
     };
-    println!("\n### Ratios (meshtalk lines / other, medians)\n");
+    println!("\n### {title} (meshtalk lines / other, medians)\n");
+    let cpu_head = if paced {
+        " CPU per msg / ncat, paced | CPU per msg / ncat, blast |"
+    } else {
+        " CPU per msg / ncat |"
+    };
+    println!("| N | receivers | throughput / ncat | throughput / relay | p99 / ncat |{cpu_head}");
     println!(
-        "| N | receivers | throughput / ncat | throughput / relay | p99 / ncat | CPU per msg / ncat |"
+        "|---|---|---|---|---|---|{}",
+        if paced { "---|" } else { "" }
     );
-    println!("|---|---|---|---|---|---|");
     for &n in sizes {
         for &quick in &o.acks {
             let get = |s: Setup| table.get(&(n, quick, s));
             let Some(m) = get(mt) else { continue };
             let r = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.2}"));
+            let paced_cpu = if paced {
+                format!(" {} |", r(get(nc).map(|c| m.paced_cpu / c.paced_cpu)))
+            } else {
+                String::new()
+            };
             println!(
-                "| {n} | {} | {} | {} | {} | {} |",
+                "| {n} | {} | {} | {} | {} |{paced_cpu} {} |",
                 ack_name(quick),
                 r(get(nc).map(|c| m.rate / c.rate)),
                 r(get(rl).map(|c| m.rate / c.rate)),
@@ -758,7 +793,7 @@ fn print_alltoall(o: &Opts, table: &BTreeMap<Key, Summary>) {
             s.notes.join("; ")
         );
     }
-    print_ratios(&o.a2a_sizes, o, table);
+    print_ratios("All-to-all ratios", &o.a2a_sizes, o, table, false);
 }
 
 /// What connecting `--peers` clients to one hub took, in seconds from the first connect.
