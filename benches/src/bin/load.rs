@@ -294,7 +294,7 @@ fn fanout(
 
     // Paced: one message per write, at a rate every hub can take: latency without
     // queueing, and the CPU each hub spends on the same load.
-    let paced_cpu0 = hub.cpu();
+    let paced_cpu0 = hub.run_time();
     let t0 = Instant::now();
     let mut late = 0;
     for seq in 1..=o.paced {
@@ -322,7 +322,7 @@ fn fanout(
         thread::sleep(Duration::from_millis(2));
     }
     run.paced_cpu_us_per_msg =
-        (hub.cpu() - paced_cpu0) * 1e6 / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
+        (hub.run_time() - paced_cpu0) * 1e6 / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
 
     // Blast: as fast as the hub takes it, at most `window` messages in flight per receiver.
     let hub_cpu0 = hub.cpu();
@@ -1179,9 +1179,9 @@ fn idle(programs: &Programs, o: &Opts) {
             probe_until_heard(&mut sender, &rx, n, Setup { hub: kind, wire }, o.size)?;
             thread::sleep(Duration::from_secs(1));
             let after = hub.rss_kib();
-            let c0 = hub.cpu();
+            let c0 = hub.run_time();
             thread::sleep(Duration::from_secs(10));
-            let cpu = (hub.cpu() - c0) * 100.0 / 10.0;
+            let cpu = (hub.run_time() - c0) * 100.0 / 10.0;
             rx.finish(0);
             Ok((cpu, before, after))
         })();
@@ -1196,7 +1196,7 @@ fn idle(programs: &Programs, o: &Opts) {
         );
         match r {
             Ok((cpu, before, after)) => println!(
-                "| {label} | {cpu:.2} | {before} | {after} | {:.1} |",
+                "| {label} | {cpu:.3} | {before} | {after} | {:.1} |",
                 after.saturating_sub(before) as f64 / n as f64
             ),
             Err(e) => eprintln!("idle {label}: {e}"),
