@@ -98,7 +98,9 @@ impl Render {
     /// One event from the node; `alias` is the current alias of the event's peer, if known.
     pub fn event(&self, event: &Event<String>, alias: Option<&str>) {
         if self.json {
-            emit(event_json(event));
+            write_out(|out| {
+                let _ = write_event_json(out, event);
+            });
         } else {
             human(format_args!("{}", EventText { event, alias }));
         }
@@ -157,9 +159,11 @@ impl Render {
     }
 }
 
-/// The JSON object for one event.
-fn event_json(event: &Event<String>) -> Value {
-    match event {
+/// One event as a JSON line. Keys are in alphabetical order, as serde_json's map
+/// writes them; a message, the event a busy room prints for each of its messages,
+/// is written directly, without building a map.
+fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Result<()> {
+    let value = match event {
         Event::Connected {
             peer,
             alias,
@@ -183,15 +187,23 @@ fn event_json(event: &Event<String>) -> Value {
             text,
             room,
         } => {
-            let mut v = json!({
-                "event": "message", "peer": peer.number(), "from": from, "text": text,
-            });
-            if let Some(room) = room {
-                v["broadcast"] = json!(true);
-                v["origin"] = json!(format!("{:016x}", room.origin));
-                v["seq"] = json!(room.seq);
+            if room.is_some() {
+                out.write_all(b"{\"broadcast\":true,")?;
+            } else {
+                out.write_all(b"{")?;
             }
-            v
+            out.write_all(b"\"event\":\"message\",\"from\":")?;
+            serde_json::to_writer(&mut *out, from)?;
+            if let Some(room) = room {
+                write!(out, ",\"origin\":\"{:016x}\"", room.origin)?;
+            }
+            write!(out, ",\"peer\":{}", peer.number())?;
+            if let Some(room) = room {
+                write!(out, ",\"seq\":{}", room.seq)?;
+            }
+            out.write_all(b",\"text\":")?;
+            serde_json::to_writer(&mut *out, text)?;
+            return out.write_all(b"}\n");
         }
         Event::Sent { peer, id, receipt } => {
             json!({"event": "sent", "peer": peer.number(), "id": id, "receipt": receipt})
@@ -219,7 +231,9 @@ fn event_json(event: &Event<String>) -> Value {
             "event": "disconnected", "peer": peer.number(), "alias": alias,
             "reason": reason.to_string(),
         }),
-    }
+    };
+    serde_json::to_writer(&mut *out, &value)?;
+    out.write_all(b"\n")
 }
 
 /// The human line for one event, peer-supplied text made safe.
@@ -360,7 +374,8 @@ fn phase(p: Phase) -> &'static str {
 /// One JSON line on stdout; a closed stdout is not our problem to report.
 fn emit(value: Value) {
     write_out(|out| {
-        let _ = writeln!(out, "{value}");
+        let _ = serde_json::to_writer(&mut *out, &value);
+        let _ = out.write_all(b"\n");
     });
 }
 
@@ -481,5 +496,66 @@ impl<T: Display> Display for Paint<T> {
         } else {
             self.1.fmt(f)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshtalk_core::node::Room;
+    use meshtalk_core::peers::PeerTable;
+
+    fn peer() -> PeerId {
+        let mut table = PeerTable::<(), 4>::new(4);
+        table
+            .insert(None, Direction::Inbound, None, ())
+            .expect("room in the table")
+    }
+
+    fn line(event: &Event<String>) -> String {
+        let mut out = Vec::new();
+        write_event_json(&mut out, event).expect("written to a Vec");
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+
+    fn message(text: &str, room: Option<Room>) -> Event<String> {
+        Event::Message {
+            peer: peer(),
+            from: "al\"ice".into(),
+            text: text.into(),
+            room,
+        }
+    }
+
+    #[test]
+    fn a_direct_message_is_the_json_line_of_its_fields() {
+        let p = peer().number();
+        let text = "hi \"there\"\n\t\u{1b}[31m é";
+        let expected = json!({"event": "message", "peer": p, "from": "al\"ice", "text": text});
+        assert_eq!(line(&message(text, None)), format!("{expected}\n"));
+    }
+
+    #[test]
+    fn a_room_message_carries_broadcast_origin_and_seq() {
+        let p = peer().number();
+        let room = Room {
+            origin: 0xab,
+            seq: 7,
+        };
+        let expected = json!({
+            "event": "message", "peer": p, "from": "al\"ice", "text": "x",
+            "broadcast": true, "origin": "00000000000000ab", "seq": 7,
+        });
+        assert_eq!(line(&message("x", Some(room))), format!("{expected}\n"));
+    }
+
+    #[test]
+    fn other_events_are_one_json_line_each() {
+        let event = Event::Alias {
+            peer: peer(),
+            alias: "bob".into(),
+        };
+        let expected = json!({"event": "alias", "peer": peer().number(), "alias": "bob"});
+        assert_eq!(line(&event), format!("{expected}\n"));
     }
 }

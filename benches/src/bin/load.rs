@@ -321,8 +321,8 @@ fn fanout(
     while shared.delivered.load(Ordering::Relaxed) < paced_total && Instant::now() < drain {
         thread::sleep(Duration::from_millis(2));
     }
-    run.paced_cpu_us_per_msg =
-        (hub.run_time() - paced_cpu0) * 1e6 / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
+    run.paced_cpu_us_per_msg = (hub.run_time() - paced_cpu0) * 1e6
+        / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
 
     // Blast: as fast as the hub takes it, at most `window` messages in flight per receiver.
     let hub_cpu0 = hub.cpu();
