@@ -232,8 +232,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             "reason": reason.to_string(),
         }),
     };
-    serde_json::to_writer(&mut *out, &value)?;
-    out.write_all(b"\n")
+    json_line(out, &value)
 }
 
 /// The human line for one event, peer-supplied text made safe.
@@ -374,9 +373,14 @@ fn phase(p: Phase) -> &'static str {
 /// One JSON line on stdout; a closed stdout is not our problem to report.
 fn emit(value: Value) {
     write_out(|out| {
-        let _ = serde_json::to_writer(&mut *out, &value);
-        let _ = out.write_all(b"\n");
+        let _ = json_line(out, &value);
     });
+}
+
+/// `value` and a newline, straight to the writer (no `fmt` adapter in between).
+fn json_line(out: &mut dyn Write, value: &Value) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
 }
 
 /// A buffer that holds this much is written out at once, whatever the turn.
