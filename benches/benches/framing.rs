@@ -2,12 +2,22 @@
 //! use instead, on the same chat messages, measured side by side in one process.
 //!
 //! Contestants, for text bodies of 16 B, 64 B, 1 KiB and 4 KiB:
-//! - `meshtalk`: `Message::Chat` in a varint-length frame (`FrameDecoder` + `Message::decode`);
+//! - `meshtalk`: `Message::Chat` in a varint-length frame (`FrameDecoder` +
+//!   `Message::decode`, meshtalk's hand-written body codec with simdutf8);
 //! - `meshtalk-raw` (encode only): the text alone through `frame::encode`;
 //! - `cobs`: postcard `to_slice_cobs` + `CobsAccumulator`, same message;
-//! - `ldc`: tokio-util's `LengthDelimitedCodec` over `BytesMut`, same postcard body;
+//! - `ldc`: tokio-util's `LengthDelimitedCodec` over `BytesMut`, same body
+//!   bytes by postcard (its UTF-8 check is `core::str`);
+//! - `ldc+ours`: `LengthDelimitedCodec` framing with meshtalk's body codec:
+//!   against `meshtalk`, only the framing differs;
+//! - `meshtalk+postcard`: meshtalk's framing with postcard's body codec:
+//!   against `ldc`, only the framing differs;
 //! - `lines`: the text and a newline (memchr to split, UTF-8 checked);
 //! - `memcpy`: `copy_from_slice` of the whole meshtalk stream, the ceiling.
+//!
+//! All four framed contestants put the same body bytes (postcard's layout)
+//! in their frames, so `meshtalk` / `ldc` is framing and body codec together,
+//! `meshtalk` / `ldc+ours` the framing alone.
 //!
 //! Decoding is fed in 4 KiB chunks, as one slice, and one byte at a time. Every
 //! decoder checks the text is UTF-8, as a chat must before showing it.
@@ -97,6 +107,18 @@ fn encode_raw(texts: &[String], out: &mut [u8]) -> usize {
     pos
 }
 
+/// meshtalk's framing around a body serialised by postcard (as `Message::encode_frame`
+/// does for every message but chat): into a scratch buffer, then framed.
+fn encode_meshtalk_postcard(texts: &[String], out: &mut [u8]) -> usize {
+    let mut pos = 0;
+    let mut scratch = [0u8; MAX];
+    for (i, t) in texts.iter().enumerate() {
+        let body = postcard::to_slice(&chat(i, t), &mut scratch).expect("room");
+        pos += frame::encode(body, &mut out[pos..]).expect("room");
+    }
+    pos
+}
+
 fn encode_cobs(texts: &[String], out: &mut [u8]) -> usize {
     let mut pos = 0;
     for (i, t) in texts.iter().enumerate() {
@@ -116,6 +138,32 @@ fn encode_ldc(texts: &[String], codec: &mut LengthDelimitedCodec, dst: &mut Byte
         let body = postcard::to_slice(&chat(i, t), &mut scratch).expect("room");
         codec
             .encode(Bytes::copy_from_slice(body), dst)
+            .expect("encodes");
+    }
+    dst.len()
+}
+
+/// LDC's framing around meshtalk's body encoder: the chat message is encoded
+/// into a scratch buffer by `Message::encode_frame` and its body (after the
+/// varint header) handed to LDC, copied into a `Bytes` as in [`encode_ldc`].
+/// Writing and skipping that header costs a few instructions of the ~550 a
+/// message takes here (callgrind, 64 B).
+fn encode_ldc_ours(
+    texts: &[String],
+    codec: &mut LengthDelimitedCodec,
+    dst: &mut BytesMut,
+) -> usize {
+    dst.clear();
+    let mut scratch = [0u8; MAX];
+    for (i, t) in texts.iter().enumerate() {
+        let n = chat(i, t).encode_frame(&mut scratch).expect("room");
+        // The varint header ends at the first byte without its top bit.
+        let mut header = 1;
+        while scratch[header - 1] & 0x80 != 0 {
+            header += 1;
+        }
+        codec
+            .encode(Bytes::copy_from_slice(&scratch[header..n]), dst)
             .expect("encodes");
     }
     dst.len()
@@ -142,6 +190,23 @@ fn decode_meshtalk(dec: &mut FrameDecoder<MAX>, stream: &[u8], feed: Feed) -> u6
             match found {
                 Decoded::NeedMore => break,
                 Decoded::Frame(body) => sum += text_len(Message::decode(body).expect("valid")),
+                Decoded::Error(e) => panic!("{e}"),
+            }
+            input = &input[used..];
+        }
+    }
+    sum
+}
+
+/// As [`decode_meshtalk`], with postcard decoding the bodies (as [`decode_ldc`] does).
+fn decode_meshtalk_postcard(dec: &mut FrameDecoder<MAX>, stream: &[u8], feed: Feed) -> u64 {
+    let mut sum = 0;
+    for mut input in feed.chunks(stream) {
+        loop {
+            let (used, found) = dec.decode(input);
+            match found {
+                Decoded::NeedMore => break,
+                Decoded::Frame(body) => sum += text_len(postcard::from_bytes(body).expect("valid")),
                 Decoded::Error(e) => panic!("{e}"),
             }
             input = &input[used..];
@@ -183,6 +248,23 @@ fn decode_ldc(
     sum
 }
 
+/// As [`decode_ldc`], with meshtalk's body decoder (as [`decode_meshtalk`] does).
+fn decode_ldc_ours(
+    codec: &mut LengthDelimitedCodec,
+    buf: &mut BytesMut,
+    stream: &[u8],
+    feed: Feed,
+) -> u64 {
+    let mut sum = 0;
+    for input in feed.chunks(stream) {
+        buf.extend_from_slice(input);
+        while let Some(body) = codec.decode(buf).expect("valid") {
+            sum += text_len(Message::decode(&body).expect("valid"));
+        }
+    }
+    sum
+}
+
 fn decode_lines(carry: &mut Vec<u8>, stream: &[u8], feed: Feed) -> u64 {
     let mut sum = 0;
     let line = |bytes: &[u8]| std::str::from_utf8(bytes).expect("valid").len() as u64;
@@ -209,7 +291,7 @@ fn decode_lines(carry: &mut Vec<u8>, stream: &[u8], feed: Feed) -> u64 {
 
 // ---- the report ----
 
-const HEADER: &str = "| body | feed | framing | ns/msg | Mmsg/s | payload MB/s | x ldc | x memcpy |\n|---:|---|---|---:|---:|---:|---:|---:|\n";
+const HEADER: &str = "| body | feed | framing + body codec | ns/msg | Mmsg/s | payload MB/s | x ldc | x ldc+ours | x memcpy |\n|---:|---|---|---:|---:|---:|---:|---:|---:|\n";
 
 /// Appends one markdown row per outcome to `table`.
 fn rows(table: &mut String, size: usize, feed: &str, msgs: usize, outcomes: &[Outcome]) {
@@ -217,7 +299,7 @@ fn rows(table: &mut String, size: usize, feed: &str, msgs: usize, outcomes: &[Ou
     for o in outcomes {
         let _ = writeln!(
             table,
-            "| {} | {feed} | {} | {:.1} | {:.2} | {:.0} | {:.2} | {:.3} |",
+            "| {} | {feed} | {} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {:.3} |",
             label(size),
             o.name,
             o.secs * 1e9 / msgs as f64,
@@ -225,6 +307,7 @@ fn rows(table: &mut String, size: usize, feed: &str, msgs: usize, outcomes: &[Ou
             (size * msgs) as f64 / o.secs / 1e6,
             o.ratios[0],
             o.ratios[1],
+            o.ratios[2],
         );
     }
 }
@@ -239,7 +322,9 @@ fn label(size: usize) -> String {
 
 fn main() {
     let harness = Harness::from_env();
-    let refs = ["ldc", "memcpy"];
+    // "x ldc": framing and body codec against LDC + postcard; "x ldc+ours": the
+    // framing alone (for `meshtalk`) against LDC with meshtalk's body codec.
+    let refs = ["ldc", "ldc+ours", "memcpy"];
     let (mut encode, mut decode) = (String::from(HEADER), String::from(HEADER));
     for size in SIZES {
         let msgs = PAYLOAD / size;
@@ -263,18 +348,41 @@ fn main() {
 
         let group = format!("encode/{}", label(size));
         if harness.wants(&group) {
-            let (mut o1, mut o2, mut o3, mut o5) =
-                (out.clone(), out.clone(), out.clone(), out.clone());
+            let (mut o1, mut o2, mut o3, mut o4, mut o5) = (
+                out.clone(),
+                out.clone(),
+                out.clone(),
+                out.clone(),
+                out.clone(),
+            );
             let mut ldc_enc = LengthDelimitedCodec::builder()
                 .max_frame_length(MAX)
                 .new_codec();
             let mut ldc_dst = BytesMut::with_capacity(out.len());
+            let mut ldc_ours_enc = LengthDelimitedCodec::builder()
+                .max_frame_length(MAX)
+                .new_codec();
+            let mut ldc_ours_dst = BytesMut::with_capacity(out.len());
+            // Both LDC encoders write the same stream, as both meshtalk framings do.
+            assert_eq!(
+                encode_ldc_ours(&texts, &mut ldc_ours_enc, &mut ldc_ours_dst),
+                ldc_stream.len()
+            );
+            assert_eq!(ldc_ours_dst[..], ldc_stream[..]);
+            let n = encode_meshtalk_postcard(&texts, &mut o4);
+            assert_eq!(o4[..n], mt_stream[..]);
             let mut cases = [
                 Case::new("meshtalk", || encode_meshtalk(&texts, &mut o1) as u64),
+                Case::new("meshtalk+postcard", || {
+                    encode_meshtalk_postcard(&texts, &mut o4) as u64
+                }),
                 Case::new("meshtalk-raw", || encode_raw(&texts, &mut o2) as u64),
                 Case::new("cobs", || encode_cobs(&texts, &mut o3) as u64),
                 Case::new("ldc", || {
                     encode_ldc(&texts, &mut ldc_enc, &mut ldc_dst) as u64
+                }),
+                Case::new("ldc+ours", || {
+                    encode_ldc_ours(&texts, &mut ldc_ours_enc, &mut ldc_ours_dst) as u64
                 }),
                 Case::new("lines", || encode_lines(&texts, &mut o5) as u64),
                 Case::new("memcpy", || {
@@ -299,6 +407,11 @@ fn main() {
                 .max_frame_length(MAX)
                 .new_codec();
             let mut ldc_buf = BytesMut::with_capacity(2 * MAX);
+            let mut mt_pc = FrameDecoder::<MAX>::new();
+            let mut ldc_ours = LengthDelimitedCodec::builder()
+                .max_frame_length(MAX)
+                .new_codec();
+            let mut ldc_ours_buf = BytesMut::with_capacity(2 * MAX);
             let mut carry = Vec::with_capacity(MAX);
             assert_eq!(decode_meshtalk(&mut mt, &mt_stream, feed), expect);
             assert_eq!(decode_cobs(&mut acc, &cobs_stream, feed), expect);
@@ -306,12 +419,26 @@ fn main() {
                 decode_ldc(&mut ldc_dec, &mut ldc_buf, &ldc_stream, feed),
                 expect
             );
+            assert_eq!(
+                decode_meshtalk_postcard(&mut mt_pc, &mt_stream, feed),
+                expect
+            );
+            assert_eq!(
+                decode_ldc_ours(&mut ldc_ours, &mut ldc_ours_buf, &ldc_stream, feed),
+                expect
+            );
             assert_eq!(decode_lines(&mut carry, &lines_stream, feed), expect);
             let mut cases = [
                 Case::new("meshtalk", || decode_meshtalk(&mut mt, &mt_stream, feed)),
+                Case::new("meshtalk+postcard", || {
+                    decode_meshtalk_postcard(&mut mt_pc, &mt_stream, feed)
+                }),
                 Case::new("cobs", || decode_cobs(&mut acc, &cobs_stream, feed)),
                 Case::new("ldc", || {
                     decode_ldc(&mut ldc_dec, &mut ldc_buf, &ldc_stream, feed)
+                }),
+                Case::new("ldc+ours", || {
+                    decode_ldc_ours(&mut ldc_ours, &mut ldc_ours_buf, &ldc_stream, feed)
                 }),
                 Case::new("lines", || decode_lines(&mut carry, &lines_stream, feed)),
                 Case::new("memcpy", || {
