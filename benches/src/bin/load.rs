@@ -1477,11 +1477,13 @@ fn main() -> ExitCode {
     }
     let mut ok = true;
     println!(
-        "load: hubs {:?}, sizes {:?}, {} rounds, {} B messages, tool pid {}",
+        "load: hubs {:?}, fan-out sizes {:?}, all-to-all sizes {:?}, {} rounds, {} B messages ({} B in the faults scenario), tool pid {}",
         o.hubs,
         o.sizes,
+        o.a2a_sizes,
         o.rounds,
         o.size,
+        o.faults_size,
         std::process::id()
     );
     if matches!(o.scenario.as_str(), "all" | "fanout") {
