@@ -16,7 +16,9 @@ use meshtalk_benches::load::client::{
 };
 use meshtalk_benches::load::hub::{self, Hub, HubKind, HubOptions, Programs};
 use meshtalk_benches::load::stats::{median, percentile};
-use meshtalk_benches::load::{epoch, now_ns, own_cpu, raise_nofile, relay, soak, svg};
+use meshtalk_benches::load::{
+    epoch, listen_overflows, now_ns, own_cpu, raise_nofile, relay, soak, svg,
+};
 
 const HELP: &str = "\
 load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
@@ -923,6 +925,9 @@ struct Joined {
     kib_per_peer: f64,
     hub_cpu: f64,
     tool_cpu: f64,
+    /// Connects the kernel dropped for a full listen queue while these peers connected
+    /// (each then waits for a SYN retry, 1 s later); counted for the whole machine.
+    overflows: Option<u64>,
 }
 
 /// How long connecting the peers may take in all.
@@ -959,11 +964,15 @@ fn connect_time(
         talk: None,
     };
     let (hub_cpu0, tool_cpu0) = (hub.cpu(), own_cpu(false));
+    let overflows0 = listen_overflows();
     let t0 = Instant::now();
     let limit = t0 + CONNECT_LIMIT;
     let rx = Receivers::start_until(addr, peers, 2, cfg, Some(limit))
         .map_err(|e| format!("connecting: {e}"))?;
     let connected = t0.elapsed().as_secs_f64();
+    let overflows = listen_overflows()
+        .zip(overflows0)
+        .map(|(b, a)| b.saturating_sub(a));
     let shared = rx.shared.clone();
     let (mut buf, mut text) = (Vec::new(), Vec::new());
     let mut greeted = None;
@@ -1008,6 +1017,7 @@ fn connect_time(
         peers,
         hub_cpu,
         tool_cpu,
+        overflows,
         connected,
         greeted,
         usable,
@@ -1024,7 +1034,7 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
             match connect_time(programs, setup, o.peers, o.size) {
                 Ok(j) => {
                     eprintln!(
-                        "connect {} of {} round {round} {:<16} connected {:.3} s greeted {} usable {:.3} s, {:.1} KiB/peer, CPU hub {:.2} s tool {:.2} s",
+                        "connect {} of {} round {round} {:<16} connected {:.3} s greeted {} usable {:.3} s, {:.1} KiB/peer, CPU hub {:.2} s tool {:.2} s, listen overflows {}",
                         j.peers,
                         o.peers,
                         setup.label(),
@@ -1033,7 +1043,8 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
                         j.usable,
                         j.kib_per_peer,
                         j.hub_cpu,
-                        j.tool_cpu
+                        j.tool_cpu,
+                        j.overflows.map_or("-".into(), |n| n.to_string())
                     );
                     all.entry(setup).or_default().push(j);
                 }
@@ -1049,15 +1060,25 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
         o.peers, o.rounds
     );
     println!(
-        "| hub, wire | peers connected within {} s | all connect() returned | all greeted by the hub | all usable (heard the sender) | hub VmRSS KiB per peer | hub CPU s | tool CPU s |",
+        "| hub, wire | peers connected within {} s | all connect() returned | all greeted by the hub | all usable (heard the sender) | hub VmRSS KiB per peer | hub CPU s | tool CPU s | connects dropped, listen queue full |",
         CONNECT_LIMIT.as_secs()
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (setup, js) in &all {
         let m = |f: fn(&Joined) -> f64| median(&js.iter().map(f).collect::<Vec<_>>());
         let greeted: Vec<f64> = js.iter().filter_map(|j| j.greeted).collect();
+        let dropped: Vec<f64> = js
+            .iter()
+            .filter_map(|j| j.overflows)
+            .map(|n| n as f64)
+            .collect();
+        let overflows = if dropped.is_empty() {
+            "-".into()
+        } else {
+            format!("{:.0}", median(&dropped))
+        };
         println!(
-            "| {} | {} | {:.3} | {} | {:.3} | {:.1} | {:.2} | {:.2} |",
+            "| {} | {} | {:.3} | {} | {:.3} | {:.1} | {:.2} | {:.2} | {} |",
             setup.label(),
             js.iter().map(|j| j.peers).min().unwrap_or(0),
             m(|j| j.connected),
@@ -1069,9 +1090,13 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
             m(|j| j.usable),
             m(|j| j.kib_per_peer),
             m(|j| j.hub_cpu),
-            m(|j| j.tool_cpu)
+            m(|j| j.tool_cpu),
+            overflows
         );
     }
+    println!(
+        "\n(\"connects dropped\": the kernel's ListenOverflows count for this machine over the connects, median of rounds; a dropped connect waits about 1 s for the retry. ncat listens with a backlog of 10.)"
+    );
     ok
 }
 
