@@ -51,6 +51,9 @@ const MAX_FRAME: usize = 4096;
 
 /// The largest sender number a receiver keeps a stream for (anything above is garbled).
 const MAX_FROM: u64 = 1 << 16;
+/// How far past a sender's highest seq so far a message may be before it is taken for
+/// garbled (its seq is not believed, so no table grows to it).
+const MAX_AHEAD: u32 = 1 << 20;
 
 /// The sender number of probes: they mark a receiver as having heard the room, nothing more.
 pub const PROBE: u32 = 0xffff;
@@ -237,6 +240,9 @@ pub struct Check {
     streams: Vec<Stream>,
     heard: bool,
     tally: Tally,
+    /// When the last whole message came, not yet told to [`Shared::last_delivery_ns`]
+    /// (told once a read, not once a message: the readers share that counter).
+    last_ns: u64,
 }
 
 /// In [`Stream::seen`]: the message was counted lost when a later one came first.
@@ -315,28 +321,50 @@ fn split_tag(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((tag, after.strip_prefix(b"> ")?))
 }
 
-/// The three numbers of a message's header `#m <seq> <sent_ns> <from> `, if `text` starts with one.
-fn parse_header(text: &[u8]) -> Option<(u64, u64, u64)> {
-    let mut fields = text.strip_prefix(MARK)?.split(|&b| b == b' ');
-    let mut num = || {
-        fields
-            .next()
-            .and_then(|f| std::str::from_utf8(f).ok())
-            .and_then(|f| f.parse::<u64>().ok())
-    };
-    Some((num()?, num()?, num()?))
+/// A message's header `#m <seq> <sent_ns> <from> ` read from the start of `text`.
+struct Header {
+    seq: u64,
+    sent_ns: u64,
+    from: u64,
+    /// Its length, the last space included.
+    len: usize,
+    /// Whether every number is written as [`message_text`] writes it (no leading zero).
+    canonical: bool,
 }
 
-/// Whether `text` is byte for byte what [`message_text`] writes for these values: the header
-/// written afresh (so leading zeros or extra spaces fail) and then nothing but padding.
-fn is_exact(text: &[u8], from: u32, seq: u32, sent_ns: u64, len: usize) -> bool {
-    let mut head = [0u8; 64];
-    let mut w = &mut head[..];
-    if write!(w, "#m {seq} {sent_ns} {from} ").is_err() {
-        return false;
+/// Reads the header `text` starts with, if it does (numbers of at most 19 digits).
+fn parse_header(text: &[u8]) -> Option<Header> {
+    let mut at = MARK.len();
+    if !text.starts_with(MARK) {
+        return None;
     }
-    let h = 64 - w.len();
-    text.len() == len.max(h) && text[..h] == head[..h] && text[h..].iter().all(|&b| b == b'.')
+    let mut nums = [0u64; 3];
+    let mut canonical = true;
+    for n in &mut nums {
+        let digits = text[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 19 || text.get(at + digits) != Some(&b' ') {
+            return None;
+        }
+        canonical &= digits == 1 || text[at] != b'0';
+        *n = text[at..at + digits]
+            .iter()
+            .fold(0, |v, &d| v * 10 + u64::from(d - b'0'));
+        at += digits + 1;
+    }
+    Some(Header {
+        seq: nums[0],
+        sent_ns: nums[1],
+        from: nums[2],
+        len: at,
+        canonical,
+    })
+}
+
+/// Whether `text`, which starts with `head`, is byte for byte what [`message_text`] writes for
+/// the header's numbers and `len` bytes: a header written that way is the same bytes again,
+/// so what is left to compare is the padding after it.
+fn is_exact(text: &[u8], head: &Header, len: usize) -> bool {
+    head.canonical && text.len() == len.max(head.len) && text[head.len..].iter().all(|&b| b == b'.')
 }
 
 impl Check {
@@ -348,6 +376,17 @@ impl Check {
             streams: Vec::new(),
             heard: false,
             tally: Tally::default(),
+            last_ns: 0,
+        }
+    }
+
+    /// Tells `shared` when the last whole message came, if one came since the last call.
+    pub fn publish(&mut self, shared: &Shared) {
+        if self.last_ns > 0 {
+            shared
+                .last_delivery_ns
+                .fetch_max(self.last_ns, Ordering::Relaxed);
+            self.last_ns = 0;
         }
     }
 
@@ -372,7 +411,7 @@ impl Check {
     /// One message's text (after the hub's prefix, or a native broadcast's text).
     pub fn on_message(&mut self, text: &[u8], paced: u32, shared: &Shared) {
         let now = now_ns();
-        let Some((seq, sent, from)) = parse_header(text) else {
+        let Some(head) = parse_header(text) else {
             if text.windows(MARK.len()).any(|w| w == MARK) {
                 self.damaged(text);
             } else {
@@ -380,13 +419,15 @@ impl Check {
             }
             return;
         };
-        if from >= MAX_FROM || seq > u64::from(u32::MAX) {
+        let (seq, sent, from) = (head.seq, head.sent_ns, head.from);
+        let max_seq = self.streams.get(from as usize).map_or(0, |st| st.max_seq);
+        if from >= MAX_FROM || seq > u64::from(max_seq.saturating_add(MAX_AHEAD)) {
             self.damaged(text);
             return;
         }
         let (from, seq) = (from as u32, seq as u32);
         let len = text_len(self.expect.wire, from, seq, self.expect.size);
-        if !is_exact(text, from, seq, sent, len) {
+        if !is_exact(text, &head, len) {
             self.damaged(text);
             // Known now: it will never arrive whole.
             if from != PROBE {
@@ -405,7 +446,7 @@ impl Check {
         self.arrived(from, seq, shared);
         self.tally.received += 1;
         shared.delivered.fetch_add(1, Ordering::Relaxed);
-        shared.last_delivery_ns.fetch_max(now, Ordering::Relaxed);
+        self.last_ns = now;
         let us = (now.saturating_sub(sent) / 1000).min(u32::MAX as u64) as u32;
         if seq <= paced {
             self.tally.paced_us.push(us);
@@ -831,6 +872,7 @@ fn read_loop(
                             let _ = socket2::SockRef::from(&r.stream).set_tcp_quickack(true);
                         }
                         r.on_bytes(&buf[..n], cfg, shared);
+                        r.check.publish(shared);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -857,6 +899,12 @@ mod tests {
         encode_message(Wire::Lines, from, seq, size, &mut out, &mut text);
         out.pop();
         out
+    }
+
+    impl Check {
+        fn size_for_test(&mut self, size: usize) {
+            self.expect.size = size;
+        }
     }
 
     fn check(prefix: Prefix) -> Check {
@@ -920,6 +968,8 @@ mod tests {
         let mut longer = line(0, 3, 64);
         longer.push(b'.');
         c.on_line(&longer, 0, &shared);
+        // A seq far beyond any sent: not believed, and no table grows to it.
+        c.on_line(&line(0, 1 << 30, 64), 0, &shared);
         // A header number written differently (a leading zero).
         let zero = line(0, 4, 64);
         let zero = [&b"#m 04"[..], &zero[4..zero.len() - 1]].concat();
@@ -931,9 +981,49 @@ mod tests {
         assert_eq!(c.tally.received, 0);
         assert_eq!(
             (c.tally.garbled, c.tally.unknown, c.tally.merged),
-            (4, 1, 1)
+            (5, 1, 1)
         );
         assert_eq!(shared.delivered.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_check_passes_exactly_the_bytes_that_were_sent() {
+        // Every one-byte change, cut and addition of a few messages: whole only when unchanged.
+        for (seq, size) in [(1, 64), (10, 64), (123_456, 64), (7, 200)] {
+            let whole = line(3, seq, size);
+            let mut variants = vec![whole.clone(), whole[..whole.len() - 1].to_vec()];
+            variants.push([&whole[..], b"."].concat());
+            for at in 0..whole.len() {
+                for b in [b'.', b'0', b'1', b' ', b'#', b'x'] {
+                    let mut v = whole.clone();
+                    v[at] = b;
+                    variants.push(v);
+                }
+                variants.push([&whole[..at], &whole[at + 1..]].concat());
+                variants.push([&whole[..at], b"0", &whole[at..]].concat());
+            }
+            for v in variants {
+                let shared = Shared::default();
+                let mut c = check(Prefix::Bare);
+                c.size_for_test(size);
+                c.on_line(&v, 0, &shared);
+                // Whole exactly when the line is what its own header's numbers give again
+                // (a changed digit may name another message, just as whole), and believable.
+                let regenerated = parse_header(&v).is_some_and(|h| {
+                    let mut again = Vec::new();
+                    let len = text_len(Wire::Lines, h.from as u32, h.seq as u32, size);
+                    message_text(h.from as u32, h.seq as u32, h.sent_ns, len, &mut again);
+                    again == v && h.seq <= u64::from(MAX_AHEAD) && h.from < MAX_FROM
+                });
+                assert!(regenerated || v != whole);
+                assert_eq!(
+                    c.tally.received == 1,
+                    regenerated,
+                    "{}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
     }
 
     #[test]
