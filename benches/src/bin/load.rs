@@ -27,7 +27,8 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
   cargo run --release -p meshtalk-benches --bin load -- [options]
 
   --smoke            N = 10, meshtalk only, lines and native, fan-out and all-to-all;
-                     exit 1 on any lost, duplicated, merged, reordered or garbled message
+                     exit 1 on any lost, duplicated, merged, reordered or garbled message,
+                     or any line that is no message
   --scenario S       fanout, alltoall, faults, connect, stall, idle or all (default all),
                      or soak (not in all)
   --soak-secs N      seconds of join/leave churn in the soak scenario (default 600)
@@ -35,14 +36,16 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
   --a2a-sizes 10,100 all-to-all room sizes N (every client sends and receives)
   --peers 1000       peers connected at once in the connect and idle scenarios
   --rounds R         interleaved rounds per configuration (default 3)
-  --blast S          seconds of sending as fast as the hub takes (default 2)
+  --blast S          seconds of sending as fast as the hub takes (default 2); msg/s is
+                     over the blast and its deliveries, not the wait for lost ones
   --paced K          messages sent one by one at --rate before the blast (default 300)
   --rate R           paced messages per second (default 300)
   --size B           bytes per message on the wire, newline or frame header included
                      (default 64, which divides ncat's 8 KiB reads; at least 48)
   --faults-size B    message size of the faults scenario (default 65: lines that
                      straddle ncat's reads, to show what ncat does to them)
-  --window W         messages in flight per receiver at most (default 256)
+  --window W         messages in flight per receiver at most (default 256); a message
+                     known lost (a later one came first, or it came damaged) frees its slot
   --hubs a,b         meshtalk, ncat, relay (default all three)
   --acks a,b         plain, quick (TCP_QUICKACK after every read) (default both)
   --meshtalk PATH    the meshtalk binary (default target/release/meshtalk)
