@@ -11,10 +11,14 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use meshtalk_benches::load::client::{self, Receivers, RxConfig, Talk, Tally, Wire};
+use meshtalk_benches::load::client::{
+    self, Prefix, Receivers, RxConfig, Shared, Talk, Tally, Wire,
+};
 use meshtalk_benches::load::hub::{self, Hub, HubKind, HubOptions, Programs};
 use meshtalk_benches::load::stats::{median, percentile};
-use meshtalk_benches::load::{epoch, own_cpu, raise_nofile, relay, soak, svg};
+use meshtalk_benches::load::{
+    epoch, listen_overflows, now_ns, own_cpu, raise_nofile, relay, soak, svg,
+};
 
 const HELP: &str = "\
 load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
@@ -23,19 +27,25 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
   cargo run --release -p meshtalk-benches --bin load -- [options]
 
   --smoke            N = 10, meshtalk only, lines and native, fan-out and all-to-all;
-                     exit 1 on any lost, duplicated, merged, reordered or garbled message
-  --scenario S       fanout, alltoall, connect, stall, idle or all (default all),
+                     exit 1 on any lost, duplicated, merged, reordered or garbled message,
+                     or any line that is no message
+  --scenario S       fanout, alltoall, faults, connect, stall, idle or all (default all),
                      or soak (not in all)
   --soak-secs N      seconds of join/leave churn in the soak scenario (default 600)
   --sizes 2,10,100   fan-out room sizes N (one sender, N-1 receivers)
   --a2a-sizes 10,100 all-to-all room sizes N (every client sends and receives)
   --peers 1000       peers connected at once in the connect and idle scenarios
   --rounds R         interleaved rounds per configuration (default 3)
-  --blast S          seconds of sending as fast as the hub takes (default 2)
+  --blast S          seconds of sending as fast as the hub takes (default 2); msg/s is
+                     over the blast and its deliveries, not the wait for lost ones
   --paced K          messages sent one by one at --rate before the blast (default 300)
   --rate R           paced messages per second (default 300)
-  --size B           bytes of text per message (default 64)
-  --window W         messages in flight per receiver at most (default 256)
+  --size B           bytes per message on the wire, newline or frame header included
+                     (default 64, which divides ncat's 8 KiB reads; at least 48)
+  --faults-size B    message size of the faults scenario (default 65: lines that
+                     straddle ncat's reads, to show what ncat does to them)
+  --window W         messages in flight per receiver at most (default 256); a message
+                     known lost (a later one came first, or it came damaged) frees its slot
   --hubs a,b         meshtalk, ncat, relay (default all three)
   --acks a,b         plain, quick (TCP_QUICKACK after every read) (default both)
   --meshtalk PATH    the meshtalk binary (default target/release/meshtalk)
@@ -53,6 +63,7 @@ struct Opts {
     paced: u32,
     rate: f64,
     size: usize,
+    faults_size: usize,
     window: u64,
     hubs: Vec<HubKind>,
     acks: Vec<bool>,
@@ -74,6 +85,7 @@ fn parse_args() -> Result<Opts, String> {
         paced: 300,
         rate: 300.0,
         size: 64,
+        faults_size: 65,
         window: 256,
         hubs: vec![HubKind::Meshtalk, HubKind::Ncat, HubKind::Relay],
         acks: vec![false, true],
@@ -108,7 +120,8 @@ fn parse_args() -> Result<Opts, String> {
             "--blast" => o.blast = num(val()?)?,
             "--paced" => o.paced = num(val()?)? as u32,
             "--rate" => o.rate = num(val()?)?.max(1.0),
-            "--size" => o.size = num(val()?)?.clamp(24.0, 4000.0) as usize,
+            "--size" => o.size = num(val()?)?.clamp(48.0, 4000.0) as usize,
+            "--faults-size" => o.faults_size = num(val()?)?.clamp(48.0, 4000.0) as usize,
             "--window" => o.window = num(val()?)?.max(1.0) as u64,
             "--timeout" => o.timeout = num(val()?)?,
             "--soak-secs" => o.soak_secs = num(val()?)?.max(1.0),
@@ -149,6 +162,15 @@ struct Setup {
 }
 
 impl Setup {
+    /// What the hub writes before each message to a text peer.
+    fn prefix(self) -> Prefix {
+        match (self.hub, self.wire) {
+            (_, Wire::Native) | (HubKind::Relay, _) => Prefix::Bare,
+            (HubKind::Meshtalk, Wire::Lines) => Prefix::Tag,
+            (HubKind::Ncat, Wire::Lines) => Prefix::ReadTag,
+        }
+    }
+
     fn label(self) -> String {
         match self.wire {
             Wire::Lines => format!("{} lines", self.hub.name()),
@@ -160,6 +182,9 @@ impl Setup {
 /// What one fan-out run measured.
 #[derive(Clone, Debug, Default)]
 struct Run {
+    /// Which round it was: ratios pair the setups' runs of one round.
+    round: usize,
+    /// Deliveries that arrived whole per second of the blast (see [`blast_secs`]).
     msgs_per_s: f64,
     paced_p50: f64,
     paced_p99: f64,
@@ -169,8 +194,9 @@ struct Run {
     paced_cpu_us_per_msg: f64,
     /// Hub CPU per delivery in the blast: each hub as fast as it goes.
     hub_cpu_us_per_msg: f64,
-    /// Share of the blast the sender spent waiting for the receivers to catch up:
-    /// near 100 when the hub keeps up, lower when the hub is what holds it back.
+    /// Share of the blast (sending only, not the drain after it) the sender spent waiting
+    /// for the receivers to catch up: near 100 when the hub keeps up, lower when the hub
+    /// is what holds it back.
     sender_wait_pct: f64,
     tool_cpu_pct: f64,
     saturated: Vec<String>,
@@ -259,6 +285,33 @@ fn start_room(programs: &Programs, setup: Setup, n: usize) -> Result<(Hub, Socke
     Ok((hub, addr))
 }
 
+/// How long deliveries may pause before the drain after a blast ends.
+const QUIET: Duration = Duration::from_millis(200);
+/// The longest a drain waits in all.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits after a blast that ended at `end_ns` until `target` deliveries are settled (arrived
+/// whole, or known lost), or none has arrived for [`QUIET`] (counted from `end_ns` at the
+/// earliest: a hub that delivers nothing more is not waited for), or [`DRAIN_LIMIT`] passed.
+fn drain(shared: &Shared, target: impl Fn() -> u64, end_ns: u64) {
+    let limit = Instant::now() + DRAIN_LIMIT;
+    while shared.settled() < target() && Instant::now() < limit {
+        let last = shared.last_delivery_ns.load(Ordering::Relaxed).max(end_ns);
+        if now_ns().saturating_sub(last) >= QUIET.as_nanos() as u64 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The seconds a blast's deliveries are divided by: from its start (`start_ns`) to its end
+/// (`end_ns`) or, if later, the last delivery before the drain ended. The drain's quiet wait
+/// is not in it, so a hub that loses messages is not charged for the wait for them.
+fn blast_secs(shared: &Shared, start_ns: u64, end_ns: u64) -> f64 {
+    let last = shared.last_delivery_ns.load(Ordering::Relaxed).max(end_ns);
+    last.saturating_sub(start_ns) as f64 * 1e-9
+}
+
 fn fanout(
     programs: &Programs,
     o: &Opts,
@@ -270,6 +323,8 @@ fn fanout(
     let rx_count = n - 1;
     let cfg = RxConfig {
         wire: setup.wire,
+        size: o.size,
+        prefix: setup.prefix(),
         quickack: quick,
         paced: o.paced,
         talk: None,
@@ -317,10 +372,7 @@ fn fanout(
     }
     let shared = rx.shared.clone();
     let paced_total = u64::from(o.paced) * rx_count as u64;
-    let drain = Instant::now() + Duration::from_secs(3);
-    while shared.delivered.load(Ordering::Relaxed) < paced_total && Instant::now() < drain {
-        thread::sleep(Duration::from_millis(2));
-    }
+    drain(&shared, || paced_total, now_ns());
     run.paced_cpu_us_per_msg = (hub.run_time() - paced_cpu0) * 1e6
         / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
 
@@ -329,7 +381,9 @@ fn fanout(
     let tool_cpu0 = own_cpu(false);
     let sender_cpu0 = own_cpu(true);
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
+    let settled0 = shared.settled();
     let start = Instant::now();
+    let start_ns = now_ns();
     let stop_at = start + Duration::from_secs_f64(o.blast);
     let mut seq = o.paced;
     let batch = 16;
@@ -337,7 +391,8 @@ fn fanout(
     let mut waited = Duration::ZERO;
     while Instant::now() < stop_at {
         let sent = u64::from(seq - o.paced);
-        let got = shared.delivered.load(Ordering::Relaxed) - delivered0;
+        // Messages known lost free their slots: a lossy hub is not throttled by its losses.
+        let got = shared.settled() - settled0;
         if sent * rxn > got + o.window * rxn {
             let w = Instant::now();
             thread::sleep(Duration::from_micros(50));
@@ -353,13 +408,11 @@ fn fanout(
             .write_all(&buf)
             .map_err(|e| format!("sending: {e}"))?;
     }
+    let sending = start.elapsed().as_secs_f64();
+    let end_ns = now_ns();
     let sent = u64::from(seq - o.paced);
-    let expected = sent * rxn + delivered0;
-    let drain = Instant::now() + Duration::from_secs(5);
-    while shared.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain {
-        thread::sleep(Duration::from_micros(200));
-    }
-    let wall = start.elapsed().as_secs_f64();
+    drain(&shared, || settled0 + sent * rxn, end_ns);
+    let wall = blast_secs(&shared, start_ns, end_ns);
     let sender_cpu = own_cpu(true) - sender_cpu0;
     let delivered = shared.delivered.load(Ordering::Relaxed) - delivered0;
     let hub_cpu = hub.cpu() - hub_cpu0;
@@ -374,12 +427,12 @@ fn fanout(
     run.msgs_per_s = delivered as f64 / wall;
     run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
     run.tool_cpu_pct = tool_cpu * 100.0 / wall;
-    run.sender_wait_pct = waited.as_secs_f64() * 100.0 / wall;
-    let busy = wall - waited.as_secs_f64();
-    if sender_cpu > 0.9 * busy.max(1e-9) && waited.as_secs_f64() < 0.05 * wall {
+    run.sender_wait_pct = waited.as_secs_f64() * 100.0 / sending;
+    let busy = sending - waited.as_secs_f64();
+    if sender_cpu > 0.9 * busy.max(1e-9) && waited.as_secs_f64() < 0.05 * sending {
         run.saturated.push(format!(
             "sender busy {:.0}% and never waited for the hub",
-            sender_cpu * 100.0 / wall
+            sender_cpu * 100.0 / sending
         ));
     }
     if rx_cpu > 0.9 * wall {
@@ -418,6 +471,8 @@ struct Summary {
     tool: f64,
     faults: Tally,
     notes: Vec<String>,
+    /// Every round's run, for ratios taken round by round.
+    runs: Vec<Run>,
 }
 
 fn summarize(runs: &[Run]) -> Summary {
@@ -444,7 +499,22 @@ fn summarize(runs: &[Run]) -> Summary {
         tool: m(|r| r.tool_cpu_pct),
         faults,
         notes,
+        runs: runs.to_vec(),
     }
+}
+
+/// The median over rounds of the per-round ratio `f(a) / f(b)`, each run of `a` paired with
+/// `b`'s run of the same round (run side by side); `None` when no round has both.
+fn ratio(a: &Summary, b: &Summary, f: fn(&Run) -> f64) -> Option<f64> {
+    let per_round: Vec<f64> = a
+        .runs
+        .iter()
+        .filter_map(|ra| {
+            let rb = b.runs.iter().find(|rb| rb.round == ra.round)?;
+            Some(f(ra) / f(rb)).filter(|r| r.is_finite())
+        })
+        .collect();
+    (!per_round.is_empty()).then(|| median(&per_round))
 }
 
 fn faults_text(t: &Tally) -> String {
@@ -455,8 +525,8 @@ fn faults_text(t: &Tally) -> String {
             eprintln!("  receiver {rx} lost sender {from}'s messages {a}..={b}");
         }
         format!(
-            "lost {} dup {} merged {} reord {} garbled {}",
-            t.lost, t.duplicated, t.merged, t.reordered, t.garbled
+            "lost {} dup {} merged {} reord {} garbled {} unknown {}",
+            t.lost, t.duplicated, t.merged, t.reordered, t.garbled, t.unknown
         )
     }
 }
@@ -478,9 +548,10 @@ fn setups(o: &Opts) -> Vec<Setup> {
     v
 }
 
-/// ncat announces every join to every client with the list of all users (O(N) bytes to N
-/// clients a join): 500 peers take it about 40 s to connect, 1000 several minutes, so fan-out
-/// skips it above this size and the connect scenario measures it instead.
+/// ncat listens with a backlog of 10 (`ss -ltn`) and accepts more slowly than clients
+/// connect (it writes each join notice to every client first), so connects overflow the queue
+/// and wait for the kernel's SYN retry a second later: 300 peers took 23.6 s, 23.4 s of it in
+/// 23 such waits. Fan-out skips it above this size; the connect scenario measures it.
 const NCAT_MAX_N: usize = 500;
 
 fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key, Summary>, bool) {
@@ -515,7 +586,8 @@ fn rounds(
                     }
                     match run(o, setup, quick, n) {
                         None => {}
-                        Some(Ok(run)) => {
+                        Some(Ok(mut run)) => {
+                            run.round = round;
                             eprintln!(
                                 "{label}N={n:<4} round {round} {:<9} {:<16} {:>10.0} msg/s  p50 {:>7.2} p99 {:>7.2} ms  {}",
                                 ack_name(quick),
@@ -572,7 +644,7 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
     print_ratios("Ratios", &o.sizes, o, table, true);
     if o.hubs.contains(&HubKind::Ncat) && o.sizes.iter().any(|&n| n > NCAT_MAX_N) {
         println!(
-            "\nncat not run above N = {NCAT_MAX_N}: it announces each join to everyone with the list of all users; see the connect scenario."
+            "\nncat not run above N = {NCAT_MAX_N}: its listen backlog of 10 overflows while it accepts, and each connect that finds it full waits 1 s for a SYN retry; see the connect scenario."
         );
     }
 }
@@ -598,7 +670,7 @@ fn print_ratios(
         hub: HubKind::Relay,
         wire: Wire::Lines,
     };
-    println!("\n### {title} (meshtalk lines / other, medians)\n");
+    println!("\n### {title} (meshtalk lines / other, median over rounds of each round's ratio)\n");
     let cpu_head = if paced {
         " CPU per msg / ncat, paced | CPU per msg / ncat, blast |"
     } else {
@@ -613,22 +685,71 @@ fn print_ratios(
         for &quick in &o.acks {
             let get = |s: Setup| table.get(&(n, quick, s));
             let Some(m) = get(mt) else { continue };
-            let r = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.2}"));
+            let r = |other: Setup, f: fn(&Run) -> f64| {
+                get(other)
+                    .and_then(|c| ratio(m, c, f))
+                    .map_or("-".into(), |v| format!("{v:.2}"))
+            };
             let paced_cpu = if paced {
-                format!(" {} |", r(get(nc).map(|c| m.paced_cpu / c.paced_cpu)))
+                format!(" {} |", r(nc, |r| r.paced_cpu_us_per_msg))
             } else {
                 String::new()
             };
             println!(
                 "| {n} | {} | {} | {} | {} |{paced_cpu} {} |",
                 ack_name(quick),
-                r(get(nc).map(|c| m.rate / c.rate)),
-                r(get(rl).map(|c| m.rate / c.rate)),
-                r(get(nc).map(|c| m.p99 / c.p99)),
-                r(get(nc).map(|c| m.cpu / c.cpu)),
+                r(nc, |r| r.msgs_per_s),
+                r(rl, |r| r.msgs_per_s),
+                r(nc, |r| r.paced_p99),
+                r(nc, |r| r.hub_cpu_us_per_msg),
             );
         }
     }
+}
+
+/// Fan-out at `--faults-size` (65 B: lines that straddle ncat's 8 KiB reads), one round: what
+/// each hub does to such lines. Faults only: ncat's are a property of how it reads, and a
+/// throughput figure from a run that damages messages would compare nothing.
+fn run_faults(programs: &Programs, o: &Opts, deadline: Instant) -> bool {
+    let odd = Opts {
+        size: o.faults_size,
+        rounds: 1,
+        ..o.clone()
+    };
+    let (table, errors) = rounds(
+        &odd,
+        &odd.sizes,
+        deadline,
+        "faults ",
+        |o, setup, quick, n| {
+            (setup.hub != HubKind::Ncat || n <= NCAT_MAX_N)
+                .then(|| fanout(programs, o, setup, quick, n))
+        },
+    );
+    println!(
+        "\n### Faults at {} B messages (fan-out, one round; not a throughput figure)\n",
+        odd.size
+    );
+    println!(
+        "| N | receivers | hub, wire | arrived whole | lost | garbled | merged | unknown lines | duplicated | reordered |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for ((n, quick, setup), s) in &table {
+        let t = &s.faults;
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            ack_name(*quick),
+            setup.label(),
+            t.received,
+            t.lost,
+            t.garbled,
+            t.merged,
+            t.unknown,
+            t.duplicated,
+            t.reordered
+        );
+    }
+    !errors
 }
 
 fn plot(o: &Opts, table: &BTreeMap<Key, Summary>) {
@@ -688,10 +809,11 @@ fn all_to_all(
     let fan = (n - 1) as u64;
     let cfg = RxConfig {
         wire: setup.wire,
+        size: o.size,
+        prefix: setup.prefix(),
         quickack: quick,
         paced: 0,
         talk: Some(Talk {
-            size: o.size,
             batch: 4,
             fanout: fan,
             in_flight: o.window * n as u64,
@@ -707,19 +829,19 @@ fn all_to_all(
     let shared = rx.shared.clone();
     let hub_cpu0 = hub.cpu();
     let tool_cpu0 = own_cpu(false);
-    let start = Instant::now();
+    let start_ns = now_ns();
     shared.go.store(true, Ordering::Relaxed);
     thread::sleep(Duration::from_secs_f64(o.blast));
     shared.quiet.store(true, Ordering::Relaxed);
+    let end_ns = now_ns();
     // A client between its check of `quiet` and its count may still add one batch.
     thread::sleep(Duration::from_millis(5));
-    let drain = Instant::now() + Duration::from_secs(5);
-    while shared.delivered.load(Ordering::Relaxed) < shared.sent.load(Ordering::Relaxed) * fan
-        && Instant::now() < drain
-    {
-        thread::sleep(Duration::from_micros(200));
-    }
-    let wall = start.elapsed().as_secs_f64();
+    drain(
+        &shared,
+        || shared.sent.load(Ordering::Relaxed) * fan,
+        end_ns,
+    );
+    let wall = blast_secs(&shared, start_ns, end_ns);
     let delivered = shared.delivered.load(Ordering::Relaxed);
     let hub_cpu = hub.cpu() - hub_cpu0;
     let tool_cpu = own_cpu(false) - tool_cpu0;
@@ -806,6 +928,9 @@ struct Joined {
     kib_per_peer: f64,
     hub_cpu: f64,
     tool_cpu: f64,
+    /// Connects the kernel dropped for a full listen queue while these peers connected
+    /// (each then waits for a SYN retry, 1 s later); counted for the whole machine.
+    overflows: Option<u64>,
 }
 
 /// How long connecting the peers may take in all.
@@ -835,16 +960,22 @@ fn connect_time(
     let rss0 = hub.rss_kib();
     let cfg = RxConfig {
         wire: setup.wire,
+        size,
+        prefix: setup.prefix(),
         quickack: false,
         paced: 0,
         talk: None,
     };
     let (hub_cpu0, tool_cpu0) = (hub.cpu(), own_cpu(false));
+    let overflows0 = listen_overflows();
     let t0 = Instant::now();
     let limit = t0 + CONNECT_LIMIT;
     let rx = Receivers::start_until(addr, peers, 2, cfg, Some(limit))
         .map_err(|e| format!("connecting: {e}"))?;
     let connected = t0.elapsed().as_secs_f64();
+    let overflows = listen_overflows()
+        .zip(overflows0)
+        .map(|(b, a)| b.saturating_sub(a));
     let shared = rx.shared.clone();
     let (mut buf, mut text) = (Vec::new(), Vec::new());
     let mut greeted = None;
@@ -889,6 +1020,7 @@ fn connect_time(
         peers,
         hub_cpu,
         tool_cpu,
+        overflows,
         connected,
         greeted,
         usable,
@@ -905,7 +1037,7 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
             match connect_time(programs, setup, o.peers, o.size) {
                 Ok(j) => {
                     eprintln!(
-                        "connect {} of {} round {round} {:<16} connected {:.3} s greeted {} usable {:.3} s, {:.1} KiB/peer, CPU hub {:.2} s tool {:.2} s",
+                        "connect {} of {} round {round} {:<16} connected {:.3} s greeted {} usable {:.3} s, {:.1} KiB/peer, CPU hub {:.2} s tool {:.2} s, listen overflows {}",
                         j.peers,
                         o.peers,
                         setup.label(),
@@ -914,7 +1046,8 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
                         j.usable,
                         j.kib_per_peer,
                         j.hub_cpu,
-                        j.tool_cpu
+                        j.tool_cpu,
+                        j.overflows.map_or("-".into(), |n| n.to_string())
                     );
                     all.entry(setup).or_default().push(j);
                 }
@@ -930,15 +1063,25 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
         o.peers, o.rounds
     );
     println!(
-        "| hub, wire | peers connected within {} s | all connect() returned | all greeted by the hub | all usable (heard the sender) | hub VmRSS KiB per peer | hub CPU s | tool CPU s |",
+        "| hub, wire | peers connected within {} s | all connect() returned | all greeted by the hub | all usable (heard the sender) | hub VmRSS KiB per peer | hub CPU s | tool CPU s | connects dropped, listen queue full |",
         CONNECT_LIMIT.as_secs()
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (setup, js) in &all {
         let m = |f: fn(&Joined) -> f64| median(&js.iter().map(f).collect::<Vec<_>>());
         let greeted: Vec<f64> = js.iter().filter_map(|j| j.greeted).collect();
+        let dropped: Vec<f64> = js
+            .iter()
+            .filter_map(|j| j.overflows)
+            .map(|n| n as f64)
+            .collect();
+        let overflows = if dropped.is_empty() {
+            "-".into()
+        } else {
+            format!("{:.0}", median(&dropped))
+        };
         println!(
-            "| {} | {} | {:.3} | {} | {:.3} | {:.1} | {:.2} | {:.2} |",
+            "| {} | {} | {:.3} | {} | {:.3} | {:.1} | {:.2} | {:.2} | {} |",
             setup.label(),
             js.iter().map(|j| j.peers).min().unwrap_or(0),
             m(|j| j.connected),
@@ -950,9 +1093,13 @@ fn run_connect(programs: &Programs, o: &Opts) -> bool {
             m(|j| j.usable),
             m(|j| j.kib_per_peer),
             m(|j| j.hub_cpu),
-            m(|j| j.tool_cpu)
+            m(|j| j.tool_cpu),
+            overflows
         );
     }
+    println!(
+        "\n(\"connects dropped\": the kernel's ListenOverflows count for this machine over the connects, median of rounds; a dropped connect waits about 1 s for the retry. ncat listens with a backlog of 10.)"
+    );
     ok
 }
 
@@ -987,6 +1134,12 @@ fn stall(programs: &Programs, o: &Opts) -> bool {
             let mut stuck = client::connect(addr, Some(4096)).map_err(|e| e.to_string())?;
             let cfg = RxConfig {
                 wire: Wire::Lines,
+                size: o.size,
+                prefix: Setup {
+                    hub: kind,
+                    wire: Wire::Lines,
+                }
+                .prefix(),
                 quickack: true,
                 paced: 0,
                 talk: None,
@@ -1002,7 +1155,7 @@ fn stall(programs: &Programs, o: &Opts) -> bool {
             sender
                 .set_write_timeout(Some(Duration::from_millis(250)))
                 .map_err(|e| e.to_string())?;
-            let line = o.size as u64 + 1;
+            let line = o.size as u64;
             let start = Instant::now();
             let (mut seq, mut batch_first, mut written) = (0u32, 1u32, 0usize);
             let mut marks = Vec::new();
@@ -1166,6 +1319,8 @@ fn idle(programs: &Programs, o: &Opts) {
             let addr: SocketAddr = ([127, 0, 0, 1], hub.port).into();
             let cfg = RxConfig {
                 wire,
+                size: o.size,
+                prefix: Setup { hub: kind, wire }.prefix(),
                 quickack: false,
                 paced: 0,
                 talk: None,
@@ -1350,11 +1505,13 @@ fn main() -> ExitCode {
     }
     let mut ok = true;
     println!(
-        "load: hubs {:?}, sizes {:?}, {} rounds, {} B messages, tool pid {}",
+        "load: hubs {:?}, fan-out sizes {:?}, all-to-all sizes {:?}, {} rounds, {} B messages ({} B in the faults scenario), tool pid {}",
         o.hubs,
         o.sizes,
+        o.a2a_sizes,
         o.rounds,
         o.size,
+        o.faults_size,
         std::process::id()
     );
     if matches!(o.scenario.as_str(), "all" | "fanout") {
@@ -1367,6 +1524,9 @@ fn main() -> ExitCode {
         let (table, errors) = run_alltoall(&programs, &o, deadline);
         print_alltoall(&o, &table);
         ok &= !errors;
+    }
+    if matches!(o.scenario.as_str(), "all" | "faults") {
+        ok &= run_faults(&programs, &o, deadline);
     }
     if matches!(o.scenario.as_str(), "all" | "connect") {
         ok &= run_connect(&programs, &o);
