@@ -536,7 +536,10 @@ impl Driver {
                 let sends = matches!(cmd, Command::Send { .. } | Command::Broadcast { .. });
                 // A room message goes to every link: those being dialled too.
                 let room = matches!(cmd, Command::Broadcast { .. }) && self.dialing();
-                if (sends && self.flow.paused() && !expired) || room {
+                // Leaving a peer gives up on its receipts: those owed come first.
+                let owed = matches!(cmd, Command::Disconnect { .. })
+                    && self.node.peers().any(|p| p.unacked > 0);
+                if (((sends && self.flow.paused()) || owed) && !expired) || room {
                     return Step::Wait;
                 }
                 if let Command::Connect { alias, .. } = cmd {

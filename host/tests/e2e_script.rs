@@ -164,6 +164,23 @@ fn end_of_input_waits_for_the_receipts_of_the_last_sends() {
 }
 
 #[test]
+fn a_disconnect_piped_after_sends_waits_for_their_receipts() {
+    let bob = node("bob", &[]);
+    let mut alice = node("alice", &[]);
+    let mut script = format!("connect 127.0.0.1 {}\n", bob.port);
+    for n in 1..=100 {
+        script.push_str(&format!("send bob msg {n}\n"));
+    }
+    script.push_str("disconnect bob\n");
+    pipe_script(&mut alice, script);
+    let (events, status) = events_until_exit(&mut alice, WAIT);
+    assert_eq!(named(&events, "delivered").len(), 100, "{events:#?}");
+    assert!(named(&events, "undelivered").is_empty(), "{events:#?}");
+    assert_eq!(named(&events, "disconnected").len(), 1, "{events:#?}");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
 fn receipts_still_owed_when_the_wait_ends_are_reported_undelivered() {
     let mut alice = Node::mesh("alice", &["--dead-after", "1"]);
     // A peer that reads but never confirms anything.
