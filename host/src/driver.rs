@@ -1036,7 +1036,6 @@ impl Driver {
                 self.sent_line.insert((peer, id), line);
                 Some(line)
             }
-            Event::Sent { .. } | Event::Broadcast { .. } => self.current_line,
             Event::Delivered { peer, id } => self.sent_line.remove(&(peer, id)),
             Event::Undelivered { peer, id } => {
                 self.undelivered = true;
@@ -1048,9 +1047,10 @@ impl Driver {
                 line
             }
             Event::Connected { peer, .. } | Event::Disconnected { peer, .. } => {
-                self.dial_line.remove(&peer)
+                self.dial_line.remove(&peer).or(self.current_line)
             }
-            _ => None,
+            // What carrying out a line brings about answers that line.
+            _ => self.current_line,
         }
     }
 
