@@ -628,6 +628,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         })
     }
 
+    /// The ids of our messages to `peer` that await its receipt, oldest first
+    /// (none for a peer that is gone): what a shell that leaves now must report
+    /// as undelivered.
+    pub fn awaiting(&self, peer: PeerId) -> &[u32] {
+        self.peers.get(peer).map_or(&[], |p| &p.state.unacked)
+    }
+
     /// Feeds one input; see the type's doc for the run loop.
     pub fn handle_input<'a>(
         &mut self,

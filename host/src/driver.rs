@@ -11,9 +11,9 @@ use std::time::Duration;
 use meshtalk_core::command::{self, Command, HELP};
 use meshtalk_core::flow::{self, Flow};
 use meshtalk_core::node::{
-    BUSY, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Reason,
+    BUSY, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Phase, Reason,
 };
-use meshtalk_core::peers::{InsertError, PeerId};
+use meshtalk_core::peers::{Direction, InsertError, PeerId};
 use meshtalk_core::time::{self, Instant};
 
 use crate::log::{debug, diag};
@@ -38,6 +38,11 @@ const RATE_PIECE: usize = 256;
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 /// Each failed re-dial doubles the wait, up to this.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// The exit status when a command from stdin failed (a dial included).
+pub const EXIT_FAILED: i32 = 1;
+/// The exit status when a message went undelivered (added to [`EXIT_FAILED`]: 5 is both).
+pub const EXIT_UNDELIVERED: i32 = 4;
 
 /// How the host runs its connections, from the command line.
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +106,8 @@ pub fn run(
     // their messages on and wakes the driver.
     let forward = net::spawn_forwarder(tx.clone());
     crate::signal::spawn(forward.clone(), Msg::Signal);
-    let _prompt = crate::prompt::spawn(forward, render.json);
+    let (credits, credits_rx) = channel();
+    let prompt = crate::prompt::spawn(forward, render.json, credits_rx);
     let writers = match Writers::start(tx.clone(), options.stall) {
         Ok(writers) => writers,
         Err(e) => {
@@ -145,6 +151,19 @@ pub fn run(
         mode,
         actions: Vec::new(),
         quit: None,
+        script: VecDeque::new(),
+        lines_read: 0,
+        credits,
+        current_line: None,
+        waiting_since: None,
+        ending: false,
+        end_by: None,
+        finished: false,
+        sent_line: HashMap::new(),
+        dial_line: HashMap::new(),
+        failed: false,
+        undelivered: false,
+        interactive: prompt.interactive(),
     };
     // Said only now that the node is built, so that a peer told this address is
     // served at once, not after the node's ~10 MB are set up.
@@ -220,6 +239,51 @@ struct Driver {
     actions: Vec<Action>,
     /// Set when the mode ends the program: the exit code.
     quit: Option<i32>,
+    /// Stdin's lines (and its end) not yet done, in order: the first may wait for
+    /// a link being set up or for the receipt window, and the others wait behind it.
+    script: VecDeque<Script>,
+    /// The number of the last line read from stdin.
+    lines_read: u64,
+    /// One credit per line done, to the prompt thread, which reads only so far ahead.
+    credits: Sender<()>,
+    /// The input line being carried out: its dials, sends and errors name it.
+    current_line: Option<u64>,
+    /// Since when the first line of `script` has waited (a wait has its bound).
+    waiting_since: Option<std::time::Instant>,
+    /// Input ended (or `exit` came): no more lines run; owed receipts are awaited.
+    ending: bool,
+    /// Owed receipts are awaited until then; the rest are undelivered.
+    end_by: Option<Instant>,
+    /// Everything is done: the program says goodbye and exits.
+    finished: bool,
+    /// The input line of each sent message whose receipt is owed.
+    sent_line: HashMap<(PeerId, u32), u64>,
+    /// The input line of each dial under way.
+    dial_line: HashMap<PeerId, u64>,
+    /// A command from stdin failed: the exit status says so.
+    failed: bool,
+    /// A message went undelivered: the exit status says so.
+    undelivered: bool,
+    /// A person types at a terminal: text errors carry no line numbers.
+    interactive: bool,
+}
+
+/// What stdin gave the driver, waiting its turn.
+enum Script {
+    /// A line, with its number (the first is 1).
+    Line(u64, String),
+    /// The end of input.
+    End,
+}
+
+/// What became of one input line.
+enum Step {
+    /// Done (carried out, or failed with its error).
+    Done,
+    /// It needs what is not there yet: it is tried again when something changes.
+    Wait,
+    /// `exit`: nothing after it runs.
+    Exit,
 }
 
 impl Driver {
@@ -232,10 +296,15 @@ impl Driver {
     /// How long to sleep at most: until the node's or the mode's timeout, the next
     /// stall check, re-dial or refilled bucket.
     fn next_wait(&self) -> Option<Duration> {
-        let wake = [self.wake, self.mode.deadline(), self.stall_wake]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            self.wake,
+            self.mode.deadline(),
+            self.stall_wake,
+            self.end_by,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let node =
             wake.map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
         let now = std::time::Instant::now();
@@ -246,8 +315,10 @@ impl Driver {
             .filter_map(|peer| self.buckets.get(peer))
             .map(|bucket| bucket.ready_at(rate));
         let retry = self.retries.iter().map(|r| r.at);
+        let limit = self.waiting_since.map(|since| since + self.wait_limit());
         refill
             .chain(retry)
+            .chain(limit)
             .chain(self.readers.linger_until())
             .map(|at| at.saturating_duration_since(now))
             .chain(node)
@@ -260,7 +331,7 @@ impl Driver {
     fn serve(&mut self, rx: &Receiver<Msg>) {
         let mut readable = Vec::new();
         loop {
-            if self.quit.is_some() {
+            if self.quit.is_some() || self.finished {
                 return;
             }
             let busy = !self.ready.is_empty() || !self.turns.is_empty();
@@ -293,6 +364,7 @@ impl Driver {
             }
             self.read_round();
             self.take_turn();
+            self.run_script();
         }
     }
 
@@ -352,20 +424,10 @@ impl Driver {
     fn handle(&mut self, msg: Msg) -> bool {
         match msg {
             Msg::Line(line) => {
-                let now = self.now();
-                if self.mode.line(&line, now, &mut self.actions) {
-                    self.act();
-                } else if self.line(&line) {
-                    return true;
-                }
+                self.lines_read += 1;
+                self.script.push_back(Script::Line(self.lines_read, line));
             }
-            Msg::EndOfInput => {
-                let now = self.now();
-                if !self.mode.end_of_input(now, &mut self.actions) {
-                    return true;
-                }
-                self.act();
-            }
+            Msg::EndOfInput => self.script.push_back(Script::End),
             Msg::Signal(name) => {
                 debug!("{name}: saying goodbye to every peer");
                 return true;
@@ -386,26 +448,154 @@ impl Driver {
         self.recheck();
     }
 
-    /// One line from the person; true when it asks to quit.
-    fn line(&mut self, line: &str) -> bool {
+    /// Runs stdin's lines in order, each done before the next starts; stops at one
+    /// that must wait. After the end of input, waits for owed receipts (up to the
+    /// dead-after time), then finishes.
+    fn run_script(&mut self) {
+        while let Some(item) = self.script.pop_front() {
+            let (no, text) = match item {
+                Script::End => {
+                    let now = self.now();
+                    if self.mode.end_of_input(now, &mut self.actions) {
+                        self.act();
+                    } else {
+                        self.ending = true;
+                    }
+                    continue;
+                }
+                Script::Line(no, text) => (no, text),
+            };
+            let step = match self.ending {
+                // After `exit`: read, not run.
+                true => Step::Done,
+                false => self.line(no, &text),
+            };
+            match step {
+                Step::Wait => {
+                    self.waiting_since
+                        .get_or_insert_with(std::time::Instant::now);
+                    self.script.push_front(Script::Line(no, text));
+                    return;
+                }
+                Step::Done => {}
+                Step::Exit => self.ending = true,
+            }
+            self.waiting_since = None;
+            // The prompt thread reads one line further (it is gone at the end).
+            let _ = self.credits.send(());
+            if self.quit.is_some() {
+                return;
+            }
+        }
+        if self.ending && !self.finished {
+            let owed = self.node.peers().any(|p| p.unacked > 0);
+            let now = self.now();
+            let by = *self
+                .end_by
+                .get_or_insert_with(|| now + self.node.config().dead_after);
+            self.finished = !owed || by <= now;
+        }
+    }
+
+    /// How long one input line may wait for receipts or for queues to drain: as long
+    /// as the node takes to give up on a silent peer; then it fails with its error.
+    fn wait_limit(&self) -> Duration {
+        let config = self.node.config();
+        let ping = config.ping_after.unwrap_or(time::Duration::ZERO);
+        Duration::from_millis((ping + config.dead_after).as_millis())
+    }
+
+    /// One input line, numbered `no`: done, or waiting for what it needs, which
+    /// the node says is not there yet (a link still being set up, a full receipt
+    /// window, queues over their high water), until the wait's bound is reached.
+    fn line(&mut self, no: u64, line: &str) -> Step {
+        let now = self.now();
+        self.current_line = Some(no);
+        let step = self.command(no, line, now);
+        self.current_line = None;
+        step
+    }
+
+    fn command(&mut self, no: u64, line: &str, now: Instant) -> Step {
+        if self.mode.line(line, now, &mut self.actions) {
+            self.act();
+            return Step::Done;
+        }
+        let expired = self
+            .waiting_since
+            .is_some_and(|since| since.elapsed() >= self.wait_limit());
         match command::parse(line) {
             Ok(None) => {}
-            Err(e) => self.render.error(&e.to_string()),
-            Ok(Some(Command::Exit)) => return true,
+            Err(e) => self.fail(no, &e.to_string()),
+            Ok(Some(Command::Exit)) => return Step::Exit,
             Ok(Some(Command::Help { topic })) => {
                 self.render.help(command::help_text(topic).unwrap_or(HELP));
             }
             Ok(Some(Command::List)) => self.render.peers(self.node.peers()),
             Ok(Some(cmd)) => {
+                let sends = matches!(cmd, Command::Send { .. } | Command::Broadcast { .. });
+                // A room message goes to every link: those being dialled too.
+                let room = matches!(cmd, Command::Broadcast { .. }) && self.dialing();
+                // Leaving a peer gives up on its receipts: those owed come first.
+                let owed = matches!(cmd, Command::Disconnect { .. })
+                    && self.node.peers().any(|p| p.unacked > 0);
+                if (((sends && self.flow.paused()) || owed) && !expired) || room {
+                    return Step::Wait;
+                }
                 if let Command::Connect { alias, .. } = cmd {
                     // Kept for re-dials: the person's alias stays the peer's.
                     self.next_dial = Some(Dial::new(alias.map(String::from), false));
                 }
-                self.input(Input::Command(cmd));
+                let step = match self.node.handle_input(now, Input::Command(cmd)) {
+                    Ok(_) => Step::Done,
+                    Err(e) if self.waits(&e, expired) => Step::Wait,
+                    Err(e) => {
+                        self.fail(no, &e.to_string());
+                        Step::Done
+                    }
+                };
+                self.drain();
                 self.next_dial = None;
+                return step;
             }
         }
-        false
+        Step::Done
+    }
+
+    /// Whether a command refused with `e` may succeed once a link is set up or
+    /// receipts come: the node says the peer is still connecting, or the peer named
+    /// is not there (yet) while a dial is under way (the dial's outcome decides),
+    /// or its receipt window is full (until the wait has `expired`).
+    fn waits(&self, e: &NodeError<'_>, expired: bool) -> bool {
+        match e {
+            NodeError::NotReady(_) => true,
+            NodeError::WindowFull(_) => !expired,
+            NodeError::Lookup(_) | NodeError::NoPeers | NodeError::WhichPeer { .. } => {
+                self.dialing()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a link we dialled is still being set up (the node's phase for it).
+    fn dialing(&self) -> bool {
+        self.node
+            .peers()
+            .any(|p| p.direction == Direction::Outbound && !matches!(p.phase, Phase::Ready(_)))
+    }
+
+    /// Input line `no` failed with `message`: shown, and the exit status says so.
+    fn fail(&mut self, no: u64, message: &str) {
+        self.failed = true;
+        self.render.error_at(no, !self.interactive, message);
+    }
+
+    /// Shows an error: one that answers the input line being carried out names it.
+    fn error(&mut self, message: &str) {
+        match self.current_line {
+            Some(no) => self.fail(no, message),
+            None => self.render.error(message),
+        }
     }
 
     /// Feeds one input (not bytes) and drains the outputs; a refusal is printed.
@@ -740,6 +930,9 @@ impl Driver {
                     None => debug!("{peer} has no connection for its bytes"),
                 },
                 Output::Connect { peer, host, port } => {
+                    if let Some(line) = self.current_line {
+                        self.dial_line.insert(peer, line);
+                    }
                     if self.reconnect {
                         let mut dial = self.next_dial.take().unwrap_or_default();
                         dial.host = host.to_string();
@@ -805,10 +998,11 @@ impl Driver {
             }
             _ => {}
         }
+        let line = self.line_of(event);
         let alias = event_peer(event).and_then(|peer| self.aliases.get(&peer));
         let now = self.now();
         if self.mode.event(event, now, &mut self.actions) {
-            self.render.event(event, alias.map(String::as_str));
+            self.render.event_at(event, alias.map(String::as_str), line);
         }
         // A dropped peer is dialled again (said after its drop) when it once got
         // through, or when this was already a re-dial.
@@ -830,8 +1024,60 @@ impl Driver {
         }
     }
 
-    /// Says goodbye to every peer, lets the writer send it (bounded), returns the exit code.
+    /// The input line an event answers, if any; notes failed dials and lost messages.
+    fn line_of(&mut self, event: &Event<String>) -> Option<u64> {
+        match *event {
+            Event::Sent {
+                peer,
+                id,
+                receipt: true,
+            } => {
+                let line = self.current_line?;
+                self.sent_line.insert((peer, id), line);
+                Some(line)
+            }
+            Event::Delivered { peer, id } => self.sent_line.remove(&(peer, id)),
+            Event::Undelivered { peer, id } => {
+                self.undelivered = true;
+                self.sent_line.remove(&(peer, id))
+            }
+            Event::ConnectFailed { peer, .. } => {
+                let line = self.dial_line.remove(&peer);
+                self.failed |= line.is_some();
+                line
+            }
+            Event::Connected { peer, .. } | Event::Disconnected { peer, .. } => {
+                self.dial_line.remove(&peer).or(self.current_line)
+            }
+            // What carrying out a line brings about answers that line.
+            _ => self.current_line,
+        }
+    }
+
+    /// 0 when every command from stdin succeeded and every message was delivered;
+    /// else [`EXIT_FAILED`], plus [`EXIT_UNDELIVERED`] for lost messages.
+    fn status(&self) -> i32 {
+        let failed = if self.failed { EXIT_FAILED } else { 0 };
+        let lost = if self.undelivered {
+            EXIT_UNDELIVERED
+        } else {
+            0
+        };
+        failed + lost
+    }
+
+    /// Reports every receipt still owed as undelivered, says goodbye to every peer,
+    /// lets the writer send it (bounded), returns the exit code.
     fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
+        // Receipts not in by now will not be waited for.
+        let owed: Vec<(PeerId, u32)> = self
+            .node
+            .peers()
+            .flat_map(|p| self.node.awaiting(p.id).iter().map(move |&id| (p.id, id)))
+            .collect();
+        for (peer, id) in owed {
+            self.show(&Event::Undelivered { peer, id });
+        }
         self.input(Input::Command(Command::Exit));
         for (_, conn) in self.conns.drain() {
             conn.close(&mut self.readers);
@@ -842,7 +1088,7 @@ impl Driver {
         self.done = None;
         crate::render::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
-        self.quit.unwrap_or(0)
+        self.quit.unwrap_or_else(|| self.status())
     }
 
     /// Carries out what the mode asked for, in order (each command drains the node,
@@ -868,7 +1114,7 @@ impl Driver {
                     continue;
                 }
                 Action::Error(message) => {
-                    self.render.error(message);
+                    self.error(message);
                     continue;
                 }
                 Action::LogSent { peer, lines } => {
@@ -887,7 +1133,7 @@ impl Driver {
             };
             let refused = self.node.handle_input(now, Input::Command(cmd)).err();
             if let Some(e) = refused {
-                self.render.error(&e.to_string());
+                self.error(&e.to_string());
                 if !matches!(action, Action::Disconnect) {
                     self.mode.refused(now, &mut self.actions);
                 }

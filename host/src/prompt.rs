@@ -8,7 +8,7 @@
 use std::io::{self, BufRead, ErrorKind, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::thread;
 
 use meshtalk_core::command::{self, Command};
@@ -24,6 +24,10 @@ use crate::render;
 pub const PROMPT: &str = "meshtalk> ";
 /// Lines kept in the (in-memory) history.
 const HISTORY: usize = 1000;
+/// Piped lines read ahead of the driver at most: the driver hands back one credit
+/// per line done, so a script that must wait (for a link, or for receipts) is
+/// not read further, and the pipe holds its writer.
+const READ_AHEAD: usize = 16;
 /// Turns the terminal's bracketed paste off again (rustyline turns it on while reading).
 const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
 
@@ -34,6 +38,13 @@ pub struct Prompt {
     saved: Option<Termios>,
     /// True while the prompt thread waits in `readline` (its prompt is on screen).
     reading: Arc<AtomicBool>,
+}
+
+impl Prompt {
+    /// Whether a person types at a terminal (else stdin is a script).
+    pub fn interactive(&self) -> bool {
+        self.saved.is_some()
+    }
 }
 
 impl Drop for Prompt {
@@ -56,7 +67,9 @@ impl Drop for Prompt {
 }
 
 /// Starts the prompt thread; keep the returned guard until the driver is done.
-pub fn spawn(to_driver: Sender<Msg>, json: bool) -> Prompt {
+/// Piped lines are read at most [`READ_AHEAD`] ahead of the `credits` the driver
+/// sends back, one per line done.
+pub fn spawn(to_driver: Sender<Msg>, json: bool, credits: Receiver<()>) -> Prompt {
     let reading = Arc::new(AtomicBool::new(false));
     let terminal = !json && io::stdin().is_terminal() && io::stdout().is_terminal();
     let saved = if terminal {
@@ -71,10 +84,10 @@ pub fn spawn(to_driver: Sender<Msg>, json: bool) -> Prompt {
     let spawned = thread::Builder::new().name("prompt".into()).spawn(move || {
         if interactive {
             debug!("prompt thread started (terminal)");
-            edit_lines(&to_driver, &flag);
+            edit_lines(&to_driver, &flag, &credits);
         } else {
             debug!("prompt thread started (plain lines)");
-            plain_lines(&to_driver);
+            plain_lines(&to_driver, &credits);
         }
         debug!("prompt thread: end of input");
         let _ = to_driver.send(Msg::EndOfInput);
@@ -85,12 +98,24 @@ pub fn spawn(to_driver: Sender<Msg>, json: bool) -> Prompt {
     Prompt { saved, reading }
 }
 
-/// Reads commands from stdin, one per line, until end of input.
-fn plain_lines(to_driver: &Sender<Msg>) {
+/// Reads commands from stdin, one per line, until end of input, at most
+/// [`READ_AHEAD`] lines ahead of the driver's `credits`.
+fn plain_lines(to_driver: &Sender<Msg>, credits: &Receiver<()>) {
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
     let mut line = Vec::new();
+    let mut ahead = 0;
     loop {
+        while credits.try_recv().is_ok() {
+            ahead -= 1;
+        }
+        if ahead >= READ_AHEAD {
+            // The driver is gone when the channel is: nothing more to read for.
+            if credits.recv().is_err() {
+                return;
+            }
+            ahead -= 1;
+        }
         line.clear();
         match stdin.read_until(b'\n', &mut line) {
             Ok(0) => return,
@@ -100,6 +125,7 @@ fn plain_lines(to_driver: &Sender<Msg>) {
                 if to_driver.send(Msg::Line(text)).is_err() {
                     return;
                 }
+                ahead += 1;
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
@@ -112,7 +138,8 @@ fn plain_lines(to_driver: &Sender<Msg>) {
 
 /// The terminal prompt: line editing and history, events printed above the line.
 /// Ctrl-D and Ctrl-C both end input, as end of a piped stdin does.
-fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool) {
+/// Typed lines need no credits (a person is never far ahead); the plain fallback does.
+fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<()>) {
     let config = Config::builder()
         .max_history_size(HISTORY)
         .map(|b| b.build());
@@ -121,7 +148,7 @@ fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool) {
         Ok(editor) => editor,
         Err(e) => {
             diag!("no line editing ({e}); reading plain lines");
-            return plain_lines(to_driver);
+            return plain_lines(to_driver, credits);
         }
     };
     match editor.create_external_printer() {

@@ -105,6 +105,35 @@ impl Render {
             human(format_args!("{}", EventText { event, alias }));
         }
     }
+
+    /// As [`Render::event`], for an event that answers input line `line`: its JSON
+    /// object says so (`"line": N`), so a script knows which command it answers.
+    pub fn event_at(&self, event: &Event<String>, alias: Option<&str>, line: Option<u64>) {
+        let Some(line) = line.filter(|_| self.json) else {
+            return self.event(event, alias);
+        };
+        let mut object = Vec::new();
+        let _ = write_event_json(&mut object, event);
+        if object.ends_with(b"}\n") {
+            object.truncate(object.len() - 2);
+            let _ = writeln!(object, ",\"line\":{line}}}");
+        }
+        write_out(|out| {
+            let _ = out.write_all(&object);
+        });
+    }
+
+    /// A command from input line `line` failed: as [`Render::error`], with the line
+    /// number (in JSON always; in text when `numbered`, for scripts).
+    pub fn error_at(&self, line: u64, numbered: bool, message: &str) {
+        if self.json {
+            emit(json!({"event": "error", "line": line, "message": message}));
+        } else if numbered {
+            self.error(&format!("line {line}: {message}"));
+        } else {
+            self.error(message);
+        }
+    }
 }
 
 impl Render {
