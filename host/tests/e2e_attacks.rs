@@ -66,6 +66,7 @@ fn random_garbage_from_many_connections_leaves_the_node_serving() {
 fn a_50_mib_line_with_no_newline_is_cut_into_messages_and_memory_stays_bounded() {
     let mut node = Node::mesh("target", &[]);
     let before = node.status_kib("VmRSS");
+    let peak_before = node.status_kib("VmHWM");
     let mut stream = connect(&node);
     let chunk = vec![b'a'; 1 << 20];
     let writer = {
@@ -97,9 +98,14 @@ fn a_50_mib_line_with_no_newline_is_cut_into_messages_and_memory_stays_bounded()
         "50 MiB line: VmRSS {before} KiB before, {after} KiB after (growth {} KiB), VmHWM {peak} KiB",
         after.saturating_sub(before)
     );
+    // Measured: 280-348 KiB of growth, the peak no higher (debug build, 5 runs);
+    // a node that kept the line would grow by 50 MiB.
+    let growth = after
+        .saturating_sub(before)
+        .max(peak.saturating_sub(peak_before.max(before)));
     assert!(
-        after.saturating_sub(before) < 32 * 1024,
-        "RSS grew from {before} KiB to {after} KiB"
+        growth < 1024,
+        "RSS grew from {before} KiB to {after} KiB (peak {peak} KiB): {growth} KiB"
     );
     let _ = stream.write_all(b"\n");
     assert_still_serving(&mut node);

@@ -67,7 +67,8 @@ fn text_peer(node: &Node, first: &str) -> (TcpStream, u64) {
     (stream, shown["peer"].as_u64().expect("peer number"))
 }
 
-/// A text peer that writes `flood` lines as fast as the node takes them, until dropped.
+/// A text peer that writes numbered lines (`flood 0`, `flood 1`, ...) as fast as
+/// the node takes them, until dropped: a gap in the numbers shown is a lost line.
 struct Flooder {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -79,14 +80,27 @@ impl Flooder {
         let (mut stream, peer) = text_peer(node, "flooder here");
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
-        let chunk = "flood\n".repeat(1000);
         let thread = thread::spawn(move || {
+            let mut next = 0u64;
+            let mut chunk = Vec::new();
+            let mut written = 0;
             while !stopped.load(Ordering::Relaxed) {
-                match stream.write_all(chunk.as_bytes()) {
-                    Ok(()) => {}
-                    // Blocked by flow control for the write timeout: look at `stop`.
+                if written == chunk.len() {
+                    chunk.clear();
+                    written = 0;
+                    for n in next..next + 1000 {
+                        chunk.extend_from_slice(format!("flood {n}\n").as_bytes());
+                    }
+                    next += 1000;
+                }
+                // Blocked by flow control for the write timeout: look at `stop`,
+                // then go on from the byte where the write stopped.
+                match stream.write(&chunk[written..]) {
+                    Ok(0) => return,
+                    Ok(n) => written += n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => return,
                 }
             }
@@ -96,6 +110,16 @@ impl Flooder {
             thread: Some(thread),
             peer,
         }
+    }
+
+    /// The number of the flood line `event` shows, if it is one of this flooder's.
+    fn number(&self, event: &Value) -> Option<u64> {
+        if event["event"] != "message" || event["peer"] != self.peer {
+            return None;
+        }
+        let text = event["text"].as_str()?;
+        let n = text.strip_prefix("flood ")?.parse();
+        Some(n.unwrap_or_else(|_| panic!("a flood line garbled: {text:?}")))
     }
 }
 
@@ -232,26 +256,37 @@ fn a_flooding_peer_does_not_hold_up_another_peers_message() {
 }
 
 #[test]
-fn rate_limit_shows_a_flooder_no_faster_than_the_limit() {
+fn rate_limit_shows_a_flooder_at_the_limit_in_order_and_loses_none_of_its_lines() {
     let node = Node::start("hub", 0, &["--rate-limit", "10"]);
-    let flooder = Flooder::start(&node);
     let (mut quiet, quiet_peer) = text_peer(&node, "quiet here");
-    // Counted from a flood message on, for a window of 2 s: 10 a second with a
-    // burst of 10 is 30; anything up to 40 passes.
-    node.expect("message", WAIT, |e| e["peer"] == flooder.peer);
+    let flooder = Flooder::start(&node);
+    // Counted from the first flood line on, for a window of 2 s: 10 a second with
+    // a burst of 10 is at most 30 (anything up to 40 passes), and at least 15
+    // (a limiter that freezes the flooder shows fewer).
+    let first = node.expect("message", WAIT, |e| e["peer"] == flooder.peer);
+    assert_eq!(first["text"], "flood 0", "the first flood line");
     let window = Duration::from_secs(2);
     let start = Instant::now();
     let mut shown = 0;
+    let mut next = 1;
     while let Some(left) = (start + window).checked_duration_since(Instant::now()) {
         let Ok(line) = node.recv(left) else {
             break;
         };
         let value: Value = serde_json::from_str(&line).expect("JSON");
-        if value["event"] == "message" && value["peer"] == flooder.peer {
+        if let Some(n) = flooder.number(&value) {
+            // Lines are held back, never dropped: each is the next one written.
+            assert_eq!(n, next, "flood line {next} was not shown (next came {n})");
+            next += 1;
             shown += 1;
         }
     }
+    eprintln!("rate limit 10/s: {shown} flood lines shown in {window:?}, none missing");
     assert!(shown <= 40, "{shown} flood messages shown in {window:?}");
+    assert!(
+        shown >= 15,
+        "only {shown} flood messages shown in {window:?}"
+    );
     // The others are still heard.
     quiet.write_all(b"still here\n").expect("write");
     node.expect("message", FAIR_WAIT, |e| {

@@ -3,13 +3,16 @@
 //! benchmarks), joined by veth pairs to a bridge in a fourth namespace that has
 //! no route out. They check what loopback cannot: peers told apart by IP, a
 //! broadcast across A-B-C where A and C are not linked, delay and loss on a
-//! link, and a link taken down.
+//! link, a link taken down, and how soon TCP keepalive notices a silent cut.
 //!
-//! Root only, with `ip` (Debian package iproute2, which also has `tc`); anything
-//! else prints why the test is skipped and passes. Delay and loss use `tc
-//! netem`, or where the kernel has no netem, nftables (Debian package nftables)
-//! and a slow `tbf`; with neither, that test says why it is skipped. The namespaces are removed
-//! even when a test fails.
+//! Root only, with `ip` (Debian package iproute2, which also has `tc`). Delay
+//! and loss use `tc netem`, or where the kernel has no netem, nftables (Debian
+//! package nftables) and a slow `tbf`. A test that cannot run here fails when
+//! `MESHTALK_NETNS_REQUIRED=1` (`.ci/run` sets it when it runs as root);
+//! otherwise it writes `*** SKIPPED <test>: <why>` to stderr past libtest's
+//! capture (so it shows without `--nocapture`, and `.ci/run` counts it as
+//! skipped, not passed) and returns. The namespaces are removed even when a
+//! test fails.
 
 mod common;
 
@@ -109,16 +112,24 @@ impl Net {
         net
     }
 
-    /// Starts `meshtalk mesh` as host `i` (0 = A), listening on its own address.
+    /// Starts `meshtalk mesh` as host `i` (0 = A), listening on its own address,
+    /// with short dead-peer bounds so that a link taken down is noticed soon.
     fn node(&self, i: usize) -> Node {
+        self.node_with(
+            i,
+            &["--keepalive", "2", "--ping-after", "2", "--dead-after", "2"],
+        )
+    }
+
+    /// Starts `meshtalk mesh` as host `i` (0 = A) with the flags `extra`.
+    fn node_with(&self, i: usize, extra: &[&str]) -> Node {
         let (name, addr) = HOSTS[i];
         Node::spawn(
             Command::new("ip")
                 .args(["netns", "exec", &self.hosts[i]])
                 .arg(env!("CARGO_BIN_EXE_meshtalk"))
                 .args(["-q", "mesh", "--port", "0", "--bind", addr, "--json"])
-                // Short dead-peer bounds, so a link taken down is noticed soon.
-                .args(["--keepalive", "2", "--ping-after", "2", "--dead-after", "2"])
+                .args(extra)
                 .args(["--name", name]),
             name,
             true,
@@ -154,15 +165,36 @@ fn line(net: &Net) -> [Node; 3] {
     [a, b, c]
 }
 
-/// Prints why the test is skipped, if it is.
+/// Set to 1 (by `.ci/run`, as root) to make a test that cannot run fail.
+const REQUIRED: &str = "MESHTALK_NETNS_REQUIRED";
+
+/// True (after saying so) when these tests cannot run here.
 fn skipped() -> bool {
     match skip_reason() {
         Some(why) => {
-            eprintln!("netns test skipped: {why}");
+            skip(&why);
             true
         }
         None => false,
     }
+}
+
+/// The running test cannot run here because of `why`: a failure where
+/// [`REQUIRED`] is 1, else a line on stderr that libtest does not capture.
+fn skip(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a netns test");
+    if std::env::var(REQUIRED).is_ok_and(|v| v == "1") {
+        panic!(
+            "{test} cannot run: {why}; {REQUIRED}=1 says it must (run as root with iproute2 and nftables, or unset it)"
+        );
+    }
+    // `eprintln!` goes to libtest's capture and is shown only on failure:
+    // writing to the stderr handle itself is not captured.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: {why}; it did NOT run (its `ok` means nothing) ***"
+    );
 }
 
 #[test]
@@ -334,7 +366,7 @@ fn with_delay_and_loss_on_a_link_200_messages_arrive_once_each_in_order() {
     let (emulation, how) = match impair_b_to_c(&net) {
         Ok(done) => done,
         Err(why) => {
-            eprintln!("netns delay-and-loss test skipped: {why}");
+            skip(&why);
             return;
         }
     };
@@ -361,15 +393,54 @@ fn with_delay_and_loss_on_a_link_200_messages_arrive_once_each_in_order() {
         "more messages than sent"
     );
     eprintln!("200 messages over {how} in {:?}", started.elapsed());
-    if let Emulation::NftablesAndTbf = emulation {
-        let dropped = nft_dropped(&net.bridge);
-        eprintln!("the link dropped {dropped} packets on the way");
-        // About 500 packets cross the link: none lost means no loss was emulated.
-        assert!(
-            dropped > 0,
-            "nftables dropped nothing: the link was not lossy"
-        );
-    }
+    // About 500 packets cross the link: none lost means no loss was emulated.
+    let dropped = match emulation {
+        Emulation::NftablesAndTbf => nft_dropped(&net.bridge),
+        Emulation::Netem => netem_dropped(&net),
+    };
+    eprintln!("the link dropped {dropped} packets on the way");
+    assert!(dropped > 0, "nothing was dropped: the link was not lossy");
+}
+
+/// How many packets the netem qdiscs of [`impair_b_to_c`] dropped, both ends
+/// together (`tc -s qdisc show`: `Sent ... (dropped N, ...)`).
+fn netem_dropped(net: &Net) -> u64 {
+    [(&net.bridge, "vec"), (&net.hosts[2], "eth0")]
+        .iter()
+        .map(|(ns, dev)| {
+            let out = Command::new("tc")
+                .args(["-n", ns, "-s", "qdisc", "show", "dev", dev])
+                .output();
+            qdisc_dropped(
+                &out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .sum()
+}
+
+/// The sum of the `dropped N` counts in `tc -s qdisc show` output.
+fn qdisc_dropped(listing: &str) -> u64 {
+    listing
+        .split("(dropped ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn dropped_counts_are_read_from_tc_statistics() {
+    let listing = "qdisc netem 8001: root refcnt 2 limit 1000 delay 50ms loss 5%\n \
+                   Sent 31337 bytes 420 pkt (dropped 17, overlimits 0 requeues 0)\n \
+                   backlog 0b 0p requeues 0\n\
+                   qdisc netem 8002: root\n Sent 1 bytes 1 pkt (dropped 4, overlimits 0 requeues 0)\n";
+    assert_eq!(qdisc_dropped(listing), 21);
+    assert_eq!(qdisc_dropped("qdisc noqueue 0: root refcnt 2\n"), 0);
 }
 
 #[test]
@@ -391,4 +462,54 @@ fn a_link_taken_down_is_reported_as_a_disconnect() {
         started.elapsed()
     );
     drop(c);
+}
+
+/// TCP keepalive's idle time in the keepalive test, in seconds: the host probes
+/// every third of it (at least 1 s), and 3 unanswered probes end the link.
+const KEEPALIVE: u64 = 3;
+
+#[test]
+fn with_keepalive_3_a_silently_cut_link_is_reported_within_about_twice_3_seconds() {
+    if skipped() {
+        return;
+    }
+    let net = Net::new("ka");
+    // Pings only after a minute: keepalive alone can notice the cut in time.
+    let keepalive = KEEPALIVE.to_string();
+    let flags = [
+        "--keepalive",
+        &keepalive,
+        "--ping-after",
+        "60",
+        "--dead-after",
+        "60",
+    ];
+    let mut b = net.node_with(1, &flags);
+    let c = net.node_with(2, &flags);
+    link(&mut b, &c, 2);
+    // Both silent, the link cut where neither host sees it (the bridge's port to
+    // C goes down): nothing but keepalive's probes can tell.
+    thread_sleep_secs(1);
+    ip(&["-n", &net.bridge, "link", "set", "vec", "down"]);
+    let started = Instant::now();
+    let gone = b.expect("disconnected", Duration::from_secs(40), |e| {
+        e["alias"] == "c"
+    });
+    let took = started.elapsed();
+    eprintln!("keepalive {KEEPALIVE} s: B reported C gone {took:?} after the cut: {gone}");
+    // Linux ends the link at the first probe (idle S, then every S/3 s, at least
+    // 1 s) once TCP_USER_TIMEOUT, 2 x S here, has passed since the last packet
+    // heard: 6 s, of which 1 s passed before the cut (measured: 5.1-5.2 s after
+    // it); 2 s more for a loaded machine.
+    let bound = Duration::from_secs(2 * KEEPALIVE + 2);
+    assert!(
+        took <= bound,
+        "B saw the cut after {took:?}, over {bound:?}"
+    );
+    drop(c);
+}
+
+/// Sleeps `secs` seconds.
+fn thread_sleep_secs(secs: u64) {
+    std::thread::sleep(Duration::from_secs(secs));
 }

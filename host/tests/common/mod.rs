@@ -137,10 +137,26 @@ impl Node {
             .unwrap_or(0)
     }
 
-    /// Waits at most `wait` until the node has at most `fds` descriptors open;
-    /// returns how many it has then.
+    /// Waits at most `wait` until the node (a JSON one) has at most `fds`
+    /// descriptors open; returns how many it has then.
+    ///
+    /// First a fresh connection must get a line through and be seen to close:
+    /// the node has then accepted every connection made before it (they queue
+    /// in order), so descriptors not yet accepted are never taken for closed.
     pub fn settle_fds(&self, fds: usize, wait: Duration) -> usize {
+        assert!(self.json, "settle_fds reads the node's JSON events");
         let deadline = Instant::now() + wait;
+        let n = FRIENDS.fetch_add(1, Ordering::Relaxed);
+        let said = format!("descriptor probe {n}");
+        let mut probe = connect(self);
+        probe
+            .write_all(format!("{said}\n").as_bytes())
+            .expect("write the probe's line");
+        let shown = self.expect("message", wait, |e| e["text"] == said.as_str());
+        drop(probe);
+        let peer = shown["peer"].clone();
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.expect("disconnected", left, |e| e["peer"] == peer);
         loop {
             let now = self.open_fds();
             if now <= fds || Instant::now() >= deadline {
