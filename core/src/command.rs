@@ -15,7 +15,7 @@ pub const ALIAS_MAX_LEN: usize = 32;
 pub const HELP: &str = "\
 Commands:
   connect <host> <port> [alias]     open a connection to a peer (also: c, open)
-  send <alias|ip|#id> <message>     send a message to one peer; with one peer, `send <message>` (also: s, msg)
+  send <alias|ip|#id> <message>     send a message to one peer (also: s, msg)
   broadcast <message>               send a message to every peer (also: b, all)
   disconnect [<alias|ip|#id>]       close a connection; with one peer the target may be left out (also: d, close)
   set_alias <alias|ip|#id> <alias>  give a peer a name (also: alias)
@@ -73,8 +73,9 @@ pub enum Command<'a> {
     /// equal to it exactly when `target` is `None`. A target word starting with `#` that is no
     /// peer number is an error ([`ParseError::BadPeerNumber`]): `#` is kept for peer numbers.
     ///
-    /// The node: if `target` names a known peer and `text` is not empty, send `text` to it;
-    /// else if there is exactly one peer, send `all` to it.
+    /// The node: in a one-peer chat, send `all` to the peer (there is never a target word);
+    /// otherwise `target` must name a known peer and `text` must not be empty, else it is an
+    /// error and nothing is sent (a mistyped alias never reaches the only peer).
     Send {
         target: Option<Target<'a>>,
         text: &'a str,
@@ -197,7 +198,7 @@ impl Verb {
             Verb::Send => {
                 "send <alias|ip|#id> <message>\n  \
                  Send <message> to one peer, named by its alias, its IP address or its number\n  \
-                 (#1, #2, ... as list_connections shows). With only one peer, `send <message>` will do.\n  \
+                 (#1, #2, ... as list_connections shows). A target that names no peer is an error.\n  \
                  Also: s, msg"
             }
             Verb::Broadcast => {

@@ -382,6 +382,9 @@ pub enum NodeError<'a> {
     NoPeers,
     /// Several peers are connected and the command did not say which.
     WhichPeer { peers: usize },
+    /// A `send` in a many-peer node without both a target and a message: the first
+    /// word is always the target there, so a mistyped one never reaches the only peer.
+    SendNeedsTarget,
     /// The peer is still connecting.
     NotReady(PeerId),
     /// A one-peer node is in a chat already.
@@ -408,6 +411,9 @@ impl fmt::Display for NodeError<'_> {
                 f,
                 "{peers} peers are connected; say which: send <alias|ip|#id> <message>"
             ),
+            NodeError::SendNeedsTarget => {
+                f.write_str("send needs a peer and a message; usage: send <alias|ip|#id> <message>")
+            }
             NodeError::AlreadyConnected => {
                 f.write_str("already connected to a chat; disconnect before connecting to another")
             }
@@ -901,8 +907,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
-    /// Which peer a `send` is for, and the text: `send <target> <text>` when the
-    /// first word names a peer, else `send <text>` to the one peer there is.
+    /// Which peer a `send` is for, and the text: in a one-peer node, the whole line
+    /// to the one peer there is (`send <message>`); otherwise the first word names the
+    /// peer, and one that names none is an error, never a message to the only peer.
     fn send_target<'a>(
         &self,
         target: Option<Target<'a>>,
@@ -912,14 +919,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         if self.config.single_peer {
             return Ok((self.only_peer()?, all));
         }
-        let named = target.map(|t| self.peers.resolve(t));
-        match named {
-            Some(Ok(peer)) if !text.is_empty() => Ok((peer, text)),
-            Some(Err(e @ LookupError::Ambiguous { .. })) => Err(e.into()),
-            Some(Err(e @ LookupError::NoSuchId(_))) => Err(e.into()),
-            Some(Err(e)) if self.peers.len() != 1 => Err(e.into()),
-            _ => Ok((self.only_peer()?, all)),
+        let Some(target) = target else {
+            return Err(NodeError::SendNeedsTarget);
+        };
+        let peer = self.peers.resolve(target)?;
+        if text.is_empty() {
+            return Err(NodeError::SendNeedsTarget);
         }
+        Ok((peer, text))
     }
 
     /// Why a connection accepted from `addr` may not join, if it may not.

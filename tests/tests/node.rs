@@ -8,7 +8,7 @@ use meshtalk_core::frame::{Decoded, FrameDecoder};
 use meshtalk_core::node::{
     BUSY, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Reason, TextMode,
 };
-use meshtalk_core::peers::PeerId;
+use meshtalk_core::peers::{LookupError, PeerId};
 use meshtalk_core::time::{Duration, Instant};
 use meshtalk_core::wire::{BannerError, Message};
 
@@ -168,11 +168,33 @@ fn a_chat_message_is_delivered_and_its_receipt_comes_back() {
 }
 
 #[test]
-fn send_without_a_target_goes_to_the_only_peer() {
+fn in_a_many_peer_node_a_send_whose_first_word_names_no_peer_is_an_error_and_sends_nothing() {
     let mut pair = Pair::new();
-    pair.a_says("send hello there");
-    assert!(pair.b_events.iter().any(|e| matches!(e,
-        Event::Message { text, .. } if text == "hello there")));
+    for line in [
+        "send hello there",
+        "send carol can you hear me?",
+        "send hello",
+        "send bob ",
+    ] {
+        let cmd = command::parse(line).unwrap().unwrap();
+        let result = pair.a.handle_input(at(0), Input::Command(cmd));
+        assert!(result.is_err(), "{line}: {result:?}");
+        let (outs, _) = drain(&mut pair.a, at(0));
+        assert!(
+            !outs.iter().any(|o| matches!(o, Out::Tx(..))),
+            "{line}: {outs:?}"
+        );
+    }
+    let cmd = command::parse("send carol hi").unwrap().unwrap();
+    assert_eq!(
+        pair.a.handle_input(at(0), Input::Command(cmd)),
+        Err(NodeError::Lookup(LookupError::NoSuchName("carol")))
+    );
+    let cmd = command::parse("send hello").unwrap().unwrap();
+    assert_eq!(
+        pair.a.handle_input(at(0), Input::Command(cmd)),
+        Err(NodeError::SendNeedsTarget)
+    );
 }
 
 #[test]
@@ -536,7 +558,7 @@ fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
             ..
         }
     )));
-    let outs = command(&mut a, at(600), "send quit");
+    let outs = command(&mut a, at(600), &format!("send #{} quit", peer.number()));
     assert_eq!(sent_bytes(&outs, peer), b"quit");
 }
 
