@@ -20,6 +20,8 @@ use crate::wire::{
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
 /// What a one-peer node tells a second peer before closing its connection.
 pub const BUSY: &str = "busy: in a chat with someone else; try again later";
+/// What a one-peer server tells a second client before closing its connection.
+pub const BUSY_SERVING: &str = "busy: serving another client; try again later";
 
 /// How a node behaves; see [`Config::new`] for the defaults.
 #[derive(Clone, Debug)]
@@ -34,6 +36,9 @@ pub struct Config {
     pub hub: bool,
     /// One peer at a time (the two-peer chat): a second one is told [`BUSY`] and closed.
     pub single_peer: bool,
+    /// The one peer is a client being served (`serve`), not a chat: a second one is
+    /// told [`BUSY_SERVING`] instead of [`BUSY`].
+    pub serving: bool,
     /// How many nodes a broadcast may cross.
     pub hops: u8,
     /// A connection that says nothing for this long is a text peer.
@@ -72,6 +77,7 @@ impl Config {
             max_peers: usize::MAX,
             hub: false,
             single_peer: false,
+            serving: false,
             hops: route::DEFAULT_HOPS,
             greeting_timeout: limits::GREETING_TIMEOUT,
             banner_timeout: limits::BANNER_TIMEOUT,
@@ -235,6 +241,8 @@ pub enum Reason<S> {
 pub enum Refusal {
     /// A one-peer node is in a chat already: [`BUSY`].
     Busy,
+    /// A one-peer server is serving another client: [`BUSY_SERVING`].
+    Serving,
     /// Already this many connections from the same IP address.
     PerIp { max: usize },
 }
@@ -243,6 +251,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Busy => f.write_str(BUSY),
+            Refusal::Serving => f.write_str(BUSY_SERVING),
             Refusal::PerIp { max } => write!(
                 f,
                 "too many connections from your address (at most {max}); close one and try again"
@@ -932,7 +941,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     /// Why a connection accepted from `addr` may not join, if it may not.
     fn refusal(&self, addr: SocketAddr) -> Option<Refusal> {
         if self.config.single_peer && !self.peers.is_empty() {
-            return Some(Refusal::Busy);
+            return Some(match self.config.serving {
+                true => Refusal::Serving,
+                false => Refusal::Busy,
+            });
         }
         let max = self.config.max_per_ip;
         let same_ip = self

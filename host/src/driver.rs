@@ -11,7 +11,7 @@ use std::time::Duration;
 use meshtalk_core::command::{self, Command, HELP};
 use meshtalk_core::flow::{self, Flow};
 use meshtalk_core::node::{
-    BUSY, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Reason,
+    BUSY, BUSY_SERVING, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Reason,
 };
 use meshtalk_core::peers::{InsertError, PeerId};
 use meshtalk_core::time::{self, Instant};
@@ -872,8 +872,7 @@ impl Driver {
                     continue;
                 }
                 Action::LogSent { peer, lines } => {
-                    let alias = self.aliases.get(peer).map(String::as_str);
-                    self.render.log_sent(*peer, alias, *lines);
+                    self.render.log_sent(*peer, *lines);
                     continue;
                 }
                 Action::Log(lines) => {
@@ -1055,7 +1054,7 @@ fn tell_full(mut stream: TcpStream, limit: usize) {
 fn redials(reason: &Reason<String>) -> bool {
     match reason {
         Reason::Local | Reason::Duplicate(_) | Reason::Fault(Fault::Itself) => false,
-        Reason::Bye(why) => why != BUSY,
+        Reason::Bye(why) => why != BUSY && why != BUSY_SERVING,
         Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
     }
 }
@@ -1160,6 +1159,7 @@ mod tests {
         assert!(redials(&Reason::Bye("exit".into())));
         assert!(!redials(&Reason::Local));
         assert!(!redials(&Reason::Bye(BUSY.into())));
+        assert!(!redials(&Reason::Bye(BUSY_SERVING.into())));
         assert!(!redials(&Reason::Fault(Fault::Itself)));
     }
 

@@ -229,6 +229,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             config.single_peer = true;
+            config.serving = true;
             let options = options(&args);
             listen_and_run(config, &args, options, Box::new(serve::Serve::default()))
         }

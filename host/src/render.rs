@@ -108,14 +108,16 @@ impl Render {
 }
 
 impl Render {
-    /// `serve` sent a client its log (`lines` messages).
-    pub fn log_sent(&self, peer: PeerId, alias: Option<&str>, lines: usize) {
+    /// `serve` sent a client its log (`lines` messages): the client said `quit`, the
+    /// end of its talk, which is shown as this and never as a message.
+    pub fn log_sent(&self, peer: PeerId, lines: usize) {
         if self.json {
             emit(json!({"event": "log_sent", "peer": peer.number(), "lines": lines}));
         } else {
-            let who = PeerName(peer, alias);
             let plural = if lines == 1 { "" } else { "s" };
-            human(format_args!("sent the log ({lines} line{plural}) to {who}"));
+            human(format_args!(
+                "the client is quitting; sent the log ({lines} line{plural})"
+            ));
         }
     }
 

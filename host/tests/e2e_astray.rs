@@ -6,10 +6,12 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use common::proc::{Proc, link, parse};
+use common::proc::{Proc, link, parse, port_of};
 use serde_json::Value;
 
 /// The longest any one expected event may take.
@@ -98,4 +100,115 @@ fn in_mesh_a_send_of_one_word_asks_for_a_target_and_a_message() {
     let error = expect_error(&alice);
     assert!(error.contains("send <alias|ip|#id> <message>"), "{error}");
     expect_no(&bob, "message");
+}
+
+// ---- 10: serve takes `quit` as the end of the client's talk ----
+
+/// `meshtalk serve` on a free loopback port, `--json` or human.
+fn serve(json: bool) -> Proc {
+    let mut args = vec!["-q", "serve", "--port", "0", "--bind", "127.0.0.1"];
+    if json {
+        args.push("--json");
+    }
+    let mut proc = Proc::meshtalk("serve", &args);
+    proc.port = if json {
+        port_of(&proc.expect("listening", WAIT, |_| true))
+    } else {
+        let first = proc.next_line(WAIT);
+        let port = first.trim_end().rsplit(':').next().expect("ADDR:PORT");
+        port.parse().unwrap_or_else(|e| panic!("{e}: {first}"))
+    };
+    proc
+}
+
+/// A plain TCP client of `serve` (as the seed client is) that has sent `hello`, seen by the
+/// server as a message (`--json`) or a line (human).
+fn plain_client_said_hello(serve: &Proc, json: bool) -> TcpStream {
+    let mut client = TcpStream::connect(("127.0.0.1", serve.port)).expect("connect");
+    client.set_read_timeout(Some(WAIT)).expect("timeout");
+    client.write_all(b"hello").expect("write");
+    if json {
+        serve.expect("message", WAIT, |e| e["text"] == "hello");
+    } else {
+        expect_line(serve, "hello");
+    }
+    client
+}
+
+/// Waits for a human line containing `text`; returns every line read, that one last.
+fn expect_line(node: &Proc, text: &str) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = node.recv(left).unwrap_or_else(|e| {
+            panic!("{}: no line with {text:?} ({e}); saw {seen:#?}", node.name)
+        });
+        let found = line.contains(text);
+        seen.push(line);
+        if found {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn serve_shows_a_clients_quit_as_the_end_of_its_talk_never_as_a_message() {
+    let serve = serve(false);
+    let mut client = plain_client_said_hello(&serve, false);
+    client.write_all(b"quit").expect("write");
+    let seen = expect_line(&serve, "the client is quitting; sent the log (1 line)");
+    assert!(
+        !seen.iter().any(|l| l.trim_end().ends_with(": quit")),
+        "quit shown as a message: {seen:#?}"
+    );
+    let mut log = String::new();
+    client.read_to_string(&mut log).expect("read the log");
+    assert_eq!(log, "hello");
+}
+
+#[test]
+fn serve_with_json_reports_a_clients_quit_as_log_sent_and_no_message() {
+    let serve = serve(true);
+    let mut client = plain_client_said_hello(&serve, true);
+    client.write_all(b"quit").expect("write");
+    let events = {
+        let mut events = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while !events.iter().any(|e: &Value| e["event"] == "disconnected") {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = serve
+                .recv_raw(left)
+                .expect("events until the client is gone");
+            events.push(parse(&serve.name, &line));
+        }
+        events
+    };
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "log_sent" && e["lines"] == 1),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e["event"] == "message"),
+        "quit reported as a message: {events:#?}"
+    );
+}
+
+#[test]
+fn serve_refusing_a_second_client_does_not_call_it_a_chat() {
+    let serve = serve(true);
+    let _first = plain_client_said_hello(&serve, true);
+    let second = TcpStream::connect(("127.0.0.1", serve.port)).expect("connect");
+    second.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut line = String::new();
+    BufReader::new(second)
+        .read_line(&mut line)
+        .expect("read the refusal");
+    assert!(line.starts_with("meshtalk: busy"), "{line:?}");
+    assert!(!line.contains("chat"), "{line:?}");
+    let refused = serve.expect("refused", WAIT, |_| true);
+    let reason = refused["reason"].as_str().expect("reason");
+    assert!(!reason.contains("chat"), "{reason}");
 }

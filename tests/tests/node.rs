@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use meshtalk_core::command::{self, Command};
 use meshtalk_core::frame::{Decoded, FrameDecoder};
 use meshtalk_core::node::{
-    BUSY, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Reason, TextMode,
+    BUSY, BUSY_SERVING, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Reason,
+    Refusal, TextMode,
 };
 use meshtalk_core::peers::{LookupError, PeerId};
 use meshtalk_core::time::{Duration, Instant};
@@ -735,6 +736,30 @@ fn a_one_peer_node_tells_a_second_silent_peer_it_is_busy_when_the_greeting_time_
         format!("meshtalk: {BUSY}\n").as_bytes()
     );
     assert!(outs.contains(&Out::Close(second)));
+}
+
+#[test]
+fn a_one_peer_server_tells_a_second_client_it_is_serving_another_not_in_a_chat() {
+    let mut config = Config::new("srv", 2).unwrap();
+    config.single_peer = true;
+    config.serving = true;
+    let mut b = TestNode::new(config);
+    let first = accept(&mut b);
+    receive(&mut b, at(0), first, b"hi\n");
+    let second = accept(&mut b);
+    let outs = receive(&mut b, at(1), second, b"hello\n");
+    assert_eq!(
+        sent_bytes(&outs, second),
+        format!("meshtalk: {BUSY_SERVING}\n").as_bytes()
+    );
+    assert!(!BUSY_SERVING.contains("chat"));
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            why: Refusal::Serving,
+            ..
+        }
+    )));
 }
 
 #[test]
