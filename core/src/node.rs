@@ -7,6 +7,7 @@ use core::net::SocketAddr;
 use heapless::{String, Vec};
 
 use crate::command::{AliasError, Command, Target, validate_alias};
+use crate::display::SafeLines;
 use crate::frame::{Decoded, FrameDecoder, FrameError};
 use crate::limits;
 use crate::outbox::{Job, Outbox, Span};
@@ -1003,9 +1004,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let newline: &[u8] = if mode == TextMode::Lines { b"\n" } else { b"" };
                 let id = link.next_id;
                 link.next_id = link.next_id.wrapping_add(1);
+                // A terminal: made safe, but a multi-line text (serve's log) keeps its lines.
                 let data = self
                     .outbox
-                    .put(&[text.as_bytes(), newline])
+                    .put_shown(text, SafeLines, newline)
                     .ok_or(NodeError::Busy)?;
                 (data, id, false)
             }
@@ -1027,10 +1029,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         text: Span,
         relayed: bool,
     ) {
+        // A text peer is a terminal with nobody to protect it: its line is made safe.
         let line = if !relayed {
-            self.outbox.put_line(None, text)
+            self.outbox.put_safe_line(None, text)
         } else if self.config.hub {
-            self.outbox.put_line(Some(name), text)
+            self.outbox.put_safe_line(Some(name), text)
         } else {
             None
         };

@@ -212,3 +212,109 @@ fn serve_refusing_a_second_client_does_not_call_it_a_chat() {
     let reason = refused["reason"].as_str().expect("reason");
     assert!(!reason.contains("chat"), "{reason}");
 }
+
+// ---- 5: what a node writes to a text peer (a terminal) is made safe ----
+
+/// Text full of what drives a terminal: colour, BEL, a window title, OSC 52 (clipboard
+/// write), a C1 CSI, a bidi override, a carriage return and a backspace.
+const NASTY: &str = "red\x1b[31m bel\x07 title\x1b]0;pwned\x07 clip\x1b]52;c;aGk=\x07 csi\u{9b}2J rtl\u{202e}txt cr\rbs\x08 end";
+
+/// Fails unless `raw` (one line a text peer got, newline included) has no byte or
+/// character that drives a terminal; returns it as text.
+fn assert_terminal_safe(raw: &[u8]) -> String {
+    let line = std::str::from_utf8(raw).expect("UTF-8");
+    let body = line.strip_suffix('\n').expect("one line");
+    assert!(
+        !body.chars().any(|c| c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)),
+        "a terminal would obey {body:?}"
+    );
+    // The escapes are still there, to be seen.
+    assert!(
+        body.contains("^[[31m") && body.contains("52;c;aGk="),
+        "{body:?}"
+    );
+    body.to_string()
+}
+
+/// A plain TCP client (netcat) of `node` that the node has announced as a text peer;
+/// returns it with its alias.
+fn text_peer(node: &Proc) -> (BufReader<TcpStream>, String) {
+    let client = TcpStream::connect(("127.0.0.1", node.port)).expect("connect");
+    client.set_read_timeout(Some(WAIT)).expect("timeout");
+    let addr = client.local_addr().expect("addr").to_string();
+    let connected = node.expect("connected", WAIT, |e| e["addr"] == addr.as_str());
+    let alias = connected["alias"].as_str().expect("alias").to_string();
+    (BufReader::new(client), alias)
+}
+
+/// The next line a text client gets that contains `marker`, raw.
+fn line_with(client: &mut BufReader<TcpStream>, marker: &str) -> Vec<u8> {
+    loop {
+        let mut raw = Vec::new();
+        let n = client.read_until(b'\n', &mut raw).expect("a line");
+        assert!(n > 0, "closed before a line with {marker:?}");
+        if String::from_utf8_lossy(&raw).contains(marker) {
+            return raw;
+        }
+    }
+}
+
+#[test]
+fn a_hub_relays_a_text_peers_escape_sequences_to_other_text_peers_only_as_visible_text() {
+    let hub = mesh("hub", &["--hub"]);
+    let (mut one, alias_one) = text_peer(&hub);
+    let (mut two, _) = text_peer(&hub);
+    one.get_mut()
+        .write_all(format!("{NASTY}\n").as_bytes())
+        .expect("write");
+    let line = assert_terminal_safe(&line_with(&mut two, "end"));
+    assert!(line.starts_with(&format!("<{alias_one}> red")), "{line:?}");
+}
+
+#[test]
+fn a_hub_relays_a_native_peers_room_message_to_text_peers_only_as_visible_text() {
+    let mut hub = mesh("hub", &["--hub"]);
+    let mut native = mesh("n", &[]);
+    link(&mut native, &hub, None, WAIT);
+    let (mut client, _) = text_peer(&hub);
+    native.type_line(&format!("broadcast {NASTY}"));
+    let line = assert_terminal_safe(&line_with(&mut client, "end"));
+    assert!(line.starts_with("<n> red"), "{line:?}");
+
+    // The hub's own words to a text peer, too. Its number: the native peer is #1.
+    hub.type_line(&format!("send #2 {NASTY}"));
+    assert_terminal_safe(&line_with(&mut client, "end"));
+}
+
+#[test]
+fn json_output_writes_c1_and_bidi_controls_as_escapes_with_the_same_value() {
+    let hub = mesh("hub", &[]);
+    let (mut one, _) = text_peer(&hub);
+    one.get_mut()
+        .write_all("mark csi\u{9b}2J rtl\u{202e}txt del\x7f end\n".as_bytes())
+        .expect("write");
+    let deadline = Instant::now() + WAIT;
+    let raw = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let raw = hub.recv_raw(left).expect("the message event");
+        if raw.windows(4).any(|w| w == b"mark") {
+            break raw;
+        }
+    };
+    for bad in ["\u{9b}", "\u{202e}", "\x7f"] {
+        assert!(
+            !raw.windows(bad.len()).any(|w| w == bad.as_bytes()),
+            "raw {bad:?} on stdout: {}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.contains("\\u009b") && text.contains("\\u202e"),
+        "{text}"
+    );
+    let value = parse(&hub.name, &raw);
+    assert_eq!(value["text"], "mark csi\u{9b}2J rtl\u{202e}txt del\x7f end");
+}

@@ -1004,3 +1004,53 @@ fn the_greeting_deadline_is_given_as_the_next_wake_up() {
     let (_, wake) = drain(&mut b, at(0));
     assert_eq!(wake, Some(at(0) + Duration::from_millis(500)));
 }
+
+// ---- what is written to a text peer (a terminal) ----
+
+/// Text that drives a terminal: colour, BEL, OSC 52, a C1 CSI, a bidi override, CR.
+const NASTY: &str = "red\x1b[31m bel\x07 clip\x1b]52;c;aGk=\x07 csi\u{9b}2J rtl\u{202e}x cr\rend";
+/// [`NASTY`] as a terminal must get it: every such character visible.
+const NASTY_SHOWN: &str = "red^[[31m bel^G clip^[]52;c;aGk=^G csi\\u{9b}2J rtl\\u{202e}x cr^Mend";
+
+#[test]
+fn a_message_to_a_text_peer_reaches_it_only_as_visible_text() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"hi\n");
+    let outs = command(&mut b, at(1), &format!("send #{} {NASTY}", peer.number()));
+    assert_eq!(
+        sent_bytes(&outs, peer),
+        format!("{NASTY_SHOWN}\n").as_bytes()
+    );
+}
+
+#[test]
+fn a_hub_relays_a_text_peers_line_to_other_text_peers_only_as_visible_text() {
+    let mut b = hub("hub", 2);
+    let one = accept(&mut b);
+    let two = accept(&mut b);
+    receive(&mut b, at(0), two, b"hi\n");
+    let outs = receive(&mut b, at(1), one, format!("{NASTY}\n").as_bytes());
+    assert_eq!(
+        sent_bytes(&outs, two),
+        format!("<127.0.0.1> {NASTY_SHOWN}\n").as_bytes()
+    );
+}
+
+#[test]
+fn a_room_line_for_text_peers_shows_a_line_feed_and_cannot_forge_a_second_line() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"hi\n");
+    let outs = command(&mut b, at(1), "broadcast two\n<carol> forged");
+    assert_eq!(sent_bytes(&outs, peer), b"two^J<carol> forged\n");
+}
+
+#[test]
+fn a_multi_line_message_to_a_text_peer_keeps_its_lines_each_made_safe() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"hi\n");
+    let outs = command(&mut b, at(1), &format!("send #{} a\x1b\nb", peer.number()));
+    assert_eq!(sent_bytes(&outs, peer), b"a^[\nb\n");
+}
