@@ -2,7 +2,7 @@
 //! one arena, emptied by each drain. One room broadcast is stored once however
 //! many peers it goes to.
 
-use core::fmt;
+use core::fmt::{self, Write};
 
 use heapless::Deque;
 
@@ -204,11 +204,15 @@ impl<const A: usize> Outbox<A> {
             buf: free.get_mut(..room)?,
             len: 0,
         };
-        let text = SafeStr(read(text));
-        let _ = match name {
-            Some(name) => fmt::write(&mut out, format_args!("<{}> {text}", SafeStr(read(name)))),
-            None => fmt::write(&mut out, format_args!("{text}")),
-        };
+        // A full arena cuts the line short (an `Err` here); what was written stands.
+        let _ = (|| -> fmt::Result {
+            if let Some(name) = name {
+                out.write_str("<")?;
+                write_safe(&mut out, read(name))?;
+                out.write_str("> ")?;
+            }
+            write_safe(&mut out, read(text))
+        })();
         let len = out.len;
         *free.get_mut(len)? = b'\n';
         Some(self.claim(len + 1))
@@ -267,6 +271,14 @@ fn utf8(bytes: &[u8]) -> &str {
     simdutf8::basic::from_utf8(bytes).unwrap_or_default()
 }
 
+/// Writes `s` as [`SafeStr`] shows it; plain printable ASCII (most text) is copied as is.
+fn write_safe(out: &mut SliceWriter<'_>, s: &str) -> fmt::Result {
+    if s.bytes().all(|b| matches!(b, b'\t' | b' '..=b'~')) {
+        return out.write_str(s);
+    }
+    fmt::write(out, format_args!("{}", SafeStr(s)))
+}
+
 /// Writes formatted text into a slice; a piece that does not fit is cut at a character
 /// boundary and the write fails, so the text stops there.
 struct SliceWriter<'b> {
@@ -291,5 +303,30 @@ impl fmt::Write for SliceWriter<'_> {
             return Err(fmt::Error);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_safe_line_too_long_for_the_arena_is_cut_short_still_safe_and_still_ends_its_line() {
+        let mut outbox: Outbox<64> = Outbox::default();
+        let text = outbox.put(&[&[0x1b; 40]]).unwrap();
+        let line = outbox.put_safe_line(None, text).unwrap();
+        // 24 bytes were free: 23 of the shown form, then the newline.
+        let mut expected = "^[".repeat(11);
+        expected.push_str("^\n");
+        assert_eq!(outbox.bytes(line), expected.as_bytes());
+    }
+
+    #[test]
+    fn a_room_line_names_its_author_and_shows_both_safely() {
+        let mut outbox: Outbox<256> = Outbox::default();
+        let name = outbox.put(&[b"al\x07ice"]).unwrap();
+        let text = outbox.put(&["hi\u{202e} there\n".as_bytes()]).unwrap();
+        let line = outbox.put_safe_line(Some(name), text).unwrap();
+        assert_eq!(outbox.bytes(line), b"<al^Gice> hi\\u{202e} there^J\n");
     }
 }
