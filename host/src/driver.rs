@@ -1053,7 +1053,7 @@ fn tell_full(mut stream: TcpStream, limit: usize) {
 /// this very node.
 fn redials(reason: &Reason<String>) -> bool {
     match reason {
-        Reason::Local | Reason::Duplicate(_) | Reason::Fault(Fault::Itself) => false,
+        Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
         Reason::Bye(why) => why != BUSY && why != BUSY_SERVING,
         Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
     }

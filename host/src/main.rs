@@ -423,7 +423,15 @@ fn default_name() -> String {
 }
 
 /// A random id for this node: std's per-process random hash keys over the time and pid.
+/// `MESHTALK_NODE_ID` sets it instead, so tests can say which of two nodes has the lower
+/// id (it decides which of two links between them stays).
 fn node_id() -> u64 {
+    if let Some(id) = std::env::var("MESHTALK_NODE_ID")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return id;
+    }
     let mut hasher = RandomState::new().build_hasher();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

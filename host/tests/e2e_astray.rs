@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
@@ -317,4 +318,63 @@ fn json_output_writes_c1_and_bidi_controls_as_escapes_with_the_same_value() {
     );
     let value = parse(&hub.name, &raw);
     assert_eq!(value["text"], "mark csi\u{9b}2J rtl\u{202e}txt del\x7f end");
+}
+
+// ---- 8: a repeated connect keeps the live link and its alias ----
+
+/// A `--json` mesh node whose node id (which decides between two links) is `id`.
+fn mesh_with_id(name: &str, id: &str) -> Proc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
+    command
+        .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--json"])
+        .args(["--name", name])
+        .env("MESHTALK_NODE_ID", id);
+    let mut node = Proc::spawn(name, &mut command);
+    node.port = port_of(&node.expect("listening", WAIT, |_| true));
+    node
+}
+
+/// Alice with bob connected to her (inbound) and renamed `bobby`; then alice dials bob
+/// again. Returns alice, bob, bobby's peer number at alice and the event the dial got.
+fn alice_dials_bob_again(alice_id: &str, bob_id: &str) -> (Proc, Proc, u64, Value) {
+    let mut alice = mesh_with_id("alice", alice_id);
+    let mut bob = mesh_with_id("bob", bob_id);
+    let (at_bob, at_alice) = link(&mut bob, &alice, None, WAIT);
+    let bobby = at_alice["peer"].as_u64().expect("peer");
+    let _ = at_bob;
+    alice.type_line(&format!("set_alias #{bobby} bobby"));
+    alice.expect("alias", WAIT, |e| e["alias"] == "bobby");
+    alice.type_line(&format!("connect 127.0.0.1 {}", bob.port));
+    let gone = alice.expect("disconnected", WAIT, |_| true);
+    (alice, bob, bobby, gone)
+}
+
+/// The checks of a repeated connect, whichever node has the lower id.
+fn a_repeated_connect_keeps_the_link_and_alias(alice_id: &str, bob_id: &str) {
+    let (mut alice, bob, bobby, gone) = alice_dials_bob_again(alice_id, bob_id);
+    assert_ne!(gone["peer"], bobby, "the live link was dropped: {gone}");
+    assert_eq!(
+        gone["reason"],
+        format!("already connected to bobby (#{bobby})"),
+        "{gone}"
+    );
+    alice.type_line("list_connections");
+    let peers = alice.expect("peers", WAIT, |_| true);
+    let peers = peers["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["alias"], "bobby");
+    assert_eq!(peers[0]["peer"], bobby);
+    alice.type_line("send bobby still here");
+    assert_eq!(bob.expect("message", WAIT, |_| true)["text"], "still here");
+    expect_no(&bob, "disconnected");
+}
+
+#[test]
+fn a_repeated_connect_by_the_lower_node_id_keeps_the_live_link_and_its_alias() {
+    a_repeated_connect_keeps_the_link_and_alias("1", "2");
+}
+
+#[test]
+fn a_repeated_connect_by_the_higher_node_id_keeps_the_live_link_and_its_alias() {
+    a_repeated_connect_keeps_the_link_and_alias("2", "1");
 }

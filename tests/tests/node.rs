@@ -287,6 +287,111 @@ fn a_dial_that_completes_after_its_peer_was_disconnected_is_closed() {
     assert_eq!(outs, [Out::Close(peer)]);
 }
 
+/// Dials `to` from `from` by hand: the dialler's peer, the acceptor's, and the banner sent.
+fn dial(from: &mut TestNode, to: &mut TestNode, port: u16) -> (PeerId, PeerId, Vec<u8>) {
+    let outs = command(from, at(0), &format!("connect 127.0.0.1 {port}"));
+    let Some(Out::Connect(out, ..)) = outs.first().cloned() else {
+        panic!("no connect: {outs:?}")
+    };
+    let inbound = accept(to);
+    let outs = input(
+        from,
+        at(0),
+        Input::Connected {
+            peer: out,
+            addr: addr(port),
+        },
+    );
+    (out, inbound, sent_bytes(&outs, out))
+}
+
+#[test]
+fn when_both_nodes_dial_at_once_the_lower_id_decides_and_the_other_end_follows_its_choice() {
+    // alice (id 1) decides. Each end sees a different link ready first: bob the one he
+    // dialled (x), alice the one she dialled (y). alice keeps y and closes x; bob, who
+    // waits on y, hears from alice on y before her goodbye on x arrives.
+    let mut alice = node("alice", 1);
+    let mut bob = node("bob", 2);
+    let (x_bob, x_alice, banner_x) = dial(&mut bob, &mut alice, 4000);
+    let (y_alice, y_bob, banner_y) = dial(&mut alice, &mut bob, 5000);
+    let to_bob_x = sent_bytes(&receive(&mut alice, at(1), x_alice, &banner_x), x_alice);
+    let to_alice_y = sent_bytes(&receive(&mut bob, at(1), y_bob, &banner_y), y_bob);
+    let outs = receive(&mut bob, at(2), x_bob, &to_bob_x);
+    let hello_x = sent_bytes(&outs, x_bob);
+    let mut bob_events = events(&outs);
+    let outs = receive(&mut alice, at(2), y_alice, &to_alice_y);
+    let hello_y = sent_bytes(&outs, y_alice);
+    // alice: y is ready; x's hello makes x the second link, and she closes it.
+    let outs = receive(&mut alice, at(3), x_alice, &hello_x);
+    assert!(outs.contains(&Out::Close(x_alice)), "{outs:?}");
+    let bye_x = sent_bytes(&outs, x_alice);
+    // bob: x is ready; y's hello makes y wait for alice's choice.
+    bob_events.extend(events(&receive(&mut bob, at(3), y_bob, &hello_y)));
+    assert!(
+        !bob_events
+            .iter()
+            .any(|e| matches!(e, Event::Connected { peer, .. } if *peer == y_bob)),
+        "{bob_events:?}"
+    );
+    // alice talks on y: bob takes y as the link, drops x, and reads the message.
+    let outs = command(&mut alice, at(4), "send bob hi");
+    let chat = sent_bytes(&outs, y_alice);
+    assert!(!chat.is_empty(), "{outs:?}");
+    let outs = receive(&mut bob, at(4), y_bob, &chat);
+    bob_events.extend(events(&outs));
+    bob_events.extend(events(&receive(&mut bob, at(5), x_bob, &bye_x)));
+    let connected = bob_events.iter().position(
+        |e| matches!(e, Event::Connected { peer, alias, .. } if *peer == y_bob && alias == "alice"),
+    );
+    let message = bob_events.iter().position(
+        |e| matches!(e, Event::Message { peer, text, .. } if *peer == y_bob && text == "hi"),
+    );
+    assert!(connected.is_some() && connected < message, "{bob_events:?}");
+    assert!(bob_events.iter().any(|e| matches!(e,
+        Event::Disconnected { peer, .. } if *peer == x_bob)));
+    assert!(!bob_events.iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Fault(_),
+            ..
+        }
+    )));
+    let peers: Vec<_> = bob.peers().map(|p| (p.id, p.alias.to_string())).collect();
+    assert_eq!(peers, [(y_bob, "alice".to_string())]);
+    assert!(
+        !sent_bytes(&outs, y_bob).is_empty(),
+        "the chat is acknowledged"
+    );
+}
+
+#[test]
+fn a_repeated_connect_by_the_higher_node_id_is_closed_and_the_live_link_keeps_its_alias() {
+    let mut pair = Pair::new();
+    // bob (id 2) renames alice, then dials her again; alice (id 1) decides.
+    let outs = command(&mut pair.b, at(1), "set_alias alice ally");
+    pair.carry(outs, false);
+    let mut bob = std::mem::replace(&mut pair.b, node("x", 9));
+    let (second, inbound, banner) = dial(&mut bob, &mut pair.a, 6000);
+    let back = sent_bytes(&receive(&mut pair.a, at(1), inbound, &banner), inbound);
+    let outs = receive(&mut bob, at(1), second, &back);
+    let mut bob_events = events(&outs);
+    let hello = sent_bytes(&outs, second);
+    let outs = receive(&mut pair.a, at(1), inbound, &hello);
+    assert!(outs.contains(&Out::Close(inbound)), "{outs:?}");
+    let bye = sent_bytes(&outs, inbound);
+    bob_events.extend(events(&receive(&mut bob, at(2), second, &bye)));
+    let gone = bob_events
+        .iter()
+        .find_map(|e| match e {
+            Event::Disconnected { peer, reason, .. } if *peer == second => Some(reason.to_string()),
+            _ => None,
+        })
+        .expect("the second link closed");
+    assert_eq!(gone, format!("already connected to ally ({})", pair.b_to_a));
+    let peers: Vec<_> = bob.peers().map(|p| (p.id, p.alias.to_string())).collect();
+    assert_eq!(peers, [(pair.b_to_a, "ally".to_string())]);
+}
+
 #[test]
 fn a_second_link_to_the_same_node_is_closed_on_both_sides_and_the_first_kept() {
     let mut pair = Pair::new();
@@ -321,7 +426,7 @@ fn a_second_link_to_the_same_node_is_closed_on_both_sides_and_the_first_kept() {
     let first = (pair.a_to_b, pair.b_to_a);
     assert!(
         a_events.iter().any(|e| matches!(e,
-        Event::Disconnected { peer, reason: Reason::Duplicate(kept), .. }
+        Event::Disconnected { peer, reason: Reason::Duplicate { keep: kept, .. }, .. }
             if *peer == second && *kept == first.0)),
         "{a_events:?}"
     );
