@@ -59,7 +59,8 @@ impl fmt::Display for Target<'_> {
 /// One command a person typed. Text borrows from the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// `connect <host> <port> [alias]`
+    /// `connect <host> <port> [alias]`, also `connect <host>:<port> [alias]`, with an IPv6
+    /// host in brackets (`[::1]:4000`, `[::1] 4000`); `host` is without the brackets.
     Connect {
         host: &'a str,
         port: u16,
@@ -192,7 +193,8 @@ impl Verb {
             Verb::Connect => {
                 "connect <host> <port> [alias]\n  \
                  Open a connection to the peer listening at <host> (an IP address or a host name)\n  \
-                 on <port> (1-65535), and name it <alias> if given.\n  \
+                 on <port> (1-65535), and name it <alias> if given. Also <host>:<port>, and an\n  \
+                 IPv6 address in brackets: [::1]:4000 or [::1] 4000.\n  \
                  Also: c, open"
             }
             Verb::Send => {
@@ -213,7 +215,7 @@ impl Verb {
             }
             Verb::SetAlias => {
                 "set_alias <alias|ip|#id> <alias>\n  \
-                 Name a peer. An alias is 1 to 32 letters, digits, '_', '.' or '-'.\n  \
+                 Name a peer. An alias is 1 to 32 ASCII letters, digits, '_', '.' or '-'.\n  \
                  Also: alias"
             }
             Verb::List => {
@@ -339,7 +341,7 @@ impl fmt::Display for AliasError {
             AliasError::Empty => f.write_str("an alias needs at least one character"),
             AliasError::BadChar(c) => write!(
                 f,
-                "bad character '{}'; use letters, digits, '_', '.' and '-'",
+                "bad character '{}'; use ASCII letters, digits, '_', '.' and '-'",
                 SafeStr(c.encode_utf8(&mut [0; 4]))
             ),
             AliasError::TooLong { chars } => {
@@ -386,8 +388,15 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
     let mut args = rest.split_whitespace();
     let command = match verb {
         Verb::Connect => {
-            let (Some(host), Some(port)) = (args.next(), args.next()) else {
+            let Some(first) = args.next() else {
                 return Err(ParseError::MissingArguments(verb));
+            };
+            let (host, port) = match host_and_port(first) {
+                (host, Some(port)) => (host, port),
+                (host, None) => match args.next() {
+                    Some(port) => (host, port),
+                    None => return Err(ParseError::MissingArguments(verb)),
+                },
             };
             let alias = args.next();
             no_more(verb, args)?;
@@ -451,6 +460,26 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
         }
     };
     Ok(Some(command))
+}
+
+/// The host of a `connect`, and its port when the same word has it: `host:port`,
+/// `[v6]:port`; `[v6]` is the host without brackets. A word with two colons or more is
+/// an IPv6 address whose port is the next word (`::1 4000`), as before.
+fn host_and_port(word: &str) -> (&str, Option<&str>) {
+    if let Some(inner) = word.strip_prefix('[')
+        && let Some((host, rest)) = inner.split_once(']')
+    {
+        return match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            // Anything else after the bracket is kept, and the dial says what is wrong.
+            None if rest.is_empty() => (host, None),
+            None => (word, None),
+        };
+    }
+    match word.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host, Some(port)),
+        _ => (word, None),
+    }
 }
 
 /// Strips one line ending: `\n`, `\r\n` or `\r`.

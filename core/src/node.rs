@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 
 use heapless::{String, Vec};
 
-use crate::command::{AliasError, Command, Target, validate_alias};
+use crate::command::{AliasError, Command, Target, Verb, validate_alias};
 use crate::display::SafeLines;
 use crate::frame::{Decoded, FrameDecoder, FrameError};
 use crate::limits;
@@ -393,8 +393,8 @@ pub enum NodeError<'a> {
     Table(InsertError),
     /// Nobody is connected.
     NoPeers,
-    /// Several peers are connected and the command did not say which.
-    WhichPeer { peers: usize },
+    /// Several peers are connected and the command (`verb`) did not say which.
+    WhichPeer { peers: usize, verb: Verb },
     /// A `send` in a many-peer node without both a target and a message: the first
     /// word is always the target there, so a mistyped one never reaches the only peer.
     SendNeedsTarget,
@@ -420,10 +420,14 @@ impl fmt::Display for NodeError<'_> {
             NodeError::NoPeers => {
                 f.write_str("not connected to anyone; use connect <host> <port> first")
             }
-            NodeError::WhichPeer { peers } => write!(
-                f,
-                "{peers} peers are connected; say which: send <alias|ip|#id> <message>"
-            ),
+            NodeError::WhichPeer { peers, verb } => {
+                // The target, optional with one peer, is what is missing here.
+                let usage = match verb {
+                    Verb::Disconnect => "disconnect <alias|ip|#id>",
+                    verb => verb.usage(),
+                };
+                write!(f, "{peers} peers are connected; say which: {usage}")
+            }
             NodeError::SendNeedsTarget => {
                 f.write_str("send needs a peer and a message; usage: send <alias|ip|#id> <message>")
             }
@@ -844,7 +848,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 if host.len() > MAX_HOST {
                     return Err(NodeError::HostTooLong);
                 }
-                if self.config.single_peer && self.only_peer().is_ok() {
+                if self.config.single_peer && self.only_peer(Verb::Connect).is_ok() {
                     return Err(NodeError::AlreadyConnected);
                 }
                 let link = Link::new(Phase::Dialing);
@@ -895,7 +899,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             Command::Disconnect { target } => {
                 let peer = match target {
                     Some(t) => self.peers.resolve(t)?,
-                    None => self.only_peer()?,
+                    None => self.only_peer(Verb::Disconnect)?,
                 };
                 self.drop_peer(peer, Reason::Local, true);
                 Ok(())
@@ -935,7 +939,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         all: &'a str,
     ) -> Result<(PeerId, &'a str), NodeError<'a>> {
         if self.config.single_peer {
-            return Ok((self.only_peer()?, all));
+            return Ok((self.only_peer(Verb::Send)?, all));
         }
         let Some(target) = target else {
             return Err(NodeError::SendNeedsTarget);
@@ -965,12 +969,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         (same_ip >= max).then_some(Refusal::PerIp { max })
     }
 
-    fn only_peer(&self) -> Result<PeerId, NodeError<'static>> {
+    /// The one peer there is, for a command (`verb`) that names none.
+    fn only_peer(&self, verb: Verb) -> Result<PeerId, NodeError<'static>> {
         let mut peers = self.peers.iter().filter(|p| p.state.refuse.is_none());
         match (peers.next(), peers.next()) {
             (None, _) => Err(NodeError::NoPeers),
             (Some(p), None) => Ok(p.id),
             (Some(_), Some(_)) => Err(NodeError::WhichPeer {
+                verb,
                 peers: 2 + peers.count(),
             }),
         }

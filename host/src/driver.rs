@@ -21,10 +21,12 @@ use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
 use crate::render::Render;
 
+/// The most peers the host's node holds (`--max-peers` at most).
+pub const MAX_PEERS: usize = 1024;
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
-pub type HostNode = Node<1024, 8192, 131072>;
+pub type HostNode = Node<MAX_PEERS, 8192, 131072>;
 /// The bytes waiting for each of the node's peers.
-type HostFlow = Flow<1024>;
+type HostFlow = Flow<MAX_PEERS>;
 
 /// How long the writers get to send what is queued when the program ends.
 pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
@@ -418,6 +420,7 @@ impl Driver {
     }
 
     fn accepted(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let addr = canonical(addr);
         let now = self.now();
         match self.node.handle_input(now, Input::Accepted { addr }) {
             Ok(Handled::Accepted(peer)) => self.start(peer, stream),
@@ -434,7 +437,7 @@ impl Driver {
     }
 
     fn dialed(&mut self, peer: PeerId, result: io::Result<TcpStream>) {
-        let connected = result.and_then(|stream| Ok((stream.peer_addr()?, stream)));
+        let connected = result.and_then(|stream| Ok((canonical(stream.peer_addr()?), stream)));
         match connected {
             Ok((addr, stream)) => {
                 // A peer disconnected while dialling gets a Close from the node.
@@ -1046,6 +1049,12 @@ fn tell_full(mut stream: TcpStream, limit: usize) {
     if stream.set_nonblocking(true).is_ok() {
         let _ = stream.write_all(line.as_bytes());
     }
+}
+
+/// An address as people write it: an IPv4 peer of a socket bound to `::` arrives as
+/// `[::ffff:127.0.0.1]:port`, and is `127.0.0.1:port` (also to the per-address limit).
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Whether a peer that dropped for `reason` is dialled again: not one the person

@@ -137,7 +137,7 @@ impl LimitArgs {
 struct ChatArgs {
     #[command(flatten)]
     listen: ListenArgs,
-    /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
+    /// The name announced to peers (ASCII letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
 }
@@ -161,11 +161,11 @@ struct SendArgs {
 struct MeshArgs {
     #[command(flatten)]
     listen: ListenArgs,
-    /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
+    /// The name announced to peers (ASCII letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
-    /// The most peers at once (at most 1024).
-    #[arg(long)]
+    /// The most peers at once (1-1024).
+    #[arg(long, value_parser = parse_max_peers)]
     max_peers: Option<usize>,
     /// Relay plain-text peers' lines to the whole room.
     #[arg(long)]
@@ -173,6 +173,15 @@ struct MeshArgs {
     /// Dial outbound peers that drop again, waiting 1 s, 2 s, 4 s... up to 30 s.
     #[arg(long)]
     reconnect: bool,
+}
+
+/// A number of peers from 1 to [`driver::MAX_PEERS`], the most the node holds.
+fn parse_max_peers(text: &str) -> Result<usize, String> {
+    let max = driver::MAX_PEERS;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a number of peers, 1-{max}")),
+    }
 }
 
 /// A positive number of messages per second, fractions allowed.

@@ -58,6 +58,10 @@ impl Render {
 
     /// The answer to `list_connections`.
     pub fn peers<'a>(&self, peers: impl Iterator<Item = PeerInfo<'a>>) {
+        // By number, as people count them (the node lists them by slot, and slots are reused).
+        let mut peers: Vec<PeerInfo<'a>> = peers.collect();
+        peers.sort_by_key(|p| p.id.number());
+        let peers = peers.into_iter();
         if self.json {
             let list: Vec<Value> = peers
                 .map(|p| {
@@ -261,15 +265,11 @@ impl Display for EventText<'_> {
                 direction(*d),
                 kind(*k)
             ),
-            Event::ConnectFailed {
-                peer,
-                alias,
-                reason,
-            } => write!(
+            // The reason says where: `127.0.0.1 port 1: connection refused`.
+            Event::ConnectFailed { reason, .. } => write!(
                 f,
-                "{} {peer} {}: {}",
-                Paint(YELLOW, "could not connect"),
-                Paint(BOLD, SafeStr(alias)),
+                "{} {}",
+                Paint(YELLOW, "could not connect to"),
                 SafeStr(reason)
             ),
             Event::Message {
@@ -298,9 +298,9 @@ impl Display for EventText<'_> {
                 room: Some(_),
             } => write!(
                 f,
-                "{} (room, from {}): {}",
-                who(*peer),
+                "{} (room, via {}): {}",
                 Paint(BOLD, SafeStr(from)),
+                who(*peer),
                 SafeStr(text)
             ),
             Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),

@@ -324,11 +324,18 @@ fn json_output_writes_c1_and_bidi_controls_as_escapes_with_the_same_value() {
 
 /// A `--json` mesh node whose node id (which decides between two links) is `id`.
 fn mesh_with_id(name: &str, id: &str) -> Proc {
+    spawn_mesh(name, "127.0.0.1", Some(id))
+}
+
+/// A `--json` mesh node on a free port of `bind`, its node id `id` if given.
+fn spawn_mesh(name: &str, bind: &str, id: Option<&str>) -> Proc {
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
     command
-        .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--json"])
-        .args(["--name", name])
-        .env("MESHTALK_NODE_ID", id);
+        .args(["mesh", "--port", "0", "--bind", bind, "--json"])
+        .args(["--name", name]);
+    if let Some(id) = id {
+        command.env("MESHTALK_NODE_ID", id);
+    }
     let mut node = Proc::spawn(name, &mut command);
     node.port = port_of(&node.expect("listening", WAIT, |_| true));
     node
@@ -377,4 +384,164 @@ fn a_repeated_connect_by_the_lower_node_id_keeps_the_live_link_and_its_alias() {
 #[test]
 fn a_repeated_connect_by_the_higher_node_id_keeps_the_live_link_and_its_alias() {
     a_repeated_connect_keeps_the_link_and_alias("2", "1");
+}
+
+// ---- 11: small things that mislead ----
+
+/// Runs `meshtalk <args>` with no stdin for at most 3 s; returns whether it exited (and
+/// how) and what it wrote to stderr. A program still running then is killed.
+fn run_briefly(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start meshtalk");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    (status, stderr)
+}
+
+#[test]
+fn disconnect_without_a_target_among_two_peers_asks_which_with_its_own_usage() {
+    let mut alice = mesh("alice", &[]);
+    let bob = mesh("bob", &[]);
+    let carol = mesh("carol", &[]);
+    link(&mut alice, &bob, None, WAIT);
+    link(&mut alice, &carol, None, WAIT);
+    alice.type_line("disconnect");
+    let error = expect_error(&alice);
+    assert!(error.contains("disconnect <alias|ip|#id>"), "{error}");
+    assert!(!error.contains("send"), "{error}");
+}
+
+#[test]
+fn a_name_with_a_letter_outside_ascii_is_refused_asking_for_ascii_letters() {
+    let (status, stderr) = run_briefly(&[
+        "mesh",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--name",
+        "Zoë",
+    ]);
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {stderr}");
+    assert!(stderr.contains("ASCII letters"), "{stderr}");
+}
+
+#[test]
+fn max_peers_outside_1_to_1024_is_refused_naming_the_range() {
+    for n in ["0", "5000"] {
+        let (status, stderr) = run_briefly(&[
+            "mesh",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--max-peers",
+            n,
+        ]);
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{n}: {status:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("1-1024") || stderr.contains("1..=1024"),
+            "{n}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn list_connections_is_sorted_by_peer_number() {
+    let mut alice = mesh("alice", &[]);
+    let bob = mesh("bob", &[]);
+    let carol = mesh("carol", &[]);
+    let dave = mesh("dave", &[]);
+    link(&mut alice, &bob, None, WAIT);
+    link(&mut alice, &carol, None, WAIT);
+    alice.type_line("disconnect bob");
+    alice.expect("disconnected", WAIT, |e| e["alias"] == "bob");
+    link(&mut alice, &dave, None, WAIT);
+    alice.type_line("list_connections");
+    let peers = alice.expect("peers", WAIT, |_| true);
+    let numbers: Vec<u64> = peers["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["peer"].as_u64().expect("number"))
+        .collect();
+    let mut sorted = numbers.clone();
+    sorted.sort_unstable();
+    assert_eq!(numbers, sorted);
+    assert_eq!(numbers.len(), 2);
+}
+
+#[test]
+fn a_relayed_room_line_names_its_author_first_and_the_relayer_after_via() {
+    let a = Proc::human_mesh("a", WAIT);
+    let mut b = mesh("b", &[]);
+    let mut c = mesh("c", &[]);
+    b.type_line(&format!("connect 127.0.0.1 {}", a.port));
+    b.expect("connected", WAIT, |_| true);
+    link(&mut c, &b, None, WAIT);
+    c.type_line("broadcast hello from c");
+    let seen = expect_line(&a, "hello from c");
+    let line = seen.last().expect("the line");
+    assert!(line.contains("c (room, via b): hello from c"), "{line}");
+}
+
+#[test]
+fn connect_takes_host_colon_port_and_bracketed_ipv6_addresses() {
+    let mut alice = mesh("alice", &[]);
+    let bob = mesh("bob", &[]);
+    alice.type_line(&format!("connect 127.0.0.1:{}", bob.port));
+    alice.expect("connected", WAIT, |e| e["alias"] == "bob");
+
+    let carol = spawn_mesh("carol", "::", None);
+    let dave = spawn_mesh("dave", "::", None);
+    alice.type_line(&format!("connect [::1]:{}", carol.port));
+    alice.expect("connected", WAIT, |e| e["alias"] == "carol");
+    alice.type_line(&format!("connect [::1] {}", dave.port));
+    alice.expect("connected", WAIT, |e| e["alias"] == "dave");
+}
+
+#[test]
+fn a_failed_dial_says_where_it_could_not_connect_and_why_in_plain_words() {
+    let mut alice = Proc::human_mesh("alice", WAIT);
+    // Port 1 on loopback: nothing listens there, so the dial is refused at once.
+    alice.type_line("connect 127.0.0.1 1");
+    let seen = expect_line(&alice, "could not connect");
+    let line = seen.last().expect("the line");
+    assert!(
+        line.contains("could not connect to 127.0.0.1 port 1: connection refused"),
+        "{line}"
+    );
+    assert!(!line.contains("os error"), "{line}");
+}
+
+#[test]
+fn an_ipv4_peer_of_a_node_bound_to_every_ipv6_address_shows_its_ipv4_address() {
+    let bob = spawn_mesh("bob", "::", None);
+    let mut alice = mesh("alice", &[]);
+    alice.type_line(&format!("connect 127.0.0.1 {}", bob.port));
+    let connected = bob.expect("connected", WAIT, |_| true);
+    let addr = connected["addr"].as_str().expect("addr");
+    assert!(addr.starts_with("127.0.0.1:"), "{connected}");
 }

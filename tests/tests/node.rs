@@ -365,6 +365,21 @@ fn when_both_nodes_dial_at_once_the_lower_id_decides_and_the_other_end_follows_i
 }
 
 #[test]
+fn disconnect_without_a_target_among_two_peers_asks_which_with_the_disconnect_usage() {
+    let mut b = node("bob", 2);
+    for _ in 0..2 {
+        let peer = accept(&mut b);
+        receive(&mut b, at(0), peer, b"hi\n");
+    }
+    let cmd = command::parse("disconnect").unwrap().unwrap();
+    let e = b.handle_input(at(1), Input::Command(cmd)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "2 peers are connected; say which: disconnect <alias|ip|#id>"
+    );
+}
+
+#[test]
 fn a_repeated_connect_by_the_higher_node_id_is_closed_and_the_live_link_keeps_its_alias() {
     let mut pair = Pair::new();
     // bob (id 2) renames alice, then dials her again; alice (id 1) decides.
