@@ -476,8 +476,8 @@ fn human(line: std::fmt::Arguments<'_>) {
 }
 
 /// The prompt's printer while a prompt is on screen: human lines go through it so
-/// they appear above the line being typed. Only the driver thread renders, so only
-/// the driver thread calls it (the main thread prints before the prompt starts).
+/// they appear above the line being typed. Only the driver thread renders events;
+/// diagnostics of any thread go through it too ([`print_diagnostic`]).
 static PRINTER: Mutex<Option<Box<dyn ExternalPrinter + Send>>> = Mutex::new(None);
 
 /// From now on, human lines are printed above the prompt through `printer`.
@@ -491,6 +491,16 @@ pub fn stop_printing_above_prompt() {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
+}
+
+/// A diagnostic line above the prompt, if one is on screen; false (nothing printed) when
+/// there is none, and the line belongs on stderr. Any thread may call it.
+pub fn print_diagnostic(line: &str) -> bool {
+    let mut printer = PRINTER.lock().unwrap_or_else(PoisonError::into_inner);
+    match printer.as_mut() {
+        Some(p) => p.print(format!("{line}\n")).is_ok(),
+        None => false,
+    }
 }
 
 /// One line (no newline) to the person: above the prompt if there is one, else stdout.

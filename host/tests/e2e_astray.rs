@@ -545,3 +545,52 @@ fn an_ipv4_peer_of_a_node_bound_to_every_ipv6_address_shows_its_ipv4_address() {
     let addr = connected["addr"].as_str().expect("addr");
     assert!(addr.starts_with("127.0.0.1:"), "{connected}");
 }
+
+#[test]
+fn verbose_diagnostics_at_a_prompt_are_printed_above_the_half_typed_line() {
+    use rexpect::session::spawn_command;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
+    command
+        .args([
+            "-v",
+            "mesh",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--name",
+            "alice",
+        ])
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
+    let mut alice = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
+    let (_, listening) = alice
+        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
+        .expect("listening line");
+    let port: u16 = listening
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    alice.exp_string("meshtalk> ").expect("the prompt");
+    alice.send("send bob hel").expect("type");
+    alice.flush().expect("flush");
+    alice
+        .exp_string("send bob hel")
+        .expect("the typed text echoed");
+
+    // A plain client: announced only after the greeting time, well after `accepted`.
+    let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    alice
+        .exp_string("debug: accepted 127.0.0.1:")
+        .expect("the diagnostic");
+    let between = alice
+        .exp_string("meshtalk> send bob hel")
+        .expect("the half-typed line redrawn");
+    assert!(
+        !between.contains("connected"),
+        "the prompt was drawn again only for a later event: {between:?}"
+    );
+}
