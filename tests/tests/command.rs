@@ -151,6 +151,8 @@ fn connect_takes_host_colon_port_and_ipv6_in_brackets_with_or_without_the_port_a
         ok("connect [fe80::1%eth0]:4000"),
         connect("fe80::1%eth0", 4000, None)
     );
+    // Something after the bracket other than `:port` is kept as typed, for the dial to refuse.
+    assert_eq!(ok("connect [::1]x 4000"), connect("[::1]x", 4000, None));
     // A bare IPv6 address has its port as the next word, as before.
     assert_eq!(ok("connect ::1 4000"), connect("::1", 4000, None));
     assert_eq!(
