@@ -15,7 +15,7 @@ pub const ALIAS_MAX_LEN: usize = 32;
 pub const HELP: &str = "\
 Commands:
   connect <host> <port> [alias]     open a connection to a peer (also: c, open)
-  send <alias|ip|#id> <message>     send a message to one peer; with one peer, `send <message>` (also: s, msg)
+  send <alias|ip|#id> <message>     send a message to one peer (also: s, msg)
   broadcast <message>               send a message to every peer (also: b, all)
   disconnect [<alias|ip|#id>]       close a connection; with one peer the target may be left out (also: d, close)
   set_alias <alias|ip|#id> <alias>  give a peer a name (also: alias)
@@ -59,7 +59,8 @@ impl fmt::Display for Target<'_> {
 /// One command a person typed. Text borrows from the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// `connect <host> <port> [alias]`
+    /// `connect <host> <port> [alias]`, also `connect <host>:<port> [alias]`, with an IPv6
+    /// host in brackets (`[::1]:4000`, `[::1] 4000`); `host` is without the brackets.
     Connect {
         host: &'a str,
         port: u16,
@@ -73,8 +74,9 @@ pub enum Command<'a> {
     /// equal to it exactly when `target` is `None`. A target word starting with `#` that is no
     /// peer number is an error ([`ParseError::BadPeerNumber`]): `#` is kept for peer numbers.
     ///
-    /// The node: if `target` names a known peer and `text` is not empty, send `text` to it;
-    /// else if there is exactly one peer, send `all` to it.
+    /// The node: in a one-peer chat, send `all` to the peer (there is never a target word);
+    /// otherwise `target` must name a known peer and `text` must not be empty, else it is an
+    /// error and nothing is sent (a mistyped alias never reaches the only peer).
     Send {
         target: Option<Target<'a>>,
         text: &'a str,
@@ -191,13 +193,14 @@ impl Verb {
             Verb::Connect => {
                 "connect <host> <port> [alias]\n  \
                  Open a connection to the peer listening at <host> (an IP address or a host name)\n  \
-                 on <port> (1-65535), and name it <alias> if given.\n  \
+                 on <port> (1-65535), and name it <alias> if given. Also <host>:<port>, and an\n  \
+                 IPv6 address in brackets: [::1]:4000 or [::1] 4000.\n  \
                  Also: c, open"
             }
             Verb::Send => {
                 "send <alias|ip|#id> <message>\n  \
                  Send <message> to one peer, named by its alias, its IP address or its number\n  \
-                 (#1, #2, ... as list_connections shows). With only one peer, `send <message>` will do.\n  \
+                 (#1, #2, ... as list_connections shows). A target that names no peer is an error.\n  \
                  Also: s, msg"
             }
             Verb::Broadcast => {
@@ -212,7 +215,7 @@ impl Verb {
             }
             Verb::SetAlias => {
                 "set_alias <alias|ip|#id> <alias>\n  \
-                 Name a peer. An alias is 1 to 32 letters, digits, '_', '.' or '-'.\n  \
+                 Name a peer. An alias is 1 to 32 ASCII letters, digits, '_', '.' or '-'.\n  \
                  Also: alias"
             }
             Verb::List => {
@@ -338,7 +341,7 @@ impl fmt::Display for AliasError {
             AliasError::Empty => f.write_str("an alias needs at least one character"),
             AliasError::BadChar(c) => write!(
                 f,
-                "bad character '{}'; use letters, digits, '_', '.' and '-'",
+                "bad character '{}'; use ASCII letters, digits, '_', '.' and '-'",
                 SafeStr(c.encode_utf8(&mut [0; 4]))
             ),
             AliasError::TooLong { chars } => {
@@ -385,8 +388,15 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
     let mut args = rest.split_whitespace();
     let command = match verb {
         Verb::Connect => {
-            let (Some(host), Some(port)) = (args.next(), args.next()) else {
+            let Some(first) = args.next() else {
                 return Err(ParseError::MissingArguments(verb));
+            };
+            let (host, port) = match host_and_port(first) {
+                (host, Some(port)) => (host, port),
+                (host, None) => match args.next() {
+                    Some(port) => (host, port),
+                    None => return Err(ParseError::MissingArguments(verb)),
+                },
             };
             let alias = args.next();
             no_more(verb, args)?;
@@ -450,6 +460,26 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
         }
     };
     Ok(Some(command))
+}
+
+/// The host of a `connect`, and its port when the same word has it: `host:port`,
+/// `[v6]:port`; `[v6]` is the host without brackets. A word with two colons or more is
+/// an IPv6 address whose port is the next word (`::1 4000`), as before.
+fn host_and_port(word: &str) -> (&str, Option<&str>) {
+    if let Some(inner) = word.strip_prefix('[')
+        && let Some((host, rest)) = inner.split_once(']')
+    {
+        return match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            // Anything else after the bracket is kept, and the dial says what is wrong.
+            None if rest.is_empty() => (host, None),
+            None => (word, None),
+        };
+    }
+    match word.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host, Some(port)),
+        _ => (word, None),
+    }
 }
 
 /// Strips one line ending: `\n`, `\r\n` or `\r`.

@@ -55,13 +55,31 @@ impl fmt::Display for SafeStr<'_> {
     }
 }
 
+/// Shows text as [`SafeStr`] does but keeps its line feeds: for text of several lines
+/// meant as lines, such as `serve`'s log written back to a plain-text client.
+#[derive(Clone, Copy, Debug)]
+pub struct SafeLines<'a>(pub &'a str);
+
+impl fmt::Display for SafeLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.split('\n').enumerate() {
+            if i > 0 {
+                f.write_char('\n')?;
+            }
+            SafeStr(line).fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// True when [`SafeStr`] shows `s` unchanged: it has nothing that needs escaping.
 pub fn is_safe(s: &str) -> bool {
     !s.chars().any(needs_escape)
 }
 
-/// C0 controls but tab, DEL, C1 controls and bidi controls.
-fn needs_escape(c: char) -> bool {
+/// True for the characters [`SafeStr`] shows escaped: C0 controls but tab, DEL, C1
+/// controls and bidi controls. Other writers (JSON) use it to escape the same set.
+pub fn needs_escape(c: char) -> bool {
     matches!(c,
         '\0'..='\x08' | '\x0a'..='\x1f' // C0 but tab
         | '\x7f'..='\u{9f}' // DEL and C1

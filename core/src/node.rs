@@ -6,11 +6,12 @@ use core::net::SocketAddr;
 
 use heapless::{String, Vec};
 
-use crate::command::{AliasError, Command, Target, validate_alias};
+use crate::command::{AliasError, Command, Target, Verb, validate_alias};
+use crate::display::SafeLines;
 use crate::frame::{Decoded, FrameDecoder, FrameError};
 use crate::limits;
 use crate::outbox::{Job, Outbox, Span};
-use crate::peers::{Direction, InsertError, LookupError, PeerId, PeerTable};
+use crate::peers::{AliasSource, Direction, InsertError, LookupError, PeerId, PeerTable};
 use crate::route::{self, SeenCache, Sight};
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -20,6 +21,8 @@ use crate::wire::{
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
 /// What a one-peer node tells a second peer before closing its connection.
 pub const BUSY: &str = "busy: in a chat with someone else; try again later";
+/// What a one-peer server tells a second client before closing its connection.
+pub const BUSY_SERVING: &str = "busy: serving another client; try again later";
 
 /// How a node behaves; see [`Config::new`] for the defaults.
 #[derive(Clone, Debug)]
@@ -34,6 +37,9 @@ pub struct Config {
     pub hub: bool,
     /// One peer at a time (the two-peer chat): a second one is told [`BUSY`] and closed.
     pub single_peer: bool,
+    /// The one peer is a client being served (`serve`), not a chat: a second one is
+    /// told [`BUSY_SERVING`] instead of [`BUSY`].
+    pub serving: bool,
     /// How many nodes a broadcast may cross.
     pub hops: u8,
     /// A connection that says nothing for this long is a text peer.
@@ -72,6 +78,7 @@ impl Config {
             max_peers: usize::MAX,
             hub: false,
             single_peer: false,
+            serving: false,
             hops: route::DEFAULT_HOPS,
             greeting_timeout: limits::GREETING_TIMEOUT,
             banner_timeout: limits::BANNER_TIMEOUT,
@@ -224,8 +231,8 @@ pub enum Reason<S> {
     Lost(S),
     /// The peer broke the protocol.
     Fault(Fault),
-    /// A second link to a node already linked as this peer: one of the two goes.
-    Duplicate(PeerId),
+    /// A second link to a node already linked as `keep` (known as `alias`): this one goes.
+    Duplicate { keep: PeerId, alias: S },
     /// Nothing came from the peer for this long, not even an answer to a ping.
     NoAnswer(Duration),
 }
@@ -235,6 +242,8 @@ pub enum Reason<S> {
 pub enum Refusal {
     /// A one-peer node is in a chat already: [`BUSY`].
     Busy,
+    /// A one-peer server is serving another client: [`BUSY_SERVING`].
+    Serving,
     /// Already this many connections from the same IP address.
     PerIp { max: usize },
 }
@@ -243,6 +252,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Busy => f.write_str(BUSY),
+            Refusal::Serving => f.write_str(BUSY_SERVING),
             Refusal::PerIp { max } => write!(
                 f,
                 "too many connections from your address (at most {max}); close one and try again"
@@ -292,7 +302,7 @@ impl<S: fmt::Display> fmt::Display for Reason<S> {
             Reason::Closed => f.write_str("connection closed"),
             Reason::Lost(why) => write!(f, "connection lost: {why}"),
             Reason::Fault(fault) => write!(f, "protocol error: {fault}"),
-            Reason::Duplicate(other) => write!(f, "already connected to that node as {other}"),
+            Reason::Duplicate { keep, alias } => write!(f, "already connected to {alias} ({keep})"),
             Reason::NoAnswer(silent) => write!(f, "no answer for {silent}"),
         }
     }
@@ -306,7 +316,10 @@ impl<S> Reason<S> {
             Reason::Closed => Reason::Closed,
             Reason::Lost(s) => Reason::Lost(f(s)),
             Reason::Fault(x) => Reason::Fault(x),
-            Reason::Duplicate(other) => Reason::Duplicate(other),
+            Reason::Duplicate { keep, alias } => Reason::Duplicate {
+                keep,
+                alias: f(alias),
+            },
             Reason::NoAnswer(silent) => Reason::NoAnswer(silent),
         }
     }
@@ -380,8 +393,11 @@ pub enum NodeError<'a> {
     Table(InsertError),
     /// Nobody is connected.
     NoPeers,
-    /// Several peers are connected and the command did not say which.
-    WhichPeer { peers: usize },
+    /// Several peers are connected and the command (`verb`) did not say which.
+    WhichPeer { peers: usize, verb: Verb },
+    /// A `send` in a many-peer node without both a target and a message: the first
+    /// word is always the target there, so a mistyped one never reaches the only peer.
+    SendNeedsTarget,
     /// The peer is still connecting.
     NotReady(PeerId),
     /// A one-peer node is in a chat already.
@@ -404,10 +420,17 @@ impl fmt::Display for NodeError<'_> {
             NodeError::NoPeers => {
                 f.write_str("not connected to anyone; use connect <host> <port> first")
             }
-            NodeError::WhichPeer { peers } => write!(
-                f,
-                "{peers} peers are connected; say which: send <alias|ip|#id> <message>"
-            ),
+            NodeError::WhichPeer { peers, verb } => {
+                // The target, optional with one peer, is what is missing here.
+                let usage = match verb {
+                    Verb::Disconnect => "disconnect <alias|ip|#id>",
+                    verb => verb.usage(),
+                };
+                write!(f, "{peers} peers are connected; say which: {usage}")
+            }
+            NodeError::SendNeedsTarget => {
+                f.write_str("send needs a peer and a message; usage: send <alias|ip|#id> <message>")
+            }
             NodeError::AlreadyConnected => {
                 f.write_str("already connected to a chat; disconnect before connecting to another")
             }
@@ -495,6 +518,10 @@ pub struct Link<const F: usize> {
     /// newline ends one, so a stream paused mid-line (by TCP or flow control)
     /// is not cut in two by the idle timer.
     sends_lines: bool,
+    /// The hello came, but a ready link to the same node exists and that node (the
+    /// lower id) decides which of the two stays: this one waits, not ready, until it
+    /// closes one of them (see [`Node::on_twin`]).
+    awaits_twin: bool,
 }
 
 impl<const F: usize> Link<F> {
@@ -513,6 +540,7 @@ impl<const F: usize> Link<F> {
             ping_nonce: 0,
             frame_since: None,
             sends_lines: false,
+            awaits_twin: false,
         }
     }
 }
@@ -827,7 +855,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 if host.len() > MAX_HOST {
                     return Err(NodeError::HostTooLong);
                 }
-                if self.config.single_peer && self.only_peer().is_ok() {
+                if self.config.single_peer && self.only_peer(Verb::Connect).is_ok() {
                     return Err(NodeError::AlreadyConnected);
                 }
                 let link = Link::new(Phase::Dialing);
@@ -878,7 +906,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             Command::Disconnect { target } => {
                 let peer = match target {
                     Some(t) => self.peers.resolve(t)?,
-                    None => self.only_peer()?,
+                    None => self.only_peer(Verb::Disconnect)?,
                 };
                 self.drop_peer(peer, Reason::Local, true);
                 Ok(())
@@ -908,8 +936,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
-    /// Which peer a `send` is for, and the text: `send <target> <text>` when the
-    /// first word names a peer, else `send <text>` to the one peer there is.
+    /// Which peer a `send` is for, and the text: in a one-peer node, the whole line
+    /// to the one peer there is (`send <message>`); otherwise the first word names the
+    /// peer, and one that names none is an error, never a message to the only peer.
     fn send_target<'a>(
         &self,
         target: Option<Target<'a>>,
@@ -917,22 +946,25 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         all: &'a str,
     ) -> Result<(PeerId, &'a str), NodeError<'a>> {
         if self.config.single_peer {
-            return Ok((self.only_peer()?, all));
+            return Ok((self.only_peer(Verb::Send)?, all));
         }
-        let named = target.map(|t| self.peers.resolve(t));
-        match named {
-            Some(Ok(peer)) if !text.is_empty() => Ok((peer, text)),
-            Some(Err(e @ LookupError::Ambiguous { .. })) => Err(e.into()),
-            Some(Err(e @ LookupError::NoSuchId(_))) => Err(e.into()),
-            Some(Err(e)) if self.peers.len() != 1 => Err(e.into()),
-            _ => Ok((self.only_peer()?, all)),
+        let Some(target) = target else {
+            return Err(NodeError::SendNeedsTarget);
+        };
+        let peer = self.peers.resolve(target)?;
+        if text.is_empty() {
+            return Err(NodeError::SendNeedsTarget);
         }
+        Ok((peer, text))
     }
 
     /// Why a connection accepted from `addr` may not join, if it may not.
     fn refusal(&self, addr: SocketAddr) -> Option<Refusal> {
         if self.config.single_peer && !self.peers.is_empty() {
-            return Some(Refusal::Busy);
+            return Some(match self.config.serving {
+                true => Refusal::Serving,
+                false => Refusal::Busy,
+            });
         }
         let max = self.config.max_per_ip;
         let same_ip = self
@@ -944,12 +976,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         (same_ip >= max).then_some(Refusal::PerIp { max })
     }
 
-    fn only_peer(&self) -> Result<PeerId, NodeError<'static>> {
+    /// The one peer there is, for a command (`verb`) that names none.
+    fn only_peer(&self, verb: Verb) -> Result<PeerId, NodeError<'static>> {
         let mut peers = self.peers.iter().filter(|p| p.state.refuse.is_none());
         match (peers.next(), peers.next()) {
             (None, _) => Err(NodeError::NoPeers),
             (Some(p), None) => Ok(p.id),
             (Some(_), Some(_)) => Err(NodeError::WhichPeer {
+                verb,
                 peers: 2 + peers.count(),
             }),
         }
@@ -991,9 +1025,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let newline: &[u8] = if mode == TextMode::Lines { b"\n" } else { b"" };
                 let id = link.next_id;
                 link.next_id = link.next_id.wrapping_add(1);
+                // A terminal: made safe, but a multi-line text (serve's log) keeps its lines.
                 let data = self
                     .outbox
-                    .put(&[text.as_bytes(), newline])
+                    .put_shown(text, SafeLines, newline)
                     .ok_or(NodeError::Busy)?;
                 (data, id, false)
             }
@@ -1015,10 +1050,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         text: Span,
         relayed: bool,
     ) {
+        // A text peer is a terminal with nobody to protect it: its line is made safe.
         let line = if !relayed {
-            self.outbox.put_line(None, text)
+            self.outbox.put_safe_line(None, text)
         } else if self.config.hub {
-            self.outbox.put_line(Some(name), text)
+            self.outbox.put_safe_line(Some(name), text)
         } else {
             None
         };
@@ -1245,7 +1281,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Wait(bytes.len());
         };
-        let (from, link) = p.alias_and_state();
+        let (mut from, mut link) = p.alias_and_state();
         let Rx::Frames(decoder) = &mut link.rx else {
             return Step::Took(0);
         };
@@ -1275,6 +1311,25 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 return Step::Took(n);
             }
         };
+        // Rare: the deciding node talks on a link that waits for its decision, so it
+        // kept this one. The link takes over before its message is read; the message
+        // is read from a copy, as taking over touches the peer table it lives in.
+        let mut copy = [0u8; F];
+        let mut body = body;
+        let traffic = |body: &[u8]| {
+            Message::decode(body)
+                .is_ok_and(|m| !matches!(m, Message::Hello { .. } | Message::Bye { .. }))
+        };
+        if link.awaits_twin && traffic(body) {
+            let len = body.len().min(F);
+            copy[..len].copy_from_slice(&body[..len]);
+            self.take_over(peer);
+            let Some(p) = self.peers.get_mut(peer) else {
+                return Step::Took(n);
+            };
+            (from, link) = p.alias_and_state();
+            body = &copy[..len];
+        }
         let msg = match Message::decode(body) {
             Ok(msg) => msg,
             Err(e) => {
@@ -1285,33 +1340,29 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let hello_done = link.phase != Phase::Hello;
         match msg {
             Message::Hello { minor, node, name } => {
-                if hello_done {
+                if hello_done || link.awaits_twin {
                     return Step::Took(n);
                 }
                 if node == self.config.node_id {
                     self.fault(peer, Fault::Itself);
                     return Step::Took(n);
                 }
-                link.phase = Phase::Ready(Kind::Native);
-                link.deadline = None;
                 link.remote = node;
                 link.pings = minor >= wire::MINOR_PING;
                 link.last_rx = now;
-                let ping_at = self.config.ping_after.filter(|_| link.pings);
                 let mut owned: String<MAX_NAME> = String::new();
                 let _ = owned.push_str(name);
-                if let Some(after) = ping_at {
-                    self.wake_by(now + after);
+                if self.twin(peer, node).is_some() {
+                    self.on_twin(now, peer, node, &owned);
+                    return Step::Took(n);
                 }
-                if let Some(twin) = self.twin(peer, node) {
-                    let (keep, close) = self.keep_one(twin, peer, node);
-                    self.drop_peer(close, Reason::Duplicate(keep), true);
-                    if close == peer {
-                        return Step::Took(n);
-                    }
-                }
+                self.ready(peer);
                 self.peers.announce(peer, &owned);
                 self.connected_event(peer);
+            }
+            Message::Bye { .. } if link.awaits_twin => {
+                // The deciding node kept the other link: this one goes.
+                self.close_twin(peer);
             }
             Message::Bye { reason } => {
                 let reason = self.outbox.put(&[reason.as_bytes()]).unwrap_or_default();
@@ -1409,17 +1460,96 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             .map(|p| p.id)
     }
 
-    /// Of two links to the node `node`, which to keep and which to close. Both
-    /// ends choose alike: the link dialled by the lower node id, else the older.
-    fn keep_one(&self, older: PeerId, newer: PeerId, node: u64) -> (PeerId, PeerId) {
-        let dialler = |id: PeerId| match self.peers.get(id).map(|p| p.direction) {
-            Some(Direction::Outbound) => self.config.node_id,
-            _ => node,
+    /// The hello came on `peer` while `twin` is a ready link to the same node `node`
+    /// (a repeated `connect`, or both nodes dialling at once). The lower node id decides
+    /// which stays, so both ends keep the same one: it keeps the link already in use,
+    /// with its alias, and closes the newcomer. The other end waits for that choice.
+    fn on_twin(&mut self, now: Instant, peer: PeerId, node: u64, name: &str) {
+        if self.config.node_id < node {
+            self.close_twin(peer);
+            // The newcomer may have held the announced name (its banner came first).
+            if let Some(keep) = self.twin(peer, node)
+                && self.peers.announce(keep, name)
+                && let Some(alias) = self.peers.get(keep).map(|p| p.alias())
+                && let Some(alias) = self.outbox.put(&[alias.as_bytes()])
+            {
+                self.event(Event::Alias { peer: keep, alias });
+            }
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.state.awaits_twin = true;
+        }
+        // No longer than a hello may take: see `on_deadline`.
+        self.set_deadline(peer, now + self.config.banner_timeout);
+    }
+
+    /// Closes a second link to a node that is already linked: the person is told which
+    /// peer it is ("already connected to bobby (#1)").
+    fn close_twin(&mut self, peer: PeerId) {
+        let Some(node) = self.peers.get(peer).map(|p| p.state.remote) else {
+            return;
         };
-        if dialler(newer) < dialler(older) {
-            (newer, older)
-        } else {
-            (older, newer)
+        let twin = self.twin(peer, node);
+        let alias = twin
+            .and_then(|t| self.peers.get(t))
+            .and_then(|t| self.outbox.put(&[t.alias().as_bytes()]));
+        match (twin, alias) {
+            (Some(keep), Some(alias)) => {
+                self.drop_peer(peer, Reason::Duplicate { keep, alias }, true)
+            }
+            _ => self.drop_peer(peer, Reason::Closed, true),
+        }
+    }
+
+    /// A waiting second link takes over from its twin (the deciding node kept it, or the
+    /// twin is gone): it becomes ready, with the twin's alias.
+    fn take_over(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.state.awaits_twin = false;
+        let node = p.state.remote;
+        let mut alias: String<MAX_NAME> = String::new();
+        if let Some(twin) = self.twin(peer, node) {
+            if let Some(t) = self
+                .peers
+                .get(twin)
+                .filter(|t| t.alias_source() == AliasSource::Chosen)
+            {
+                let _ = alias.push_str(t.alias());
+            }
+            let why = self.outbox.put(&[b"duplicate link"]).unwrap_or_default();
+            self.drop_peer(twin, Reason::Bye(why), true);
+        }
+        self.adopt(peer, &alias);
+    }
+
+    /// A second link takes its gone twin's place: ready, and announced with the alias a
+    /// person gave the twin, if any (else the name it announced).
+    fn adopt(&mut self, peer: PeerId, alias: &str) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.state.awaits_twin = false;
+        }
+        self.ready(peer);
+        if !alias.is_empty() {
+            let _ = self.peers.set_alias(peer, alias);
+        }
+        self.connected_event(peer);
+    }
+
+    /// A native link's hello is done: it is ready to chat, and pinged when silent
+    /// (counted from its last byte, the hello or later).
+    fn ready(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.state.phase = Phase::Ready(Kind::Native);
+        p.state.deadline = None;
+        p.state.awaits_twin = false;
+        let last_rx = p.state.last_rx;
+        if let Some(after) = self.config.ping_after.filter(|_| p.state.pings) {
+            self.wake_by(last_rx + after);
         }
     }
 
@@ -1635,6 +1765,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.become_text(now, peer, &held, mode);
             }
             (Rx::Banner(_), _) => self.fault(peer, Fault::BannerUnfinished),
+            // The deciding node did not choose in time: the link in use stays.
+            (Rx::Frames(_), Phase::Hello) if p.state.awaits_twin => self.close_twin(peer),
             (Rx::Frames(_), Phase::Hello) => self.fault(peer, Fault::HelloMissing),
             (Rx::Text(buf), _) if !buf.is_empty() => {
                 // Idle after text with no newline: one bare message.
@@ -1669,6 +1801,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         for &id in &p.state.unacked {
             self.event(Event::Undelivered { peer, id });
         }
+        // A second link that waited on this one takes over.
+        let waiting = match p.state.phase {
+            Phase::Ready(Kind::Native) => self
+                .peers
+                .iter()
+                .find(|w| w.state.awaits_twin && w.state.remote == p.state.remote)
+                .map(|w| w.id),
+            _ => None,
+        };
         if close {
             let native = matches!(p.state.phase, Phase::Hello | Phase::Ready(Kind::Native));
             if native {
@@ -1679,7 +1820,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     Reason::Local => {
                         let _ = why.push_str("disconnected");
                     }
-                    Reason::Duplicate(_) => {
+                    Reason::Duplicate { .. } => {
                         let _ = why.push_str("duplicate link");
                     }
                     _ => {
@@ -1701,6 +1842,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 alias,
                 reason,
             });
+        }
+        if let Some(waiting) = waiting {
+            let chosen = p.alias_source() == AliasSource::Chosen;
+            self.adopt(waiting, if chosen { p.alias() } else { "" });
         }
     }
 }

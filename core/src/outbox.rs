@@ -2,8 +2,11 @@
 //! one arena, emptied by each drain. One room broadcast is stored once however
 //! many peers it goes to.
 
+use core::fmt::{self, Write};
+
 use heapless::Deque;
 
+use crate::display::SafeStr;
 use crate::frame::BufferTooSmall;
 use crate::node::Event;
 use crate::peers::PeerId;
@@ -20,10 +23,6 @@ pub struct Span {
 }
 
 impl Span {
-    pub fn len(self) -> usize {
-        self.len as usize
-    }
-
     /// The same span without its last `n` bytes.
     pub fn shorter(self, n: usize) -> Span {
         Span {
@@ -165,34 +164,58 @@ impl<const A: usize> Outbox<A> {
         Some(self.claim(len))
     }
 
-    /// Copies `text` already in the arena as a line for text peers: `text\n`,
-    /// or `<name> text\n` when the message is someone else's.
-    pub fn put_line(&mut self, name: Option<Span>, text: Span) -> Option<Span> {
-        let start = self.used;
-        let mut at = start;
-        let mut copy = |arena: &mut [u8; A], from: Option<Span>, bytes: &[u8]| -> Option<()> {
-            let len = from.map_or(bytes.len(), Span::len);
-            arena.get(at..at + len)?;
-            match from {
-                Some(span) => {
-                    let src = span.start as usize;
-                    arena.get(src..src + len)?;
-                    arena.copy_within(src..src + len, at);
-                }
-                None => arena.get_mut(at..at + len)?.copy_from_slice(bytes),
-            }
-            at += len;
-            Some(())
+    /// Writes `text` (shown by `show`, say [`crate::display::SafeStr`]) then `end`, for a
+    /// text peer's terminal. What does not fit in the arena is cut off at a whole piece of
+    /// the shown form, so the line is shorter but still safe and still ends with `end`.
+    pub fn put_shown<'t, D: fmt::Display>(
+        &mut self,
+        text: &'t str,
+        show: impl FnOnce(&'t str) -> D,
+        end: &[u8],
+    ) -> Option<Span> {
+        let free = self.arena.get_mut(self.used..)?;
+        let room = free.len().checked_sub(end.len())?;
+        let mut out = SliceWriter {
+            buf: free.get_mut(..room)?,
+            len: 0,
         };
-        if let Some(name) = name {
-            copy(&mut self.arena, None, b"<")?;
-            copy(&mut self.arena, Some(name), &[])?;
-            copy(&mut self.arena, None, b"> ")?;
-        }
-        copy(&mut self.arena, Some(text), &[])?;
-        copy(&mut self.arena, None, b"\n")?;
-        let len = at - start;
-        Some(self.claim(len))
+        // A full arena cuts the text short (an `Err` here); what was written stands.
+        let _ = fmt::write(&mut out, format_args!("{}", show(text)));
+        let len = out.len;
+        free.get_mut(len..len + end.len())?.copy_from_slice(end);
+        Some(self.claim(len + end.len()))
+    }
+
+    /// Writes a room line for text peers, `text\n` or `<name> text\n` when the message is
+    /// someone else's, every character made safe for a terminal ([`SafeStr`]): a line feed
+    /// in `text` shows as `^J` and cannot forge a second line. Both are in the arena.
+    /// A line too long for the arena is cut, as [`Outbox::put_shown`] cuts one.
+    pub fn put_safe_line(&mut self, name: Option<Span>, text: Span) -> Option<Span> {
+        let (done, free) = self.arena.split_at_mut(self.used);
+        let read = |span: Span| {
+            let start = span.start as usize;
+            utf8(
+                done.get(start..start + span.len as usize)
+                    .unwrap_or_default(),
+            )
+        };
+        let room = free.len().checked_sub(1)?;
+        let mut out = SliceWriter {
+            buf: free.get_mut(..room)?,
+            len: 0,
+        };
+        // A full arena cuts the line short (an `Err` here); what was written stands.
+        let _ = (|| -> fmt::Result {
+            if let Some(name) = name {
+                out.write_str("<")?;
+                write_safe(&mut out, read(name))?;
+                out.write_str("> ")?;
+            }
+            write_safe(&mut out, read(text))
+        })();
+        let len = out.len;
+        *free.get_mut(len)? = b'\n';
+        Some(self.claim(len + 1))
     }
 
     /// Encodes a message as a frame. `make` may borrow text already in the
@@ -246,4 +269,64 @@ impl<const A: usize> Outbox<A> {
 /// `bytes` as text, or empty when they are not UTF-8.
 fn utf8(bytes: &[u8]) -> &str {
     simdutf8::basic::from_utf8(bytes).unwrap_or_default()
+}
+
+/// Writes `s` as [`SafeStr`] shows it; plain printable ASCII (most text) is copied as is.
+fn write_safe(out: &mut SliceWriter<'_>, s: &str) -> fmt::Result {
+    if s.bytes().all(|b| matches!(b, b'\t' | b' '..=b'~')) {
+        return out.write_str(s);
+    }
+    fmt::write(out, format_args!("{}", SafeStr(s)))
+}
+
+/// Writes formatted text into a slice; a piece that does not fit is cut at a character
+/// boundary and the write fails, so the text stops there.
+struct SliceWriter<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - self.len;
+        let mut cut = s.len().min(room);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let piece = s.as_bytes().get(..cut).unwrap_or_default();
+        self.buf
+            .get_mut(self.len..self.len + cut)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(piece);
+        self.len += cut;
+        if cut < s.len() {
+            return Err(fmt::Error);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_safe_line_too_long_for_the_arena_is_cut_short_still_safe_and_still_ends_its_line() {
+        let mut outbox: Outbox<64> = Outbox::default();
+        let text = outbox.put(&[&[0x1b; 40]]).unwrap();
+        let line = outbox.put_safe_line(None, text).unwrap();
+        // 24 bytes were free: 23 of the shown form, then the newline.
+        let mut expected = "^[".repeat(11);
+        expected.push_str("^\n");
+        assert_eq!(outbox.bytes(line), expected.as_bytes());
+    }
+
+    #[test]
+    fn a_room_line_names_its_author_and_shows_both_safely() {
+        let mut outbox: Outbox<256> = Outbox::default();
+        let name = outbox.put(&[b"al\x07ice"]).unwrap();
+        let text = outbox.put(&["hi\u{202e} there\n".as_bytes()]).unwrap();
+        let line = outbox.put_safe_line(Some(name), text).unwrap();
+        assert_eq!(outbox.bytes(line), b"<al^Gice> hi\\u{202e} there^J\n");
+    }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use meshtalk_core::command::{self, Command, HELP};
 use meshtalk_core::flow::{self, Flow};
 use meshtalk_core::node::{
-    BUSY, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Phase, Reason,
+    BUSY, BUSY_SERVING, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Phase,
+    Reason,
 };
 use meshtalk_core::peers::{Direction, InsertError, PeerId};
 use meshtalk_core::time::{self, Instant};
@@ -21,10 +22,12 @@ use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
 use crate::render::Render;
 
+/// The most peers the host's node holds (`--max-peers` at most).
+pub const MAX_PEERS: usize = 1024;
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
-pub type HostNode = Node<1024, 8192, 131072>;
+pub type HostNode = Node<MAX_PEERS, 8192, 131072>;
 /// The bytes waiting for each of the node's peers.
-type HostFlow = Flow<1024>;
+type HostFlow = Flow<MAX_PEERS>;
 
 /// How long the writers get to send what is queued when the program ends.
 pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
@@ -608,6 +611,7 @@ impl Driver {
     }
 
     fn accepted(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let addr = canonical(addr);
         let now = self.now();
         match self.node.handle_input(now, Input::Accepted { addr }) {
             Ok(Handled::Accepted(peer)) => self.start(peer, stream),
@@ -624,7 +628,7 @@ impl Driver {
     }
 
     fn dialed(&mut self, peer: PeerId, result: io::Result<TcpStream>) {
-        let connected = result.and_then(|stream| Ok((stream.peer_addr()?, stream)));
+        let connected = result.and_then(|stream| Ok((canonical(stream.peer_addr()?), stream)));
         match connected {
             Ok((addr, stream)) => {
                 // A peer disconnected while dialling gets a Close from the node.
@@ -1118,8 +1122,7 @@ impl Driver {
                     continue;
                 }
                 Action::LogSent { peer, lines } => {
-                    let alias = self.aliases.get(peer).map(String::as_str);
-                    self.render.log_sent(*peer, alias, *lines);
+                    self.render.log_sent(*peer, *lines);
                     continue;
                 }
                 Action::Log(lines) => {
@@ -1295,13 +1298,19 @@ fn tell_full(mut stream: TcpStream, limit: usize) {
     }
 }
 
+/// An address as people write it: an IPv4 peer of a socket bound to `::` arrives as
+/// `[::ffff:127.0.0.1]:port`, and is `127.0.0.1:port` (also to the per-address limit).
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// Whether a peer that dropped for `reason` is dialled again: not one the person
 /// disconnected, a second link the node closed, one that refused us as busy, or
 /// this very node.
 fn redials(reason: &Reason<String>) -> bool {
     match reason {
-        Reason::Local | Reason::Duplicate(_) | Reason::Fault(Fault::Itself) => false,
-        Reason::Bye(why) => why != BUSY,
+        Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
+        Reason::Bye(why) => why != BUSY && why != BUSY_SERVING,
         Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
     }
 }
@@ -1406,6 +1415,7 @@ mod tests {
         assert!(redials(&Reason::Bye("exit".into())));
         assert!(!redials(&Reason::Local));
         assert!(!redials(&Reason::Bye(BUSY.into())));
+        assert!(!redials(&Reason::Bye(BUSY_SERVING.into())));
         assert!(!redials(&Reason::Fault(Fault::Itself)));
     }
 

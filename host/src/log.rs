@@ -1,5 +1,6 @@
 //! Diagnostics on stderr, at one process-wide level: `-q` silences them, `-v` (or
-//! `RUST_LOG=debug`) adds debug lines. Events for the person never go here.
+//! `RUST_LOG=debug`) adds debug lines. Events for the person never go here. While a
+//! prompt is on screen they go through its printer, above the line being typed.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -38,20 +39,29 @@ pub fn enabled(level: u8) -> bool {
     level != QUIET && LEVEL.load(Ordering::Relaxed) >= level
 }
 
-/// A diagnostic line on stderr, `meshtalk: ...`, unless `-q`.
+/// Writes one diagnostic line: above the prompt when one is on screen (written over
+/// it, the line being typed would be garbled), else on stderr.
+pub fn write(line: std::fmt::Arguments<'_>) {
+    let line = format!("meshtalk: {line}");
+    if !crate::render::print_diagnostic(&line) {
+        eprintln!("{line}");
+    }
+}
+
+/// A diagnostic line, `meshtalk: ...`, unless `-q`.
 macro_rules! diag {
     ($($arg:tt)*) => {
         if $crate::log::enabled($crate::log::INFO) {
-            eprintln!("meshtalk: {}", format_args!($($arg)*));
+            $crate::log::write(format_args!($($arg)*));
         }
     };
 }
 
-/// A debug line on stderr, `meshtalk: debug: ...`, with `-v` or `RUST_LOG=debug`.
+/// A debug line, `meshtalk: debug: ...`, with `-v` or `RUST_LOG=debug`.
 macro_rules! debug {
     ($($arg:tt)*) => {
         if $crate::log::enabled($crate::log::DEBUG) {
-            eprintln!("meshtalk: debug: {}", format_args!($($arg)*));
+            $crate::log::write(format_args!("debug: {}", format_args!($($arg)*)));
         }
     };
 }

@@ -137,7 +137,7 @@ impl LimitArgs {
 struct ChatArgs {
     #[command(flatten)]
     listen: ListenArgs,
-    /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
+    /// The name announced to peers (ASCII letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
 }
@@ -161,11 +161,11 @@ struct SendArgs {
 struct MeshArgs {
     #[command(flatten)]
     listen: ListenArgs,
-    /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
+    /// The name announced to peers (ASCII letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
-    /// The most peers at once (at most 1024).
-    #[arg(long)]
+    /// The most peers at once (1-1024).
+    #[arg(long, value_parser = parse_max_peers)]
     max_peers: Option<usize>,
     /// Relay plain-text peers' lines to the whole room.
     #[arg(long)]
@@ -173,6 +173,15 @@ struct MeshArgs {
     /// Dial outbound peers that drop again, waiting 1 s, 2 s, 4 s... up to 30 s.
     #[arg(long)]
     reconnect: bool,
+}
+
+/// A number of peers from 1 to [`driver::MAX_PEERS`], the most the node holds.
+fn parse_max_peers(text: &str) -> Result<usize, String> {
+    let max = driver::MAX_PEERS;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a number of peers, 1-{max}")),
+    }
 }
 
 /// A positive number of messages per second, fractions allowed.
@@ -229,6 +238,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             config.single_peer = true;
+            config.serving = true;
             let options = options(&args);
             listen_and_run(config, &args, options, Box::new(serve::Serve::default()))
         }
@@ -422,7 +432,15 @@ fn default_name() -> String {
 }
 
 /// A random id for this node: std's per-process random hash keys over the time and pid.
+/// `MESHTALK_NODE_ID` sets it instead, so tests can say which of two nodes has the lower
+/// id (it decides which of two links between them stays).
 fn node_id() -> u64 {
+    if let Some(id) = std::env::var("MESHTALK_NODE_ID")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return id;
+    }
     let mut hasher = RandomState::new().build_hasher();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -105,15 +105,32 @@ pub fn spawn_listener(listener: TcpListener, to_driver: ToDriver) {
 pub fn dial(peer: PeerId, host: String, port: u16, to_driver: ToDriver) {
     let report = to_driver.clone();
     let spawned = thread::Builder::new().name("dial".into()).spawn(move || {
-        let dialed = connect(&host, port);
-        match &dialed {
-            Ok(_) => debug!("dialled {peer} {host}:{port}"),
-            Err(e) => debug!("dial {peer} {host}:{port} failed: {e}"),
+        let dialed = connect(&host, port).map_err(|e| {
+            debug!("dial {peer} {host}:{port} failed: {e}");
+            // What the person reads: where, and why in plain words.
+            io::Error::new(e.kind(), format!("{host} port {port}: {}", plain_error(&e)))
+        });
+        if dialed.is_ok() {
+            debug!("dialled {peer} {host}:{port}");
         }
         let _ = to_driver.send(Msg::Dialed(peer, dialed));
     });
     if let Err(e) = spawned {
         let _ = report.send(Msg::Dialed(peer, Err(e)));
+    }
+}
+
+/// An error as a person reads it: `connection refused`, not `Connection refused (os error 111)`.
+pub fn plain_error(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -838,6 +855,14 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let stream = TcpStream::connect(addr).expect("connect");
         (listener, stream)
+    }
+
+    #[test]
+    fn an_os_error_reads_in_plain_words_without_its_number() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(plain_error(&refused), "connection refused");
+        let other = io::Error::other("Name or service not known");
+        assert_eq!(plain_error(&other), "name or service not known");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rustyline::ExternalPrinter;
 
-use meshtalk_core::display::SafeStr;
+use meshtalk_core::display::{SafeStr, needs_escape};
 use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
 use meshtalk_core::peers::{Direction, PeerId};
 use serde_json::{Value, json};
@@ -58,6 +58,10 @@ impl Render {
 
     /// The answer to `list_connections`.
     pub fn peers<'a>(&self, peers: impl Iterator<Item = PeerInfo<'a>>) {
+        // By number, as people count them (the node lists them by slot, and slots are reused).
+        let mut peers: Vec<PeerInfo<'a>> = peers.collect();
+        peers.sort_by_key(|p| p.id.number());
+        let peers = peers.into_iter();
         if self.json {
             let list: Vec<Value> = peers
                 .map(|p| {
@@ -137,14 +141,16 @@ impl Render {
 }
 
 impl Render {
-    /// `serve` sent a client its log (`lines` messages).
-    pub fn log_sent(&self, peer: PeerId, alias: Option<&str>, lines: usize) {
+    /// `serve` sent a client its log (`lines` messages): the client said `quit`, the
+    /// end of its talk, which is shown as this and never as a message.
+    pub fn log_sent(&self, peer: PeerId, lines: usize) {
         if self.json {
             emit(json!({"event": "log_sent", "peer": peer.number(), "lines": lines}));
         } else {
-            let who = PeerName(peer, alias);
             let plural = if lines == 1 { "" } else { "s" };
-            human(format_args!("sent the log ({lines} line{plural}) to {who}"));
+            human(format_args!(
+                "the client is quitting; sent the log ({lines} line{plural})"
+            ));
         }
     }
 
@@ -222,7 +228,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
                 out.write_all(b"{")?;
             }
             out.write_all(b"\"event\":\"message\",\"from\":")?;
-            serde_json::to_writer(&mut *out, from)?;
+            json_string(out, from)?;
             if let Some(room) = room {
                 write!(out, ",\"origin\":\"{:016x}\"", room.origin)?;
             }
@@ -231,7 +237,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
                 write!(out, ",\"seq\":{}", room.seq)?;
             }
             out.write_all(b",\"text\":")?;
-            serde_json::to_writer(&mut *out, text)?;
+            json_string(out, text)?;
             return out.write_all(b"}\n");
         }
         Event::Sent { peer, id, receipt } => {
@@ -288,15 +294,11 @@ impl Display for EventText<'_> {
                 direction(*d),
                 kind(*k)
             ),
-            Event::ConnectFailed {
-                peer,
-                alias,
-                reason,
-            } => write!(
+            // The reason says where: `127.0.0.1 port 1: connection refused`.
+            Event::ConnectFailed { reason, .. } => write!(
                 f,
-                "{} {peer} {}: {}",
-                Paint(YELLOW, "could not connect"),
-                Paint(BOLD, SafeStr(alias)),
+                "{} {}",
+                Paint(YELLOW, "could not connect to"),
                 SafeStr(reason)
             ),
             Event::Message {
@@ -325,9 +327,9 @@ impl Display for EventText<'_> {
                 room: Some(_),
             } => write!(
                 f,
-                "{} (room, from {}): {}",
-                who(*peer),
+                "{} (room, via {}): {}",
                 Paint(BOLD, SafeStr(from)),
+                who(*peer),
                 SafeStr(text)
             ),
             Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),
@@ -406,10 +408,44 @@ fn emit(value: Value) {
     });
 }
 
-/// `value` and a newline, straight to the writer (no `fmt` adapter in between).
+/// `value` and a newline, straight to the writer (no `fmt` adapter in between),
+/// with its strings safe for a terminal ([`SafeJson`]).
 fn json_line(out: &mut dyn Write, value: &Value) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, SafeJson);
+    serde::Serialize::serialize(value, &mut ser)?;
     out.write_all(b"\n")
+}
+
+/// One JSON string, terminal-safe as [`json_line`] writes them.
+fn json_string(out: &mut dyn Write, s: &str) -> std::io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, SafeJson);
+    serde::Serialize::serialize(s, &mut ser).map_err(std::io::Error::from)
+}
+
+/// serde_json's compact format, except that DEL, C1 controls and bidi controls in
+/// strings are written as `\u009b`-style escapes (serde_json escapes C0 already): the
+/// same JSON value, and no raw byte on stdout that a terminal would obey.
+struct SafeJson;
+
+impl serde_json::ser::Formatter for SafeJson {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut run = 0;
+        for (i, c) in fragment.char_indices() {
+            if !needs_escape(c) {
+                continue;
+            }
+            // `run` and `i` are char boundaries with run <= i (from `char_indices`).
+            writer.write_all(&fragment.as_bytes()[run..i])?;
+            // Every such character is in the Basic Multilingual Plane: four hex digits.
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            run = i + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[run..])
+    }
 }
 
 /// A buffer that holds this much is written out at once, whatever the turn.
@@ -469,8 +505,8 @@ fn human(line: std::fmt::Arguments<'_>) {
 }
 
 /// The prompt's printer while a prompt is on screen: human lines go through it so
-/// they appear above the line being typed. Only the driver thread renders, so only
-/// the driver thread calls it (the main thread prints before the prompt starts).
+/// they appear above the line being typed. Only the driver thread renders events;
+/// diagnostics of any thread go through it too ([`print_diagnostic`]).
 static PRINTER: Mutex<Option<Box<dyn ExternalPrinter + Send>>> = Mutex::new(None);
 
 /// From now on, human lines are printed above the prompt through `printer`.
@@ -484,6 +520,16 @@ pub fn stop_printing_above_prompt() {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
+}
+
+/// A diagnostic line above the prompt, if one is on screen; false (nothing printed) when
+/// there is none, and the line belongs on stderr. Any thread may call it.
+pub fn print_diagnostic(line: &str) -> bool {
+    let mut printer = PRINTER.lock().unwrap_or_else(PoisonError::into_inner);
+    match printer.as_mut() {
+        Some(p) => p.print(format!("{line}\n")).is_ok(),
+        None => false,
+    }
 }
 
 /// One line (no newline) to the person: above the prompt if there is one, else stdout.
@@ -580,6 +626,27 @@ mod tests {
             "broadcast": true, "origin": "00000000000000ab", "seq": 7,
         });
         assert_eq!(line(&message("x", Some(room))), format!("{expected}\n"));
+    }
+
+    #[test]
+    fn c1_del_and_bidi_controls_are_written_as_escapes_of_the_same_json_value() {
+        let text = "csi\u{9b}2J del\x7f rtl\u{202e}x lrm\u{200e} esc\u{1b} é ☃";
+        let out = line(&message(text, None));
+        for raw in ['\u{9b}', '\x7f', '\u{202e}', '\u{200e}', '\u{1b}'] {
+            assert!(!out.contains(raw), "raw {raw:?} in {out}");
+        }
+        assert!(
+            out.contains("csi\\u009b2J del\\u007f rtl\\u202ex lrm\\u200e esc\\u001b é ☃"),
+            "{out}"
+        );
+        let value: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(value["text"], text);
+        let mut other = Vec::new();
+        json_line(&mut other, &json!({"event": "error", "message": text})).expect("written");
+        let other = String::from_utf8(other).expect("UTF-8");
+        assert!(!other.contains('\u{9b}'), "{other}");
+        let value: Value = serde_json::from_str(&other).expect("JSON");
+        assert_eq!(value["message"], text);
     }
 
     #[test]

@@ -143,16 +143,17 @@ impl Mode for Serve {
                         unconfirmed: 0,
                         deadline: now + RECEIPT_WAIT,
                     });
-                    out.extend(messages.into_iter().map(Action::Send));
                     out.push(Action::LogSent {
                         peer: *peer,
                         lines: self.log.len(),
                     });
+                    out.extend(messages.into_iter().map(Action::Send));
                     self.client = None;
                     self.reset();
-                } else {
-                    self.keep(text);
+                    // The end of the client's talk, shown as the log going back: not a message.
+                    return false;
                 }
+                self.keep(text);
             }
             Event::Disconnected { peer, .. } => {
                 if self.client == Some(*peer) {
@@ -198,6 +199,34 @@ mod tests {
             serve.keep(line);
         }
         serve
+    }
+
+    #[test]
+    fn a_clients_quit_is_not_shown_as_a_message_and_its_log_goes_back() {
+        use meshtalk_core::peers::{Direction, PeerTable};
+        let mut table: PeerTable<(), 2> = PeerTable::new(2);
+        let peer = table
+            .insert(None, Direction::Inbound, None, ())
+            .expect("a slot");
+        let mut serve = Serve::default();
+        let now = Instant::ZERO;
+        let mut out = Vec::new();
+        let message = |text: &str| Event::Message {
+            peer,
+            from: "vm".to_string(),
+            text: text.to_string(),
+            room: None,
+        };
+        serve.client = Some(peer);
+        assert!(serve.event(&message("hello"), now, &mut out));
+        assert!(!serve.event(&message(QUIT), now, &mut out));
+        assert_eq!(
+            out,
+            [
+                Action::LogSent { peer, lines: 1 },
+                Action::Send("hello".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -144,6 +144,69 @@ fn connect_takes_an_optional_alias() {
 }
 
 #[test]
+fn connect_takes_host_colon_port_and_ipv6_in_brackets_with_or_without_the_port_attached() {
+    let connect = |host, port, alias| Command::Connect { host, port, alias };
+    assert_eq!(
+        ok("connect 127.0.0.1:4000"),
+        connect("127.0.0.1", 4000, None)
+    );
+    assert_eq!(
+        ok("connect example.org:4000 bob"),
+        connect("example.org", 4000, Some("bob"))
+    );
+    assert_eq!(ok("connect [::1]:4000"), connect("::1", 4000, None));
+    assert_eq!(
+        ok("connect [::1] 4000 bob"),
+        connect("::1", 4000, Some("bob"))
+    );
+    assert_eq!(
+        ok("connect [fe80::1%eth0]:4000"),
+        connect("fe80::1%eth0", 4000, None)
+    );
+    // Something after the bracket other than `:port` is kept as typed, for the dial to refuse.
+    assert_eq!(ok("connect [::1]x 4000"), connect("[::1]x", 4000, None));
+    // A bare IPv6 address has its port as the next word, as before.
+    assert_eq!(ok("connect ::1 4000"), connect("::1", 4000, None));
+    assert_eq!(
+        ok("connect 10.0.0.2 15000"),
+        connect("10.0.0.2", 15000, None)
+    );
+}
+
+#[test]
+fn connect_with_a_bad_port_attached_is_an_error_naming_it() {
+    assert_eq!(err("connect 127.0.0.1:x"), ParseError::PortNotNumber("x"));
+    assert_eq!(
+        err("connect [::1]:70000"),
+        ParseError::PortOutOfRange("70000")
+    );
+    assert_eq!(
+        err("connect [::1]"),
+        ParseError::MissingArguments(Verb::Connect)
+    );
+    assert_eq!(
+        err("connect 127.0.0.1:4000 bob extra"),
+        ParseError::TooManyArguments {
+            verb: Verb::Connect,
+            extra: "extra"
+        }
+    );
+}
+
+#[test]
+fn an_alias_with_a_letter_outside_ascii_is_refused_asking_for_ascii_letters() {
+    let e = err("set_alias bob Zoë");
+    assert_eq!(
+        e,
+        ParseError::BadAlias {
+            alias: "Zoë",
+            error: AliasError::BadChar('ë')
+        }
+    );
+    assert!(e.to_string().contains("use ASCII letters"), "{e}");
+}
+
+#[test]
 fn broadcast_parses_with_its_text() {
     assert_eq!(
         ok("broadcast hello room"),

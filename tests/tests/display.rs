@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Write};
 
-use meshtalk_core::display::{Safe, SafeStr, is_safe};
+use meshtalk_core::display::{Safe, SafeLines, SafeStr, is_safe};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -282,6 +282,16 @@ fn tricky_str() -> impl Strategy<Value = String> {
 
 proptest! {
     #![proptest_config(config(2000))]
+
+    /// Text meant as lines (serve's log to a text peer) keeps its line feeds and shows
+    /// everything else as [`SafeStr`] does, line by line.
+    #[test]
+    fn safe_lines_is_safe_str_line_by_line_with_the_line_feeds_kept(s in tricky_str(), t in tricky_str()) {
+        for text in [s.as_str(), &format!("{s}\n{t}\n")] {
+            let expected: Vec<String> = text.split('\n').map(show_str).collect();
+            prop_assert_eq!(SafeLines(text).to_string(), expected.join("\n"));
+        }
+    }
 
     #[test]
     fn output_never_contains_a_dangerous_character(bytes in tricky_bytes()) {

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use meshtalk_core::command::{self, Command};
 use meshtalk_core::frame::{Decoded, FrameDecoder};
 use meshtalk_core::node::{
-    BUSY, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Reason, TextMode,
+    BUSY, BUSY_SERVING, Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Reason,
+    Refusal, TextMode,
 };
-use meshtalk_core::peers::PeerId;
+use meshtalk_core::peers::{LookupError, PeerId};
 use meshtalk_core::time::{Duration, Instant};
 use meshtalk_core::wire::{BannerError, Message};
 
@@ -168,11 +169,33 @@ fn a_chat_message_is_delivered_and_its_receipt_comes_back() {
 }
 
 #[test]
-fn send_without_a_target_goes_to_the_only_peer() {
+fn in_a_many_peer_node_a_send_whose_first_word_names_no_peer_is_an_error_and_sends_nothing() {
     let mut pair = Pair::new();
-    pair.a_says("send hello there");
-    assert!(pair.b_events.iter().any(|e| matches!(e,
-        Event::Message { text, .. } if text == "hello there")));
+    for line in [
+        "send hello there",
+        "send carol can you hear me?",
+        "send hello",
+        "send bob ",
+    ] {
+        let cmd = command::parse(line).unwrap().unwrap();
+        let result = pair.a.handle_input(at(0), Input::Command(cmd));
+        assert!(result.is_err(), "{line}: {result:?}");
+        let (outs, _) = drain(&mut pair.a, at(0));
+        assert!(
+            !outs.iter().any(|o| matches!(o, Out::Tx(..))),
+            "{line}: {outs:?}"
+        );
+    }
+    let cmd = command::parse("send carol hi").unwrap().unwrap();
+    assert_eq!(
+        pair.a.handle_input(at(0), Input::Command(cmd)),
+        Err(NodeError::Lookup(LookupError::NoSuchName("carol")))
+    );
+    let cmd = command::parse("send hello").unwrap().unwrap();
+    assert_eq!(
+        pair.a.handle_input(at(0), Input::Command(cmd)),
+        Err(NodeError::SendNeedsTarget)
+    );
 }
 
 #[test]
@@ -264,6 +287,126 @@ fn a_dial_that_completes_after_its_peer_was_disconnected_is_closed() {
     assert_eq!(outs, [Out::Close(peer)]);
 }
 
+/// Dials `to` from `from` by hand: the dialler's peer, the acceptor's, and the banner sent.
+fn dial(from: &mut TestNode, to: &mut TestNode, port: u16) -> (PeerId, PeerId, Vec<u8>) {
+    let outs = command(from, at(0), &format!("connect 127.0.0.1 {port}"));
+    let Some(Out::Connect(out, ..)) = outs.first().cloned() else {
+        panic!("no connect: {outs:?}")
+    };
+    let inbound = accept(to);
+    let outs = input(
+        from,
+        at(0),
+        Input::Connected {
+            peer: out,
+            addr: addr(port),
+        },
+    );
+    (out, inbound, sent_bytes(&outs, out))
+}
+
+#[test]
+fn when_both_nodes_dial_at_once_the_lower_id_decides_and_the_other_end_follows_its_choice() {
+    // alice (id 1) decides. Each end sees a different link ready first: bob the one he
+    // dialled (x), alice the one she dialled (y). alice keeps y and closes x; bob, who
+    // waits on y, hears from alice on y before her goodbye on x arrives.
+    let mut alice = node("alice", 1);
+    let mut bob = node("bob", 2);
+    let (x_bob, x_alice, banner_x) = dial(&mut bob, &mut alice, 4000);
+    let (y_alice, y_bob, banner_y) = dial(&mut alice, &mut bob, 5000);
+    let to_bob_x = sent_bytes(&receive(&mut alice, at(1), x_alice, &banner_x), x_alice);
+    let to_alice_y = sent_bytes(&receive(&mut bob, at(1), y_bob, &banner_y), y_bob);
+    let outs = receive(&mut bob, at(2), x_bob, &to_bob_x);
+    let hello_x = sent_bytes(&outs, x_bob);
+    let mut bob_events = events(&outs);
+    let outs = receive(&mut alice, at(2), y_alice, &to_alice_y);
+    let hello_y = sent_bytes(&outs, y_alice);
+    // alice: y is ready; x's hello makes x the second link, and she closes it.
+    let outs = receive(&mut alice, at(3), x_alice, &hello_x);
+    assert!(outs.contains(&Out::Close(x_alice)), "{outs:?}");
+    let bye_x = sent_bytes(&outs, x_alice);
+    // bob: x is ready; y's hello makes y wait for alice's choice.
+    bob_events.extend(events(&receive(&mut bob, at(3), y_bob, &hello_y)));
+    assert!(
+        !bob_events
+            .iter()
+            .any(|e| matches!(e, Event::Connected { peer, .. } if *peer == y_bob)),
+        "{bob_events:?}"
+    );
+    // alice talks on y: bob takes y as the link, drops x, and reads the message.
+    let outs = command(&mut alice, at(4), "send bob hi");
+    let chat = sent_bytes(&outs, y_alice);
+    assert!(!chat.is_empty(), "{outs:?}");
+    let outs = receive(&mut bob, at(4), y_bob, &chat);
+    bob_events.extend(events(&outs));
+    bob_events.extend(events(&receive(&mut bob, at(5), x_bob, &bye_x)));
+    let connected = bob_events.iter().position(
+        |e| matches!(e, Event::Connected { peer, alias, .. } if *peer == y_bob && alias == "alice"),
+    );
+    let message = bob_events.iter().position(
+        |e| matches!(e, Event::Message { peer, text, .. } if *peer == y_bob && text == "hi"),
+    );
+    assert!(connected.is_some() && connected < message, "{bob_events:?}");
+    assert!(bob_events.iter().any(|e| matches!(e,
+        Event::Disconnected { peer, .. } if *peer == x_bob)));
+    assert!(!bob_events.iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Fault(_),
+            ..
+        }
+    )));
+    let peers: Vec<_> = bob.peers().map(|p| (p.id, p.alias.to_string())).collect();
+    assert_eq!(peers, [(y_bob, "alice".to_string())]);
+    assert!(
+        !sent_bytes(&outs, y_bob).is_empty(),
+        "the chat is acknowledged"
+    );
+}
+
+#[test]
+fn disconnect_without_a_target_among_two_peers_asks_which_with_the_disconnect_usage() {
+    let mut b = node("bob", 2);
+    for _ in 0..2 {
+        let peer = accept(&mut b);
+        receive(&mut b, at(0), peer, b"hi\n");
+    }
+    let cmd = command::parse("disconnect").unwrap().unwrap();
+    let e = b.handle_input(at(1), Input::Command(cmd)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "2 peers are connected; say which: disconnect <alias|ip|#id>"
+    );
+}
+
+#[test]
+fn a_repeated_connect_by_the_higher_node_id_is_closed_and_the_live_link_keeps_its_alias() {
+    let mut pair = Pair::new();
+    // bob (id 2) renames alice, then dials her again; alice (id 1) decides.
+    let outs = command(&mut pair.b, at(1), "set_alias alice ally");
+    pair.carry(outs, false);
+    let mut bob = std::mem::replace(&mut pair.b, node("x", 9));
+    let (second, inbound, banner) = dial(&mut bob, &mut pair.a, 6000);
+    let back = sent_bytes(&receive(&mut pair.a, at(1), inbound, &banner), inbound);
+    let outs = receive(&mut bob, at(1), second, &back);
+    let mut bob_events = events(&outs);
+    let hello = sent_bytes(&outs, second);
+    let outs = receive(&mut pair.a, at(1), inbound, &hello);
+    assert!(outs.contains(&Out::Close(inbound)), "{outs:?}");
+    let bye = sent_bytes(&outs, inbound);
+    bob_events.extend(events(&receive(&mut bob, at(2), second, &bye)));
+    let gone = bob_events
+        .iter()
+        .find_map(|e| match e {
+            Event::Disconnected { peer, reason, .. } if *peer == second => Some(reason.to_string()),
+            _ => None,
+        })
+        .expect("the second link closed");
+    assert_eq!(gone, format!("already connected to ally ({})", pair.b_to_a));
+    let peers: Vec<_> = bob.peers().map(|p| (p.id, p.alias.to_string())).collect();
+    assert_eq!(peers, [(pair.b_to_a, "ally".to_string())]);
+}
+
 #[test]
 fn a_second_link_to_the_same_node_is_closed_on_both_sides_and_the_first_kept() {
     let mut pair = Pair::new();
@@ -298,7 +441,7 @@ fn a_second_link_to_the_same_node_is_closed_on_both_sides_and_the_first_kept() {
     let first = (pair.a_to_b, pair.b_to_a);
     assert!(
         a_events.iter().any(|e| matches!(e,
-        Event::Disconnected { peer, reason: Reason::Duplicate(kept), .. }
+        Event::Disconnected { peer, reason: Reason::Duplicate { keep: kept, .. }, .. }
             if *peer == second && *kept == first.0)),
         "{a_events:?}"
     );
@@ -536,7 +679,7 @@ fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
             ..
         }
     )));
-    let outs = command(&mut a, at(600), "send quit");
+    let outs = command(&mut a, at(600), &format!("send #{} quit", peer.number()));
     assert_eq!(sent_bytes(&outs, peer), b"quit");
 }
 
@@ -713,6 +856,30 @@ fn a_one_peer_node_tells_a_second_silent_peer_it_is_busy_when_the_greeting_time_
         format!("meshtalk: {BUSY}\n").as_bytes()
     );
     assert!(outs.contains(&Out::Close(second)));
+}
+
+#[test]
+fn a_one_peer_server_tells_a_second_client_it_is_serving_another_not_in_a_chat() {
+    let mut config = Config::new("srv", 2).unwrap();
+    config.single_peer = true;
+    config.serving = true;
+    let mut b = TestNode::new(config);
+    let first = accept(&mut b);
+    receive(&mut b, at(0), first, b"hi\n");
+    let second = accept(&mut b);
+    let outs = receive(&mut b, at(1), second, b"hello\n");
+    assert_eq!(
+        sent_bytes(&outs, second),
+        format!("meshtalk: {BUSY_SERVING}\n").as_bytes()
+    );
+    assert!(!BUSY_SERVING.contains("chat"));
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            why: Refusal::Serving,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -991,4 +1158,54 @@ fn the_greeting_deadline_is_given_as_the_next_wake_up() {
     accept(&mut b);
     let (_, wake) = drain(&mut b, at(0));
     assert_eq!(wake, Some(at(0) + Duration::from_millis(500)));
+}
+
+// ---- what is written to a text peer (a terminal) ----
+
+/// Text that drives a terminal: colour, BEL, OSC 52, a C1 CSI, a bidi override, CR.
+const NASTY: &str = "red\x1b[31m bel\x07 clip\x1b]52;c;aGk=\x07 csi\u{9b}2J rtl\u{202e}x cr\rend";
+/// [`NASTY`] as a terminal must get it: every such character visible.
+const NASTY_SHOWN: &str = "red^[[31m bel^G clip^[]52;c;aGk=^G csi\\u{9b}2J rtl\\u{202e}x cr^Mend";
+
+#[test]
+fn a_message_to_a_text_peer_reaches_it_only_as_visible_text() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"hi\n");
+    let outs = command(&mut b, at(1), &format!("send #{} {NASTY}", peer.number()));
+    assert_eq!(
+        sent_bytes(&outs, peer),
+        format!("{NASTY_SHOWN}\n").as_bytes()
+    );
+}
+
+#[test]
+fn a_hub_relays_a_text_peers_line_to_other_text_peers_only_as_visible_text() {
+    let mut b = hub("hub", 2);
+    let one = accept(&mut b);
+    let two = accept(&mut b);
+    receive(&mut b, at(0), two, b"hi\n");
+    let outs = receive(&mut b, at(1), one, format!("{NASTY}\n").as_bytes());
+    assert_eq!(
+        sent_bytes(&outs, two),
+        format!("<127.0.0.1> {NASTY_SHOWN}\n").as_bytes()
+    );
+}
+
+#[test]
+fn a_room_line_for_text_peers_shows_a_line_feed_and_cannot_forge_a_second_line() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"hi\n");
+    let outs = command(&mut b, at(1), "broadcast two\n<carol> forged");
+    assert_eq!(sent_bytes(&outs, peer), b"two^J<carol> forged\n");
+}
+
+#[test]
+fn a_multi_line_message_to_a_text_peer_keeps_its_lines_each_made_safe() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    receive(&mut b, at(0), peer, b"hi\n");
+    let outs = command(&mut b, at(1), &format!("send #{} a\x1b\nb", peer.number()));
+    assert_eq!(sent_bytes(&outs, peer), b"a^[\nb\n");
 }
