@@ -1,6 +1,7 @@
 //! meshtalk: chat with peers over TCP. The std shell around `meshtalk_core`'s node:
 //! it parses the command line, binds the listener and runs the driver thread.
 
+mod docs;
 mod driver;
 mod log;
 mod mode;
@@ -43,7 +44,7 @@ const DEFAULT_KEEPALIVE: u16 = 10;
 
 #[derive(Parser)]
 #[command(name = "meshtalk", version, about = "Chat with peers over TCP")]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Cmd,
     /// More diagnostics on stderr (connections, dials, the prompt); as `RUST_LOG=debug`.
@@ -64,6 +65,13 @@ enum Cmd {
     Serve(ListenArgs),
     /// The one-way client: sends each line of stdin; `quit` or end of input prints the server's log.
     Send(SendArgs),
+    /// Prints a shell completion script, e.g. `meshtalk completions bash > ~/.local/share/bash-completion/completions/meshtalk`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff), e.g. `meshtalk man | man -l -`.
+    Man,
 }
 
 /// Where to listen, and how to print.
@@ -232,6 +240,8 @@ fn main() -> ExitCode {
             let options = options(&args);
             listen_and_run(config, &args, options, Box::new(serve::Serve::default()))
         }
+        Cmd::Completions { shell } => exit_code(docs::completions(shell)),
+        Cmd::Man => exit_code(docs::man()),
         Cmd::Send(args) => {
             let render = Render { json: args.json };
             if args.text {
