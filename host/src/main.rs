@@ -100,6 +100,28 @@ struct ListenArgs {
     rate_limit: Option<f64>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    prompt: PromptArgs,
+}
+
+/// How the prompt at a terminal keeps what was typed and said.
+#[derive(Args)]
+struct PromptArgs {
+    /// Keep the typed lines' history in memory only, not in the state directory
+    /// (`$XDG_STATE_HOME/meshtalk/history`).
+    #[arg(long)]
+    no_history: bool,
+}
+
+impl PromptArgs {
+    /// Hands the prompt and the renderer these settings; before the driver starts.
+    fn apply(&self) {
+        prompt::keep_history_in(if self.no_history {
+            None
+        } else {
+            prompt::default_history_file()
+        });
+    }
 }
 
 /// What any one peer may cost this node; the defaults are `meshtalk_core::limits`.
@@ -302,6 +324,7 @@ fn listen_and_run(
     mode: Box<dyn Mode>,
 ) -> ExitCode {
     let config = args.limits.apply(config);
+    args.prompt.apply();
     let render = Render { json: args.json };
     let listener = match listen(args.bind, args.port) {
         Ok(listener) => listener,

@@ -3,9 +3,19 @@
 //! transcript. Every child gets a temporary HOME and XDG directories, so no test
 //! writes the developer's own history. Every wait is bounded.
 
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rexpect::session::{PtySession, spawn_command};
+
+/// The longest any one expected output may take.
+const WAIT: Duration = Duration::from_secs(10);
+/// The terminal's Up arrow: the previous line of the history.
+const UP: &str = "\x1b[A";
 
 /// A directory of its own under the system's temporary one, removed on drop.
 struct TempDir(PathBuf);
@@ -43,6 +53,49 @@ fn meshtalk_in(home: &Path) -> Command {
         .env("XDG_CACHE_HOME", home.join("cache"))
         .env_remove("RUST_LOG");
     command
+}
+
+/// Starts `meshtalk mesh` named alice on a pseudo-terminal, its HOME in `home`, with
+/// `extra` flags and no colour; waits for the prompt. Returns the session and its port.
+fn alice_at_a_terminal(home: &Path, extra: &[&str]) -> (PtySession, u16) {
+    let mut command = meshtalk_in(home);
+    command
+        .args([
+            "mesh",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--name",
+            "alice",
+        ])
+        .args(extra)
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
+    let mut alice = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
+    let (_, listening) = alice
+        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
+        .expect("listening line");
+    let port = listening
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    alice.exp_string("meshtalk> ").expect("the prompt");
+    (alice, port)
+}
+
+/// Types `text` at the session's terminal.
+fn type_in(session: &mut PtySession, text: &str) {
+    session.send(text).expect("type");
+    session.flush().expect("flush");
+}
+
+/// Ends the session with Ctrl-D and waits for the process to exit.
+fn leave(mut session: PtySession) {
+    session.send_control('d').expect("ctrl-d");
+    session.exp_eof().expect("meshtalk exits");
 }
 
 /// Runs `meshtalk args` to the end with no input; its output.
@@ -173,4 +226,38 @@ fn the_man_page_renders_with_every_mode_and_its_options() {
     ] {
         assert!(text.contains(words), "no {words:?} in\n{text}");
     }
+}
+
+#[test]
+fn a_line_typed_in_one_run_is_found_again_with_up_in_the_next() {
+    let home = TempDir::new("history");
+    let (mut alice, _) = alice_at_a_terminal(home.path(), &[]);
+    type_in(&mut alice, "help connect\r");
+    alice.exp_string("Open a connection").expect("the help");
+    leave(alice);
+
+    let file = home.path().join("state/meshtalk/history");
+    let saved = std::fs::read_to_string(&file).expect("the history file");
+    assert!(saved.lines().any(|l| l == "help connect"), "{saved}");
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    let (mut alice, _) = alice_at_a_terminal(home.path(), &[]);
+    type_in(&mut alice, UP);
+    alice.exp_string("help connect").expect("the saved line");
+    type_in(&mut alice, "\r");
+    alice
+        .exp_string("Open a connection")
+        .expect("the help again");
+    leave(alice);
+}
+
+#[test]
+fn with_no_history_nothing_is_saved() {
+    let home = TempDir::new("history");
+    let (mut alice, _) = alice_at_a_terminal(home.path(), &["--no-history"]);
+    type_in(&mut alice, "help connect\r");
+    alice.exp_string("Open a connection").expect("the help");
+    leave(alice);
+    assert!(!home.path().join("state/meshtalk").exists());
 }
