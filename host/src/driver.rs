@@ -1078,6 +1078,9 @@ impl Driver {
         for (peer, id) in owed {
             self.show(&Event::Undelivered { peer, id });
         }
+        if self.interactive {
+            self.render.goodbye(self.node.peers().count());
+        }
         self.input(Input::Command(Command::Exit));
         for (_, conn) in self.conns.drain() {
             conn.close(&mut self.readers);

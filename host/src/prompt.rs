@@ -13,11 +13,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use meshtalk_core::command::{self, Command};
 use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor};
+use rustyline::{
+    Cmd, ConditionalEventHandler, Config, DefaultEditor, Event, EventContext, EventHandler,
+    KeyCode, KeyEvent, Modifiers, Movement, RepeatCount,
+};
 
 use crate::driver::Msg;
 use crate::log::{debug, diag};
@@ -70,6 +74,28 @@ fn history_file() -> Option<&'static Path> {
         }
     }
     Some(file)
+}
+
+/// A second Ctrl-C on an empty line within this long leaves.
+const LEAVE_WINDOW: Duration = Duration::from_secs(2);
+
+/// Ctrl-C at the prompt: clears a typed line, as in a shell; on an empty line it is
+/// rustyline's interrupt, which the prompt counts towards leaving.
+struct ClearLine;
+
+impl ConditionalEventHandler for ClearLine {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        (!ctx.line().is_empty()).then_some(Cmd::Kill(Movement::WholeLine))
+    }
+}
+
+/// The word that leaves, as the command language knows it: `/quit` where it is a
+/// command, else the seed word `exit`.
+fn exit_word() -> &'static str {
+    match command::parse("/quit") {
+        Ok(Some(Command::Exit)) => "/quit",
+        _ => "exit",
+    }
 }
 
 /// Hands the terminal back as it was when dropped: the process ends while the
@@ -178,7 +204,8 @@ fn plain_lines(to_driver: &Sender<Msg>, credits: &Receiver<()>) {
 }
 
 /// The terminal prompt: line editing and history, events printed above the line.
-/// Ctrl-D and Ctrl-C both end input, as end of a piped stdin does.
+/// Ctrl-D ends input, as end of a piped stdin does; Ctrl-C clears the typed line,
+/// and on an empty line ends input only when pressed twice within [`LEAVE_WINDOW`].
 /// Typed lines need no credits (a person is never far ahead); the plain fallback does.
 fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<()>) {
     let config = Config::builder()
@@ -204,6 +231,10 @@ fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<
         Ok(printer) => render::print_above_prompt(Box::new(printer)),
         Err(e) => diag!("events may overwrite the line being typed: {e}"),
     }
+    let ctrl_c = KeyEvent(KeyCode::Char('C'), Modifiers::CTRL);
+    editor.bind_sequence(ctrl_c, EventHandler::Conditional(Box::new(ClearLine)));
+    // When Ctrl-C was last pressed on an empty line.
+    let mut interrupted: Option<Instant> = None;
     loop {
         reading.store(true, Ordering::SeqCst);
         let read = editor.readline(PROMPT);
@@ -227,7 +258,16 @@ fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<
                     return;
                 }
             }
-            Err(ReadlineError::Eof | ReadlineError::Interrupted) => return,
+            Err(ReadlineError::Eof) => return,
+            // Ctrl-C on an empty line ([`ClearLine`] clears any other).
+            Err(ReadlineError::Interrupted) => {
+                if interrupted.is_some_and(|at| at.elapsed() <= LEAVE_WINDOW) {
+                    return;
+                }
+                interrupted = Some(Instant::now());
+                let exit = exit_word();
+                println!("press Ctrl-C again or type {exit} to leave");
+            }
             Err(ReadlineError::Signal(_)) => {}
             Err(e) => {
                 diag!("reading the terminal failed: {e}");

@@ -176,6 +176,14 @@ impl Render {
         }
     }
 
+    /// The person leaves (at a terminal): `left 2 peers`, before the goodbyes go out.
+    pub fn goodbye(&self, peers: usize) {
+        if !self.json {
+            let plural = if peers == 1 { "" } else { "s" };
+            human(format_args!("left {peers} peer{plural}; goodbye"));
+        }
+    }
+
     /// `send --text` is connected (raw text, no banner).
     pub fn text_connected(&self, addr: SocketAddr) {
         if self.json {

@@ -261,3 +261,64 @@ fn with_no_history_nothing_is_saved() {
     leave(alice);
     assert!(!home.path().join("state/meshtalk").exists());
 }
+
+#[test]
+fn ctrl_c_clears_the_typed_line_and_the_prompt_goes_on() {
+    let home = TempDir::new("ctrl-c");
+    let (mut alice, _) = alice_at_a_terminal(home.path(), &[]);
+    type_in(&mut alice, "send bob half a thought");
+    alice.exp_string("half a thought").expect("echoed");
+    alice.send_control('c').expect("ctrl-c");
+    // Had the line stayed, this would run `send bob half a thoughthelp connect`.
+    type_in(&mut alice, "help connect\r");
+    alice.exp_string("Open a connection").expect("the help");
+    leave(alice);
+}
+
+#[test]
+fn ctrl_c_on_an_empty_line_warns_and_a_second_one_leaves_saying_goodbye() {
+    let home = TempDir::new("ctrl-c");
+    let (mut alice, port) = alice_at_a_terminal(home.path(), &[]);
+    let mut bob = common::proc::Proc::mesh("bob", 0, &["--json"]);
+    bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
+    bob.expect("connected", WAIT, |_| true);
+    alice.exp_string("connected").expect("bob joined");
+    alice.send_control('c').expect("ctrl-c");
+    alice
+        .exp_regex("press Ctrl-C again or type (/quit|exit) to leave")
+        .expect("the warning");
+    alice.send_control('c').expect("ctrl-c again");
+    alice
+        .exp_string("left 1 peer; goodbye")
+        .expect("the goodbye");
+    alice.exp_eof().expect("alice exits");
+    let gone = bob.expect("disconnected", WAIT, |_| true);
+    assert_eq!(gone["alias"], "alice");
+}
+
+#[test]
+fn a_second_ctrl_c_after_two_seconds_only_warns_again() {
+    let home = TempDir::new("ctrl-c");
+    let (mut alice, _) = alice_at_a_terminal(home.path(), &[]);
+    alice.send_control('c').expect("ctrl-c");
+    alice.exp_string("to leave").expect("the warning");
+    std::thread::sleep(Duration::from_millis(2300));
+    alice.send_control('c').expect("ctrl-c");
+    alice.exp_string("to leave").expect("the warning again");
+    type_in(&mut alice, "help connect\r");
+    alice
+        .exp_string("Open a connection")
+        .expect("still running");
+    leave(alice);
+}
+
+#[test]
+fn exit_at_the_prompt_says_how_many_peers_it_left() {
+    let home = TempDir::new("exit");
+    let (mut alice, _) = alice_at_a_terminal(home.path(), &[]);
+    type_in(&mut alice, "exit\r");
+    alice
+        .exp_string("left 0 peers; goodbye")
+        .expect("the goodbye");
+    alice.exp_eof().expect("alice exits");
+}
