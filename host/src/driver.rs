@@ -20,6 +20,7 @@ use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
 use crate::render::Render;
+use crate::said::Said;
 
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
 pub type HostNode = Node<1024, 8192, 131072>;
@@ -164,6 +165,7 @@ pub fn run(
         failed: false,
         undelivered: false,
         interactive: prompt.interactive(),
+        said: None,
     };
     // Said only now that the node is built, so that a peer told this address is
     // served at once, not after the node's ~10 MB are set up.
@@ -266,6 +268,8 @@ struct Driver {
     undelivered: bool,
     /// A person types at a terminal: text errors carry no line numbers.
     interactive: bool,
+    /// At a terminal, the message of the command being carried out, shown as `you -> ...`.
+    said: Option<Said>,
 }
 
 /// What stdin gave the driver, waiting its turn.
@@ -546,6 +550,7 @@ impl Driver {
                     // Kept for re-dials: the person's alias stays the peer's.
                     self.next_dial = Some(Dial::new(alias.map(String::from), false));
                 }
+                self.said = Said::of(&cmd).filter(|_| self.interactive);
                 let step = match self.node.handle_input(now, Input::Command(cmd)) {
                     Ok(_) => Step::Done,
                     Err(e) if self.waits(&e, expired) => Step::Wait,
@@ -555,6 +560,7 @@ impl Driver {
                     }
                 };
                 self.drain();
+                self.said = None;
                 self.next_dial = None;
                 return step;
             }
@@ -1001,7 +1007,7 @@ impl Driver {
         let line = self.line_of(event);
         let alias = event_peer(event).and_then(|peer| self.aliases.get(&peer));
         let now = self.now();
-        if self.mode.event(event, now, &mut self.actions) {
+        if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {
             self.render.event_at(event, alias.map(String::as_str), line);
         }
         // A dropped peer is dialled again (said after its drop) when it once got
@@ -1021,6 +1027,33 @@ impl Driver {
         }
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
             self.aliases.remove(peer);
+        }
+    }
+
+    /// At a terminal, shows the person's own message where the node says it went
+    /// (`you -> bob: text`) in place of the `sent`/`broadcast` line; false if it did not.
+    fn show_said(&self, event: &Event<String>) -> bool {
+        let Some(said) = &self.said else {
+            return false;
+        };
+        match *event {
+            Event::Sent { peer, .. } => {
+                let Some(info) = self.node.peers().find(|p| p.id == peer) else {
+                    return false;
+                };
+                let text = said.text_to(&info, self.node.config().single_peer);
+                self.render.said_to(info.alias, text);
+                true
+            }
+            // Said to nobody: the `broadcast ... 0 peer(s)` line tells so.
+            Event::Broadcast { peers, .. } if peers > 0 => match said {
+                Said::Room(text) => {
+                    self.render.said_to_room(text);
+                    true
+                }
+                Said::To { .. } => false,
+            },
+            _ => false,
         }
     }
 

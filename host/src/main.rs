@@ -8,6 +8,7 @@ mod mode;
 mod net;
 mod prompt;
 mod render;
+mod said;
 mod send;
 mod serve;
 mod signal;

@@ -176,6 +176,25 @@ impl Render {
         }
     }
 
+    /// The person's own message to `alias`, as the screen's transcript: `you -> bob: text`.
+    pub fn said_to(&self, alias: &str, text: &str) {
+        human(format_args!(
+            "{} -> {}: {}",
+            Paint(BOLD, "you"),
+            Paint(BOLD, SafeStr(alias)),
+            SafeStr(text)
+        ));
+    }
+
+    /// The person's own message to the room: `you (room): text`.
+    pub fn said_to_room(&self, text: &str) {
+        human(format_args!(
+            "{} (room): {}",
+            Paint(BOLD, "you"),
+            SafeStr(text)
+        ));
+    }
+
     /// The person leaves (at a terminal): `left 2 peers`, before the goodbyes go out.
     pub fn goodbye(&self, peers: usize) {
         if !self.json {

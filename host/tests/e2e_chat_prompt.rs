@@ -322,3 +322,40 @@ fn exit_at_the_prompt_says_how_many_peers_it_left() {
         .expect("the goodbye");
     alice.exp_eof().expect("alice exits");
 }
+
+/// A piped `--json` mesh node named `name`, connected to alice's `port`, and alice
+/// told of it.
+fn peer_of_alice(name: &str, alice: &mut PtySession, port: u16) -> common::proc::Proc {
+    let mut peer = common::proc::Proc::mesh(name, 0, &["--json"]);
+    peer.type_lines(&format!("connect 127.0.0.1 {port}\n"));
+    peer.expect("connected", WAIT, |_| true);
+    alice
+        .exp_string(&format!("connected #1 {name}"))
+        .expect("the peer joined");
+    peer
+}
+
+#[test]
+fn own_messages_are_shown_as_you_to_whom_what() {
+    let home = TempDir::new("said");
+    let (mut alice, port) = alice_at_a_terminal(home.path(), &[]);
+    let bob = peer_of_alice("bob", &mut alice, port);
+    type_in(&mut alice, "send bob hello there\r");
+    alice
+        .exp_regex(r"\] you -> bob: hello there\r\n")
+        .expect("own direct line");
+    // The first word names no peer: the whole rest goes to the only one.
+    type_in(&mut alice, "send hi bob\r");
+    alice
+        .exp_regex(r"\] you -> bob: hi bob\r\n")
+        .expect("own line, whole text");
+    type_in(&mut alice, "broadcast hi all\r");
+    alice
+        .exp_regex(r"\] you \(room\): hi all\r\n")
+        .expect("own room line");
+    let texts: Vec<String> = (0..3)
+        .map(|_| bob.expect("message", WAIT, |_| true)["text"].to_string())
+        .collect();
+    assert_eq!(texts, ["\"hello there\"", "\"hi bob\"", "\"hi all\""]);
+    leave(alice);
+}
