@@ -259,7 +259,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             }
             out.write_all(b",\"text\":")?;
             serde_json::to_writer(&mut *out, text)?;
-            return out.write_all(b"}\n");
+            return with_json_time(|time| writeln!(out, ",\"time\":\"{time}\"}}"));
         }
         Event::Sent { peer, id, receipt } => {
             json!({"event": "sent", "peer": peer.number(), "id": id, "receipt": receipt})
@@ -288,7 +288,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             "reason": reason.to_string(),
         }),
     };
-    json_line(out, &value)
+    json_line(out, value)
 }
 
 /// The human line for one event, peer-supplied text made safe.
@@ -429,14 +429,38 @@ fn phase(p: Phase) -> &'static str {
 /// One JSON line on stdout; a closed stdout is not our problem to report.
 fn emit(value: Value) {
     write_out(|out| {
-        let _ = json_line(out, &value);
+        let _ = json_line(out, value);
     });
 }
 
-/// `value` and a newline, straight to the writer (no `fmt` adapter in between).
-fn json_line(out: &mut dyn Write, value: &Value) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
+/// `value` with its `time` and a newline, straight to the writer (no `fmt` adapter in between).
+fn json_line(out: &mut dyn Write, mut value: Value) -> std::io::Result<()> {
+    if let Value::Object(fields) = &mut value {
+        let time = with_json_time(str::to_string);
+        fields.insert("time".into(), Value::String(time));
+    }
+    serde_json::to_writer(&mut *out, &value)?;
     out.write_all(b"\n")
+}
+
+thread_local! {
+    /// The last JSON time stamp made, and the millisecond it is for: a busy room
+    /// gets many events a millisecond.
+    static JSON_TIME: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
+
+/// Calls `use_it` with the local time now in RFC 3339, to the millisecond
+/// (`2026-12-07T13:05:09.042+01:00`), as JSON events carry it in `time`.
+fn with_json_time<T>(use_it: impl FnOnce(&str) -> T) -> T {
+    let now = chrono::Local::now();
+    let ms = now.timestamp_millis();
+    JSON_TIME.with_borrow_mut(|(at, text)| {
+        if *at != ms {
+            *at = ms;
+            *text = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        }
+        use_it(text)
+    })
 }
 
 /// A buffer that holds this much is written out at once, whatever the turn.
@@ -572,10 +596,18 @@ mod tests {
             .expect("room in the table")
     }
 
+    /// The event's JSON line with its `time` (checked: RFC 3339, about now) shown as `T`.
     fn line(event: &Event<String>) -> String {
         let mut out = Vec::new();
         write_event_json(&mut out, event).expect("written to a Vec");
-        String::from_utf8(out).expect("JSON is UTF-8")
+        let line = String::from_utf8(out).expect("JSON is UTF-8");
+        let start = line.find("\"time\":\"").expect("a time field") + 8;
+        let len = line[start..].find('"').expect("the time's end");
+        let time = chrono::DateTime::parse_from_rfc3339(&line[start..start + len])
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let age = chrono::Local::now().signed_duration_since(time);
+        assert!(age.num_seconds().abs() < 60, "{line}");
+        format!("{}T{}", &line[..start], &line[start + len..])
     }
 
     fn message(text: &str, room: Option<Room>) -> Event<String> {
@@ -591,7 +623,8 @@ mod tests {
     fn a_direct_message_is_the_json_line_of_its_fields() {
         let p = peer().number();
         let text = "hi \"there\"\n\t\u{1b}[31m é";
-        let expected = json!({"event": "message", "peer": p, "from": "al\"ice", "text": text});
+        let expected =
+            json!({"event": "message", "peer": p, "from": "al\"ice", "text": text, "time": "T"});
         assert_eq!(line(&message(text, None)), format!("{expected}\n"));
     }
 
@@ -604,7 +637,7 @@ mod tests {
         };
         let expected = json!({
             "event": "message", "peer": p, "from": "al\"ice", "text": "x",
-            "broadcast": true, "origin": "00000000000000ab", "seq": 7,
+            "broadcast": true, "origin": "00000000000000ab", "seq": 7, "time": "T",
         });
         assert_eq!(line(&message("x", Some(room))), format!("{expected}\n"));
     }
@@ -615,7 +648,8 @@ mod tests {
             peer: peer(),
             alias: "bob".into(),
         };
-        let expected = json!({"event": "alias", "peer": peer().number(), "alias": "bob"});
+        let expected =
+            json!({"event": "alias", "peer": peer().number(), "alias": "bob", "time": "T"});
         assert_eq!(line(&event), format!("{expected}\n"));
     }
 }

@@ -359,3 +359,33 @@ fn own_messages_are_shown_as_you_to_whom_what() {
     assert_eq!(texts, ["\"hello there\"", "\"hi bob\"", "\"hi all\""]);
     leave(alice);
 }
+
+#[test]
+fn every_json_event_carries_an_rfc_3339_time() {
+    let home = TempDir::new("json");
+    let mut node = meshtalk_in(home.path())
+        .args(["mesh", "--json", "--port", "0", "--bind", "127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start meshtalk");
+    {
+        use std::io::Write;
+        let mut stdin = node.stdin.take().expect("piped stdin");
+        stdin.write_all(b"help\nlist\nfrobnicate\n").expect("type");
+    }
+    let out = node.wait_with_output().expect("meshtalk ends");
+    let stamp =
+        regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|[+-]\d{2}:\d{2})$")
+            .expect("regex");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let events: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    assert_eq!(events, ["listening", "help", "peers", "error"]);
+    for line in &lines {
+        let time = line["time"].as_str().unwrap_or_default();
+        assert!(stamp.is_match(time), "{line}");
+    }
+}
