@@ -21,6 +21,7 @@ use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
 use crate::render::Render;
 use crate::said::Said;
+use crate::transcript;
 
 /// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
 pub type HostNode = Node<1024, 8192, 131072>;
@@ -550,7 +551,7 @@ impl Driver {
                     // Kept for re-dials: the person's alias stays the peer's.
                     self.next_dial = Some(Dial::new(alias.map(String::from), false));
                 }
-                self.said = Said::of(&cmd).filter(|_| self.interactive);
+                self.said = Said::of(&cmd).filter(|_| self.interactive || transcript::on());
                 let step = match self.node.handle_input(now, Input::Command(cmd)) {
                     Ok(_) => Step::Done,
                     Err(e) if self.waits(&e, expired) => Step::Wait,
@@ -1030,8 +1031,9 @@ impl Driver {
         }
     }
 
-    /// At a terminal, shows the person's own message where the node says it went
-    /// (`you -> bob: text`) in place of the `sent`/`broadcast` line; false if it did not.
+    /// Puts the person's own message in the transcript where the node says it went,
+    /// and at a terminal shows it (`you -> bob: text`) in place of the `sent` or
+    /// `broadcast` line; false if that line is still to be shown.
     fn show_said(&self, event: &Event<String>) -> bool {
         let Some(said) = &self.said else {
             return false;
@@ -1042,14 +1044,20 @@ impl Driver {
                     return false;
                 };
                 let text = said.text_to(&info, self.node.config().single_peer);
-                self.render.said_to(info.alias, text);
-                true
+                transcript::write(transcript::Line::To(info.alias), text);
+                if self.interactive {
+                    self.render.said_to(info.alias, text);
+                }
+                self.interactive
             }
             // Said to nobody: the `broadcast ... 0 peer(s)` line tells so.
             Event::Broadcast { peers, .. } if peers > 0 => match said {
                 Said::Room(text) => {
-                    self.render.said_to_room(text);
-                    true
+                    transcript::write(transcript::Line::ToRoom, text);
+                    if self.interactive {
+                        self.render.said_to_room(text);
+                    }
+                    self.interactive
                 }
                 Said::To { .. } => false,
             },

@@ -12,11 +12,13 @@ mod said;
 mod send;
 mod serve;
 mod signal;
+mod transcript;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -112,16 +114,24 @@ struct PromptArgs {
     /// (`$XDG_STATE_HOME/meshtalk/history`).
     #[arg(long)]
     no_history: bool,
+    /// Append a transcript of what is said, and by whom, with dates and times, to
+    /// FILE (made readable by its owner only).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
 }
 
 impl PromptArgs {
     /// Hands the prompt and the renderer these settings; before the driver starts.
-    fn apply(&self) {
+    fn apply(&self) -> Result<(), transcript::OpenError> {
         prompt::keep_history_in(if self.no_history {
             None
         } else {
             prompt::default_history_file()
         });
+        if let Some(file) = &self.log {
+            transcript::open(file)?;
+        }
+        Ok(())
     }
 }
 
@@ -325,7 +335,10 @@ fn listen_and_run(
     mode: Box<dyn Mode>,
 ) -> ExitCode {
     let config = args.limits.apply(config);
-    args.prompt.apply();
+    if let Err(e) = args.prompt.apply() {
+        eprintln!("meshtalk: {e}");
+        return ExitCode::FAILURE;
+    }
     let render = Render { json: args.json };
     let listener = match listen(args.bind, args.port) {
         Ok(listener) => listener,

@@ -19,6 +19,8 @@ use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
 use meshtalk_core::peers::{Direction, PeerId};
 use serde_json::{Value, json};
 
+use crate::transcript;
+
 /// Prints events to stdout, in the chosen format.
 #[derive(Clone, Copy, Debug)]
 pub struct Render {
@@ -97,6 +99,7 @@ impl Render {
 
     /// One event from the node; `alias` is the current alias of the event's peer, if known.
     pub fn event(&self, event: &Event<String>, alias: Option<&str>) {
+        record(event, alias);
         if self.json {
             write_out(|out| {
                 let _ = write_event_json(out, event);
@@ -112,6 +115,7 @@ impl Render {
         let Some(line) = line.filter(|_| self.json) else {
             return self.event(event, alias);
         };
+        record(event, alias);
         let mut object = Vec::new();
         let _ = write_event_json(&mut object, event);
         if object.ends_with(b"}\n") {
@@ -212,6 +216,23 @@ impl Render {
         } else {
             human(format_args!("connected to {addr} (plain text)"));
         }
+    }
+}
+
+/// A message event, to the transcript (if one is kept); `alias` is the sending link's.
+fn record(event: &Event<String>, alias: Option<&str>) {
+    if let Event::Message {
+        from, text, room, ..
+    } = event
+    {
+        let who = match room {
+            None => transcript::Line::From(from),
+            Some(_) => transcript::Line::Room {
+                from,
+                via: alias.filter(|via| via != from),
+            },
+        };
+        transcript::write(who, text);
     }
 }
 

@@ -389,3 +389,73 @@ fn every_json_event_carries_an_rfc_3339_time() {
         assert!(stamp.is_match(time), "{line}");
     }
 }
+
+/// The lines of the transcript at `file` with their date-time stamps checked
+/// (`2026-12-07 13:05:09 +01:00 `) and cut off.
+fn transcript_lines(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).expect("the transcript");
+    let stamp =
+        regex::Regex::new(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{2}:\d{2} ").expect("regex");
+    text.lines()
+        .map(|line| {
+            let found = stamp
+                .find(line)
+                .unwrap_or_else(|| panic!("no stamp: {line:?}"));
+            line[found.end()..].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_transcript_holds_both_sides_of_a_conversation_with_dates() {
+    let home = TempDir::new("transcript");
+    let file = home.path().join("talk.log");
+    let log = file.to_str().expect("a UTF-8 path");
+    let (mut alice, port) = alice_at_a_terminal(home.path(), &["--log", log]);
+    let mut bob = peer_of_alice("bob", &mut alice, port);
+    bob.type_lines("send alice hi alice\n");
+    alice.exp_string("bob: hi alice").expect("bob's message");
+    type_in(&mut alice, "send bob hello bob\r");
+    alice
+        .exp_string("you -> bob: hello bob")
+        .expect("alice's own line");
+    bob.expect("message", WAIT, |m| m["text"] == "hello bob");
+    bob.type_lines("broadcast \u{1b}[31mred to all\n");
+    alice.exp_string("red to all").expect("bob's room message");
+    type_in(&mut alice, "broadcast bye all\r");
+    alice
+        .exp_string("you (room): bye all")
+        .expect("alice's room line");
+    leave(alice);
+
+    assert_eq!(
+        transcript_lines(&file),
+        [
+            "bob -> you: hi alice",
+            "you -> bob: hello bob",
+            "bob (room): ^[[31mred to all",
+            "you (room): bye all",
+        ]
+    );
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+#[test]
+fn a_transcript_that_cannot_be_opened_stops_meshtalk_saying_why() {
+    let home = TempDir::new("transcript");
+    let file = home.path().join("no-such-dir/talk.log");
+    let out = run(
+        home.path(),
+        &[
+            "mesh",
+            "--port",
+            "0",
+            "--log",
+            file.to_str().expect("UTF-8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot keep the transcript in"), "{stderr}");
+}
