@@ -118,11 +118,17 @@ struct PromptArgs {
     /// FILE (made readable by its owner only).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Do not ring the terminal's bell for a message to you or naming you (it is
+    /// still highlighted).
+    #[arg(long)]
+    no_bell: bool,
 }
 
 impl PromptArgs {
-    /// Hands the prompt and the renderer these settings; before the driver starts.
-    fn apply(&self) -> Result<(), transcript::OpenError> {
+    /// Hands the prompt and the renderer these settings for the node named `name`;
+    /// before the driver starts.
+    fn apply(&self, name: &str) -> Result<(), transcript::OpenError> {
+        render::alert_for(name, !self.no_bell);
         prompt::keep_history_in(if self.no_history {
             None
         } else {
@@ -335,7 +341,7 @@ fn listen_and_run(
     mode: Box<dyn Mode>,
 ) -> ExitCode {
     let config = args.limits.apply(config);
-    if let Err(e) = args.prompt.apply() {
+    if let Err(e) = args.prompt.apply(config.name.as_str()) {
         eprintln!("meshtalk: {e}");
         return ExitCode::FAILURE;
     }

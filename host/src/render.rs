@@ -87,7 +87,7 @@ impl Render {
             human(format_args!(
                 "{} {} ({addr}, {}, {}{waiting})",
                 p.id,
-                Paint(BOLD, SafeStr(p.alias)),
+                Name(p.alias),
                 direction(p.direction),
                 phase(p.phase),
             ));
@@ -105,7 +105,16 @@ impl Render {
                 let _ = write_event_json(out, event);
             });
         } else {
-            human(format_args!("{}", EventText { event, alias }));
+            let alert = alerts(event);
+            let bell = if alert && bell() { "\x07" } else { "" };
+            human(format_args!(
+                "{}{bell}",
+                EventText {
+                    event,
+                    alias,
+                    alert
+                }
+            ));
         }
     }
 
@@ -185,7 +194,7 @@ impl Render {
         human(format_args!(
             "{} -> {}: {}",
             Paint(BOLD, "you"),
-            Paint(BOLD, SafeStr(alias)),
+            Name(alias),
             SafeStr(text)
         ));
     }
@@ -316,6 +325,8 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
 struct EventText<'a> {
     event: &'a Event<String>,
     alias: Option<&'a str>,
+    /// A message for the person (a direct one, or one naming them): its author is highlighted.
+    alert: bool,
 }
 
 impl Display for EventText<'_> {
@@ -332,7 +343,7 @@ impl Display for EventText<'_> {
                 f,
                 "{} {peer} {} ({addr}, {}, {})",
                 Paint(GREEN, "connected"),
-                Paint(BOLD, SafeStr(alias)),
+                Name(alias),
                 direction(*d),
                 kind(*k)
             ),
@@ -344,7 +355,7 @@ impl Display for EventText<'_> {
                 f,
                 "{} {peer} {}: {}",
                 Paint(YELLOW, "could not connect"),
-                Paint(BOLD, SafeStr(alias)),
+                Name(alias),
                 SafeStr(reason)
             ),
             Event::Message {
@@ -352,19 +363,14 @@ impl Display for EventText<'_> {
                 text,
                 room: None,
                 ..
-            } => write!(f, "{}: {}", Paint(BOLD, SafeStr(from)), SafeStr(text)),
+            } => write!(f, "{}: {}", Author(from, self.alert), SafeStr(text)),
             Event::Message {
                 from,
                 text,
                 room: Some(_),
                 ..
             } if self.alias == Some(from.as_str()) => {
-                write!(
-                    f,
-                    "{} (room): {}",
-                    Paint(BOLD, SafeStr(from)),
-                    SafeStr(text)
-                )
+                write!(f, "{} (room): {}", Author(from, self.alert), SafeStr(text))
             }
             Event::Message {
                 peer,
@@ -375,7 +381,7 @@ impl Display for EventText<'_> {
                 f,
                 "{} (room, from {}): {}",
                 who(*peer),
-                Paint(BOLD, SafeStr(from)),
+                Author(from, self.alert),
                 SafeStr(text)
             ),
             Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),
@@ -402,11 +408,81 @@ impl Display for EventText<'_> {
                 f,
                 "{} {peer} {}: {}",
                 Paint(YELLOW, "disconnected"),
-                Paint(BOLD, SafeStr(alias)),
+                Name(alias),
                 SafeStr(&reason.to_string())
             ),
         }
     }
+}
+
+/// A peer's name, in bold (made safe).
+struct Name<'a>(&'a str);
+
+impl Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Paint(BOLD, SafeStr(self.0)).fmt(f)
+    }
+}
+
+/// A message's author: as a [`Name`], or highlighted (reverse video) when the
+/// message is for the person.
+struct Author<'a>(&'a str, bool);
+
+impl Display for Author<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            true => Paint(HIGHLIGHT, SafeStr(self.0)).fmt(f),
+            false => Name(self.0).fmt(f),
+        }
+    }
+}
+
+/// Who the person is, and whether a message for them rings the terminal's bell.
+struct Alerts {
+    name: String,
+    bell: bool,
+}
+
+static ALERTS: OnceLock<Alerts> = OnceLock::new();
+
+/// Messages for `name` (direct ones, and room ones naming it) are highlighted, and
+/// ring the bell when `bell` and stdout is a terminal. Set once, before the driver starts.
+pub fn alert_for(name: &str, bell: bool) {
+    let bell = bell && std::io::stdout().is_terminal();
+    let _ = ALERTS.set(Alerts {
+        name: name.to_string(),
+        bell,
+    });
+}
+
+/// Whether `event` is a message for the person: to them directly, or naming them.
+fn alerts(event: &Event<String>) -> bool {
+    let Some(alerts) = ALERTS.get() else {
+        return false;
+    };
+    match event {
+        Event::Message { room: None, .. } => true,
+        Event::Message { text, .. } => mentions(text, &alerts.name),
+        _ => false,
+    }
+}
+
+/// Whether messages for the person ring the bell.
+fn bell() -> bool {
+    ALERTS.get().is_some_and(|a| a.bell)
+}
+
+/// Whether `text` names `name` as a word of its own, in any case: `bob`, `Bob:` and
+/// `@bob` do, `bobby` does not. Name characters are letters, digits, `_`, `.`, `-`;
+/// a trailing `.` or `-` ends a sentence rather than the name.
+fn mentions(text: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let is_name_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-');
+    text.split(|c: char| !is_name_char(c))
+        .map(|word| word.trim_end_matches(['.', '-']))
+        .any(|word| word.eq_ignore_ascii_case(name))
 }
 
 /// A peer shown by alias when known, else by number.
@@ -415,7 +491,7 @@ struct PeerName<'a>(PeerId, Option<&'a str>);
 impl Display for PeerName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.1 {
-            Some(alias) => Paint(BOLD, SafeStr(alias)).fmt(f),
+            Some(alias) => Name(alias).fmt(f),
             None => self.0.fmt(f),
         }
     }
@@ -577,6 +653,8 @@ fn print_line(line: String) {
 }
 
 const BOLD: &str = "1";
+/// Bold reverse video: readable on dark and light backgrounds alike.
+const HIGHLIGHT: &str = "1;7";
 const DIM: &str = "2";
 const RED: &str = "31";
 const GREEN: &str = "32";
@@ -672,5 +750,24 @@ mod tests {
         let expected =
             json!({"event": "alias", "peer": peer().number(), "alias": "bob", "time": "T"});
         assert_eq!(line(&event), format!("{expected}\n"));
+    }
+
+    #[test]
+    fn a_name_is_mentioned_as_a_word_of_its_own_in_any_case() {
+        for text in [
+            "alice",
+            "hi Alice!",
+            "@alice: look",
+            "ALICE.",
+            "(alice)",
+            "ok alice-",
+        ] {
+            assert!(mentions(text, "alice"), "{text}");
+        }
+        for text in ["alicea", "malice", "al ice", ""] {
+            assert!(!mentions(text, "alice"), "{text}");
+        }
+        assert!(mentions("ask bob.smith now", "bob.smith"));
+        assert!(!mentions("ask bob now", "bob.smith"));
     }
 }

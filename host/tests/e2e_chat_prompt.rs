@@ -58,20 +58,22 @@ fn meshtalk_in(home: &Path) -> Command {
 /// Starts `meshtalk mesh` named alice on a pseudo-terminal, its HOME in `home`, with
 /// `extra` flags and no colour; waits for the prompt. Returns the session and its port.
 fn alice_at_a_terminal(home: &Path, extra: &[&str]) -> (PtySession, u16) {
+    start_alice(home, extra, false)
+}
+
+/// As [`alice_at_a_terminal`]; `colour` leaves `NO_COLOR` unset.
+fn start_alice(home: &Path, extra: &[&str], colour: bool) -> (PtySession, u16) {
     let mut command = meshtalk_in(home);
     command
-        .args([
-            "mesh",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--name",
-            "alice",
-        ])
+        .args(["mesh", "--port", "0", "--bind", "127.0.0.1"])
+        .args(["--name", "alice"])
         .args(extra)
-        .env("TERM", "xterm")
-        .env("NO_COLOR", "1");
+        .env("TERM", "xterm");
+    if colour {
+        command.env_remove("NO_COLOR");
+    } else {
+        command.env("NO_COLOR", "1");
+    }
     let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
     let mut alice = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
     let (_, listening) = alice
@@ -330,7 +332,7 @@ fn peer_of_alice(name: &str, alice: &mut PtySession, port: u16) -> common::proc:
     peer.type_lines(&format!("connect 127.0.0.1 {port}\n"));
     peer.expect("connected", WAIT, |_| true);
     alice
-        .exp_string(&format!("connected #1 {name}"))
+        .exp_regex(&format!("connected.* #1 [^ ]*{name}"))
         .expect("the peer joined");
     peer
 }
@@ -458,4 +460,42 @@ fn a_transcript_that_cannot_be_opened_stops_meshtalk_saying_why() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot keep the transcript in"), "{stderr}");
+}
+
+#[test]
+fn a_direct_message_rings_the_bell_and_its_author_is_highlighted() {
+    let home = TempDir::new("bell");
+    let (mut alice, port) = start_alice(home.path(), &[], true);
+    let mut bob = peer_of_alice("bob", &mut alice, port);
+    bob.type_lines("send alice are you there\n");
+    alice
+        .exp_string("\x1b[1;7mbob\x1b[0m: are you there\x07")
+        .expect("a highlighted message and the bell");
+    leave(alice);
+}
+
+#[test]
+fn a_room_message_rings_the_bell_only_when_it_names_you() {
+    let home = TempDir::new("bell");
+    let (mut alice, port) = alice_at_a_terminal(home.path(), &[]);
+    let mut bob = peer_of_alice("bob", &mut alice, port);
+    bob.type_lines("broadcast alicea and malice are not you\n");
+    bob.type_lines("broadcast what do you think, Alice?\n");
+    let (between, _) = alice.exp_regex("Alice\\?\x07").expect("the mention rings");
+    assert!(between.contains("malice are not you"), "{between:?}");
+    assert!(!between.contains('\x07'), "{between:?}");
+    leave(alice);
+}
+
+#[test]
+fn with_no_bell_a_direct_message_is_silent() {
+    let home = TempDir::new("bell");
+    let (mut alice, port) = alice_at_a_terminal(home.path(), &["--no-bell"]);
+    let mut bob = peer_of_alice("bob", &mut alice, port);
+    bob.type_lines("send alice are you there\n");
+    bob.type_lines("send alice last one\n");
+    let between = alice.exp_string("last one").expect("both messages");
+    assert!(between.contains("are you there"), "{between:?}");
+    assert!(!between.contains('\x07'), "{between:?}");
+    leave(alice);
 }
