@@ -415,26 +415,44 @@ impl Display for EventText<'_> {
     }
 }
 
-/// A peer's name, in bold (made safe).
+/// A peer's name (made safe), in bold and in its own colour when colour is on.
 struct Name<'a>(&'a str);
 
 impl Display for Name<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        Paint(BOLD, SafeStr(self.0)).fmt(f)
+        Author(self.0, false).fmt(f)
     }
 }
 
-/// A message's author: as a [`Name`], or highlighted (reverse video) when the
+/// A message's author: as a [`Name`], and highlighted (reverse video) when the
 /// message is for the person.
 struct Author<'a>(&'a str, bool);
 
 impl Display for Author<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.1 {
-            true => Paint(HIGHLIGHT, SafeStr(self.0)).fmt(f),
-            false => Name(self.0).fmt(f),
+        if !colour() {
+            return SafeStr(self.0).fmt(f);
         }
+        let style = if self.1 { HIGHLIGHT } else { BOLD };
+        let hue = name_colour(self.0);
+        write!(f, "\x1b[{style};38;5;{hue}m{}\x1b[0m", SafeStr(self.0))
     }
+}
+
+/// Colours of the 256-colour palette, all mid-tone, so that a name reads on a dark
+/// and on a light background; red-only and plain green/yellow hues are left to
+/// errors and joins/leaves.
+const NAME_COLOURS: [u8; 16] = [
+    31, 32, 35, 37, 61, 62, 64, 97, 98, 125, 127, 130, 133, 166, 169, 172,
+];
+
+/// The colour of `name`: the same every run and on every machine (FNV-1a of its
+/// bytes), so a person is recognised by it.
+fn name_colour(name: &str) -> u8 {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    NAME_COLOURS[hash as usize % NAME_COLOURS.len()]
 }
 
 /// Who the person is, and whether a message for them rings the terminal's bell.
@@ -769,5 +787,18 @@ mod tests {
         }
         assert!(mentions("ask bob.smith now", "bob.smith"));
         assert!(!mentions("ask bob now", "bob.smith"));
+    }
+
+    #[test]
+    fn a_name_keeps_its_colour_and_names_spread_over_the_palette() {
+        assert_eq!(name_colour("alice"), name_colour("alice"));
+        let names = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+        ];
+        let mut colours: Vec<u8> = names.iter().map(|n| name_colour(n)).collect();
+        assert!(colours.iter().all(|c| NAME_COLOURS.contains(c)));
+        colours.sort_unstable();
+        colours.dedup();
+        assert!(colours.len() >= 5, "{colours:?}");
     }
 }

@@ -469,7 +469,7 @@ fn a_direct_message_rings_the_bell_and_its_author_is_highlighted() {
     let mut bob = peer_of_alice("bob", &mut alice, port);
     bob.type_lines("send alice are you there\n");
     alice
-        .exp_string("\x1b[1;7mbob\x1b[0m: are you there\x07")
+        .exp_regex("\x1b\\[1;7;38;5;[0-9]+mbob\x1b\\[0m: are you there\x07")
         .expect("a highlighted message and the bell");
     leave(alice);
 }
@@ -497,5 +497,30 @@ fn with_no_bell_a_direct_message_is_silent() {
     let between = alice.exp_string("last one").expect("both messages");
     assert!(between.contains("are you there"), "{between:?}");
     assert!(!between.contains('\x07'), "{between:?}");
+    leave(alice);
+}
+
+#[test]
+fn with_colour_each_author_is_shown_in_a_colour_of_their_own() {
+    let home = TempDir::new("colour");
+    let (mut alice, port) = start_alice(home.path(), &[], true);
+    let mut bob = peer_of_alice("bob", &mut alice, port);
+    let mut carol = common::proc::Proc::mesh("carol", 0, &["--json"]);
+    carol.type_lines(&format!("connect 127.0.0.1 {port}\n"));
+    carol.expect("connected", WAIT, |_| true);
+    alice.exp_string("carol").expect("carol joined");
+    bob.type_lines("broadcast from bob\n");
+    carol.type_lines("broadcast from carol\n");
+    let name = "\x1b\\[1;38;5;([0-9]+)m([a-z]+)\x1b\\[0m \\(room\\): from ([a-z]+)";
+    let re = regex::Regex::new(name).expect("regex");
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let (_, line) = alice.exp_regex(name).expect("a coloured room line");
+        let caps = re.captures(&line).expect("the same regex");
+        assert_eq!(&caps[2], &caps[3]);
+        seen.insert(caps[2].to_string(), caps[1].to_string());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_ne!(seen["bob"], seen["carol"], "bob and carol look alike");
     leave(alice);
 }
