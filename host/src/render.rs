@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rustyline::ExternalPrinter;
@@ -628,10 +629,28 @@ fn write_out(write: impl FnOnce(&mut dyn Write)) {
     }
 }
 
-/// One human line, stamped with the local time of day.
+/// One human line, stamped with the local time of day, and the date too when the
+/// day changed since the line before.
 fn human(line: std::fmt::Arguments<'_>) {
-    let time = chrono::Local::now().format("%H:%M:%S");
+    static DAY: AtomicI32 = AtomicI32::new(NO_DAY);
+    let time = stamp(chrono::Local::now().naive_local(), &DAY);
     print_line(format!("{} {line}", Paint(DIM, format_args!("[{time}]"))));
+}
+
+/// [`stamp`]'s day before the first line.
+const NO_DAY: i32 = i32::MIN;
+
+/// `HH:MM:SS` at `now`, or `YYYY-MM-DD HH:MM:SS` when the day is another than the
+/// one `day` holds (the last line's; the first line's day is taken as known).
+fn stamp(now: chrono::NaiveDateTime, day: &AtomicI32) -> String {
+    use chrono::Datelike;
+    let today = now.date().num_days_from_ce();
+    let before = day.swap(today, Ordering::Relaxed);
+    if before == today || before == NO_DAY {
+        now.format("%H:%M:%S").to_string()
+    } else {
+        now.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
 }
 
 /// The prompt's printer while a prompt is on screen: human lines go through it so
@@ -800,5 +819,20 @@ mod tests {
         colours.sort_unstable();
         colours.dedup();
         assert!(colours.len() >= 5, "{colours:?}");
+    }
+
+    #[test]
+    fn the_time_gets_the_date_on_the_first_line_of_a_new_day_only() {
+        let at = |text: &str| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").expect("a time")
+        };
+        let day = AtomicI32::new(NO_DAY);
+        assert_eq!(stamp(at("2026-12-07 23:59:58"), &day), "23:59:58");
+        assert_eq!(stamp(at("2026-12-07 23:59:59"), &day), "23:59:59");
+        assert_eq!(
+            stamp(at("2026-12-08 00:00:01"), &day),
+            "2026-12-08 00:00:01"
+        );
+        assert_eq!(stamp(at("2026-12-08 00:00:02"), &day), "00:00:02");
     }
 }
