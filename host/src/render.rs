@@ -196,7 +196,7 @@ impl Render {
             "{} -> {}: {}",
             Paint(BOLD, "you"),
             Name(alias),
-            SafeStr(text)
+            Lines(text)
         ));
     }
 
@@ -205,7 +205,7 @@ impl Render {
         human(format_args!(
             "{} (room): {}",
             Paint(BOLD, "you"),
-            SafeStr(text)
+            Lines(text)
         ));
     }
 
@@ -364,14 +364,14 @@ impl Display for EventText<'_> {
                 text,
                 room: None,
                 ..
-            } => write!(f, "{}: {}", Author(from, self.alert), SafeStr(text)),
+            } => write!(f, "{}: {}", Author(from, self.alert), Lines(text)),
             Event::Message {
                 from,
                 text,
                 room: Some(_),
                 ..
             } if self.alias == Some(from.as_str()) => {
-                write!(f, "{} (room): {}", Author(from, self.alert), SafeStr(text))
+                write!(f, "{} (room): {}", Author(from, self.alert), Lines(text))
             }
             Event::Message {
                 peer,
@@ -383,7 +383,7 @@ impl Display for EventText<'_> {
                 "{} (room, from {}): {}",
                 who(*peer),
                 Author(from, self.alert),
-                SafeStr(text)
+                Lines(text)
             ),
             Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),
             Event::Delivered { peer, id } => {
@@ -414,6 +414,35 @@ impl Display for EventText<'_> {
             ),
         }
     }
+}
+
+/// A message's text made safe line by line: a multi-line message keeps its lines
+/// (joined by `\n`, which [`human`] indents under the author) where a lone control
+/// character would show as `^J`. A line's `\r\n` ending counts as `\n`; a final
+/// line ending is dropped.
+pub struct Lines<'a>(pub &'a str);
+
+impl Display for Lines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.strip_suffix('\n').unwrap_or(self.0);
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            SafeStr(line.strip_suffix('\r').unwrap_or(line)).fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// `line` with every line after the first indented by `width` columns and two more:
+/// continuation lines of a message sit under its author.
+pub fn indent(line: &str, width: usize) -> String {
+    if !line.contains('\n') {
+        return line.to_string();
+    }
+    let indent = format!("\n{:width$}", "", width = width + 2);
+    line.replace('\n', &indent)
 }
 
 /// A peer's name (made safe), in bold and in its own colour when colour is on.
@@ -634,6 +663,9 @@ fn write_out(write: impl FnOnce(&mut dyn Write)) {
 fn human(line: std::fmt::Arguments<'_>) {
     static DAY: AtomicI32 = AtomicI32::new(NO_DAY);
     let time = stamp(chrono::Local::now().naive_local(), &DAY);
+    // Peers' text has no newline of its own (made safe): each one is a message's
+    // next line, indented under its author, past the stamp.
+    let line = indent(&line.to_string(), time.len() + 3);
     print_line(format!("{} {line}", Paint(DIM, format_args!("[{time}]"))));
 }
 
@@ -834,5 +866,15 @@ mod tests {
             "2026-12-08 00:00:01"
         );
         assert_eq!(stamp(at("2026-12-08 00:00:02"), &day), "00:00:02");
+    }
+
+    #[test]
+    fn a_multi_line_message_keeps_its_lines_each_made_safe() {
+        let shown = format!("{}", Lines("one\r\ntwo \x1b[2J\nthree\n"));
+        assert_eq!(shown, "one\ntwo ^[[2J\nthree");
+        assert_eq!(
+            indent(&format!("bob: {shown}"), 3),
+            "bob: one\n     two ^[[2J\n     three"
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use meshtalk_core::display::SafeStr;
 
 use crate::log::diag;
+use crate::render::{Lines, indent};
 
 /// The transcript file, when `--log` named one; `None` inside once writing failed.
 static FILE: OnceLock<Mutex<Option<Transcript>>> = OnceLock::new();
@@ -104,8 +105,11 @@ pub fn write(who: Line<'_>, text: &str) {
     let Some(transcript) = file.as_mut() else {
         return;
     };
-    let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %:z");
-    let line = format!("{stamp} {who}: {}\n", SafeStr(text));
+    let stamp = chrono::Local::now()
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string();
+    let said = indent(&format!("{who}: {}", Lines(text)), stamp.len() + 1);
+    let line = format!("{stamp} {said}\n");
     if let Err(e) = transcript.file.write_all(line.as_bytes()) {
         diag!(
             "transcript stopped: cannot write to {}: {e}",

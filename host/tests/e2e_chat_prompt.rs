@@ -63,10 +63,15 @@ fn alice_at_a_terminal(home: &Path, extra: &[&str]) -> (PtySession, u16) {
 
 /// As [`alice_at_a_terminal`]; `colour` leaves `NO_COLOR` unset.
 fn start_alice(home: &Path, extra: &[&str], colour: bool) -> (PtySession, u16) {
+    start_at_a_terminal(home, "alice", extra, colour)
+}
+
+/// `meshtalk mesh` named `name` on a pseudo-terminal, as [`alice_at_a_terminal`].
+fn start_at_a_terminal(home: &Path, name: &str, extra: &[&str], colour: bool) -> (PtySession, u16) {
     let mut command = meshtalk_in(home);
     command
         .args(["mesh", "--port", "0", "--bind", "127.0.0.1"])
-        .args(["--name", "alice"])
+        .args(["--name", name])
         .args(extra)
         .env("TERM", "xterm");
     if colour {
@@ -522,5 +527,49 @@ fn with_colour_each_author_is_shown_in_a_colour_of_their_own() {
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_ne!(seen["bob"], seen["carol"], "bob and carol look alike");
+    leave(alice);
+}
+
+/// A block of three lines as a terminal pastes it (bracketed paste).
+const PASTED: &str = "\x1b[200~line one\nline two\nline three\x1b[201~";
+
+#[test]
+fn a_pasted_block_is_one_message_shown_as_lines_under_its_author() {
+    let home = TempDir::new("paste");
+    let (mut alice, port) = alice_at_a_terminal(home.path(), &[]);
+    let (mut carol, _) = start_at_a_terminal(home.path(), "carol", &["--no-history"], false);
+    type_in(&mut carol, &format!("connect 127.0.0.1 {port}\r"));
+    carol.exp_string("connected").expect("carol joined alice");
+    alice.exp_string("connected").expect("alice sees carol");
+    type_in(&mut carol, "send alice ");
+    type_in(&mut carol, PASTED);
+    type_in(&mut carol, "\r");
+    carol
+        .exp_regex(r"you -> alice: line one\r\n {13}line two\r\n {13}line three\r\n")
+        .expect("carol's own lines");
+    alice
+        .exp_regex("\\] carol: line one\r\n {13}line two\r\n {13}line three\x07?\r\n")
+        .expect("three lines under carol");
+    leave(carol);
+    leave(alice);
+}
+
+#[test]
+fn a_text_peer_gets_a_pasted_block_as_lines() {
+    use std::io::{BufRead, BufReader};
+    let home = TempDir::new("paste");
+    let (mut alice, port) = alice_at_a_terminal(home.path(), &[]);
+    // Silent, as netcat is: alice takes it for a text peer.
+    let text_peer = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    text_peer.set_read_timeout(Some(WAIT)).expect("timeout");
+    alice.exp_string(", text)").expect("a text peer");
+    type_in(&mut alice, "send ");
+    type_in(&mut alice, PASTED);
+    type_in(&mut alice, "\r");
+    let mut lines = BufReader::new(text_peer).lines();
+    let got: Vec<String> = (0..3)
+        .map(|_| lines.next().expect("a line").expect("read"))
+        .collect();
+    assert_eq!(got, ["line one", "line two", "line three"]);
     leave(alice);
 }
