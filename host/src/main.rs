@@ -3,6 +3,7 @@
 
 mod docs;
 mod driver;
+mod line;
 mod log;
 mod mode;
 mod net;

@@ -19,11 +19,12 @@ use meshtalk_core::command::{self, Command};
 use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use rustyline::error::ReadlineError;
 use rustyline::{
-    Cmd, ConditionalEventHandler, Config, DefaultEditor, Event, EventContext, EventHandler,
-    KeyCode, KeyEvent, Modifiers, Movement, RepeatCount,
+    Cmd, ConditionalEventHandler, Config, Event, EventContext, EventHandler, KeyCode, KeyEvent,
+    Modifiers, Movement, RepeatCount,
 };
 
 use crate::driver::Msg;
+use crate::line;
 use crate::log::{debug, diag};
 use crate::render;
 
@@ -211,7 +212,7 @@ fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<
     let config = Config::builder()
         .max_history_size(HISTORY)
         .map(|b| b.build());
-    let editor = config.and_then(DefaultEditor::with_config);
+    let editor = config.and_then(line::editor);
     let mut editor = match editor {
         Ok(editor) => editor,
         Err(e) => {

@@ -73,12 +73,20 @@ fn start_at_a_terminal(home: &Path, name: &str, extra: &[&str], colour: bool) ->
         .args(["mesh", "--port", "0", "--bind", "127.0.0.1"])
         .args(["--name", name])
         .args(extra)
-        .env("TERM", "xterm");
+        .env("TERM", "xterm")
+        // rustyline guesses how the terminal draws joined emoji from it.
+        .env_remove("TERM_PROGRAM");
     if colour {
         command.env_remove("NO_COLOR");
     } else {
         command.env("NO_COLOR", "1");
     }
+    spawn_at_a_terminal(command)
+}
+
+/// Starts `command` (a `meshtalk mesh --bind 127.0.0.1`) on a pseudo-terminal and
+/// waits for its prompt. Returns the session and its port.
+fn spawn_at_a_terminal(command: Command) -> (PtySession, u16) {
     let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
     let mut alice = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
     let (_, listening) = alice
@@ -572,4 +580,53 @@ fn a_text_peer_gets_a_pasted_block_as_lines() {
         .collect();
     assert_eq!(got, ["line one", "line two", "line three"]);
     leave(alice);
+}
+
+/// The terminal's Left arrow.
+const LEFT: &str = "\x1b[D";
+
+/// Types `text` at a terminal (`term_program` for `TERM_PROGRAM`), then Left twice;
+/// expects the cursor, as rustyline redraws the line after each key, at `columns`
+/// (after the text, then one and two graphemes back).
+fn cursor_columns_after_typing(text: &str, term_program: Option<&str>, columns: [usize; 3]) {
+    let home = TempDir::new("width");
+    let mut command = meshtalk_in(home.path());
+    command
+        .args(["mesh", "--port", "0", "--bind", "127.0.0.1", "--no-history"])
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    match term_program {
+        Some(program) => command.env("TERM_PROGRAM", program),
+        None => command.env_remove("TERM_PROGRAM"),
+    };
+    let (mut alice, _) = spawn_at_a_terminal(command);
+    type_in(&mut alice, text);
+    // rexpect reads each byte as a char of its own.
+    let text: String = text.bytes().map(char::from).collect();
+    alice
+        .exp_string(&format!("{text}\r\x1b[{}C", columns[0]))
+        .expect("the cursor after the text");
+    type_in(&mut alice, LEFT);
+    alice
+        .exp_string(&format!("{text}\r\x1b[{}C", columns[1]))
+        .expect("one grapheme back");
+    type_in(&mut alice, LEFT);
+    alice
+        .exp_string(&format!("{text}\r\x1b[{}C", columns[2]))
+        .expect("two graphemes back");
+    // Ctrl-D leaves only on an empty line.
+    alice.send_control('c').expect("ctrl-c");
+    leave(alice);
+}
+
+#[test]
+fn wide_cjk_is_measured_two_columns_a_character_in_the_input_line() {
+    // The prompt is 10 columns; 中 and 文 are 2 each.
+    cursor_columns_after_typing("中文x", None, [15, 14, 12]);
+}
+
+#[test]
+fn an_emoji_joined_into_one_grapheme_is_one_wide_character_where_the_terminal_joins_them() {
+    // WezTerm draws 👨‍👩‍👧 as one 2-column glyph (rustyline knows it by TERM_PROGRAM).
+    cursor_columns_after_typing("中文👨\u{200d}👩\u{200d}👧x", Some("WezTerm"), [17, 16, 14]);
 }
