@@ -103,13 +103,14 @@ struct ListenArgs {
     #[arg(long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
     rate_limit: Option<f64>,
     #[command(flatten)]
-    limits: LimitArgs,
-    #[command(flatten)]
     prompt: PromptArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// How the prompt at a terminal keeps what was typed and said.
 #[derive(Args)]
+#[command(next_help_heading = "At a terminal")]
 struct PromptArgs {
     /// Keep the typed lines' history in memory only, not in the state directory
     /// (`$XDG_STATE_HOME/meshtalk/history`).
@@ -144,6 +145,7 @@ impl PromptArgs {
 
 /// What any one peer may cost this node; the defaults are `meshtalk_core::limits`.
 #[derive(Args)]
+#[command(next_help_heading = "Limits")]
 struct LimitArgs {
     /// The most connections accepted at once from one IP address.
     #[arg(long, value_name = "N", default_value_t = limits::MAX_PER_IP as u64,
@@ -183,11 +185,12 @@ impl LimitArgs {
 
 #[derive(Args)]
 struct ChatArgs {
-    #[command(flatten)]
-    listen: ListenArgs,
     /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
+    // Last: its groups of options have headings of their own.
+    #[command(flatten)]
+    listen: ListenArgs,
 }
 
 #[derive(Args)]
@@ -207,8 +210,6 @@ struct SendArgs {
 
 #[derive(Args)]
 struct MeshArgs {
-    #[command(flatten)]
-    listen: ListenArgs,
     /// The name announced to peers (letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
@@ -221,6 +222,9 @@ struct MeshArgs {
     /// Dial outbound peers that drop again, waiting 1 s, 2 s, 4 s... up to 30 s.
     #[arg(long)]
     reconnect: bool,
+    // Last: its groups of options have headings of their own.
+    #[command(flatten)]
+    listen: ListenArgs,
 }
 
 /// A positive number of messages per second, fractions allowed.

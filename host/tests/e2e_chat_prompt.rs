@@ -630,3 +630,29 @@ fn an_emoji_joined_into_one_grapheme_is_one_wide_character_where_the_terminal_jo
     // WezTerm draws 👨‍👩‍👧 as one 2-column glyph (rustyline knows it by TERM_PROGRAM).
     cursor_columns_after_typing("中文👨\u{200d}👩\u{200d}👧x", Some("WezTerm"), [17, 16, 14]);
 }
+
+#[test]
+fn mesh_help_puts_the_mode_first_then_the_terminal_then_the_limits_with_defaults() {
+    let home = TempDir::new("help");
+    let out = run(home.path(), &["mesh", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let at = |words: &str| {
+        help.find(words)
+            .unwrap_or_else(|| panic!("no {words:?} in\n{help}"))
+    };
+    let order = [
+        at("--name"),
+        at("--port"),
+        at("At a terminal:"),
+        at("--no-history"),
+        at("--log <FILE>"),
+        at("--no-bell"),
+        at("Limits:"),
+        at("--max-text"),
+    ];
+    assert!(order.is_sorted(), "{order:?} in\n{help}");
+    assert!(help.contains("[default: 0.0.0.0]"), "{help}");
+    let max_text = format!("[default: {}]", meshtalk_core::limits::MAX_TEXT);
+    assert!(help.contains(&max_text), "{help}");
+}
