@@ -21,6 +21,8 @@ use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
 use crate::render::Render;
+use crate::said::Said;
+use crate::transcript;
 
 /// The most peers the host's node holds (`--max-peers` at most).
 pub const MAX_PEERS: usize = 1024;
@@ -167,6 +169,7 @@ pub fn run(
         failed: false,
         undelivered: false,
         interactive: prompt.interactive(),
+        said: None,
     };
     // Said only now that the node is built, so that a peer told this address is
     // served at once, not after the node's ~10 MB are set up.
@@ -269,6 +272,8 @@ struct Driver {
     undelivered: bool,
     /// A person types at a terminal: text errors carry no line numbers.
     interactive: bool,
+    /// At a terminal, the message of the command being carried out, shown as `you -> ...`.
+    said: Option<Said>,
 }
 
 /// What stdin gave the driver, waiting its turn.
@@ -549,6 +554,7 @@ impl Driver {
                     // Kept for re-dials: the person's alias stays the peer's.
                     self.next_dial = Some(Dial::new(alias.map(String::from), false));
                 }
+                self.said = Said::of(&cmd).filter(|_| self.interactive || transcript::on());
                 let step = match self.node.handle_input(now, Input::Command(cmd)) {
                     Ok(_) => Step::Done,
                     Err(e) if self.waits(&e, expired) => Step::Wait,
@@ -558,6 +564,7 @@ impl Driver {
                     }
                 };
                 self.drain();
+                self.said = None;
                 self.next_dial = None;
                 return step;
             }
@@ -1005,7 +1012,7 @@ impl Driver {
         let line = self.line_of(event);
         let alias = event_peer(event).and_then(|peer| self.aliases.get(&peer));
         let now = self.now();
-        if self.mode.event(event, now, &mut self.actions) {
+        if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {
             self.render.event_at(event, alias.map(String::as_str), line);
         }
         // A dropped peer is dialled again (said after its drop) when it once got
@@ -1025,6 +1032,40 @@ impl Driver {
         }
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
             self.aliases.remove(peer);
+        }
+    }
+
+    /// Puts the person's own message in the transcript where the node says it went,
+    /// and at a terminal shows it (`you -> bob: text`) in place of the `sent` or
+    /// `broadcast` line; false if that line is still to be shown.
+    fn show_said(&self, event: &Event<String>) -> bool {
+        let Some(said) = &self.said else {
+            return false;
+        };
+        match *event {
+            Event::Sent { peer, .. } => {
+                let Some(info) = self.node.peers().find(|p| p.id == peer) else {
+                    return false;
+                };
+                let text = said.text_to(&info, self.node.config().single_peer);
+                transcript::write(transcript::Line::To(info.alias), text);
+                if self.interactive {
+                    self.render.said_to(info.alias, text);
+                }
+                self.interactive
+            }
+            // Said to nobody: the `broadcast ... 0 peer(s)` line tells so.
+            Event::Broadcast { peers, .. } if peers > 0 => match said {
+                Said::Room(text) => {
+                    transcript::write(transcript::Line::ToRoom, text);
+                    if self.interactive {
+                        self.render.said_to_room(text);
+                    }
+                    self.interactive
+                }
+                Said::To { .. } => false,
+            },
+            _ => false,
         }
     }
 
@@ -1081,6 +1122,9 @@ impl Driver {
             .collect();
         for (peer, id) in owed {
             self.show(&Event::Undelivered { peer, id });
+        }
+        if self.interactive {
+            self.render.goodbye(self.node.peers().count());
         }
         self.input(Input::Command(Command::Exit));
         for (_, conn) in self.conns.drain() {

@@ -1,20 +1,25 @@
 //! meshtalk: chat with peers over TCP. The std shell around `meshtalk_core`'s node:
 //! it parses the command line, binds the listener and runs the driver thread.
 
+mod docs;
 mod driver;
+mod line;
 mod log;
 mod mode;
 mod net;
 mod prompt;
 mod render;
+mod said;
 mod send;
 mod serve;
 mod signal;
+mod transcript;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,7 +48,7 @@ const DEFAULT_KEEPALIVE: u16 = 10;
 
 #[derive(Parser)]
 #[command(name = "meshtalk", version, about = "Chat with peers over TCP")]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Cmd,
     /// More diagnostics on stderr (connections, dials, the prompt); as `RUST_LOG=debug`.
@@ -64,6 +69,13 @@ enum Cmd {
     Serve(ListenArgs),
     /// The one-way client: sends each line of stdin; `quit` or end of input prints the server's log.
     Send(SendArgs),
+    /// Prints a shell completion script, e.g. `meshtalk completions bash > ~/.local/share/bash-completion/completions/meshtalk`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff), e.g. `meshtalk man | man -l -`.
+    Man,
 }
 
 /// Where to listen, and how to print.
@@ -91,11 +103,49 @@ struct ListenArgs {
     #[arg(long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
     rate_limit: Option<f64>,
     #[command(flatten)]
+    prompt: PromptArgs,
+    #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// How the prompt at a terminal keeps what was typed and said.
+#[derive(Args)]
+#[command(next_help_heading = "At a terminal")]
+struct PromptArgs {
+    /// Keep the typed lines' history in memory only, not in the state directory
+    /// (`$XDG_STATE_HOME/meshtalk/history`).
+    #[arg(long)]
+    no_history: bool,
+    /// Append a transcript of what is said, and by whom, with dates and times, to
+    /// FILE (made readable by its owner only).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Do not ring the terminal's bell for a message to you or naming you (it is
+    /// still highlighted).
+    #[arg(long)]
+    no_bell: bool,
+}
+
+impl PromptArgs {
+    /// Hands the prompt and the renderer these settings for the node named `name`;
+    /// before the driver starts.
+    fn apply(&self, name: &str) -> Result<(), transcript::OpenError> {
+        render::alert_for(name, !self.no_bell);
+        prompt::keep_history_in(if self.no_history {
+            None
+        } else {
+            prompt::default_history_file()
+        });
+        if let Some(file) = &self.log {
+            transcript::open(file)?;
+        }
+        Ok(())
+    }
 }
 
 /// What any one peer may cost this node; the defaults are `meshtalk_core::limits`.
 #[derive(Args)]
+#[command(next_help_heading = "Limits")]
 struct LimitArgs {
     /// The most connections accepted at once from one IP address.
     #[arg(long, value_name = "N", default_value_t = limits::MAX_PER_IP as u64,
@@ -135,11 +185,12 @@ impl LimitArgs {
 
 #[derive(Args)]
 struct ChatArgs {
-    #[command(flatten)]
-    listen: ListenArgs,
     /// The name announced to peers (ASCII letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
+    // Last: its groups of options have headings of their own.
+    #[command(flatten)]
+    listen: ListenArgs,
 }
 
 #[derive(Args)]
@@ -159,8 +210,6 @@ struct SendArgs {
 
 #[derive(Args)]
 struct MeshArgs {
-    #[command(flatten)]
-    listen: ListenArgs,
     /// The name announced to peers (ASCII letters, digits, `_ . -`; up to 32); default: the host name.
     #[arg(long)]
     name: Option<String>,
@@ -173,6 +222,9 @@ struct MeshArgs {
     /// Dial outbound peers that drop again, waiting 1 s, 2 s, 4 s... up to 30 s.
     #[arg(long)]
     reconnect: bool,
+    // Last: its groups of options have headings of their own.
+    #[command(flatten)]
+    listen: ListenArgs,
 }
 
 /// A number of peers from 1 to [`driver::MAX_PEERS`], the most the node holds.
@@ -242,6 +294,8 @@ fn main() -> ExitCode {
             let options = options(&args);
             listen_and_run(config, &args, options, Box::new(serve::Serve::default()))
         }
+        Cmd::Completions { shell } => exit_code(docs::completions(shell)),
+        Cmd::Man => exit_code(docs::man()),
         Cmd::Send(args) => {
             let render = Render { json: args.json };
             if args.text {
@@ -302,6 +356,10 @@ fn listen_and_run(
     mode: Box<dyn Mode>,
 ) -> ExitCode {
     let config = args.limits.apply(config);
+    if let Err(e) = args.prompt.apply(config.name.as_str()) {
+        eprintln!("meshtalk: {e}");
+        return ExitCode::FAILURE;
+    }
     let render = Render { json: args.json };
     let listener = match listen(args.bind, args.port) {
         Ok(listener) => listener,

@@ -1,28 +1,36 @@
 //! The prompt thread: the person's commands, one per line, to the driver.
 //!
 //! On a terminal (stdin and stdout both, and not `--json`) rustyline edits the
-//! line and keeps history, and the renderer prints events above the line being
+//! line and keeps history (saved across runs in the platform's state directory,
+//! unless `--no-history`), and the renderer prints events above the line being
 //! typed through rustyline's external printer. Anywhere else stdin is read as
 //! plain lines, so meshtalk can be scripted.
 
 use std::io::{self, BufRead, ErrorKind, IsTerminal, Write};
-use std::sync::Arc;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use meshtalk_core::command::{self, Command};
 use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor};
+use rustyline::{
+    Cmd, ConditionalEventHandler, Config, Event, EventContext, EventHandler, KeyCode, KeyEvent,
+    Modifiers, Movement, RepeatCount,
+};
 
 use crate::driver::Msg;
+use crate::line;
 use crate::log::{debug, diag};
 use crate::render;
 
 /// What the person sees at the start of the line being typed.
 pub const PROMPT: &str = "meshtalk> ";
-/// Lines kept in the (in-memory) history.
+/// Lines kept in the history (in memory and in its file).
 const HISTORY: usize = 1000;
 /// Piped lines read ahead of the driver at most: the driver hands back one credit
 /// per line done, so a script that must wait (for a link, or for receipts) is
@@ -30,6 +38,66 @@ const HISTORY: usize = 1000;
 const READ_AHEAD: usize = 16;
 /// Turns the terminal's bracketed paste off again (rustyline turns it on while reading).
 const BRACKETED_PASTE_OFF: &str = "\x1b[?2004l";
+
+/// Where the typed lines' history is kept across runs; `None` (`--no-history`, or no
+/// home directory) keeps it in memory only. Set once, before the prompt starts.
+static HISTORY_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The history file meshtalk uses unless told not to: `history` in the platform's
+/// state directory (`$XDG_STATE_HOME/meshtalk/history` on Linux), else its local
+/// data directory where the platform has no state directory.
+pub fn default_history_file() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "meshtalk")?;
+    let dir = dirs.state_dir().unwrap_or(dirs.data_local_dir());
+    Some(dir.join("history"))
+}
+
+/// Sets where the prompt keeps its history (`None`: in memory only); call before [`spawn`].
+pub fn keep_history_in(file: Option<PathBuf>) {
+    let _ = HISTORY_FILE.set(file);
+}
+
+/// The history file, its directory made (owner only) if need be; `None` after saying
+/// why it cannot be used.
+fn history_file() -> Option<&'static Path> {
+    let file = HISTORY_FILE.get()?.as_deref()?;
+    if let Some(dir) = file.parent() {
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+        if let Err(e) = made {
+            diag!(
+                "history not saved: cannot make {}: {e} (--no-history stops trying)",
+                dir.display()
+            );
+            return None;
+        }
+    }
+    Some(file)
+}
+
+/// A second Ctrl-C on an empty line within this long leaves.
+const LEAVE_WINDOW: Duration = Duration::from_secs(2);
+
+/// Ctrl-C at the prompt: clears a typed line, as in a shell; on an empty line it is
+/// rustyline's interrupt, which the prompt counts towards leaving.
+struct ClearLine;
+
+impl ConditionalEventHandler for ClearLine {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        (!ctx.line().is_empty()).then_some(Cmd::Kill(Movement::WholeLine))
+    }
+}
+
+/// The word that leaves, as the command language knows it: `/quit` where it is a
+/// command, else the seed word `exit`.
+fn exit_word() -> &'static str {
+    match command::parse("/quit") {
+        Ok(Some(Command::Exit)) => "/quit",
+        _ => "exit",
+    }
+}
 
 /// Hands the terminal back as it was when dropped: the process ends while the
 /// prompt thread may still be inside `readline`, with the terminal in raw mode.
@@ -137,13 +205,14 @@ fn plain_lines(to_driver: &Sender<Msg>, credits: &Receiver<()>) {
 }
 
 /// The terminal prompt: line editing and history, events printed above the line.
-/// Ctrl-D and Ctrl-C both end input, as end of a piped stdin does.
+/// Ctrl-D ends input, as end of a piped stdin does; Ctrl-C clears the typed line,
+/// and on an empty line ends input only when pressed twice within [`LEAVE_WINDOW`].
 /// Typed lines need no credits (a person is never far ahead); the plain fallback does.
 fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<()>) {
     let config = Config::builder()
         .max_history_size(HISTORY)
         .map(|b| b.build());
-    let editor = config.and_then(DefaultEditor::with_config);
+    let editor = config.and_then(line::editor);
     let mut editor = match editor {
         Ok(editor) => editor,
         Err(e) => {
@@ -151,18 +220,37 @@ fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<
             return plain_lines(to_driver, credits);
         }
     };
+    let saved_history = history_file();
+    if let Some(file) = saved_history {
+        match editor.load_history(file) {
+            Ok(()) => debug!("history read from {}", file.display()),
+            Err(ReadlineError::Io(e)) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => diag!("cannot read the history in {}: {e}", file.display()),
+        }
+    }
     match editor.create_external_printer() {
         Ok(printer) => render::print_above_prompt(Box::new(printer)),
         Err(e) => diag!("events may overwrite the line being typed: {e}"),
     }
+    let ctrl_c = KeyEvent(KeyCode::Char('C'), Modifiers::CTRL);
+    editor.bind_sequence(ctrl_c, EventHandler::Conditional(Box::new(ClearLine)));
+    // When Ctrl-C was last pressed on an empty line.
+    let mut interrupted: Option<Instant> = None;
     loop {
         reading.store(true, Ordering::SeqCst);
         let read = editor.readline(PROMPT);
         reading.store(false, Ordering::SeqCst);
         match read {
             Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
+                if !line.trim().is_empty()
+                    && matches!(editor.add_history_entry(line.as_str()), Ok(true))
+                {
+                    // Saved line by line: the process may end without a goodbye to the prompt.
+                    if let Some(file) = saved_history
+                        && let Err(e) = editor.append_history(file)
+                    {
+                        diag!("cannot save the history in {}: {e}", file.display());
+                    }
                 }
                 // Reading no further after `exit` keeps the terminal out of raw
                 // mode while the driver says goodbye and the process ends.
@@ -171,7 +259,16 @@ fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<
                     return;
                 }
             }
-            Err(ReadlineError::Eof | ReadlineError::Interrupted) => return,
+            Err(ReadlineError::Eof) => return,
+            // Ctrl-C on an empty line ([`ClearLine`] clears any other).
+            Err(ReadlineError::Interrupted) => {
+                if interrupted.is_some_and(|at| at.elapsed() <= LEAVE_WINDOW) {
+                    return;
+                }
+                interrupted = Some(Instant::now());
+                let exit = exit_word();
+                println!("press Ctrl-C again or type {exit} to leave");
+            }
             Err(ReadlineError::Signal(_)) => {}
             Err(e) => {
                 diag!("reading the terminal failed: {e}");

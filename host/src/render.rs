@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rustyline::ExternalPrinter;
@@ -18,6 +19,8 @@ use meshtalk_core::display::{SafeStr, needs_escape};
 use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
 use meshtalk_core::peers::{Direction, PeerId};
 use serde_json::{Value, json};
+
+use crate::transcript;
 
 /// Prints events to stdout, in the chosen format.
 #[derive(Clone, Copy, Debug)]
@@ -89,7 +92,7 @@ impl Render {
             human(format_args!(
                 "{} {} ({addr}, {}, {}{waiting})",
                 p.id,
-                Paint(BOLD, SafeStr(p.alias)),
+                Name(p.alias),
                 direction(p.direction),
                 phase(p.phase),
             ));
@@ -101,12 +104,22 @@ impl Render {
 
     /// One event from the node; `alias` is the current alias of the event's peer, if known.
     pub fn event(&self, event: &Event<String>, alias: Option<&str>) {
+        record(event, alias);
         if self.json {
             write_out(|out| {
                 let _ = write_event_json(out, event);
             });
         } else {
-            human(format_args!("{}", EventText { event, alias }));
+            let alert = alerts(event);
+            let bell = if alert && bell() { "\x07" } else { "" };
+            human(format_args!(
+                "{}{bell}",
+                EventText {
+                    event,
+                    alias,
+                    alert
+                }
+            ));
         }
     }
 
@@ -116,6 +129,7 @@ impl Render {
         let Some(line) = line.filter(|_| self.json) else {
             return self.event(event, alias);
         };
+        record(event, alias);
         let mut object = Vec::new();
         let _ = write_event_json(&mut object, event);
         if object.ends_with(b"}\n") {
@@ -182,6 +196,33 @@ impl Render {
         }
     }
 
+    /// The person's own message to `alias`, as the screen's transcript: `you -> bob: text`.
+    pub fn said_to(&self, alias: &str, text: &str) {
+        human(format_args!(
+            "{} -> {}: {}",
+            Paint(BOLD, "you"),
+            Name(alias),
+            Lines(text)
+        ));
+    }
+
+    /// The person's own message to the room: `you (room): text`.
+    pub fn said_to_room(&self, text: &str) {
+        human(format_args!(
+            "{} (room): {}",
+            Paint(BOLD, "you"),
+            Lines(text)
+        ));
+    }
+
+    /// The person leaves (at a terminal): `left 2 peers`, before the goodbyes go out.
+    pub fn goodbye(&self, peers: usize) {
+        if !self.json {
+            let plural = if peers == 1 { "" } else { "s" };
+            human(format_args!("left {peers} peer{plural}; goodbye"));
+        }
+    }
+
     /// `send --text` is connected (raw text, no banner).
     pub fn text_connected(&self, addr: SocketAddr) {
         if self.json {
@@ -191,6 +232,23 @@ impl Render {
         } else {
             human(format_args!("connected to {addr} (plain text)"));
         }
+    }
+}
+
+/// A message event, to the transcript (if one is kept); `alias` is the sending link's.
+fn record(event: &Event<String>, alias: Option<&str>) {
+    if let Event::Message {
+        from, text, room, ..
+    } = event
+    {
+        let who = match room {
+            None => transcript::Line::From(from),
+            Some(_) => transcript::Line::Room {
+                from,
+                via: alias.filter(|via| via != from),
+            },
+        };
+        transcript::write(who, text);
     }
 }
 
@@ -238,7 +296,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             }
             out.write_all(b",\"text\":")?;
             json_string(out, text)?;
-            return out.write_all(b"}\n");
+            return with_json_time(|time| writeln!(out, ",\"time\":\"{time}\"}}"));
         }
         Event::Sent { peer, id, receipt } => {
             json!({"event": "sent", "peer": peer.number(), "id": id, "receipt": receipt})
@@ -267,13 +325,15 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             "reason": reason.to_string(),
         }),
     };
-    json_line(out, &value)
+    json_line(out, value)
 }
 
 /// The human line for one event, peer-supplied text made safe.
 struct EventText<'a> {
     event: &'a Event<String>,
     alias: Option<&'a str>,
+    /// A message for the person (a direct one, or one naming them): its author is highlighted.
+    alert: bool,
 }
 
 impl Display for EventText<'_> {
@@ -290,7 +350,7 @@ impl Display for EventText<'_> {
                 f,
                 "{} {peer} {} ({addr}, {}, {})",
                 Paint(GREEN, "connected"),
-                Paint(BOLD, SafeStr(alias)),
+                Name(alias),
                 direction(*d),
                 kind(*k)
             ),
@@ -306,19 +366,14 @@ impl Display for EventText<'_> {
                 text,
                 room: None,
                 ..
-            } => write!(f, "{}: {}", Paint(BOLD, SafeStr(from)), SafeStr(text)),
+            } => write!(f, "{}: {}", Author(from, self.alert), Lines(text)),
             Event::Message {
                 from,
                 text,
                 room: Some(_),
                 ..
             } if self.alias == Some(from.as_str()) => {
-                write!(
-                    f,
-                    "{} (room): {}",
-                    Paint(BOLD, SafeStr(from)),
-                    SafeStr(text)
-                )
+                write!(f, "{} (room): {}", Author(from, self.alert), Lines(text))
             }
             Event::Message {
                 peer,
@@ -328,9 +383,9 @@ impl Display for EventText<'_> {
             } => write!(
                 f,
                 "{} (room, via {}): {}",
-                Paint(BOLD, SafeStr(from)),
+                Author(from, self.alert),
                 who(*peer),
-                SafeStr(text)
+                Lines(text)
             ),
             Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),
             Event::Delivered { peer, id } => {
@@ -356,11 +411,128 @@ impl Display for EventText<'_> {
                 f,
                 "{} {peer} {}: {}",
                 Paint(YELLOW, "disconnected"),
-                Paint(BOLD, SafeStr(alias)),
+                Name(alias),
                 SafeStr(&reason.to_string())
             ),
         }
     }
+}
+
+/// A message's text made safe line by line: a multi-line message keeps its lines
+/// (joined by `\n`, which [`human`] indents under the author) where a lone control
+/// character would show as `^J`. A line's `\r\n` ending counts as `\n`; a final
+/// line ending is dropped.
+pub struct Lines<'a>(pub &'a str);
+
+impl Display for Lines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.strip_suffix('\n').unwrap_or(self.0);
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            SafeStr(line.strip_suffix('\r').unwrap_or(line)).fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// `line` with every line after the first indented by `width` columns and two more:
+/// continuation lines of a message sit under its author.
+pub fn indent(line: &str, width: usize) -> String {
+    if !line.contains('\n') {
+        return line.to_string();
+    }
+    let indent = format!("\n{:width$}", "", width = width + 2);
+    line.replace('\n', &indent)
+}
+
+/// A peer's name (made safe), in bold and in its own colour when colour is on.
+struct Name<'a>(&'a str);
+
+impl Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Author(self.0, false).fmt(f)
+    }
+}
+
+/// A message's author: as a [`Name`], and highlighted (reverse video) when the
+/// message is for the person.
+struct Author<'a>(&'a str, bool);
+
+impl Display for Author<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !colour() {
+            return SafeStr(self.0).fmt(f);
+        }
+        let style = if self.1 { HIGHLIGHT } else { BOLD };
+        let hue = name_colour(self.0);
+        write!(f, "\x1b[{style};38;5;{hue}m{}\x1b[0m", SafeStr(self.0))
+    }
+}
+
+/// Colours of the 256-colour palette, all mid-tone, so that a name reads on a dark
+/// and on a light background; red-only and plain green/yellow hues are left to
+/// errors and joins/leaves.
+const NAME_COLOURS: [u8; 16] = [
+    31, 32, 35, 37, 61, 62, 64, 97, 98, 125, 127, 130, 133, 166, 169, 172,
+];
+
+/// The colour of `name`: the same every run and on every machine (FNV-1a of its
+/// bytes), so a person is recognised by it.
+fn name_colour(name: &str) -> u8 {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    NAME_COLOURS[hash as usize % NAME_COLOURS.len()]
+}
+
+/// Who the person is, and whether a message for them rings the terminal's bell.
+struct Alerts {
+    name: String,
+    bell: bool,
+}
+
+static ALERTS: OnceLock<Alerts> = OnceLock::new();
+
+/// Messages for `name` (direct ones, and room ones naming it) are highlighted, and
+/// ring the bell when `bell` and stdout is a terminal. Set once, before the driver starts.
+pub fn alert_for(name: &str, bell: bool) {
+    let bell = bell && std::io::stdout().is_terminal();
+    let _ = ALERTS.set(Alerts {
+        name: name.to_string(),
+        bell,
+    });
+}
+
+/// Whether `event` is a message for the person: to them directly, or naming them.
+fn alerts(event: &Event<String>) -> bool {
+    let Some(alerts) = ALERTS.get() else {
+        return false;
+    };
+    match event {
+        Event::Message { room: None, .. } => true,
+        Event::Message { text, .. } => mentions(text, &alerts.name),
+        _ => false,
+    }
+}
+
+/// Whether messages for the person ring the bell.
+fn bell() -> bool {
+    ALERTS.get().is_some_and(|a| a.bell)
+}
+
+/// Whether `text` names `name` as a word of its own, in any case: `bob`, `Bob:` and
+/// `@bob` do, `bobby` does not. Name characters are letters, digits, `_`, `.`, `-`;
+/// a trailing `.` or `-` ends a sentence rather than the name.
+fn mentions(text: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let is_name_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-');
+    text.split(|c: char| !is_name_char(c))
+        .map(|word| word.trim_end_matches(['.', '-']))
+        .any(|word| word.eq_ignore_ascii_case(name))
 }
 
 /// A peer shown by alias when known, else by number.
@@ -369,7 +541,7 @@ struct PeerName<'a>(PeerId, Option<&'a str>);
 impl Display for PeerName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.1 {
-            Some(alias) => Paint(BOLD, SafeStr(alias)).fmt(f),
+            Some(alias) => Name(alias).fmt(f),
             None => self.0.fmt(f),
         }
     }
@@ -404,15 +576,19 @@ fn phase(p: Phase) -> &'static str {
 /// One JSON line on stdout; a closed stdout is not our problem to report.
 fn emit(value: Value) {
     write_out(|out| {
-        let _ = json_line(out, &value);
+        let _ = json_line(out, value);
     });
 }
 
-/// `value` and a newline, straight to the writer (no `fmt` adapter in between),
-/// with its strings safe for a terminal ([`SafeJson`]).
-fn json_line(out: &mut dyn Write, value: &Value) -> std::io::Result<()> {
+/// `value` with its `time` and a newline, straight to the writer (no `fmt` adapter in
+/// between), with its strings safe for a terminal ([`SafeJson`]).
+fn json_line(out: &mut dyn Write, mut value: Value) -> std::io::Result<()> {
+    if let Value::Object(fields) = &mut value {
+        let time = with_json_time(str::to_string);
+        fields.insert("time".into(), Value::String(time));
+    }
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, SafeJson);
-    serde::Serialize::serialize(value, &mut ser)?;
+    serde::Serialize::serialize(&value, &mut ser)?;
     out.write_all(b"\n")
 }
 
@@ -446,6 +622,26 @@ impl serde_json::ser::Formatter for SafeJson {
         }
         writer.write_all(&fragment.as_bytes()[run..])
     }
+}
+
+thread_local! {
+    /// The last JSON time stamp made, and the millisecond it is for: a busy room
+    /// gets many events a millisecond.
+    static JSON_TIME: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
+
+/// Calls `use_it` with the local time now in RFC 3339, to the millisecond
+/// (`2026-12-07T13:05:09.042+01:00`), as JSON events carry it in `time`.
+fn with_json_time<T>(use_it: impl FnOnce(&str) -> T) -> T {
+    let now = chrono::Local::now();
+    let ms = now.timestamp_millis();
+    JSON_TIME.with_borrow_mut(|(at, text)| {
+        if *at != ms {
+            *at = ms;
+            *text = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        }
+        use_it(text)
+    })
 }
 
 /// A buffer that holds this much is written out at once, whatever the turn.
@@ -498,10 +694,31 @@ fn write_out(write: impl FnOnce(&mut dyn Write)) {
     }
 }
 
-/// One human line, stamped with the local time of day.
+/// One human line, stamped with the local time of day, and the date too when the
+/// day changed since the line before.
 fn human(line: std::fmt::Arguments<'_>) {
-    let time = chrono::Local::now().format("%H:%M:%S");
+    static DAY: AtomicI32 = AtomicI32::new(NO_DAY);
+    let time = stamp(chrono::Local::now().naive_local(), &DAY);
+    // Peers' text has no newline of its own (made safe): each one is a message's
+    // next line, indented under its author, past the stamp.
+    let line = indent(&line.to_string(), time.len() + 3);
     print_line(format!("{} {line}", Paint(DIM, format_args!("[{time}]"))));
+}
+
+/// [`stamp`]'s day before the first line.
+const NO_DAY: i32 = i32::MIN;
+
+/// `HH:MM:SS` at `now`, or `YYYY-MM-DD HH:MM:SS` when the day is another than the
+/// one `day` holds (the last line's; the first line's day is taken as known).
+fn stamp(now: chrono::NaiveDateTime, day: &AtomicI32) -> String {
+    use chrono::Datelike;
+    let today = now.date().num_days_from_ce();
+    let before = day.swap(today, Ordering::Relaxed);
+    if before == today || before == NO_DAY {
+        now.format("%H:%M:%S").to_string()
+    } else {
+        now.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
 }
 
 /// The prompt's printer while a prompt is on screen: human lines go through it so
@@ -551,6 +768,8 @@ fn print_line(line: String) {
 }
 
 const BOLD: &str = "1";
+/// Bold reverse video: readable on dark and light backgrounds alike.
+const HIGHLIGHT: &str = "1;7";
 const DIM: &str = "2";
 const RED: &str = "31";
 const GREEN: &str = "32";
@@ -591,10 +810,18 @@ mod tests {
             .expect("room in the table")
     }
 
+    /// The event's JSON line with its `time` (checked: RFC 3339, about now) shown as `T`.
     fn line(event: &Event<String>) -> String {
         let mut out = Vec::new();
         write_event_json(&mut out, event).expect("written to a Vec");
-        String::from_utf8(out).expect("JSON is UTF-8")
+        let line = String::from_utf8(out).expect("JSON is UTF-8");
+        let start = line.find("\"time\":\"").expect("a time field") + 8;
+        let len = line[start..].find('"').expect("the time's end");
+        let time = chrono::DateTime::parse_from_rfc3339(&line[start..start + len])
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let age = chrono::Local::now().signed_duration_since(time);
+        assert!(age.num_seconds().abs() < 60, "{line}");
+        format!("{}T{}", &line[..start], &line[start + len..])
     }
 
     fn message(text: &str, room: Option<Room>) -> Event<String> {
@@ -610,7 +837,8 @@ mod tests {
     fn a_direct_message_is_the_json_line_of_its_fields() {
         let p = peer().number();
         let text = "hi \"there\"\n\t\u{1b}[31m é";
-        let expected = json!({"event": "message", "peer": p, "from": "al\"ice", "text": text});
+        let expected =
+            json!({"event": "message", "peer": p, "from": "al\"ice", "text": text, "time": "T"});
         assert_eq!(line(&message(text, None)), format!("{expected}\n"));
     }
 
@@ -623,7 +851,7 @@ mod tests {
         };
         let expected = json!({
             "event": "message", "peer": p, "from": "al\"ice", "text": "x",
-            "broadcast": true, "origin": "00000000000000ab", "seq": 7,
+            "broadcast": true, "origin": "00000000000000ab", "seq": 7, "time": "T",
         });
         assert_eq!(line(&message("x", Some(room))), format!("{expected}\n"));
     }
@@ -642,7 +870,7 @@ mod tests {
         let value: Value = serde_json::from_str(&out).expect("JSON");
         assert_eq!(value["text"], text);
         let mut other = Vec::new();
-        json_line(&mut other, &json!({"event": "error", "message": text})).expect("written");
+        json_line(&mut other, json!({"event": "error", "message": text})).expect("written");
         let other = String::from_utf8(other).expect("UTF-8");
         assert!(!other.contains('\u{9b}'), "{other}");
         let value: Value = serde_json::from_str(&other).expect("JSON");
@@ -655,7 +883,65 @@ mod tests {
             peer: peer(),
             alias: "bob".into(),
         };
-        let expected = json!({"event": "alias", "peer": peer().number(), "alias": "bob"});
+        let expected =
+            json!({"event": "alias", "peer": peer().number(), "alias": "bob", "time": "T"});
         assert_eq!(line(&event), format!("{expected}\n"));
+    }
+
+    #[test]
+    fn a_name_is_mentioned_as_a_word_of_its_own_in_any_case() {
+        for text in [
+            "alice",
+            "hi Alice!",
+            "@alice: look",
+            "ALICE.",
+            "(alice)",
+            "ok alice-",
+        ] {
+            assert!(mentions(text, "alice"), "{text}");
+        }
+        for text in ["alicea", "malice", "al ice", ""] {
+            assert!(!mentions(text, "alice"), "{text}");
+        }
+        assert!(mentions("ask bob.smith now", "bob.smith"));
+        assert!(!mentions("ask bob now", "bob.smith"));
+    }
+
+    #[test]
+    fn a_name_keeps_its_colour_and_names_spread_over_the_palette() {
+        assert_eq!(name_colour("alice"), name_colour("alice"));
+        let names = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+        ];
+        let mut colours: Vec<u8> = names.iter().map(|n| name_colour(n)).collect();
+        assert!(colours.iter().all(|c| NAME_COLOURS.contains(c)));
+        colours.sort_unstable();
+        colours.dedup();
+        assert!(colours.len() >= 5, "{colours:?}");
+    }
+
+    #[test]
+    fn the_time_gets_the_date_on_the_first_line_of_a_new_day_only() {
+        let at = |text: &str| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").expect("a time")
+        };
+        let day = AtomicI32::new(NO_DAY);
+        assert_eq!(stamp(at("2026-12-07 23:59:58"), &day), "23:59:58");
+        assert_eq!(stamp(at("2026-12-07 23:59:59"), &day), "23:59:59");
+        assert_eq!(
+            stamp(at("2026-12-08 00:00:01"), &day),
+            "2026-12-08 00:00:01"
+        );
+        assert_eq!(stamp(at("2026-12-08 00:00:02"), &day), "00:00:02");
+    }
+
+    #[test]
+    fn a_multi_line_message_keeps_its_lines_each_made_safe() {
+        let shown = format!("{}", Lines("one\r\ntwo \x1b[2J\nthree\n"));
+        assert_eq!(shown, "one\ntwo ^[[2J\nthree");
+        assert_eq!(
+            indent(&format!("bob: {shown}"), 3),
+            "bob: one\n     two ^[[2J\n     three"
+        );
     }
 }

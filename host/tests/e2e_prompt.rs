@@ -32,6 +32,8 @@ fn alice_at_a_terminal(colour: bool) -> (PtySession, u16) {
             "127.0.0.1",
             "--name",
             "alice",
+            // Never the developer's saved history.
+            "--no-history",
         ])
         .env_remove("RUST_LOG")
         .env("TERM", "xterm");
