@@ -1,6 +1,8 @@
 //! The shell's flow control: when input pauses, whom a paused node still reads,
 //! and when a peer that takes nothing is stalled.
 
+use std::collections::BTreeSet;
+
 use meshtalk_core::flow::{Flow, Limits};
 use meshtalk_core::peers::{Direction, PeerId, PeerTable};
 use meshtalk_core::time::{Duration, Instant};
@@ -177,4 +179,35 @@ fn a_peer_in_a_reused_slot_starts_with_nothing_waiting() {
     assert_eq!(f.backlog(newcomer), 5);
     assert_eq!(f.backlog(a), 0);
     assert!(!f.paused(), "the old peer's backlog left with it");
+}
+
+#[test]
+fn stall_deadlines_are_spread_per_peer_and_per_node_over_half_the_timeout() {
+    let (_, ids) = peers();
+    // How far past the stall timeout `peer` of the node salted `salt` stalls.
+    let spread = |salt: u64, peer: PeerId| {
+        let mut f: Flow<4> = Flow::new(flow().limits(), salt);
+        f.queued(at(0), peer, 1);
+        f.stall_at(peer).expect("bytes wait").as_millis() - STALL
+    };
+    let mut all = BTreeSet::new();
+    for salt in 0..16 {
+        let node: BTreeSet<u64> = ids.iter().map(|&p| spread(salt, p)).collect();
+        assert!(
+            node.len() > 1,
+            "node {salt}: its peers all stall at once: {node:?}"
+        );
+        all.extend(node);
+    }
+    let one_peer: BTreeSet<u64> = (0..16).map(|salt| spread(salt, ids[0])).collect();
+    assert!(
+        one_peer.len() > 8,
+        "16 nodes give the same peer slot {} distinct deadlines: {one_peer:?}",
+        one_peer.len()
+    );
+    let (lo, hi) = (all.first().copied(), all.last().copied());
+    assert!(
+        lo < Some(STALL / 8) && hi > Some(3 * STALL / 8) && hi <= Some(STALL / 2),
+        "48 deadlines do not cover half the timeout: {lo:?}..{hi:?}"
+    );
 }
