@@ -209,6 +209,8 @@ pub struct Report {
     pub broadcasts_skipped: usize,
     pub broadcast_deliveries: usize,
     pub resets: usize,
+    /// Resets, cuts and disconnects the scenario scripted.
+    pub faults_scripted: usize,
     /// Scripted resets, cuts and disconnects that found no link to act on.
     pub faults_skipped: usize,
     /// The longest a link took from its dial being accepted to being ready at both ends.
@@ -265,6 +267,7 @@ pub struct Totals {
     pub sends_skipped: usize,
     /// Of those, skipped at nodes the topology gave no link.
     pub sends_isolated: usize,
+    pub faults_scripted: usize,
     pub faults_skipped: usize,
     pub resets: usize,
     pub stalls: usize,
@@ -291,6 +294,7 @@ impl Totals {
         undelivered: 0,
         sends_skipped: 0,
         sends_isolated: 0,
+        faults_scripted: 0,
         faults_skipped: 0,
         resets: 0,
         stalls: 0,
@@ -315,6 +319,7 @@ impl Totals {
         self.undelivered += r.unicasts_undelivered;
         self.sends_skipped += r.unicasts_skipped + r.broadcasts_skipped;
         self.sends_isolated += r.sends_isolated;
+        self.faults_scripted += r.faults_scripted;
         self.faults_skipped += r.faults_skipped;
         self.resets += r.resets;
         self.stalls += r.stalls;
@@ -340,6 +345,7 @@ impl Totals {
         self.undelivered += o.undelivered;
         self.sends_skipped += o.sends_skipped;
         self.sends_isolated += o.sends_isolated;
+        self.faults_scripted += o.faults_scripted;
         self.faults_skipped += o.faults_skipped;
         self.resets += o.resets;
         self.stalls += o.stalls;
@@ -357,7 +363,7 @@ impl std::fmt::Display for Totals {
             "{} runs ({} bounded), {} nodes; unicasts: {} scripted, {} sent, {} delivered, \
              {} undelivered, {} refused (window full); broadcasts: {} scripted, {} sent, \
              {} deliveries; {} sends skipped (no ready peer; {} at nodes with no link), \
-             {} faults skipped; {} resets, {} stalls in {} runs, max backlog {} B, \
+             {} of {} scripted faults skipped (no link); {} resets, {} stalls in {} runs, max backlog {} B, \
              slowest link ready in {} ms, {} steps",
             self.runs,
             self.bounded_runs,
@@ -373,6 +379,7 @@ impl std::fmt::Display for Totals {
             self.sends_skipped,
             self.sends_isolated,
             self.faults_skipped,
+            self.faults_scripted,
             self.resets,
             self.stalls,
             self.runs_with_stalls,
@@ -785,6 +792,7 @@ impl Sim {
             bounded: sc.backpressure.is_some(),
             unicasts_scripted: sc.unicasts,
             broadcasts_scripted: sc.broadcasts,
+            faults_scripted: sc.resets + sc.partitions + sc.disconnects,
             ..Report::default()
         };
         Sim {

@@ -62,6 +62,10 @@ fn runs(test: &str, base: u64, count: u64, make: impl Fn(u64) -> Scenario) -> To
         (totals.sends_skipped - totals.sends_isolated) * 5 <= linked,
         "{test}: more than a fifth of the scripted sends found no ready peer: {totals}"
     );
+    assert!(
+        totals.faults_skipped * 4 <= totals.faults_scripted,
+        "{test}: more than a quarter of the scripted faults found no link: {totals}"
+    );
     totals
 }
 
