@@ -18,7 +18,8 @@
 //! reported undelivered; receipts for messages never delivered; a send refused
 //! as "window full" while the simulator's own count says fewer than
 //! [`WINDOW`] messages to that peer await their receipt; a scripted send
-//! skipped for want of a ready peer on a network where nothing failed;
+//! skipped for want of a ready peer on a network where nothing failed, or
+//! while a link of its sender has been up for [`READY_WITHIN`];
 //! broadcasts delivered twice, to their sender, beyond the hop limit, or
 //! missing at a node whose path from the sender stayed up.
 
