@@ -211,3 +211,65 @@ fn stall_deadlines_are_spread_per_peer_and_per_node_over_half_the_timeout() {
         "48 deadlines do not cover half the timeout: {lo:?}..{hi:?}"
     );
 }
+
+#[test]
+fn a_backlog_that_empties_and_fills_again_starts_a_new_stall_clock() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    f.taken(at(10), a, 100);
+    f.queued(at(5_000), a, 100);
+    let when = f.stall_at(a).expect("bytes wait").as_millis();
+    assert!(
+        (5_000 + STALL..=5_000 + STALL + STALL / 2).contains(&when),
+        "the clock did not restart when bytes began to wait again: {when}"
+    );
+}
+
+#[test]
+fn taking_no_bytes_is_not_progress() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    let first = f.stall_at(a);
+    f.taken(at(900), a, 0);
+    assert_eq!(f.stall_at(a), first);
+}
+
+#[test]
+fn a_newcomer_in_a_reused_slot_starts_its_own_stall_clock() {
+    let (mut table, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    table.remove(a);
+    let newcomer = table_insert(&mut table);
+    assert_eq!(newcomer.slot(), a.slot(), "the freed slot is reused");
+    f.queued(at(5_000), newcomer, 5);
+    let when = f.stall_at(newcomer).expect("bytes wait").as_millis();
+    assert!(
+        when >= 5_000 + STALL,
+        "the newcomer inherited the old peer's clock: stalls at {when}"
+    );
+}
+
+#[test]
+fn stall_timeouts_of_a_few_milliseconds_are_spread_within_half_again() {
+    let (_, ids) = peers();
+    for stall in 0..=3 {
+        let limits = Limits {
+            stall: Some(Duration::from_millis(stall)),
+            ..flow().limits()
+        };
+        for salt in 0..8 {
+            let mut f: Flow<4> = Flow::new(limits, salt);
+            for &p in &ids {
+                f.queued(at(100), p, 1);
+                let when = f.stall_at(p).expect("bytes wait").as_millis();
+                assert!(
+                    (100 + stall..=100 + stall + stall / 2).contains(&when),
+                    "stall {stall} ms, salt {salt}: stalls at {when}"
+                );
+            }
+        }
+    }
+}
