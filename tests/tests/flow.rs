@@ -273,3 +273,14 @@ fn stall_timeouts_of_a_few_milliseconds_are_spread_within_half_again() {
         }
     }
 }
+
+#[test]
+fn a_peer_due_now_is_not_also_the_next_to_look_at() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 1);
+    let when = f.stall_at(a).expect("bytes wait");
+    let (due, next) = f.stalled(when);
+    assert_eq!(due.collect::<Vec<_>>(), vec![a]);
+    assert_eq!(next, None, "the only waiting peer is due already");
+}
