@@ -15,9 +15,13 @@
 //!
 //! After a run, [`Report::violations`] lists every broken promise: unicasts
 //! delivered twice, out of order, to the wrong node, or neither delivered nor
-//! reported undelivered; receipts for messages never delivered; broadcasts
-//! delivered twice, to their sender, beyond the hop limit, or missing at a node
-//! whose path from the sender stayed up.
+//! reported undelivered; receipts for messages never delivered; a send refused
+//! as "window full" while the simulator's own count says fewer than
+//! [`WINDOW`] messages to that peer await their receipt; a scripted send
+//! skipped for want of a ready peer on a network where nothing failed, or
+//! while a link of its sender has been up for [`READY_WITHIN`];
+//! broadcasts delivered twice, to their sender, beyond the hop limit, or
+//! missing at a node whose path from the sender stayed up.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -25,6 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use meshtalk_core::command;
 use meshtalk_core::flow::{Flow, Limits};
+use meshtalk_core::limits::WINDOW;
 use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, NodeError, Output, Reason};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
@@ -45,6 +50,10 @@ const FLIGHT: u64 = 5_000;
 const SETTLE: u64 = 30_000;
 /// The most steps (inputs and reads) a run may take before it counts as livelock.
 const MAX_STEPS: u64 = 400_000;
+/// A link up this long is ready at both ends (banners, handshake and hellos
+/// take well under this, even for the slow reader): a send skipped for want of
+/// a ready peer while such a link is up is a violation.
+const READY_WITHIN: u64 = 1_000;
 
 /// A small seeded generator (SplitMix64): all the simulator's randomness.
 #[derive(Clone, Debug)]
@@ -182,13 +191,31 @@ pub struct Report {
     pub seed: u64,
     pub nodes: usize,
     pub links: usize,
+    /// Bounded pipes and flow control ([`Scenario::backpressure`]).
+    pub bounded: bool,
+    /// Unicasts the scenario scripted; each is sent, refused or skipped.
+    pub unicasts_scripted: usize,
     pub unicasts_sent: usize,
     pub unicasts_delivered: usize,
     pub unicasts_undelivered: usize,
+    /// Refused by the node as "window full" (a violation unless the window was).
     pub unicasts_refused: usize,
+    /// Not given to the node: the sender had no ready peer at the time.
+    pub unicasts_skipped: usize,
+    /// Unicasts and broadcasts skipped at a node the topology gave no link.
+    pub sends_isolated: usize,
+    pub broadcasts_scripted: usize,
     pub broadcasts_sent: usize,
+    /// Broadcasts not given to the node: the sender had no ready peer.
+    pub broadcasts_skipped: usize,
     pub broadcast_deliveries: usize,
     pub resets: usize,
+    /// Resets, cuts and disconnects the scenario scripted.
+    pub faults_scripted: usize,
+    /// Scripted resets, cuts and disconnects that found no link to act on.
+    pub faults_skipped: usize,
+    /// The longest a link took from its dial being accepted to being ready at both ends.
+    pub slowest_ready_ms: u64,
     /// Peers dropped by the shell for taking nothing for the stall timeout.
     pub stalls: usize,
     /// The most bytes a shell ever held for one peer.
@@ -222,31 +249,145 @@ impl Report {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Totals {
     pub runs: usize,
+    /// Runs through bounded pipes with the shells' flow control.
+    pub bounded_runs: usize,
     pub nodes: usize,
+    pub unicasts_scripted: usize,
+    /// Unicasts sent (the node answered with `Sent`).
     pub unicasts: usize,
+    pub unicasts_delivered: usize,
+    pub broadcasts_scripted: usize,
+    /// Broadcasts sent (the node answered with `Broadcast`).
     pub broadcasts: usize,
+    pub broadcast_deliveries: usize,
+    /// Unicast and broadcast deliveries.
     pub deliveries: usize,
     pub refused: usize,
     pub undelivered: usize,
+    /// Scripted unicasts and broadcasts skipped for want of a ready peer.
+    pub sends_skipped: usize,
+    /// Of those, skipped at nodes the topology gave no link.
+    pub sends_isolated: usize,
+    pub faults_scripted: usize,
+    pub faults_skipped: usize,
     pub resets: usize,
     pub stalls: usize,
+    /// Runs in which a peer was dropped as not reading.
+    pub runs_with_stalls: usize,
     pub max_backlog: usize,
+    pub slowest_ready_ms: u64,
     pub steps: u64,
 }
 
 impl Totals {
+    pub const ZERO: Totals = Totals {
+        runs: 0,
+        bounded_runs: 0,
+        nodes: 0,
+        unicasts_scripted: 0,
+        unicasts: 0,
+        unicasts_delivered: 0,
+        broadcasts_scripted: 0,
+        broadcasts: 0,
+        broadcast_deliveries: 0,
+        deliveries: 0,
+        refused: 0,
+        undelivered: 0,
+        sends_skipped: 0,
+        sends_isolated: 0,
+        faults_scripted: 0,
+        faults_skipped: 0,
+        resets: 0,
+        stalls: 0,
+        runs_with_stalls: 0,
+        max_backlog: 0,
+        slowest_ready_ms: 0,
+        steps: 0,
+    };
+
     pub fn add(&mut self, r: &Report) {
         self.runs += 1;
+        self.bounded_runs += usize::from(r.bounded);
         self.nodes += r.nodes;
+        self.unicasts_scripted += r.unicasts_scripted;
         self.unicasts += r.unicasts_sent;
+        self.unicasts_delivered += r.unicasts_delivered;
+        self.broadcasts_scripted += r.broadcasts_scripted;
         self.broadcasts += r.broadcasts_sent;
+        self.broadcast_deliveries += r.broadcast_deliveries;
         self.deliveries += r.unicasts_delivered + r.broadcast_deliveries;
         self.refused += r.unicasts_refused;
         self.undelivered += r.unicasts_undelivered;
+        self.sends_skipped += r.unicasts_skipped + r.broadcasts_skipped;
+        self.sends_isolated += r.sends_isolated;
+        self.faults_scripted += r.faults_scripted;
+        self.faults_skipped += r.faults_skipped;
         self.resets += r.resets;
         self.stalls += r.stalls;
+        self.runs_with_stalls += usize::from(r.stalls > 0);
         self.max_backlog = self.max_backlog.max(r.max_backlog);
+        self.slowest_ready_ms = self.slowest_ready_ms.max(r.slowest_ready_ms);
         self.steps += r.steps;
+    }
+
+    /// Adds another set of totals (for a whole suite).
+    pub fn merge(&mut self, o: &Totals) {
+        self.runs += o.runs;
+        self.bounded_runs += o.bounded_runs;
+        self.nodes += o.nodes;
+        self.unicasts_scripted += o.unicasts_scripted;
+        self.unicasts += o.unicasts;
+        self.unicasts_delivered += o.unicasts_delivered;
+        self.broadcasts_scripted += o.broadcasts_scripted;
+        self.broadcasts += o.broadcasts;
+        self.broadcast_deliveries += o.broadcast_deliveries;
+        self.deliveries += o.deliveries;
+        self.refused += o.refused;
+        self.undelivered += o.undelivered;
+        self.sends_skipped += o.sends_skipped;
+        self.sends_isolated += o.sends_isolated;
+        self.faults_scripted += o.faults_scripted;
+        self.faults_skipped += o.faults_skipped;
+        self.resets += o.resets;
+        self.stalls += o.stalls;
+        self.runs_with_stalls += o.runs_with_stalls;
+        self.max_backlog = self.max_backlog.max(o.max_backlog);
+        self.slowest_ready_ms = self.slowest_ready_ms.max(o.slowest_ready_ms);
+        self.steps += o.steps;
+    }
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs ({} bounded), {} nodes; unicasts: {} scripted, {} sent, {} delivered, \
+             {} undelivered, {} refused (window full); broadcasts: {} scripted, {} sent, \
+             {} deliveries; {} sends skipped (no ready peer; {} at nodes with no link), \
+             {} of {} scripted faults skipped (no link); {} resets, {} stalls in {} runs, max backlog {} B, \
+             slowest link ready in {} ms, {} steps",
+            self.runs,
+            self.bounded_runs,
+            self.nodes,
+            self.unicasts_scripted,
+            self.unicasts,
+            self.unicasts_delivered,
+            self.undelivered,
+            self.refused,
+            self.broadcasts_scripted,
+            self.broadcasts,
+            self.broadcast_deliveries,
+            self.sends_skipped,
+            self.sends_isolated,
+            self.faults_skipped,
+            self.faults_scripted,
+            self.resets,
+            self.stalls,
+            self.runs_with_stalls,
+            self.max_backlog,
+            self.slowest_ready_ms,
+            self.steps
+        )
     }
 }
 
@@ -379,6 +520,8 @@ struct Conn {
     dirs: [Dir; 2],
     /// When either end first went away.
     down_at: Option<u64>,
+    /// When the dial was accepted.
+    opened_at: u64,
 }
 
 struct PendingDial {
@@ -466,6 +609,8 @@ struct Sim {
     expect_sent: Option<usize>,
     expect_bcast: Option<usize>,
     shown_order: u64,
+    /// Scripted sends skipped for want of a ready peer: (time, node).
+    skipped: Vec<(u64, usize)>,
     report: Report,
 }
 
@@ -645,6 +790,10 @@ impl Sim {
             seed: sc.seed,
             nodes: n,
             links: edges.len(),
+            bounded: sc.backpressure.is_some(),
+            unicasts_scripted: sc.unicasts,
+            broadcasts_scripted: sc.broadcasts,
+            faults_scripted: sc.resets + sc.partitions + sc.disconnects,
             ..Report::default()
         };
         Sim {
@@ -665,6 +814,7 @@ impl Sim {
             expect_sent: None,
             expect_bcast: None,
             shown_order: 0,
+            skipped: Vec::new(),
             report,
         }
     }
@@ -871,9 +1021,18 @@ impl Sim {
     fn command_error(&mut self, i: usize, e: NodeError<'_>) {
         let text = format!("{e:?}");
         self.trace(|| format!("n{i} error {text}"));
-        let refused = matches!(e, NodeError::WindowFull(_));
-        if refused {
+        if let NodeError::WindowFull(peer) = e {
             self.report.unicasts_refused += 1;
+            let waiting = self.awaiting_receipt(i, peer);
+            let ours = self
+                .expect_sent
+                .is_some_and(|u| self.unicasts[u].peer == peer);
+            if !ours || waiting < WINDOW {
+                self.violation(format!(
+                    "n{i}: a send to {peer} refused ({e}), but {waiting} message(s) to it \
+                     await their receipt, fewer than the window of {WINDOW}"
+                ));
+            }
         } else {
             self.violation(format!("n{i}: input refused: {e} ({text})"));
         }
@@ -974,6 +1133,15 @@ impl Sim {
     }
 
     // ---- outputs ----
+
+    /// The simulator's own count of node `i`'s unicasts to `peer` that were sent
+    /// and have had no receipt yet: what fills the node's window.
+    fn awaiting_receipt(&self, i: usize, peer: PeerId) -> usize {
+        self.unicasts
+            .iter()
+            .filter(|u| u.from == i && u.peer == peer && u.id.is_some() && u.receipts.is_empty())
+            .count()
+    }
 
     fn end_of(&self, i: usize, peer: PeerId) -> Option<(usize, usize)> {
         let c = self.nodes[i].peers.get(&peer)?.conn?;
@@ -1111,6 +1279,7 @@ impl Sim {
             ],
             dirs: [dir(latency[0]), dir(latency[1])],
             down_at: None,
+            opened_at: self.now,
         });
         self.nodes[d.to].peers.insert(
             accepted,
@@ -1275,6 +1444,29 @@ impl Sim {
         text
     }
 
+    /// A scripted send from node `i` found no ready peer. Fine while every link
+    /// it has is new or down; with a link up for [`READY_WITHIN`], the node failed
+    /// to make it ready. Where nothing failed, checked again in [`Sim::check`].
+    fn skipped_send(&mut self, i: usize) {
+        if !self.edges.iter().any(|&(a, b)| a == i || b == i) {
+            self.report.sends_isolated += 1;
+        }
+        self.skipped.push((self.now, i));
+        let now = self.now;
+        let up = self.conns.iter().position(|c| {
+            c.ends.iter().all(|e| e.alive)
+                && c.ends.iter().any(|e| e.node == i)
+                && now >= c.opened_at + READY_WITHIN
+        });
+        if let Some(c) = up {
+            let since = self.conns[c].opened_at;
+            self.violation(format!(
+                "n{i} skipped a scripted send with no ready peer, though link {c} \
+                 has been up since t={since}ms"
+            ));
+        }
+    }
+
     fn act(&mut self, action: Action) {
         self.trace(|| format!("action {action:?}"));
         match action {
@@ -1293,6 +1485,8 @@ impl Sim {
             Action::Unicast { from } => {
                 let ready = self.ready_peers(from);
                 let Some((peer, view)) = self.rng.pick(&ready) else {
+                    self.report.unicasts_skipped += 1;
+                    self.skipped_send(from);
                     return;
                 };
                 let text = self.text('u', from);
@@ -1314,6 +1508,8 @@ impl Sim {
             Action::Broadcast { from } => {
                 let peers = self.ready_peers(from).len();
                 if peers == 0 {
+                    self.report.broadcasts_skipped += 1;
+                    self.skipped_send(from);
                     return;
                 }
                 let text = self.text('b', from);
@@ -1346,8 +1542,9 @@ impl Sim {
                     })
                     .collect();
                 let pick = if busy.is_empty() { &live } else { &busy };
-                if let Some(c) = self.rng.pick(pick) {
-                    self.reset(c);
+                match self.rng.pick(pick) {
+                    Some(c) => self.reset(c),
+                    None => self.report.faults_skipped += 1,
                 }
             }
             Action::Cut { a, b } => {
@@ -1356,13 +1553,15 @@ impl Sim {
                     (x.alive || y.alive)
                         && ((x.node, y.node) == (a, b) || (x.node, y.node) == (b, a))
                 });
-                if let Some(c) = cut {
-                    self.reset(c);
+                match cut {
+                    Some(c) => self.reset(c),
+                    None => self.report.faults_skipped += 1,
                 }
             }
             Action::Disconnect { from } => {
                 let ready = self.ready_peers(from);
                 let Some((peer, view)) = self.rng.pick(&ready) else {
+                    self.report.faults_skipped += 1;
                     return;
                 };
                 self.command(from, &format!("disconnect #{}", peer.number()));
@@ -1413,7 +1612,12 @@ impl Sim {
                     v.ready = true;
                 }
                 if let Some((c, e)) = self.end_of(i, peer) {
-                    self.conns[c].ends[e].ready_at = Some(self.now);
+                    let conn = &mut self.conns[c];
+                    conn.ends[e].ready_at = Some(self.now);
+                    if conn.ends.iter().all(|e| e.ready_at.is_some()) {
+                        let took = self.now - conn.opened_at;
+                        self.report.slowest_ready_ms = self.report.slowest_ready_ms.max(took);
+                    }
                 }
             }
             Event::ConnectFailed { peer, reason, .. } => {
@@ -1527,7 +1731,33 @@ impl Sim {
         if let Some(bp) = self.sc.backpressure {
             self.check_flow(bp, &mut v);
         }
+        let r = &self.report;
+        let accounted = r.unicasts_sent + r.unicasts_refused + r.unicasts_skipped;
+        if accounted != r.unicasts_scripted {
+            v.push(format!(
+                "{} unicasts scripted, but {} sent, {} refused and {} skipped",
+                r.unicasts_scripted, r.unicasts_sent, r.unicasts_refused, r.unicasts_skipped
+            ));
+        }
+        let accounted = r.broadcasts_sent + r.broadcasts_skipped;
+        if accounted != r.broadcasts_scripted {
+            v.push(format!(
+                "{} broadcasts scripted, but {} sent and {} skipped",
+                r.broadcasts_scripted, r.broadcasts_sent, r.broadcasts_skipped
+            ));
+        }
         if !faulty {
+            // Every node with a link has a ready peer once setup is over.
+            for &(at, node) in &self.skipped {
+                let links = self.edges.iter().filter(|&&(a, b)| a == node || b == node);
+                let links = links.count();
+                if links > 0 {
+                    v.push(format!(
+                        "t={at}ms: n{node} skipped a scripted send with no ready peer, \
+                         though it has {links} link(s) and nothing failed"
+                    ));
+                }
+            }
             // A second link between two nodes is closed as a duplicate: one stays.
             let up = self.conns.iter().filter(|c| c.down_at.is_none()).count();
             let pairs = self.edges.len();

@@ -1,6 +1,8 @@
 //! The shell's flow control: when input pauses, whom a paused node still reads,
 //! and when a peer that takes nothing is stalled.
 
+use std::collections::BTreeSet;
+
 use meshtalk_core::flow::{Flow, Limits};
 use meshtalk_core::peers::{Direction, PeerId, PeerTable};
 use meshtalk_core::time::{Duration, Instant};
@@ -177,4 +179,108 @@ fn a_peer_in_a_reused_slot_starts_with_nothing_waiting() {
     assert_eq!(f.backlog(newcomer), 5);
     assert_eq!(f.backlog(a), 0);
     assert!(!f.paused(), "the old peer's backlog left with it");
+}
+
+#[test]
+fn stall_deadlines_are_spread_per_peer_and_per_node_over_half_the_timeout() {
+    let (_, ids) = peers();
+    // How far past the stall timeout `peer` of the node salted `salt` stalls.
+    let spread = |salt: u64, peer: PeerId| {
+        let mut f: Flow<4> = Flow::new(flow().limits(), salt);
+        f.queued(at(0), peer, 1);
+        f.stall_at(peer).expect("bytes wait").as_millis() - STALL
+    };
+    let mut all = BTreeSet::new();
+    for salt in 0..16 {
+        let node: BTreeSet<u64> = ids.iter().map(|&p| spread(salt, p)).collect();
+        assert!(
+            node.len() > 1,
+            "node {salt}: its peers all stall at once: {node:?}"
+        );
+        all.extend(node);
+    }
+    let one_peer: BTreeSet<u64> = (0..16).map(|salt| spread(salt, ids[0])).collect();
+    assert!(
+        one_peer.len() > 8,
+        "16 nodes give the same peer slot {} distinct deadlines: {one_peer:?}",
+        one_peer.len()
+    );
+    let (lo, hi) = (all.first().copied(), all.last().copied());
+    assert!(
+        lo < Some(STALL / 8) && hi > Some(3 * STALL / 8) && hi <= Some(STALL / 2),
+        "48 deadlines do not cover half the timeout: {lo:?}..{hi:?}"
+    );
+}
+
+#[test]
+fn a_backlog_that_empties_and_fills_again_starts_a_new_stall_clock() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    f.taken(at(10), a, 100);
+    f.queued(at(5_000), a, 100);
+    let when = f.stall_at(a).expect("bytes wait").as_millis();
+    assert!(
+        (5_000 + STALL..=5_000 + STALL + STALL / 2).contains(&when),
+        "the clock did not restart when bytes began to wait again: {when}"
+    );
+}
+
+#[test]
+fn taking_no_bytes_is_not_progress() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    let first = f.stall_at(a);
+    f.taken(at(900), a, 0);
+    assert_eq!(f.stall_at(a), first);
+}
+
+#[test]
+fn a_newcomer_in_a_reused_slot_starts_its_own_stall_clock() {
+    let (mut table, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 100);
+    table.remove(a);
+    let newcomer = table_insert(&mut table);
+    assert_eq!(newcomer.slot(), a.slot(), "the freed slot is reused");
+    f.queued(at(5_000), newcomer, 5);
+    let when = f.stall_at(newcomer).expect("bytes wait").as_millis();
+    assert!(
+        when >= 5_000 + STALL,
+        "the newcomer inherited the old peer's clock: stalls at {when}"
+    );
+}
+
+#[test]
+fn stall_timeouts_of_a_few_milliseconds_are_spread_within_half_again() {
+    let (_, ids) = peers();
+    for stall in 0..=3 {
+        let limits = Limits {
+            stall: Some(Duration::from_millis(stall)),
+            ..flow().limits()
+        };
+        for salt in 0..8 {
+            let mut f: Flow<4> = Flow::new(limits, salt);
+            for &p in &ids {
+                f.queued(at(100), p, 1);
+                let when = f.stall_at(p).expect("bytes wait").as_millis();
+                assert!(
+                    (100 + stall..=100 + stall + stall / 2).contains(&when),
+                    "stall {stall} ms, salt {salt}: stalls at {when}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_peer_due_now_is_not_also_the_next_to_look_at() {
+    let (_, [a, _, _]) = peers();
+    let mut f = flow();
+    f.queued(at(0), a, 1);
+    let when = f.stall_at(a).expect("bytes wait");
+    let (due, next) = f.stalled(when);
+    assert_eq!(due.collect::<Vec<_>>(), vec![a]);
+    assert_eq!(next, None, "the only waiting peer is due already");
 }
