@@ -1313,8 +1313,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         };
         // Rare: the deciding node talks on a link that waits for its decision, so it
         // kept this one. The link takes over before its message is read; the message
-        // is read from a copy, as taking over touches the peer table it lives in.
-        let mut copy = [0u8; F];
+        // is read from a copy, as taking over touches the peer table it lives in. An
+        // empty `Vec` costs nothing: only this rare path fills it (a zeroed `[0; F]`
+        // here was an 8 KiB memset for every frame of the host's node).
+        let mut copy: Vec<u8, F> = Vec::new();
         let mut body = body;
         let traffic = |body: &[u8]| {
             Message::decode(body)
@@ -1322,13 +1324,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         };
         if link.awaits_twin && traffic(body) {
             let len = body.len().min(F);
-            copy[..len].copy_from_slice(&body[..len]);
+            // `len <= F`, the Vec's capacity: this cannot fail.
+            let _ = copy.extend_from_slice(&body[..len]);
             self.take_over(peer);
             let Some(p) = self.peers.get_mut(peer) else {
                 return Step::Took(n);
             };
             (from, link) = p.alias_and_state();
-            body = &copy[..len];
+            body = &copy;
         }
         let msg = match Message::decode(body) {
             Ok(msg) => msg,

@@ -194,10 +194,8 @@ impl<const A: usize> Outbox<A> {
         let (done, free) = self.arena.split_at_mut(self.used);
         let read = |span: Span| {
             let start = span.start as usize;
-            utf8(
-                done.get(start..start + span.len as usize)
-                    .unwrap_or_default(),
-            )
+            done.get(start..start + span.len as usize)
+                .unwrap_or_default()
         };
         let room = free.len().checked_sub(1)?;
         let mut out = SliceWriter {
@@ -271,12 +269,36 @@ fn utf8(bytes: &[u8]) -> &str {
     simdutf8::basic::from_utf8(bytes).unwrap_or_default()
 }
 
-/// Writes `s` as [`SafeStr`] shows it; plain printable ASCII (most text) is copied as is.
-fn write_safe(out: &mut SliceWriter<'_>, s: &str) -> fmt::Result {
-    if s.bytes().all(|b| matches!(b, b'\t' | b' '..=b'~')) {
-        return out.write_str(s);
+/// Writes UTF-8 `text` as [`SafeStr`] shows it; plain printable ASCII (most text) is
+/// copied as is, with no UTF-8 check, as it cannot be anything else.
+fn write_safe(out: &mut SliceWriter<'_>, text: &[u8]) -> fmt::Result {
+    if is_plain(text) {
+        return out.write_ascii(text);
     }
-    fmt::write(out, format_args!("{}", SafeStr(s)))
+    fmt::write(out, format_args!("{}", SafeStr(utf8(text))))
+}
+
+/// Whether every byte is printable ASCII or a tab: such text is its own safe form.
+/// Eight bytes at a time, as this runs for every line a hub writes to a text peer.
+fn is_plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let byte_ok = |b: &u8| matches!(b, b'\t' | b' '..=b'~');
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            return false;
+        };
+        let x = u64::from_ne_bytes(word);
+        // A byte with its top bit set, under 0x20, or 0x7f (DEL) marks the word;
+        // a marked word (a tab, or text to make safe) is checked byte by byte.
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+        let del = (x ^ (ONES * 0x7f)).wrapping_sub(ONES) & !(x ^ (ONES * 0x7f));
+        if (x | below_space | del) & HIGH != 0 && !word.iter().all(byte_ok) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(byte_ok)
 }
 
 /// Writes formatted text into a slice; a piece that does not fit is cut at a character
@@ -286,29 +308,60 @@ struct SliceWriter<'b> {
     len: usize,
 }
 
-impl fmt::Write for SliceWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+impl SliceWriter<'_> {
+    /// Writes `piece`, cut at `boundary` (the largest cut that fits and that it allows).
+    fn write_cut(&mut self, piece: &[u8], boundary: impl Fn(usize) -> bool) -> fmt::Result {
         let room = self.buf.len() - self.len;
-        let mut cut = s.len().min(room);
-        while !s.is_char_boundary(cut) {
+        let mut cut = piece.len().min(room);
+        while !boundary(cut) {
             cut -= 1;
         }
-        let piece = s.as_bytes().get(..cut).unwrap_or_default();
         self.buf
             .get_mut(self.len..self.len + cut)
             .ok_or(fmt::Error)?
-            .copy_from_slice(piece);
+            .copy_from_slice(piece.get(..cut).unwrap_or_default());
         self.len += cut;
-        if cut < s.len() {
+        if cut < piece.len() {
             return Err(fmt::Error);
         }
         Ok(())
+    }
+
+    /// Writes ASCII bytes, which may be cut anywhere.
+    fn write_ascii(&mut self, ascii: &[u8]) -> fmt::Result {
+        self.write_cut(ascii, |_| true)
+    }
+}
+
+impl fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_cut(s.as_bytes(), |cut| s.is_char_boundary(cut))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_text_is_printable_ascii_and_tabs_at_every_position_of_a_word() {
+        for len in 0..20 {
+            let base = [b'a'; 20];
+            assert!(is_plain(&base[..len]));
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut text = base;
+                    text[at] = b;
+                    let expected = b == b'\t' || (b' '..=b'~').contains(&b);
+                    assert_eq!(
+                        is_plain(&text[..len]),
+                        expected,
+                        "byte {b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_safe_line_too_long_for_the_arena_is_cut_short_still_safe_and_still_ends_its_line() {
