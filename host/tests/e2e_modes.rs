@@ -14,8 +14,9 @@ use common::proc::{Proc, link, port_of};
 
 /// The longest any one expected output may take.
 const WAIT: Duration = Duration::from_secs(10);
-/// Where the seed programs are (run from there, never copied).
-const SEEDS: &str = "/work/shared/seed-programs";
+/// Where the seed programs are (run from there, never copied): `shared/` beside
+/// the checkout, wherever the checkout is.
+const SEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed-programs");
 
 impl Proc {
     /// `python3 -u <seed>`, run in the seed programs' folder.
