@@ -100,6 +100,7 @@ fn main() -> ! {
         wake: None,
         replies: Deque::new(),
         boot_stack,
+        receipts: 0,
     };
     let mut rx = [0u8; 64];
 
@@ -136,6 +137,8 @@ struct Shell {
     wake: Option<Instant>,
     replies: Deque<Reply, 4>,
     boot_stack: usize,
+    /// Receipts the desktop sent for the firmware's messages.
+    receipts: u32,
 }
 
 impl Shell {
@@ -204,7 +207,7 @@ impl Shell {
                 text,
                 ..
             } => match text.trim().eq_ignore_ascii_case("stats") {
-                true => Reply::Direct(peer, stats(self.boot_stack)),
+                true => Reply::Direct(peer, stats(self.boot_stack, self.receipts)),
                 false => Reply::Direct(peer, upper(text)),
             },
             // Not an answer to an answer: two such firmwares would talk forever.
@@ -217,6 +220,10 @@ impl Shell {
                 let mut reply: String<256> = String::new();
                 let _ = write!(reply, "heard {from}: {}", upper(text));
                 Reply::Room(reply)
+            }
+            Event::Delivered { .. } => {
+                self.receipts += 1;
+                return;
             }
             Event::Disconnected { peer, .. } => {
                 if self.link == Some(peer) {
@@ -265,13 +272,14 @@ fn upper(text: &str) -> String<256> {
 }
 
 /// `stack <high-water> of <size> B (boot <high-water> B), static <bytes> B
-/// (node <bytes> B), uptime <ms> ms`.
-fn stats(boot_stack: usize) -> String<256> {
+/// (node <bytes> B), receipts <n>, uptime <ms> ms`.
+fn stats(boot_stack: usize, receipts: u32) -> String<256> {
     let (used, size) = stack_use();
     let mut s = String::new();
     let _ = write!(
         s,
-        "stack {used} of {size} B (boot {boot_stack} B), static {} B (node {} B), uptime {} ms",
+        "stack {used} of {size} B (boot {boot_stack} B), static {} B (node {} B), \
+         receipts {receipts}, uptime {} ms",
         static_bytes(),
         size_of::<DeviceNode>(),
         MILLIS.load(Ordering::Relaxed)
