@@ -23,7 +23,7 @@ use heapless::{Deque, String};
 use meshtalk_core::command;
 use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, Output};
 use meshtalk_core::peers::PeerId;
-use meshtalk_core::time::Instant;
+use meshtalk_core::time::{Duration, Instant};
 
 use uart::Uart;
 
@@ -37,6 +37,10 @@ const NAME: &str = "cortex-m3";
 const NODE_ID: u64 = 0x4c4d_3353_3639_3635;
 /// The core clock after reset (the 12 MHz crystal; QEMU models the same).
 const CLOCK_HZ: u32 = 12_000_000;
+/// A silent link is pinged after this long (the desktop's default is 15 s) ...
+const PING_AFTER: Duration = Duration::from_secs(2);
+/// ... and dropped if nothing comes this long after the ping.
+const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// The longest echoed text; a longer one is cut at a character boundary.
 const ECHO_MAX: usize = 200;
 /// What the firmware says to the room once a desktop has said hello.
@@ -86,7 +90,12 @@ fn main() -> ! {
     core.SYST.enable_counter();
 
     let uart = Uart::take();
-    let config = Config::new(NAME, NODE_ID).expect("NAME is a valid alias");
+    let mut config = Config::new(NAME, NODE_ID).expect("NAME is a valid alias");
+    // The UART cannot tell that the desktop's TCP connection went away: a
+    // desktop that vanished without a goodbye is found by pinging, soon, so
+    // that the next one is not taken for the same link.
+    config.ping_after = Some(PING_AFTER);
+    config.dead_after = DEAD_AFTER;
     let node: &'static mut DeviceNode =
         cortex_m::singleton!(: DeviceNode = DeviceNode::new(config)).expect("made once, at boot");
     // Making the node passes a copy of it through the stack: measure that
