@@ -96,9 +96,8 @@ fn main() -> ! {
     // that the next one is not taken for the same link.
     config.ping_after = Some(PING_AFTER);
     config.dead_after = DEAD_AFTER;
-    let node: &'static mut DeviceNode =
-        cortex_m::singleton!(: DeviceNode = DeviceNode::new(config)).expect("made once, at boot");
-    // Making the node passes a copy of it through the stack: measure that
+    let node = make_node(config);
+    // Making the node passed a copy of it through the stack: measure that
     // apart, then paint again, so `stats` shows what the run loop needs.
     let boot_stack = stack_use().0;
     repaint_stack();
@@ -136,6 +135,14 @@ fn main() -> ! {
             cortex_m::asm::wfi();
         }
     }
+}
+
+/// Puts the node in a static. Not inlined: `Node::new` returns the node by
+/// value, through this function's frame, which is gone once it returns
+/// (inlined, main's frame would keep that room for good).
+#[inline(never)]
+fn make_node(config: Config) -> &'static mut DeviceNode {
+    cortex_m::singleton!(: DeviceNode = DeviceNode::new(config)).expect("made once, at boot")
 }
 
 /// What the run loop keeps beside the node: the UART, the link, the wake-up
