@@ -6,7 +6,8 @@
 # and, relayed by A, B; a direct message each way with receipts (the
 # firmware counts the receipts it got and says so in `stats`); a room message
 # from B reaching the firmware (it answers `heard desk-b: ...`, which B sees);
-# its stack high-water mark below the stack's size. Bounded: every wait has a
+# its stack high-water mark below the stack's size; then a desktop after one
+# that left, and one after one that was killed, each greeted. Bounded: every wait has a
 # deadline, and QEMU and both desktops are stopped on exit.
 #
 # Usage: firmware/e2e.sh [path/to/meshtalk]   (default: target/release/meshtalk)
@@ -118,5 +119,26 @@ for _ in $(seq 100); do
 done
 wait "${pids[1]}" || fail "desk-a exited with $?"
 wait "${pids[2]}" || fail "desk-b exited with $?"
+
+# A desktop that said goodbye freed the UART: the next one is greeted at once.
+# One that is killed is found by the firmware's pings (2 s + 3 s): after 6 s
+# the next one is greeted too.
+for name in desk-c desk-d; do
+    mkfifo "$work/$name.in"
+    "$meshtalk" mesh --name "$name" --bind 127.0.0.1 --port 0 --json <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
+    pid=$!
+    pids+=("$pid")
+    exec 3>"$work/$name.in"
+    echo "connect 127.0.0.1 $port" >&3
+    wait_for "$work/$name.out" '"event":"connected"' '"alias":"cortex-m3"' '"kind":"native"' >/dev/null
+    echo "send cortex-m3 i am $name" >&3
+    wait_for "$work/$name.out" '"event":"message"' '"from":"cortex-m3"' "\"text\":\"I AM ${name^^}\"" >/dev/null
+    if [ "$name" = desk-c ]; then
+        kill -9 "$pid"
+        wait "$pid" 2>/dev/null || true
+        exec 3>&-
+        sleep 6
+    fi
+done
 echo "firmware/e2e.sh: ok: a desktop meshtalk and a Cortex-M3 in QEMU chatted, with receipts, relayed room lines both ways"
 echo "test result: ok. 1 passed; 0 failed; 0 ignored (firmware/e2e.sh)"
