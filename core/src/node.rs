@@ -1397,31 +1397,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         self.notice(Some(peer), format_args!("{alias} joined"));
     }
 
-    /// A connection turned out to be a text peer: at a hub it is welcomed, then the
-    /// room's lines held for it go out, in its form, and it is announced. The welcome
-    /// and the held lines go first in the queue: a room line queued earlier in this
-    /// input (it now reaches the peer directly) is newer than every held one.
+    /// A connection turned out to be a text peer: the room's lines held for it go out,
+    /// in its form, first in the queue (a room line queued earlier in this input now
+    /// reaches it directly, and is newer than every held one); then it is announced.
+    /// No greeting: a client that only writes, then closes with our bytes unread,
+    /// would make its kernel reset the connection and lose the end of what it wrote.
     fn text_joined(&mut self, peer: PeerId) {
         self.deliver_held(peer);
-        let Some(p) = self.peers.get(peer) else {
-            return;
-        };
-        let Phase::Ready(Kind::Text(mode)) = p.state.phase else {
-            return;
-        };
-        if self.config.hub && mode == TextMode::Lines {
-            let (name, alias) = (&self.config.name, p.alias());
-            let welcome = self.outbox.put_fmt(
-                format_args!(
-                    "* welcome to {name}'s room, {alias}: /nick NAME to change your name, /who to see who is here"
-                ),
-                MAX_LINE,
-                b"\n",
-            );
-            if let Some(data) = welcome {
-                let _ = self.outbox.jobs.push_front(Job::Send { peer, data });
-            }
-        }
         self.connected_event(peer);
     }
 

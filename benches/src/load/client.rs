@@ -394,7 +394,7 @@ impl Check {
     pub fn on_line(&mut self, line: &[u8], paced: u32, shared: &Shared) {
         let text = match (self.expect.prefix, split_tag(line)) {
             (Prefix::ReadTag, Some((b"announce", _))) => return,
-            // meshtalk's hub notices (joins, leaves, its welcome) begin with `* `; every
+            // meshtalk's hub notices (joins, leaves, new names) begin with `* `; every
             // message line begins with `<`, so neither passes for the other.
             (Prefix::Tag, None) if line.starts_with(b"* ") => return,
             (Prefix::Tag | Prefix::ReadTag, Some((_, rest))) => rest,
@@ -1033,11 +1033,7 @@ mod tests {
     fn meshtalk_hub_notices_are_skipped_and_never_taken_for_messages() {
         let shared = Shared::default();
         let mut t = check(Prefix::Tag);
-        t.on_line(
-            b"* welcome to hub's room, 127.0.0.1: /nick NAME",
-            0,
-            &shared,
-        );
+        t.on_line(b"* 127.0.0.1 is now known as dave", 0, &shared);
         t.on_line(b"* 127.0.0.1-2 joined", 0, &shared);
         t.on_line(
             &[&b"<127.0.0.1-2> "[..], &line(0, 1, 64)].concat(),
