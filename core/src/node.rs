@@ -7,11 +7,11 @@ use core::net::SocketAddr;
 use heapless::{String, Vec};
 
 use crate::command::{AliasError, Command, Target, Verb, validate_alias};
-use crate::display::SafeLines;
+use crate::display::{SafeLines, SafeStr};
 use crate::frame::{Decoded, FrameDecoder, FrameError};
 use crate::limits;
 use crate::outbox::{Job, Outbox, Span};
-use crate::peers::{AliasSource, Direction, InsertError, LookupError, PeerId, PeerTable};
+use crate::peers::{Alias, AliasSource, Direction, InsertError, LookupError, PeerId, PeerTable};
 use crate::route::{self, SeenCache, Sight};
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -19,6 +19,8 @@ use crate::wire::{
 };
 
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
+/// The longest line the node composes for a text peer (a notice, a `/who` answer).
+const MAX_LINE: usize = 1024;
 /// What a one-peer node tells a second peer before closing its connection.
 pub const BUSY: &str = "busy: in a chat with someone else; try again later";
 /// What a one-peer server tells a second client before closing its connection.
@@ -33,8 +35,13 @@ pub struct Config {
     pub node_id: u64,
     /// The most peers at once (never more than the node's capacity).
     pub max_peers: usize,
-    /// Relay text peers' lines to the room, like `ncat --chat`.
+    /// Relay text peers' lines to the room, like `ncat --chat`, and give text peers
+    /// the room: every line tagged `<name>`, join and leave notices, `/nick` and `/who`.
     pub hub: bool,
+    /// Keep an outbound peer that drops by itself (see [`Reason::redials`]) under its
+    /// id and alias as [`Phase::Reconnecting`], for the shell to dial again
+    /// ([`Input::Redial`]) until it is back or a person disconnects it.
+    pub reconnect: bool,
     /// One peer at a time (the two-peer chat): a second one is told [`BUSY`] and closed.
     pub single_peer: bool,
     /// The one peer is a client being served (`serve`), not a chat: a second one is
@@ -77,6 +84,7 @@ impl Config {
             node_id,
             max_peers: usize::MAX,
             hub: false,
+            reconnect: false,
             single_peer: false,
             serving: false,
             hops: route::DEFAULT_HOPS,
@@ -112,6 +120,13 @@ pub enum Input<'a> {
     },
     /// The time asked for by [`Output::Timeout`] has come.
     Timeout,
+    /// Dial again a peer in [`Phase::Reconnecting`] (the shell keeps where it was
+    /// dialled, and when to try); answered like a `connect`'s [`Output::Connect`].
+    Redial {
+        peer: PeerId,
+        host: &'a str,
+        port: u16,
+    },
     /// The shell holds bytes from this peer that it has not fed yet (flow
     /// control): the peer is alive, and a frame it is in the middle of is late
     /// by our doing, not its own. Give it before [`Input::Timeout`].
@@ -308,6 +323,19 @@ impl<S: fmt::Display> fmt::Display for Reason<S> {
     }
 }
 
+impl<S: AsRef<str>> Reason<S> {
+    /// Whether an outbound peer that dropped for this reason is dialled again
+    /// (`--reconnect`): not one a person disconnected, a second link the node closed,
+    /// one that refused us as busy, or this very node.
+    pub fn redials(&self) -> bool {
+        match self {
+            Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
+            Reason::Bye(why) => why.as_ref() != BUSY && why.as_ref() != BUSY_SERVING,
+            Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
+        }
+    }
+}
+
 impl<S> Reason<S> {
     fn map<T>(self, mut f: impl FnMut(S) -> T) -> Reason<T> {
         match self {
@@ -400,6 +428,8 @@ pub enum NodeError<'a> {
     SendNeedsTarget,
     /// The peer is still connecting.
     NotReady(PeerId),
+    /// The peer dropped and is being dialled again (`--reconnect`).
+    Reconnecting(PeerId),
     /// A one-peer node is in a chat already.
     AlreadyConnected,
     /// Too many messages to this peer await their receipt.
@@ -435,6 +465,10 @@ impl fmt::Display for NodeError<'_> {
                 f.write_str("already connected to a chat; disconnect before connecting to another")
             }
             NodeError::NotReady(id) => write!(f, "{id} is still connecting; try again in a moment"),
+            NodeError::Reconnecting(id) => write!(
+                f,
+                "{id} is disconnected and being dialled again; send once it is back, or `disconnect {id}` to stop"
+            ),
             NodeError::WindowFull(id) => write!(
                 f,
                 "{WINDOW} messages to {id} still await their receipt; wait for them or check the link"
@@ -471,6 +505,8 @@ pub struct Stats {
     pub stray_acks: u64,
     /// Peers closed for breaking the protocol.
     pub faults: u64,
+    /// Room lines not held for a connection not yet known to be text (its buffer was full).
+    pub unheld: u64,
 }
 
 /// A connection's progress.
@@ -484,10 +520,15 @@ pub enum Phase {
     Hello,
     /// Ready to chat.
     Ready(Kind),
+    /// Dropped, and dialled again by the shell ([`Input::Redial`]) until it is back
+    /// or a person disconnects it: it keeps its id and alias meanwhile.
+    Reconnecting,
 }
 
 enum Rx<const F: usize> {
-    Banner(Vec<u8, MAX_BANNER>),
+    /// The first bytes, and the room's lines held for the connection until it is
+    /// known to be a text peer (they go out then, in its form).
+    Banner(Vec<u8, MAX_BANNER>, Vec<u8, F>),
     Frames(FrameDecoder<F>),
     Text(Vec<u8, F>),
 }
@@ -522,13 +563,16 @@ pub struct Link<const F: usize> {
     /// lower id) decides which of the two stays: this one waits, not ready, until it
     /// closes one of them (see [`Node::on_twin`]).
     awaits_twin: bool,
+    /// An outbound link that got through once (or is dialled again): with
+    /// `reconnect`, kept as [`Phase::Reconnecting`] when it drops by itself.
+    redial: bool,
 }
 
 impl<const F: usize> Link<F> {
     fn new(phase: Phase) -> Self {
         Link {
             phase,
-            rx: Rx::Banner(Vec::new()),
+            rx: Rx::Banner(Vec::new(), Vec::new()),
             unacked: Vec::new(),
             next_id: 1,
             deadline: None,
@@ -541,6 +585,7 @@ impl<const F: usize> Link<F> {
             frame_since: None,
             sends_lines: false,
             awaits_twin: false,
+            redial: false,
         }
     }
 }
@@ -703,16 +748,43 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 Ok(Handled::Done)
             }
             Input::ConnectFailed { peer, reason } => {
-                if let Some(p) = self.peers.remove(peer) {
-                    let alias = self.outbox.put(&[p.alias().as_bytes()]);
-                    let reason = self.outbox.put(&[reason.as_bytes()]);
-                    if let (Some(alias), Some(reason)) = (alias, reason) {
-                        self.event(Event::ConnectFailed {
-                            peer,
-                            alias,
-                            reason,
-                        });
+                let again = self.config.reconnect;
+                let alias = match self.peers.get_mut(peer) {
+                    // A re-dial that failed waits for the next one.
+                    Some(p) if again && p.state.redial && p.state.phase == Phase::Dialing => {
+                        p.state.phase = Phase::Reconnecting;
+                        self.outbox.put(&[p.alias().as_bytes()])
                     }
+                    Some(_) => self
+                        .peers
+                        .remove(peer)
+                        .and_then(|p| self.outbox.put(&[p.alias().as_bytes()])),
+                    None => None,
+                };
+                let reason = self.outbox.put(&[reason.as_bytes()]);
+                if let (Some(alias), Some(reason)) = (alias, reason) {
+                    self.event(Event::ConnectFailed {
+                        peer,
+                        alias,
+                        reason,
+                    });
+                }
+                Ok(Handled::Done)
+            }
+            Input::Redial { peer, host, port } => {
+                if host.len() > MAX_HOST {
+                    return Err(NodeError::HostTooLong);
+                }
+                let Some(p) = self
+                    .peers
+                    .get_mut(peer)
+                    .filter(|p| p.state.phase == Phase::Reconnecting)
+                else {
+                    return Err(NodeError::Lookup(LookupError::NoSuchId(peer.number())));
+                };
+                p.state.phase = Phase::Dialing;
+                if let Some(host) = self.outbox.put(&[host.as_bytes()]) {
+                    self.outbox.push(Job::Connect { peer, host, port });
                 }
                 Ok(Handled::Done)
             }
@@ -770,12 +842,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 .find_map(|(i, &(id, phase))| {
                     let data = match phase {
                         _ if Some(id) == except => None,
+                        // Not known yet how it talks: its line is held for it.
+                        Phase::Greeting => return line.map(|_| (i, id, None)),
                         Phase::Ready(Kind::Native) => native,
                         Phase::Ready(Kind::Text(TextMode::Lines)) => line,
                         Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
                         _ => None,
                     }?;
-                    Some((i, id, data))
+                    Some((i, id, Some(data)))
                 });
             let Some((i, peer, data)) = found else {
                 self.cursor = 0;
@@ -787,6 +861,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             if let Some(Job::Fanout { next, .. }) = self.outbox.jobs.front_mut() {
                 *next = slot + 1;
             }
+            let Some(data) = data else {
+                self.hold(peer, line);
+                continue;
+            };
             return Output::Transmit {
                 peer,
                 data: self.outbox.bytes(data),
@@ -815,14 +893,31 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     fn build_roster(&mut self) {
         self.roster.clear();
         for slot in 0..self.peers.slots() {
+            // A connection not yet known to be native or text is in the room too.
             if let Some(p) = self.peers.at(slot)
-                && let Phase::Ready(_) = p.state.phase
+                && (matches!(p.state.phase, Phase::Ready(_))
+                    || (p.state.phase == Phase::Greeting && p.state.refuse.is_none()))
             {
                 // Fits: the roster holds as many as the table.
                 let _ = self.roster.push((p.id, p.state.phase));
             }
         }
         self.roster_stale = false;
+    }
+
+    /// Keeps a room line for a connection whose kind is not known yet, if it fits
+    /// (the connection's receive buffer bounds what is held); see [`Node::deliver_held`].
+    fn hold(&mut self, peer: PeerId, line: Option<Span>) {
+        let Some(line) = line else {
+            return;
+        };
+        let bytes = self.outbox.bytes(line);
+        if let Some(p) = self.peers.get_mut(peer)
+            && let Rx::Banner(_, held) = &mut p.state.rx
+            && held.extend_from_slice(bytes).is_err()
+        {
+            self.stats.unheld += 1;
+        }
     }
 
     fn ready_for_input(&self) -> bool {
@@ -913,9 +1008,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             }
             Command::SetAlias { target, alias } => {
                 let peer = self.peers.resolve(target)?;
+                let old = self.peers.get(peer).map(|p| Alias::try_from(p.alias()));
                 self.peers.set_alias(peer, alias)?;
-                if let Some(alias) = self.outbox.put(&[alias.as_bytes()]) {
-                    self.event(Event::Alias { peer, alias });
+                if let Some(span) = self.outbox.put(&[alias.as_bytes()]) {
+                    self.event(Event::Alias { peer, alias: span });
+                }
+                if let Some(Ok(old)) = old.filter(|_| self.ready_peer(peer)) {
+                    self.notice(None, format_args!("{old} is now known as {alias}"));
                 }
                 Ok(())
             }
@@ -976,6 +1075,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         (same_ip >= max).then_some(Refusal::PerIp { max })
     }
 
+    /// Whether `peer` is in the room: ready to chat.
+    fn ready_peer(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|p| matches!(p.state.phase, Phase::Ready(_)))
+    }
+
     /// The one peer there is, for a command (`verb`) that names none.
     fn only_peer(&self, verb: Verb) -> Result<PeerId, NodeError<'static>> {
         let mut peers = self.peers.iter().filter(|p| p.state.refuse.is_none());
@@ -1026,12 +1132,19 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let id = link.next_id;
                 link.next_id = link.next_id.wrapping_add(1);
                 // A terminal: made safe, but a multi-line text (serve's log) keeps its lines.
-                let data = self
-                    .outbox
-                    .put_shown(text, SafeLines, newline)
-                    .ok_or(NodeError::Busy)?;
+                // In a hub's room, each line says who wrote it, and to whom.
+                let data = match self.config.hub {
+                    true => {
+                        let name = self.config.name.as_str();
+                        self.outbox
+                            .put_shown(text, |text| ToYou { name, text }, newline)
+                    }
+                    false => self.outbox.put_shown(text, SafeLines, newline),
+                }
+                .ok_or(NodeError::Busy)?;
                 (data, id, false)
             }
+            Phase::Reconnecting => return Err(NodeError::Reconnecting(peer)),
             _ => return Err(NodeError::NotReady(peer)),
         };
         self.outbox.push(Job::Send { peer, data });
@@ -1040,8 +1153,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     }
 
     /// Queues a room message for every ready peer but `except`: `native` (its
-    /// Broadcast frame) for native peers, and a line for text peers (for relayed
-    /// messages only at a hub, prefixed with the sender's name).
+    /// Broadcast frame) for native peers, and a line for text peers: at a hub every
+    /// line is prefixed with its author's name; elsewhere only our own go to text
+    /// peers, untagged (as the older programs expect).
     fn fanout(
         &mut self,
         except: Option<PeerId>,
@@ -1051,10 +1165,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         relayed: bool,
     ) {
         // A text peer is a terminal with nobody to protect it: its line is made safe.
-        let line = if !relayed {
-            self.outbox.put_safe_line(None, text)
-        } else if self.config.hub {
+        let line = if self.config.hub {
             self.outbox.put_safe_line(Some(name), text)
+        } else if !relayed {
+            self.outbox.put_safe_line(None, text)
         } else {
             None
         };
@@ -1103,8 +1217,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             let rest = bytes.get(used..).unwrap_or_default();
             let step = match &mut p.state.rx {
                 // Nothing left: a text step on no bytes takes none, and would loop.
-                Rx::Banner(_) | Rx::Text(_) if rest.is_empty() => return used,
-                Rx::Banner(_) => self.on_greeting_bytes(now, peer, rest),
+                Rx::Banner(..) | Rx::Text(_) if rest.is_empty() => return used,
+                Rx::Banner(..) => self.on_greeting_bytes(now, peer, rest),
                 Rx::Frames(_) => self.on_frame_bytes(now, peer, rest),
                 Rx::Text(_) => self.on_text_bytes(now, peer, rest),
             };
@@ -1120,7 +1234,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Wait(bytes.len());
         };
-        let Rx::Banner(buf) = &mut p.state.rx else {
+        let Rx::Banner(buf, _) = &mut p.state.rx else {
             return Step::Took(0);
         };
         if buf.is_empty() && p.state.phase == Phase::Greeting {
@@ -1160,7 +1274,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Took(taken);
         };
-        let Rx::Banner(buf) = &p.state.rx else {
+        let Rx::Banner(buf, _) = &p.state.rx else {
             return Step::Took(taken);
         };
         let held = buf.clone();
@@ -1245,11 +1359,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             Phase::Ready(Kind::Text(was)) => (true, was),
             _ => (false, mode),
         };
-        p.state.rx = Rx::Text(text);
         p.state.phase = Phase::Ready(Kind::Text(mode));
         p.state.deadline = None;
         if !announced {
-            self.connected_event(peer);
+            self.text_joined(peer);
+        }
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.state.rx = Rx::Text(text);
         }
         if pending {
             self.set_deadline(peer, now + self.config.text_idle);
@@ -1264,14 +1380,84 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return;
         };
         let direction = p.direction;
-        if let Some(alias) = self.outbox.put(&[p.alias().as_bytes()]) {
+        let alias = Alias::try_from(p.alias()).unwrap_or_default();
+        if let Some(p) = self.peers.get_mut(peer) {
+            // Got through: with `reconnect`, a drop by itself is dialled again.
+            p.state.redial = direction == Direction::Outbound;
+        }
+        if let Some(span) = self.outbox.put(&[alias.as_bytes()]) {
             self.event(Event::Connected {
                 peer,
-                alias,
+                alias: span,
                 addr,
                 direction,
                 kind,
             });
+        }
+        self.notice(Some(peer), format_args!("{alias} joined"));
+    }
+
+    /// A connection turned out to be a text peer: the room's lines held for it go out,
+    /// in its form, first in the queue (a room line queued earlier in this input now
+    /// reaches it directly, and is newer than every held one); then it is announced.
+    /// No greeting: a client that only writes, then closes with our bytes unread,
+    /// would make its kernel reset the connection and lose the end of what it wrote.
+    fn text_joined(&mut self, peer: PeerId) {
+        self.deliver_held(peer);
+        self.connected_event(peer);
+    }
+
+    /// Sends a new text peer the room's lines held for it while its kind was not known,
+    /// in one write (as lines; one that speaks bare writes gets no last newline).
+    fn deliver_held(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let (Phase::Ready(Kind::Text(mode)), Rx::Banner(_, held)) =
+            (p.state.phase, &mut p.state.rx)
+        else {
+            return;
+        };
+        if held.is_empty() {
+            return;
+        }
+        let cut = usize::from(mode == TextMode::Bare);
+        let data = self
+            .outbox
+            .put(&[held.get(..held.len() - cut).unwrap_or_default()]);
+        held.clear();
+        if let Some(data) = data {
+            let _ = self.outbox.jobs.push_front(Job::Send { peer, data });
+        }
+    }
+
+    /// Tells every text peer of a hub (but `except`) what happened in the room, on a line
+    /// of its own that begins with `* `: a message's line begins with `<`, so a notice
+    /// never passes for one (names hold no spaces, newlines or `<`).
+    fn notice(&mut self, except: Option<PeerId>, what: fmt::Arguments<'_>) {
+        if !self.config.hub {
+            return;
+        }
+        if let Some(line) = self
+            .outbox
+            .put_fmt(format_args!("* {what}"), MAX_LINE, b"\n")
+        {
+            self.outbox.push(Job::Fanout {
+                except,
+                native: None,
+                line: Some(line),
+                next: 0,
+            });
+        }
+    }
+
+    /// Answers one text peer (a `/nick` or `/who` it typed), as a notice line.
+    fn tell(&mut self, peer: PeerId, what: fmt::Arguments<'_>) {
+        if let Some(data) = self
+            .outbox
+            .put_fmt(format_args!("* {what}"), MAX_LINE, b"\n")
+        {
+            self.outbox.push(Job::Send { peer, data });
         }
     }
 
@@ -1626,10 +1812,16 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
-    /// One message from a text peer: shown, and at a hub relayed to the room.
+    /// One message from a text peer: shown, and at a hub relayed to the room (unless
+    /// it is `/nick NAME` or `/who`, which the hub answers).
     fn text_message(&mut self, peer: PeerId, from: Span, text: Span) {
         let mut room = None;
         if self.config.hub {
+            match RoomCommand::parse(self.outbox.text(text)) {
+                Some(RoomCommand::Nick(name)) => return self.nick(peer, &name),
+                Some(RoomCommand::Who) => return self.who(peer),
+                None => {}
+            }
             self.last_seq = self.last_seq.wrapping_add(1);
             let r = Room {
                 origin: self.config.node_id,
@@ -1655,6 +1847,56 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             text,
             room,
         });
+    }
+
+    /// A text peer of a hub asked for a name: it becomes its alias, under the rules of
+    /// aliases (and never the hub's own name); the room is told, and so is the person.
+    fn nick(&mut self, peer: PeerId, name: &str) {
+        let old = match self.peers.get(peer) {
+            Some(p) => Alias::try_from(p.alias()).unwrap_or_default(),
+            None => return,
+        };
+        if name.is_empty() {
+            return self.tell(peer, format_args!("usage: /nick NAME"));
+        }
+        if name == self.config.name.as_str() {
+            return self.tell(
+                peer,
+                format_args!("{name} is the hub's own name; choose another"),
+            );
+        }
+        match self.peers.set_alias(peer, name) {
+            Ok(()) => {
+                self.tell(peer, format_args!("you are now {name}"));
+                self.notice(Some(peer), format_args!("{old} is now known as {name}"));
+                if let Some(alias) = self.outbox.put(&[name.as_bytes()]) {
+                    self.event(Event::Alias { peer, alias });
+                }
+            }
+            Err(InsertError::AliasTaken(_)) => {
+                self.tell(peer, format_args!("{name} is taken; choose another"))
+            }
+            Err(e) => self.tell(
+                peer,
+                format_args!("cannot take the name {}: {e}", SafeStr(name)),
+            ),
+        }
+    }
+
+    /// A text peer of a hub asked who is in the room: the hub's person and every peer
+    /// ready to chat (neighbouring nodes by their names), itself marked.
+    fn who(&mut self, peer: PeerId) {
+        let list = Who {
+            hub: &self.config.name,
+            peers: &self.peers,
+            you: peer,
+        };
+        if let Some(data) =
+            self.outbox
+                .put_fmt(format_args!("* in the room: {list}"), MAX_LINE, b"\n")
+        {
+            self.outbox.push(Job::Send { peer, data });
+        }
     }
 
     // ---- time ----
@@ -1740,7 +1982,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return;
         };
         match (&mut p.state.rx, p.state.phase) {
-            (Rx::Banner(buf), Phase::Greeting) if buf.is_empty() => {
+            (Rx::Banner(buf, _), Phase::Greeting) if buf.is_empty() => {
                 // Silent: a text peer (the older programs never speak first). Its
                 // first bytes are still sniffed, so a native peer whose banner was
                 // merely late (a loaded machine, a slow link) is not lost to text.
@@ -1754,9 +1996,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     return;
                 }
                 p.state.phase = Phase::Ready(Kind::Text(mode));
-                self.connected_event(peer);
+                self.text_joined(peer);
             }
-            (Rx::Banner(buf), Phase::Greeting | Phase::Ready(Kind::Text(_)))
+            (Rx::Banner(buf, _), Phase::Greeting | Phase::Ready(Kind::Text(_)))
                 if buf.len() < BANNER_PREFIX.len() =>
             {
                 // A few letters that were not a banner after all: plain text.
@@ -1767,7 +2009,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 };
                 self.become_text(now, peer, &held, mode);
             }
-            (Rx::Banner(_), _) => self.fault(peer, Fault::BannerUnfinished),
+            (Rx::Banner(..), _) => self.fault(peer, Fault::BannerUnfinished),
             // The deciding node did not choose in time: the link in use stays.
             (Rx::Frames(_), Phase::Hello) if p.state.awaits_twin => self.close_twin(peer),
             (Rx::Frames(_), Phase::Hello) => self.fault(peer, Fault::HelloMissing),
@@ -1790,7 +2032,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     }
 
     /// Removes a peer: its pending text is delivered, its unconfirmed messages
-    /// reported, a native peer told why (when we close), and the person told.
+    /// reported, a native peer told why (when we close), and the person told. With
+    /// `reconnect`, an outbound peer that dropped by itself stays, as
+    /// [`Phase::Reconnecting`], under its id and alias.
     fn drop_peer(&mut self, peer: PeerId, reason: Reason<Span>, close: bool) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
@@ -1798,23 +2042,43 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         if matches!(&p.state.rx, Rx::Text(buf) if !buf.is_empty()) {
             self.flush_text(peer, usize::MAX);
         }
-        let Some(p) = self.peers.remove(peer) else {
-            return;
+        let again = self.config.reconnect
+            && self.peers.get(peer).is_some_and(|p| p.state.redial)
+            && reason.map(|s| self.outbox.text(s)).redials();
+        let (link, alias, source) = match again {
+            true => {
+                let Some(p) = self.peers.get_mut(peer) else {
+                    return;
+                };
+                let mut link = Link::new(Phase::Reconnecting);
+                link.redial = true;
+                let old = core::mem::replace(&mut p.state, link);
+                let alias = Alias::try_from(p.alias()).unwrap_or_default();
+                (old, alias, p.alias_source())
+            }
+            false => {
+                let Some(p) = self.peers.remove(peer) else {
+                    return;
+                };
+                let alias = Alias::try_from(p.alias()).unwrap_or_default();
+                let source = p.alias_source();
+                (p.state, alias, source)
+            }
         };
-        for &id in &p.state.unacked {
+        for &id in &link.unacked {
             self.event(Event::Undelivered { peer, id });
         }
         // A second link that waited on this one takes over.
-        let waiting = match p.state.phase {
+        let waiting = match link.phase {
             Phase::Ready(Kind::Native) => self
                 .peers
                 .iter()
-                .find(|w| w.state.awaits_twin && w.state.remote == p.state.remote)
+                .find(|w| w.state.awaits_twin && w.state.remote == link.remote)
                 .map(|w| w.id),
             _ => None,
         };
         if close {
-            let native = matches!(p.state.phase, Phase::Hello | Phase::Ready(Kind::Native));
+            let native = matches!(link.phase, Phase::Hello | Phase::Ready(Kind::Native));
             if native {
                 let mut why: String<128> = String::new();
                 match reason {
@@ -1839,16 +2103,19 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             }
             self.outbox.push(Job::Close { peer });
         }
-        if let Some(alias) = self.outbox.put(&[p.alias().as_bytes()]) {
+        if let Some(span) = self.outbox.put(&[alias.as_bytes()]) {
             self.event(Event::Disconnected {
                 peer,
-                alias,
+                alias: span,
                 reason,
             });
         }
+        if let Phase::Ready(_) = link.phase {
+            self.notice(None, format_args!("{alias} left"));
+        }
         if let Some(waiting) = waiting {
-            let chosen = p.alias_source() == AliasSource::Chosen;
-            self.adopt(waiting, if chosen { p.alias() } else { "" });
+            let chosen = source == AliasSource::Chosen;
+            self.adopt(waiting, if chosen { &alias } else { "" });
         }
     }
 }
@@ -1905,4 +2172,77 @@ fn utf8_cut(bytes: &[u8]) -> usize {
         return if width > back { len - back } else { len };
     }
     len
+}
+
+/// A direct message to a text peer of a hub, each line tagged `<name> (to you) `, so
+/// that it cannot pass for room text; every character shown safely.
+struct ToYou<'t> {
+    name: &'t str,
+    text: &'t str,
+}
+
+impl fmt::Display for ToYou<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.text.split('\n').enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "<{}> (to you) {}", SafeStr(self.name), SafeStr(line))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a text peer of a hub may ask of it instead of saying something to the room.
+#[derive(Debug, PartialEq, Eq)]
+enum RoomCommand {
+    /// `/nick NAME`: its name from now on (empty: none given). Cut at 64 bytes, which
+    /// is too long for an alias whatever the cut.
+    Nick(String<64>),
+    /// `/who`: who is in the room.
+    Who,
+}
+
+impl RoomCommand {
+    /// The command in a text peer's line, if it is one (`/NICK` and `/Who` too); any
+    /// other line, `/me waves` included, is a message.
+    fn parse(line: &str) -> Option<RoomCommand> {
+        let line = line.trim();
+        let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        if word.eq_ignore_ascii_case("/who") && rest.trim().is_empty() {
+            return Some(RoomCommand::Who);
+        }
+        if !word.eq_ignore_ascii_case("/nick") {
+            return None;
+        }
+        let name = rest.trim();
+        let mut owned = String::new();
+        let end = (0..=name.len().min(64))
+            .rev()
+            .find(|&i| name.is_char_boundary(i))
+            .unwrap_or(0);
+        // Cannot fail: at most 64 bytes.
+        let _ = owned.push_str(name.get(..end).unwrap_or_default());
+        Some(RoomCommand::Nick(owned))
+    }
+}
+
+/// The members of a hub's room, for `/who`: `alice (hub), bob, 127.0.0.1 (you)`.
+struct Who<'t, L, const P: usize> {
+    hub: &'t str,
+    peers: &'t PeerTable<L, P>,
+    you: PeerId,
+}
+
+impl<const F: usize, const P: usize> fmt::Display for Who<'_, Link<F>, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (hub)", self.hub)?;
+        for p in self.peers.iter() {
+            if let Phase::Ready(_) = p.state.phase {
+                let you = if p.id == self.you { " (you)" } else { "" };
+                write!(f, ", {}{you}", SafeStr(p.alias()))?;
+            }
+        }
+        Ok(())
+    }
 }

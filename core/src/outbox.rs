@@ -173,14 +173,21 @@ impl<const A: usize> Outbox<A> {
         show: impl FnOnce(&'t str) -> D,
         end: &[u8],
     ) -> Option<Span> {
+        self.put_fmt(show(text), usize::MAX, end)
+    }
+
+    /// Writes `shown` (at most `max` bytes of it) then `end`: a line the node composes
+    /// for a text peer (a notice, a reply). What does not fit is cut off at a whole
+    /// piece, and the line still ends with `end`.
+    pub fn put_fmt(&mut self, shown: impl fmt::Display, max: usize, end: &[u8]) -> Option<Span> {
         let free = self.arena.get_mut(self.used..)?;
-        let room = free.len().checked_sub(end.len())?;
+        let room = free.len().checked_sub(end.len())?.min(max);
         let mut out = SliceWriter {
             buf: free.get_mut(..room)?,
             len: 0,
         };
         // A full arena cuts the text short (an `Err` here); what was written stands.
-        let _ = fmt::write(&mut out, format_args!("{}", show(text)));
+        let _ = fmt::write(&mut out, format_args!("{shown}"));
         let len = out.len;
         free.get_mut(len..len + end.len())?.copy_from_slice(end);
         Some(self.claim(len + end.len()))

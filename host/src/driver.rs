@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use meshtalk_core::command::{self, Command, HELP};
 use meshtalk_core::flow::{self, Flow};
-use meshtalk_core::node::{
-    BUSY, BUSY_SERVING, Config, Event, Fault, Handled, Input, Node, NodeError, Output, Phase,
-    Reason,
-};
+use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output, Phase};
 use meshtalk_core::peers::{Direction, InsertError, PeerId};
 use meshtalk_core::time::{self, Instant};
 
@@ -128,7 +125,10 @@ pub fn run(
     };
     let mut driver = Driver {
         flow: HostFlow::new(limits, config.node_id),
-        node: HostNode::new(config),
+        node: HostNode::new(Config {
+            reconnect: options.reconnect,
+            ..config
+        }),
         origin: std::time::Instant::now(),
         conns: Conns::default(),
         writers,
@@ -150,7 +150,6 @@ pub fn run(
         throttled: Vec::new(),
         reconnect: options.reconnect,
         dials: HashMap::new(),
-        next_dial: None,
         retries: Vec::new(),
         recheck: false,
         mode,
@@ -233,9 +232,7 @@ struct Driver {
     reconnect: bool,
     /// With `reconnect`: where each outbound peer was dialled, to dial it again.
     dials: HashMap<PeerId, Dial>,
-    /// What the next [`Output::Connect`] is: a person's alias, or a re-dial.
-    next_dial: Option<Dial>,
-    /// Re-dials waiting for their time.
+    /// Re-dials waiting for their time, one per peer that the node keeps as reconnecting.
     retries: Vec<Retry>,
     /// A queue was dropped while input waits: see whether it can go on.
     recheck: bool,
@@ -539,7 +536,15 @@ impl Driver {
             Ok(Some(Command::Help { topic })) => {
                 self.render.help(command::help_text(topic).unwrap_or(HELP));
             }
-            Ok(Some(Command::List)) => self.render.peers(self.node.peers()),
+            Ok(Some(Command::List)) => {
+                let now = std::time::Instant::now();
+                let retries = &self.retries;
+                let redial_in = |peer: PeerId| {
+                    let retry = retries.iter().find(|r| r.peer == peer)?;
+                    Some(retry.at.saturating_duration_since(now))
+                };
+                self.render.peers(self.node.peers(), redial_in);
+            }
             Ok(Some(cmd)) => {
                 let sends = matches!(cmd, Command::Send { .. } | Command::Broadcast { .. });
                 // A room message goes to every link: those being dialled too.
@@ -549,10 +554,6 @@ impl Driver {
                     && self.node.peers().any(|p| p.unacked > 0);
                 if (((sends && self.flow.paused()) || owed) && !expired) || room {
                     return Step::Wait;
-                }
-                if let Command::Connect { alias, .. } = cmd {
-                    // Kept for re-dials: the person's alias stays the peer's.
-                    self.next_dial = Some(Dial::new(alias.map(String::from), false));
                 }
                 self.said = Said::of(&cmd).filter(|_| self.interactive || transcript::on());
                 let step = match self.node.handle_input(now, Input::Command(cmd)) {
@@ -565,7 +566,6 @@ impl Driver {
                 };
                 self.drain();
                 self.said = None;
-                self.next_dial = None;
                 return step;
             }
         }
@@ -589,9 +589,10 @@ impl Driver {
 
     /// Whether a link we dialled is still being set up (the node's phase for it).
     fn dialing(&self) -> bool {
-        self.node
-            .peers()
-            .any(|p| p.direction == Direction::Outbound && !matches!(p.phase, Phase::Ready(_)))
+        self.node.peers().any(|p| {
+            p.direction == Direction::Outbound
+                && matches!(p.phase, Phase::Dialing | Phase::Greeting | Phase::Hello)
+        })
     }
 
     /// Input line `no` failed with `message`: shown, and the exit status says so.
@@ -833,61 +834,53 @@ impl Driver {
         }
     }
 
-    /// Says that `dial`'s peer will be dialled again, and when; the wait doubles
-    /// for the next time, up to [`RECONNECT_MAX`].
-    fn schedule(&mut self, dial: Dial) {
+    /// Says that `peer`, which the node keeps as reconnecting, will be dialled again,
+    /// and when; the wait doubles for the next time, up to [`RECONNECT_MAX`].
+    fn schedule(&mut self, peer: PeerId) {
+        let Some(dial) = self.dials.get_mut(&peer) else {
+            return;
+        };
         let wait = dial.backoff;
-        self.render.reconnecting(&dial.host, dial.port, wait);
+        dial.backoff = (wait * 2).min(RECONNECT_MAX);
+        self.render.reconnecting(peer, &dial.host, dial.port, wait);
+        self.retries.retain(|r| r.peer != peer);
         self.retries.push(Retry {
             at: std::time::Instant::now() + wait,
-            dial: Dial {
-                backoff: (wait * 2).min(RECONNECT_MAX),
-                redial: true,
-                connected: false,
-                ..dial
-            },
+            peer,
         });
     }
 
-    /// Dials again each dropped peer whose wait is over, as `connect <host> <port>
-    /// [alias]` would; a dial the node refuses is tried again later.
+    /// Dials again each reconnecting peer whose wait is over, under its id and alias; a
+    /// peer disconnected meanwhile is gone from the node, and its dial forgotten.
     fn redial_due(&mut self) {
         let now = std::time::Instant::now();
-        let (due, later) = std::mem::take(&mut self.retries)
+        let (due, later): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.retries)
             .into_iter()
             .partition(|r| r.at <= now);
         self.retries = later;
-        for Retry { dial, .. } in due {
-            let host = dial.host.clone();
-            let mut result = Ok(());
-            // An alias taken meanwhile (the peer dialled us) falls back to the default.
-            for alias in [dial.alias.as_deref(), None] {
-                let cmd = Command::Connect {
-                    host: &host,
-                    port: dial.port,
-                    alias,
-                };
-                self.next_dial = Some(Dial {
-                    alias: alias.map(String::from),
-                    ..dial.clone()
-                });
-                result = self
-                    .node
-                    .handle_input(self.now(), Input::Command(cmd))
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
-                if result.is_ok() || dial.alias.is_none() {
-                    break;
-                }
+        for Retry { peer, .. } in due {
+            let Some(dial) = self.dials.get(&peer) else {
+                continue;
+            };
+            let (host, port) = (dial.host.clone(), dial.port);
+            let redial = Input::Redial {
+                peer,
+                host: &host,
+                port,
+            };
+            if let Err(e) = self.node.handle_input(self.now(), redial) {
+                debug!("{peer}: not dialled again: {e}");
+                self.dials.remove(&peer);
             }
             self.drain();
-            self.next_dial = None;
-            if let Err(e) = result {
-                self.render
-                    .error(&format!("cannot dial {host} port {} again: {e}", dial.port));
-                self.schedule(dial);
-            }
         }
+    }
+
+    /// Whether the node keeps `peer` to be dialled again (`--reconnect`).
+    fn reconnecting(&self, peer: PeerId) -> bool {
+        self.node
+            .peers()
+            .any(|p| p.id == peer && p.phase == Phase::Reconnecting)
     }
 
     /// Disconnects every peer that took none of its waiting bytes for the stall
@@ -945,10 +938,14 @@ impl Driver {
                         self.dial_line.insert(peer, line);
                     }
                     if self.reconnect {
-                        let mut dial = self.next_dial.take().unwrap_or_default();
+                        // A re-dial keeps its backoff.
+                        let dial = self.dials.entry(peer).or_insert_with(|| Dial {
+                            host: String::new(),
+                            port: 0,
+                            backoff: RECONNECT_MIN,
+                        });
                         dial.host = host.to_string();
                         dial.port = port;
-                        self.dials.insert(peer, dial);
                     }
                     net::dial(peer, host.to_string(), port, self.tx.clone());
                 }
@@ -992,15 +989,11 @@ impl Driver {
             Event::Connected { peer, alias, .. } => {
                 self.aliases.insert(*peer, alias.clone());
                 if let Some(dial) = self.dials.get_mut(peer) {
-                    dial.connected = true;
                     dial.backoff = RECONNECT_MIN;
                 }
             }
             Event::Alias { peer, alias } => {
                 self.aliases.insert(*peer, alias.clone());
-                if let Some(dial) = self.dials.get_mut(peer) {
-                    dial.alias = Some(alias.clone());
-                }
             }
             Event::Message { peer, .. } => {
                 if let Some(bucket) = self.buckets.get_mut(peer) {
@@ -1015,23 +1008,17 @@ impl Driver {
         if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {
             self.render.event_at(event, alias.map(String::as_str), line);
         }
-        // A dropped peer is dialled again (said after its drop) when it once got
-        // through, or when this was already a re-dial.
-        let again = match event {
-            Event::Disconnected { peer, reason, .. } => {
-                self.buckets.remove(peer);
-                self.dials
-                    .remove(peer)
-                    .filter(|dial| (dial.connected || dial.redial) && redials(reason))
-            }
-            Event::ConnectFailed { peer, .. } => self.dials.remove(peer).filter(|dial| dial.redial),
-            _ => None,
-        };
-        if let Some(dial) = again {
-            self.schedule(dial);
-        }
+        // A peer the node keeps as reconnecting is dialled again (said after its
+        // drop); one that is gone (disconnected here, say) is dialled no more.
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
+            self.buckets.remove(peer);
             self.aliases.remove(peer);
+            if self.reconnecting(*peer) {
+                self.schedule(*peer);
+            } else {
+                self.dials.remove(peer);
+                self.retries.retain(|r| r.peer != *peer);
+            }
         }
     }
 
@@ -1124,7 +1111,8 @@ impl Driver {
             self.show(&Event::Undelivered { peer, id });
         }
         if self.interactive {
-            self.render.goodbye(self.node.peers().count());
+            let linked = self.node.peers().filter(|p| p.phase != Phase::Reconnecting);
+            self.render.goodbye(linked.count());
         }
         self.input(Input::Command(Command::Exit));
         for (_, conn) in self.conns.drain() {
@@ -1348,17 +1336,6 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// Whether a peer that dropped for `reason` is dialled again: not one the person
-/// disconnected, a second link the node closed, one that refused us as busy, or
-/// this very node.
-fn redials(reason: &Reason<String>) -> bool {
-    match reason {
-        Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
-        Reason::Bye(why) => why != BUSY && why != BUSY_SERVING,
-        Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
-    }
-}
-
 /// A token bucket: one token per message shown from the peer, refilled at the rate
 /// limit, holding a second's worth at most. A piece of input may overdraw it; the
 /// peer is then fed nothing until it is back to one token.
@@ -1395,44 +1372,19 @@ impl Bucket {
     }
 }
 
-/// An outbound dial remembered for `mesh --reconnect`.
+/// Where an outbound peer was dialled, for `mesh --reconnect` to dial it again.
 #[derive(Clone, Debug)]
 struct Dial {
     host: String,
     port: u16,
-    /// The alias the person gave (with `connect` or `set_alias`); else the default.
-    alias: Option<String>,
     /// How long to wait before dialling again if this link drops.
     backoff: Duration,
-    /// This dial is itself a re-dial: its failure is retried too.
-    redial: bool,
-    /// The link got through (`connected`): its drop starts a re-dial.
-    connected: bool,
 }
 
-impl Dial {
-    fn new(alias: Option<String>, redial: bool) -> Dial {
-        Dial {
-            host: String::new(),
-            port: 0,
-            alias,
-            backoff: RECONNECT_MIN,
-            redial,
-            connected: false,
-        }
-    }
-}
-
-impl Default for Dial {
-    fn default() -> Dial {
-        Dial::new(None, false)
-    }
-}
-
-/// A dropped peer to dial again at `at`.
+/// A reconnecting peer to dial again at `at`.
 struct Retry {
     at: std::time::Instant,
-    dial: Dial,
+    peer: PeerId,
 }
 
 #[cfg(test)]
@@ -1450,17 +1402,6 @@ mod tests {
         assert_eq!(line_piece(b"abcdef", 4), 4);
         assert_eq!(line_piece(b"abc", 4), 3);
         assert_eq!(line_piece(b"abcd\n", 4), 4);
-    }
-
-    #[test]
-    fn only_a_peer_lost_or_gone_by_itself_is_dialled_again() {
-        assert!(redials(&Reason::Closed));
-        assert!(redials(&Reason::Lost("reset".into())));
-        assert!(redials(&Reason::Bye("exit".into())));
-        assert!(!redials(&Reason::Local));
-        assert!(!redials(&Reason::Bye(BUSY.into())));
-        assert!(!redials(&Reason::Bye(BUSY_SERVING.into())));
-        assert!(!redials(&Reason::Fault(Fault::Itself)));
     }
 
     #[test]

@@ -216,10 +216,12 @@ struct MeshArgs {
     /// The most peers at once (1-1024).
     #[arg(long, value_parser = parse_max_peers)]
     max_peers: Option<usize>,
-    /// Relay plain-text peers' lines to the whole room.
+    /// Relay plain-text peers' lines to the whole room, and give them the room:
+    /// tagged lines, join and leave notices, /nick and /who.
     #[arg(long)]
     hub: bool,
-    /// Dial outbound peers that drop again, waiting 1 s, 2 s, 4 s... up to 30 s.
+    /// Dial outbound peers that drop again, waiting 1 s, 2 s, 4 s... up to 30 s;
+    /// such a peer keeps its number and alias, and `disconnect` stops the dials.
     #[arg(long)]
     reconnect: bool,
     // Last: its groups of options have headings of their own.

@@ -60,7 +60,12 @@ impl Render {
     }
 
     /// The answer to `list_connections`.
-    pub fn peers<'a>(&self, peers: impl Iterator<Item = PeerInfo<'a>>) {
+    /// The peer list; `redial_in` says how soon a reconnecting peer is dialled again.
+    pub fn peers<'a>(
+        &self,
+        peers: impl Iterator<Item = PeerInfo<'a>>,
+        redial_in: impl Fn(PeerId) -> Option<std::time::Duration>,
+    ) {
         // By number, as people count them (the node lists them by slot, and slots are reused).
         let mut peers: Vec<PeerInfo<'a>> = peers.collect();
         peers.sort_by_key(|p| p.id.number());
@@ -68,14 +73,19 @@ impl Render {
         if self.json {
             let list: Vec<Value> = peers
                 .map(|p| {
-                    json!({
+                    let mut peer = json!({
                         "peer": p.id.number(),
                         "alias": p.alias,
                         "addr": p.addr.map(|a| a.to_string()),
                         "direction": direction(p.direction),
                         "state": phase(p.phase),
                         "unacked": p.unacked,
-                    })
+                    });
+                    if let Some(wait) = redial_in(p.id).filter(|_| p.phase == Phase::Reconnecting) {
+                        peer["redial_in_ms"] =
+                            json!(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                    }
+                    peer
                 })
                 .collect();
             emit(json!({"event": "peers", "peers": list}));
@@ -89,12 +99,16 @@ impl Render {
                 0 => String::new(),
                 n => format!(", {n} awaiting receipt"),
             };
+            let state = match redial_in(p.id).filter(|_| p.phase == Phase::Reconnecting) {
+                // Whole seconds, rounded up: "in 0 s" only when it is under way.
+                Some(wait) => format!("reconnecting in {} s", wait.as_millis().div_ceil(1000)),
+                None => phase(p.phase).to_string(),
+            };
             human(format_args!(
-                "{} {} ({addr}, {}, {}{waiting})",
+                "{} {} ({addr}, {}, {state}{waiting})",
                 p.id,
                 Name(p.alias),
                 direction(p.direction),
-                phase(p.phase),
             ));
         }
         if !any {
@@ -183,10 +197,12 @@ impl Render {
     }
 
     /// `mesh --reconnect` dials a dropped peer again after `wait`.
-    pub fn reconnecting(&self, host: &str, port: u16, wait: std::time::Duration) {
+    pub fn reconnecting(&self, peer: PeerId, host: &str, port: u16, wait: std::time::Duration) {
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         if self.json {
-            emit(json!({"event": "reconnecting", "host": host, "port": port, "in_ms": ms}));
+            emit(
+                json!({"event": "reconnecting", "peer": peer.number(), "host": host, "port": port, "in_ms": ms}),
+            );
         } else {
             let secs = wait.as_secs_f64();
             human(format_args!(
@@ -570,6 +586,7 @@ fn phase(p: Phase) -> &'static str {
         Phase::Ready(Kind::Native) => "ready native",
         Phase::Ready(Kind::Text(TextMode::Lines)) => "ready text",
         Phase::Ready(Kind::Text(TextMode::Bare)) => "ready text-bare",
+        Phase::Reconnecting => "reconnecting",
     }
 }
 

@@ -155,7 +155,10 @@ fn a_slow_reader_loses_nothing() {
         chunk: 1024,
         pause: Duration::from_millis(1),
     };
-    let mut received = BufReader::with_capacity(1024, slow).lines();
+    // The hub's notices (its welcome, the sender's join) are no relayed lines.
+    let mut received = BufReader::with_capacity(1024, slow)
+        .lines()
+        .filter(|line| !matches!(line, Ok(line) if line.starts_with("* ")));
     let first = received
         .next()
         .expect("a line")

@@ -769,8 +769,13 @@ fn a_hub_relays_a_text_peers_line_to_the_other_text_peers_with_its_name() {
         }),
     );
     let outs = receive(&mut h, at(1), first, b"hello all\n");
-    assert_eq!(sent_bytes(&outs, second), b"<ann> hello all\n");
-    assert!(sent_bytes(&outs, first).is_empty(), "no echo to the sender");
+    // After the notice that it joined (under the alias it was given meanwhile).
+    assert_eq!(
+        sent_bytes(&outs, second),
+        b"* ann joined\n<ann> hello all\n"
+    );
+    let to_first = String::from_utf8_lossy(&sent_bytes(&outs, first)).into_owned();
+    assert!(!to_first.contains("hello all"), "no echo to the sender");
 }
 
 #[test]
@@ -1133,7 +1138,7 @@ fn a_node_for_a_small_device_fits_in_32_kib_and_is_the_size_the_readme_says() {
         assert_eq!(
             parts,
             [
-                24_768, 1_384, 11_104, 7_712, 4_096, 5_648, 104, 136, 32, 200
+                25_288, 1_448, 11_616, 7_712, 4_096, 5_648, 104, 136, 40, 208
             ],
             "the README's Memory table no longer matches: update it"
         );
@@ -1186,9 +1191,10 @@ fn a_hub_relays_a_text_peers_line_to_other_text_peers_only_as_visible_text() {
     let two = accept(&mut b);
     receive(&mut b, at(0), two, b"hi\n");
     let outs = receive(&mut b, at(1), one, format!("{NASTY}\n").as_bytes());
+    // After the notice that it joined.
     assert_eq!(
         sent_bytes(&outs, two),
-        format!("<127.0.0.1> {NASTY_SHOWN}\n").as_bytes()
+        format!("* 127.0.0.1 joined\n<127.0.0.1> {NASTY_SHOWN}\n").as_bytes()
     );
 }
 
@@ -1208,4 +1214,434 @@ fn a_multi_line_message_to_a_text_peer_keeps_its_lines_each_made_safe() {
     receive(&mut b, at(0), peer, b"hi\n");
     let outs = command(&mut b, at(1), &format!("send #{} a\x1b\nb", peer.number()));
     assert_eq!(sent_bytes(&outs, peer), b"a^[\nb\n");
+}
+
+// ---- the room a hub gives its text peers (issue 10, items 6 and 7) ----
+
+/// A text peer of `h` that has said `hello`, and what it was sent until then.
+fn talker(h: &mut TestNode, now: u64) -> (PeerId, Vec<u8>) {
+    let peer = accept(h);
+    let outs = receive(h, at(now), peer, b"hello\n");
+    (peer, sent_bytes(&outs, peer))
+}
+
+/// The lines in `bytes`, as text.
+fn lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_hub_tags_its_own_room_messages_for_text_peers_with_its_name() {
+    let mut h = hub("hub", 3);
+    let (peer, _) = talker(&mut h, 0);
+    let outs = command(&mut h, at(1), "broadcast hi all");
+    assert_eq!(sent_bytes(&outs, peer), b"<hub> hi all\n");
+}
+
+#[test]
+fn a_node_without_hub_sends_its_own_room_messages_to_text_peers_untagged() {
+    let mut b = node("bob", 2);
+    let (peer, _) = talker(&mut b, 0);
+    let outs = command(&mut b, at(1), "broadcast hi all");
+    assert_eq!(sent_bytes(&outs, peer), b"hi all\n");
+}
+
+#[test]
+fn a_hubs_direct_message_to_a_text_peer_is_marked_as_to_it_on_every_line() {
+    let mut h = hub("hub", 3);
+    let (peer, _) = talker(&mut h, 0);
+    let outs = input(
+        &mut h,
+        at(1),
+        Input::Command(Command::Send {
+            target: Some(command::Target::Id(peer.number())),
+            text: "one\ntwo\x1b",
+            all: "",
+        }),
+    );
+    assert_eq!(
+        sent_bytes(&outs, peer),
+        b"<hub> (to you) one\n<hub> (to you) two^[\n"
+    );
+}
+
+#[test]
+fn a_direct_message_to_a_text_peer_of_a_node_without_hub_is_the_bare_text() {
+    let mut b = node("bob", 2);
+    let (peer, _) = talker(&mut b, 0);
+    let outs = command(&mut b, at(1), &format!("send #{} psst", peer.number()));
+    assert_eq!(sent_bytes(&outs, peer), b"psst\n");
+}
+
+#[test]
+fn the_other_text_peers_of_a_hub_are_told_a_newcomer_joined_and_the_newcomer_is_sent_nothing() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let second = accept(&mut h);
+    let outs = receive(&mut h, at(1), second, b"hi\n");
+    // A client that only writes and closes with our bytes unread would be reset.
+    assert!(sent_bytes(&outs, second).is_empty());
+    assert_eq!(
+        lines(&sent_bytes(&outs, first)),
+        ["* 127.0.0.1-2 joined", "<127.0.0.1-2> hi"]
+    );
+}
+
+#[test]
+fn text_peers_of_a_hub_are_told_when_a_peer_leaves() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let (second, _) = talker(&mut h, 1);
+    let outs = input(
+        &mut h,
+        at(2),
+        Input::Closed {
+            peer: second,
+            error: None,
+        },
+    );
+    assert_eq!(sent_bytes(&outs, first), b"* 127.0.0.1-2 left\n");
+}
+
+#[test]
+fn a_native_peers_room_message_reaches_a_hubs_text_peers_tagged_with_its_name() {
+    let mut h = hub("hub", 3);
+    let (text, _) = talker(&mut h, 0);
+    let mut n = node("nat", 9);
+    linked(&mut n, &mut h);
+    let h_to_n = h
+        .peers()
+        .find(|p| p.phase == meshtalk_core::node::Phase::Ready(Kind::Native))
+        .expect("the native peer")
+        .id;
+    let outs = command(&mut n, at(1), "broadcast ping");
+    let bytes: Vec<u8> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Out::Tx(_, data) => Some(data.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let outs = receive(&mut h, at(1), h_to_n, &bytes);
+    assert_eq!(sent_bytes(&outs, text), b"<nat> ping\n");
+}
+
+#[test]
+fn a_text_peer_of_a_hub_takes_a_name_with_nick_and_the_room_is_told() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let (second, _) = talker(&mut h, 1);
+    let outs = receive(&mut h, at(2), first, b"/nick dave\n");
+    assert_eq!(sent_bytes(&outs, first), b"* you are now dave\n");
+    assert_eq!(
+        sent_bytes(&outs, second),
+        b"* 127.0.0.1 is now known as dave\n"
+    );
+    assert!(events(&outs).iter().any(|e| matches!(e,
+        Event::Alias { peer, alias } if *peer == first && alias == "dave")));
+    assert!(messages(&outs).is_empty(), "a command is no message");
+    let outs = receive(&mut h, at(3), first, b"hi\n");
+    assert_eq!(sent_bytes(&outs, second), b"<dave> hi\n");
+}
+
+#[test]
+fn nick_follows_the_rules_of_aliases_and_never_takes_the_hubs_own_name() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let (second, _) = talker(&mut h, 1);
+    receive(&mut h, at(2), second, b"/nick bob\n");
+    for (line, answer) in [
+        (
+            &b"/nick bob\n"[..],
+            &b"* bob is taken; choose another\n"[..],
+        ),
+        (
+            b"/nick hub\n",
+            b"* hub is the hub's own name; choose another\n",
+        ),
+        (b"/nick\n", b"* usage: /nick NAME\n"),
+        // The rest is the alias rules' own error, whatever its words.
+        (b"/nick a b\n", b"* cannot take the name a b: "),
+    ] {
+        let outs = receive(&mut h, at(3), first, line);
+        let got = String::from_utf8_lossy(&sent_bytes(&outs, first)).into_owned();
+        let answer = String::from_utf8_lossy(answer);
+        assert!(
+            got.starts_with(&*answer) && got.ends_with('\n') && got.lines().count() == 1,
+            "{got:?} is not {answer:?}"
+        );
+        assert!(sent_bytes(&outs, second).is_empty(), "nobody else is told");
+    }
+}
+
+#[test]
+fn who_from_a_text_peer_of_a_hub_lists_the_room_and_marks_the_asker() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let (second, _) = talker(&mut h, 1);
+    receive(&mut h, at(2), second, b"/NICK zed\n");
+    let outs = receive(&mut h, at(3), first, b"/who\n");
+    assert_eq!(
+        sent_bytes(&outs, first),
+        b"* in the room: hub (hub), 127.0.0.1 (you), zed\n"
+    );
+    assert!(sent_bytes(&outs, second).is_empty());
+}
+
+#[test]
+fn a_text_peer_of_a_node_without_hub_may_say_slash_nick_as_a_message() {
+    let mut b = node("bob", 2);
+    let (peer, _) = talker(&mut b, 0);
+    let outs = receive(&mut b, at(1), peer, b"/nick dave\n");
+    assert_eq!(messages(&outs), ["/nick dave"]);
+}
+
+#[test]
+fn what_the_room_says_before_a_connections_kind_is_known_is_held_and_delivered_in_its_form() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    // Connected, silent: not known yet whether it is native or text.
+    let newcomer = accept(&mut h);
+    let outs = receive(&mut h, at(100), first, b"early\n");
+    assert!(
+        sent_bytes(&outs, newcomer).is_empty(),
+        "nothing before its kind"
+    );
+    command(&mut h, at(200), "broadcast also early");
+    // The greeting time is up: a text peer that speaks lines.
+    let outs = input(&mut h, at(500), Input::Timeout);
+    let got = lines(&sent_bytes(&outs, newcomer));
+    assert_eq!(got, ["<127.0.0.1> early", "<hub> also early"]);
+}
+
+#[test]
+fn held_room_lines_come_before_a_line_said_in_the_same_input_that_decided_the_connection() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let quiet = accept(&mut h);
+    let newcomer = accept(&mut h);
+    receive(&mut h, at(100), first, b"early\n");
+    // Bare text: a message once idle for 100 ms, at 500, when the newcomer's greeting
+    // time is up too; the quiet one's slot comes first.
+    receive(&mut h, at(400), quiet, b"late");
+    let outs = input(&mut h, at(500), Input::Timeout);
+    let got = lines(&sent_bytes(&outs, newcomer));
+    assert_eq!(
+        got,
+        [
+            "<127.0.0.1> early",
+            "* 127.0.0.1-2 joined",
+            "<127.0.0.1-2> late"
+        ],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn room_lines_held_for_a_connection_are_bounded_by_its_buffer() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let newcomer = accept(&mut h);
+    let line = "x".repeat(1000);
+    for i in 0..20 {
+        receive(&mut h, at(i), first, format!("{line}\n").as_bytes());
+    }
+    assert!(h.stats().unheld > 0, "some were not held");
+    let outs = input(&mut h, at(500), Input::Timeout);
+    let got = sent_bytes(&outs, newcomer);
+    assert!(got.len() <= 4096 + 200, "{} bytes", got.len());
+    assert!(got.ends_with(b"\n"), "whole lines only");
+}
+
+#[test]
+fn a_native_peer_gets_no_text_held_for_it_and_keeps_its_protocol() {
+    let mut h = hub("hub", 3);
+    let (first, _) = talker(&mut h, 0);
+    let mut n = node("nat", 9);
+    let outs = command(&mut n, at(0), "connect 127.0.0.1 4000");
+    let Some(Out::Connect(n_to_h, ..)) = outs.first().cloned() else {
+        panic!("no connect: {outs:?}")
+    };
+    let h_to_n = accept(&mut h);
+    receive(&mut h, at(1), first, b"while you greet\n");
+    let outs = input(
+        &mut n,
+        at(2),
+        Input::Connected {
+            peer: n_to_h,
+            addr: addr(4000),
+        },
+    );
+    let banner = sent_bytes(&outs, n_to_h);
+    let outs = receive(&mut h, at(2), h_to_n, &banner);
+    let answer = sent_bytes(&outs, h_to_n);
+    assert!(answer.starts_with(b"MESHTALK/"), "{answer:?}");
+    assert!(
+        !answer.windows(5).any(|w| w == b"greet"),
+        "no text line in a native stream"
+    );
+}
+
+// ---- reconnecting (issue 10, item 9) ----
+
+fn reconnecting_node() -> TestNode {
+    let mut config = Config::new("dave", 4).unwrap();
+    config.reconnect = true;
+    TestNode::new(config)
+}
+
+/// `d` dials `c` (with alias `cc`) and both greet; the link as `d` names it.
+fn linked(d: &mut TestNode, c: &mut TestNode) -> PeerId {
+    let outs = command(d, at(0), "connect 127.0.0.1 4000 cc");
+    let Some(Out::Connect(peer, ..)) = outs.first().cloned() else {
+        panic!("no connect: {outs:?}")
+    };
+    let theirs = accept(c);
+    let mut to_c = sent_bytes(
+        &input(
+            d,
+            at(0),
+            Input::Connected {
+                peer,
+                addr: addr(4000),
+            },
+        ),
+        peer,
+    );
+    for _ in 0..4 {
+        let to_d = sent_bytes(&receive(c, at(0), theirs, &to_c), theirs);
+        to_c = sent_bytes(&receive(d, at(0), peer, &to_d), peer);
+    }
+    assert!(
+        d.peers()
+            .any(|p| p.id == peer && p.phase == meshtalk_core::node::Phase::Ready(Kind::Native))
+    );
+    peer
+}
+
+#[test]
+fn a_dropped_outbound_peer_is_kept_under_its_id_and_alias_while_it_is_dialled_again() {
+    use meshtalk_core::node::Phase;
+    let mut d = reconnecting_node();
+    let mut c = node("carol", 5);
+    let peer = linked(&mut d, &mut c);
+    let outs = input(
+        &mut d,
+        at(1),
+        Input::Closed {
+            peer,
+            error: Some("reset"),
+        },
+    );
+    assert!(events(&outs).iter().any(|e| matches!(e,
+        Event::Disconnected { peer: p, alias, .. } if *p == peer && alias == "cc")));
+    let kept = d.peers().find(|p| p.id == peer).expect("kept");
+    assert_eq!((kept.alias, kept.phase), ("cc", Phase::Reconnecting));
+    let err = d
+        .handle_input(
+            at(2),
+            Input::Command(command::parse("send cc hi").unwrap().unwrap()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Reconnecting(p) if p == peer),
+        "{err:?}"
+    );
+    // The shell's re-dial: the same peer, dialled again.
+    let outs = input(
+        &mut d,
+        at(1000),
+        Input::Redial {
+            peer,
+            host: "127.0.0.1",
+            port: 4000,
+        },
+    );
+    assert!(
+        matches!(outs.first(), Some(Out::Connect(p, h, 4000)) if *p == peer && h == "127.0.0.1")
+    );
+    // It fails: still kept, to be tried again.
+    let outs = input(
+        &mut d,
+        at(1001),
+        Input::ConnectFailed {
+            peer,
+            reason: "connection refused",
+        },
+    );
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|e| matches!(e, Event::ConnectFailed { .. }))
+    );
+    let kept = d.peers().find(|p| p.id == peer).expect("still kept");
+    assert_eq!(kept.phase, Phase::Reconnecting);
+}
+
+#[test]
+fn disconnect_stops_the_redials_of_a_reconnecting_peer() {
+    let mut d = reconnecting_node();
+    let mut c = node("carol", 5);
+    let peer = linked(&mut d, &mut c);
+    input(&mut d, at(1), Input::Closed { peer, error: None });
+    let outs = command(&mut d, at(2), "disconnect cc");
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Local,
+            ..
+        }
+    )));
+    assert_eq!(d.peers().count(), 0);
+    let err = d
+        .handle_input(
+            at(3),
+            Input::Redial {
+                peer,
+                host: "127.0.0.1",
+                port: 4000,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::Lookup(LookupError::NoSuchId(_))),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_peer_disconnected_here_or_refused_as_busy_is_not_kept_for_redials() {
+    let mut d = reconnecting_node();
+    let mut c = node("carol", 5);
+    let peer = linked(&mut d, &mut c);
+    command(&mut d, at(1), "disconnect cc");
+    assert_eq!(d.peers().count(), 0, "disconnected here: gone");
+    let mut plain = node("dave", 4);
+    let mut c = node("carol", 5);
+    let peer2 = linked(&mut plain, &mut c);
+    input(
+        &mut plain,
+        at(1),
+        Input::Closed {
+            peer: peer2,
+            error: None,
+        },
+    );
+    assert_eq!(plain.peers().count(), 0, "without reconnect: gone");
+    let _ = peer;
+}
+
+#[test]
+fn only_a_peer_lost_or_gone_by_itself_is_dialled_again() {
+    assert!(Reason::<&str>::Closed.redials());
+    assert!(Reason::Lost("reset").redials());
+    assert!(Reason::Bye("exit").redials());
+    assert!(!Reason::<&str>::Local.redials());
+    assert!(!Reason::Bye(BUSY).redials());
+    assert!(!Reason::Bye(BUSY_SERVING).redials());
+    assert!(!Reason::<&str>::Fault(Fault::Itself).redials());
 }

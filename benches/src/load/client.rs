@@ -394,6 +394,9 @@ impl Check {
     pub fn on_line(&mut self, line: &[u8], paced: u32, shared: &Shared) {
         let text = match (self.expect.prefix, split_tag(line)) {
             (Prefix::ReadTag, Some((b"announce", _))) => return,
+            // meshtalk's hub notices (joins, leaves, new names) begin with `* `; every
+            // message line begins with `<`, so neither passes for the other.
+            (Prefix::Tag, None) if line.starts_with(b"* ") => return,
             (Prefix::Tag | Prefix::ReadTag, Some((_, rest))) => rest,
             (Prefix::ReadTag | Prefix::Bare, None) => line,
             (Prefix::Tag, None) | (Prefix::Bare, Some(_)) => {
@@ -1024,6 +1027,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn meshtalk_hub_notices_are_skipped_and_never_taken_for_messages() {
+        let shared = Shared::default();
+        let mut t = check(Prefix::Tag);
+        t.on_line(b"* 127.0.0.1 is now known as dave", 0, &shared);
+        t.on_line(b"* 127.0.0.1-2 joined", 0, &shared);
+        t.on_line(
+            &[&b"<127.0.0.1-2> "[..], &line(0, 1, 64)].concat(),
+            0,
+            &shared,
+        );
+        assert_eq!(
+            (t.tally.received, t.tally.faults(), t.tally.unknown),
+            (1, 0, 0)
+        );
+        // A message's text that looks like a notice is still a message, behind its tag.
+        let mut fake = b"<x> * ".to_vec();
+        fake.extend(line(0, 2, 64));
+        t.on_line(&fake, 0, &shared);
+        assert_eq!(
+            (t.tally.received, t.tally.garbled),
+            (1, 1),
+            "a tagged line is judged as a message, never skipped as a notice"
+        );
     }
 
     #[test]
