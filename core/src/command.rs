@@ -2,7 +2,10 @@
 //!
 //! Pure: it knows nothing of peers, so targets stay as typed and the node resolves them.
 //! The command words are those of the seed programs (`chat.py`, `many-to-many.py`), plus
-//! short synonyms. Words are split on Unicode whitespace, as Python's `str.split()` does.
+//! short synonyms, and every command as a `/` form as IRC users type them (`/msg`, `/me`,
+//! `/nick`, `/who`, ...). Two [`Grammar`]s read a line: scripts, where every line is a
+//! command, and the chat prompt, where a line that is no command is a message.
+//! Words are split on Unicode whitespace, as Python's `str.split()` does.
 
 use core::fmt;
 
@@ -11,17 +14,46 @@ use crate::display::SafeStr;
 /// The longest alias, in characters.
 pub const ALIAS_MAX_LEN: usize = 32;
 
+/// The longest `/me` message (`* name action`), in bytes: the node builds it on its stack.
+pub const EMOTE_MAX: usize = 512;
+
+/// A typed word this short (in characters, without its `/`) is never taken for a
+/// misspelt command word: too many short words are one edit from another.
+const NEAR_MIN: usize = 3;
+/// At the chat prompt a plain first word must be this long to be taken for a misspelt
+/// command word (so `end of story` is a message, not a misspelt `send`).
+const NEAR_MIN_PLAIN: usize = 4;
+
+/// How a line is read: what a word without `/` means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grammar {
+    /// Every line is a command (scripts, `serve`, anything not typed at a chat prompt):
+    /// command words and their short synonyms bare or with `/`; the commands new to the
+    /// prompt (`/say`, `/me`, `/nick`, `/log`) only with `/`.
+    Commands,
+    /// A person at the `chat` or `mesh` prompt: only the seed command words (and
+    /// `broadcast`) are commands bare, everything else needs `/`, and any other line is a
+    /// message ([`Command::Say`]), unless its first word is one edit from a command word
+    /// and the rest reads as that command (a typo, refused so it never reaches the room).
+    Chat,
+}
+
 /// The list of commands, one line each, shown by `help`.
 pub const HELP: &str = "\
-Commands:
-  connect <host> <port> [alias]     open a connection to a peer (also: c, open)
-  send <alias|ip|#id> <message>     send a message to one peer (also: s, msg)
-  broadcast <message>               send a message to every peer (also: b, all)
-  disconnect [<alias|ip|#id>]       close a connection; with one peer the target may be left out (also: d, close)
-  set_alias <alias|ip|#id> <alias>  give a peer a name (also: alias)
-  list_connections                  list the peers with their numbers (also: list, ls, peers)
-  help [<command>]                  this list, or more on one command (also: h, ?)
-  exit                              close every connection and quit (also: quit, q)";
+Commands (each also as /word, e.g. /connect; at the prompt a line that is no command is
+a message to the room, and /say sends any line as it is):
+  connect <host> <port> [alias]     open a connection to a peer (also: /c, /open)
+  send <alias|ip|#id> <message>     send a message to one peer (also: /msg, /s)
+  broadcast <message>               send a message to every peer (also: /b, /all)
+  disconnect [<alias|ip|#id>]       close a connection; with one peer the target may be left out (also: /d, /close)
+  set_alias <alias|ip|#id> <alias>  give a peer a name (also: /alias)
+  list_connections                  list the peers with their numbers (also: /who, /list, /ls, /peers)
+  help [<command>]                  this list, or more on one command (also: /h, /?)
+  exit                              close every connection and quit (also: /quit, /q)
+  /say <message>                    send the text as it is, to the room
+  /me <action>                      say what you do, shown as '* yourname <action>'
+  /nick <name>                      change the name peers see (they are told)
+  /log [<file>]                     keep a transcript in <file> from now on; alone, stop";
 
 /// Who a command is aimed at, as typed: `#3` (a peer's number) or a word (an alias or an IP address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +116,16 @@ pub enum Command<'a> {
     },
     /// `broadcast <message>`: to every peer (the room).
     Broadcast { text: &'a str },
+    /// A line at the chat prompt that is no command, or `/say <message>`: to the peer in
+    /// a one-peer chat, else to the room. The text is kept exactly as typed.
+    Say { text: &'a str },
+    /// `/me <action>`: said like [`Command::Say`], as `* <our name> <action>` ([`Emote`]).
+    Me { action: &'a str },
+    /// `/nick <name>`: the name peers see from now on; the name is checked by [`validate_alias`].
+    Nick { name: &'a str },
+    /// `/log <file>`: keep a transcript in the file from now on; `/log` alone stops it.
+    /// The file is the rest of the line, spaces inside kept.
+    Log { file: Option<&'a str> },
     /// `disconnect [<target>]`; without a target, the only peer.
     Disconnect { target: Option<Target<'a>> },
     /// `set_alias <target> <alias>`; the alias is already checked by [`validate_alias`].
@@ -103,6 +145,10 @@ impl Command<'_> {
             Command::Connect { .. } => Verb::Connect,
             Command::Send { .. } => Verb::Send,
             Command::Broadcast { .. } => Verb::Broadcast,
+            Command::Say { .. } => Verb::Say,
+            Command::Me { .. } => Verb::Me,
+            Command::Nick { .. } => Verb::Nick,
+            Command::Log { .. } => Verb::Log,
             Command::Disconnect { .. } => Verb::Disconnect,
             Command::SetAlias { .. } => Verb::SetAlias,
             Command::List => Verb::List,
@@ -117,60 +163,93 @@ impl Command<'_> {
 pub enum Verb {
     Connect,
     Send,
+    Say,
+    Me,
     Broadcast,
     Disconnect,
     SetAlias,
+    Nick,
     List,
+    Log,
     Help,
     Exit,
 }
 
 impl Verb {
     /// Every verb, in the order `help` lists them.
-    pub const ALL: [Verb; 8] = [
+    pub const ALL: [Verb; 12] = [
         Verb::Connect,
         Verb::Send,
+        Verb::Say,
+        Verb::Me,
         Verb::Broadcast,
         Verb::Disconnect,
         Verb::SetAlias,
+        Verb::Nick,
         Verb::List,
+        Verb::Log,
         Verb::Help,
         Verb::Exit,
     ];
 
-    /// The verb a command word or synonym names (case-sensitive, as in the seeds).
+    /// The verb a command word or synonym names, with or without its `/`
+    /// (case-sensitive, as in the seeds).
     pub fn from_word(word: &str) -> Option<Verb> {
+        Verb::named(word.strip_prefix('/').unwrap_or(word))
+    }
+
+    /// The verb whose name or synonym is exactly `word`.
+    fn named(word: &str) -> Option<Verb> {
         Verb::ALL
             .into_iter()
             .find(|verb| verb.name() == word || verb.synonyms().contains(&word))
     }
 
-    /// The command word of the seed programs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Verb::Connect => "connect",
-            Verb::Send => "send",
-            Verb::Broadcast => "broadcast",
-            Verb::Disconnect => "disconnect",
-            Verb::SetAlias => "set_alias",
-            Verb::List => "list_connections",
-            Verb::Help => "help",
-            Verb::Exit => "exit",
+    /// True for the commands new to the prompt, which are typed only with `/`
+    /// (`say`, `me`, `nick`, `log`): as bare words they would swallow sentences.
+    pub const fn slash_only(self) -> bool {
+        matches!(self, Verb::Say | Verb::Me | Verb::Nick | Verb::Log)
+    }
+
+    /// The words that name this command without `/` in `grammar`: in scripts the name
+    /// and the synonyms; at the chat prompt only the name (short synonyms would take
+    /// ordinary sentences: "all good", "s o s"); none for a [`Verb::slash_only`] command.
+    pub fn bare_words(self, grammar: Grammar) -> &'static [&'static str] {
+        if self.slash_only() {
+            return &[];
+        }
+        match grammar {
+            Grammar::Commands => self.words(),
+            Grammar::Chat => self.words().split_at(1).0,
         }
     }
 
-    /// The short words that mean the same.
-    pub const fn synonyms(self) -> &'static [&'static str] {
+    /// The name, then the synonyms: every word that names the command after a `/`.
+    pub const fn words(self) -> &'static [&'static str] {
         match self {
-            Verb::Connect => &["c", "open"],
-            Verb::Send => &["s", "msg"],
-            Verb::Broadcast => &["b", "all"],
-            Verb::Disconnect => &["d", "close"],
-            Verb::SetAlias => &["alias"],
-            Verb::List => &["list", "ls", "peers"],
-            Verb::Help => &["h", "?"],
-            Verb::Exit => &["quit", "q"],
+            Verb::Connect => &["connect", "c", "open"],
+            Verb::Send => &["send", "s", "msg"],
+            Verb::Say => &["say"],
+            Verb::Me => &["me"],
+            Verb::Broadcast => &["broadcast", "b", "all"],
+            Verb::Disconnect => &["disconnect", "d", "close"],
+            Verb::SetAlias => &["set_alias", "alias"],
+            Verb::Nick => &["nick"],
+            Verb::List => &["list_connections", "list", "ls", "peers", "who"],
+            Verb::Log => &["log"],
+            Verb::Help => &["help", "h", "?"],
+            Verb::Exit => &["exit", "quit", "q"],
         }
+    }
+
+    /// The command word of the seed programs (for the new commands, the word after `/`).
+    pub const fn name(self) -> &'static str {
+        self.words()[0]
+    }
+
+    /// The short words that mean the same.
+    pub fn synonyms(self) -> &'static [&'static str] {
+        self.words().split_at(1).1
     }
 
     /// How to type it, e.g. `connect <host> <port> [alias]`.
@@ -178,10 +257,14 @@ impl Verb {
         match self {
             Verb::Connect => "connect <host> <port> [alias]",
             Verb::Send => "send <alias|ip|#id> <message>",
+            Verb::Say => "/say <message>",
+            Verb::Me => "/me <action>",
             Verb::Broadcast => "broadcast <message>",
             Verb::Disconnect => "disconnect [<alias|ip|#id>]",
             Verb::SetAlias => "set_alias <alias|ip|#id> <alias>",
+            Verb::Nick => "/nick <name>",
             Verb::List => "list_connections",
+            Verb::Log => "/log [<file>]",
             Verb::Help => "help [<command>]",
             Verb::Exit => "exit",
         }
@@ -195,43 +278,63 @@ impl Verb {
                  Open a connection to the peer listening at <host> (an IP address or a host name)\n  \
                  on <port> (1-65535), and name it <alias> if given. Also <host>:<port>, and an\n  \
                  IPv6 address in brackets: [::1]:4000 or [::1] 4000.\n  \
-                 Also: c, open"
+                 Also: /connect, /c, /open"
             }
             Verb::Send => {
                 "send <alias|ip|#id> <message>\n  \
                  Send <message> to one peer, named by its alias, its IP address or its number\n  \
                  (#1, #2, ... as list_connections shows). A target that names no peer is an error.\n  \
-                 Also: s, msg"
+                 Also: /send, /msg, /s"
             }
             Verb::Broadcast => {
                 "broadcast <message>\n  \
                  Send <message> to every connected peer.\n  \
-                 Also: b, all"
+                 Also: /broadcast, /b, /all"
+            }
+            Verb::Say => {
+                "/say <message>\n  \
+                 Send <message> exactly as typed, even one that begins with '/' or with a\n  \
+                 command word: to the room in mesh, to the peer in chat. At the prompt, a line\n  \
+                 that is no command is sent the same way."
+            }
+            Verb::Me => {
+                "/me <action>\n  \
+                 Say what you do: '/me waves' sends '* yourname waves', like /say."
+            }
+            Verb::Nick => {
+                "/nick <name>\n  \
+                 Change the name peers see (1 to 32 ASCII letters, digits, '_', '.' or '-').\n  \
+                 Connected meshtalk peers are told, and show it unless they named you themselves."
+            }
+            Verb::Log => {
+                "/log [<file>]\n  \
+                 Keep a transcript of what is said in <file> (appended, readable by you only)\n  \
+                 from now on, as --log does; /log alone stops it."
             }
             Verb::Disconnect => {
                 "disconnect [<alias|ip|#id>]\n  \
                  Close the connection to one peer. With only one peer, the target may be left out.\n  \
-                 Also: d, close"
+                 Also: /disconnect, /d, /close"
             }
             Verb::SetAlias => {
                 "set_alias <alias|ip|#id> <alias>\n  \
                  Name a peer. An alias is 1 to 32 ASCII letters, digits, '_', '.' or '-'.\n  \
-                 Also: alias"
+                 Also: /set_alias, /alias"
             }
             Verb::List => {
                 "list_connections\n  \
                  List the peers with their numbers, addresses and aliases.\n  \
-                 Also: list, ls, peers"
+                 Also: /list_connections, /who, /list, /ls, /peers"
             }
             Verb::Help => {
                 "help [<command>]\n  \
                  List the commands, or tell more about one.\n  \
-                 Also: h, ?"
+                 Also: /help, /h, /?"
             }
             Verb::Exit => {
                 "exit\n  \
                  Close every connection and quit.\n  \
-                 Also: quit, q"
+                 Also: /exit, /quit, /q"
             }
         }
     }
@@ -256,6 +359,16 @@ pub fn help_text(topic: Option<&str>) -> Option<&'static str> {
 pub enum ParseError<'a> {
     /// The first word is no command word or synonym.
     UnknownCommand(&'a str),
+    /// The first word is one edit (a letter added, dropped, changed, or two swapped) from
+    /// the command word `meant` (with a `/` when `slash`), or, in a script, is a command
+    /// typed only with `/`; at the chat prompt (`as_text`) the line was not sent, and
+    /// `/say` would send it.
+    Misspelt {
+        word: &'a str,
+        meant: &'static str,
+        slash: bool,
+        as_text: bool,
+    },
     /// Fewer words than the command needs.
     MissingArguments(Verb),
     /// More words than the command takes; `extra` is the first one too many.
@@ -270,6 +383,8 @@ pub enum ParseError<'a> {
     BadPeerNumber(&'a str),
     /// An alias that [`validate_alias`] refuses.
     BadAlias { alias: &'a str, error: AliasError },
+    /// A `/nick` name that [`validate_alias`] refuses (names and aliases are alike).
+    BadName { name: &'a str, error: AliasError },
     /// `help <word>` where the word is no command.
     UnknownHelpTopic(&'a str),
 }
@@ -282,6 +397,23 @@ impl fmt::Display for ParseError<'_> {
                 "unknown command '{}'; type 'help' for the list",
                 SafeStr(word)
             ),
+            ParseError::Misspelt {
+                word,
+                meant,
+                slash,
+                as_text,
+            } => {
+                let slash = if slash { "/" } else { "" };
+                write!(
+                    f,
+                    "unknown command '{}'; did you mean '{slash}{meant}'?",
+                    SafeStr(word)
+                )?;
+                if as_text {
+                    f.write_str(" (/say sends it as text)")?;
+                }
+                Ok(())
+            }
             ParseError::MissingArguments(verb) => write!(
                 f,
                 "{} needs more words; usage: {}",
@@ -311,6 +443,9 @@ impl fmt::Display for ParseError<'_> {
             ),
             ParseError::BadAlias { alias, error } => {
                 write!(f, "alias '{}' is not allowed: {error}", SafeStr(alias))
+            }
+            ParseError::BadName { name, error } => {
+                write!(f, "name '{}' is not allowed: {error}", SafeStr(name))
             }
             ParseError::UnknownHelpTopic(word) => write!(
                 f,
@@ -373,18 +508,135 @@ pub fn validate_alias(s: &str) -> Result<(), AliasError> {
     Ok(())
 }
 
-/// Parses a line; `Ok(None)` for a blank line (only whitespace).
+/// Parses a line as a script's command ([`Grammar::Commands`]); `Ok(None)` for a blank
+/// line (only whitespace).
 ///
 /// One line ending (`\n`, `\r\n` or `\r`) is stripped first, and whitespace around the
 /// command word is ignored. Message text (`send`, `broadcast`) is kept exactly as typed
 /// after the whitespace that separates it from the word before, trailing whitespace included.
 pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
+    parse_in(line, Grammar::Commands)
+}
+
+/// Parses a line read with `grammar`, as [`parse`] does; at the chat prompt a line that
+/// is no command is [`Command::Say`] with the line (without its leading whitespace and
+/// line ending) as the text.
+pub fn parse_in(line: &str, grammar: Grammar) -> Result<Option<Command<'_>>, ParseError<'_>> {
     let line = strip_line_ending(line).trim_start();
     if line.is_empty() {
         return Ok(None);
     }
     let (word, rest) = split_word(line);
-    let verb = Verb::from_word(word).ok_or(ParseError::UnknownCommand(word))?;
+    if let Some(name) = word.strip_prefix('/') {
+        return match Verb::named(name) {
+            Some(verb) => arguments(verb, rest).map(Some),
+            None => Err(unknown(word, name, true, Verb::words)),
+        };
+    }
+    if let Some(verb) = Verb::ALL
+        .into_iter()
+        .find(|v| v.bare_words(grammar).contains(&word))
+    {
+        return arguments(verb, rest).map(Some);
+    }
+    match grammar {
+        Grammar::Commands => {
+            // A command typed only with `/` is named so, not guessed at.
+            if let Some(verb) = Verb::named(word).filter(|v| v.slash_only()) {
+                return Err(ParseError::Misspelt {
+                    word,
+                    meant: verb.name(),
+                    slash: true,
+                    as_text: false,
+                });
+            }
+            let bare = |v: Verb| v.bare_words(Grammar::Commands);
+            Err(unknown(word, word, false, bare))
+        }
+        Grammar::Chat => {
+            let bare = |v: Verb| v.bare_words(Grammar::Chat);
+            if let Some((verb, meant)) = nearest(word, NEAR_MIN_PLAIN, bare)
+                && arguments(verb, rest).is_ok()
+            {
+                return Err(ParseError::Misspelt {
+                    word,
+                    meant,
+                    slash: false,
+                    as_text: true,
+                });
+            }
+            Ok(Some(Command::Say { text: line }))
+        }
+    }
+}
+
+/// The error for an unknown command `word` (`typed` is the word without its `/`):
+/// [`ParseError::Misspelt`] when one of the `words` of a verb is one edit away, else
+/// [`ParseError::UnknownCommand`].
+fn unknown<'a>(
+    word: &'a str,
+    typed: &str,
+    slash: bool,
+    words: impl Fn(Verb) -> &'static [&'static str],
+) -> ParseError<'a> {
+    match nearest(typed, NEAR_MIN, words) {
+        Some((_, meant)) => ParseError::Misspelt {
+            word,
+            meant,
+            slash,
+            as_text: false,
+        },
+        None => ParseError::UnknownCommand(word),
+    }
+}
+
+/// The first command word (of the `words` of each verb, in [`Verb::ALL`] order) one edit
+/// from `typed`; words shorter than `min` characters, typed or known, are never near.
+fn nearest(
+    typed: &str,
+    min: usize,
+    words: impl Fn(Verb) -> &'static [&'static str],
+) -> Option<(Verb, &'static str)> {
+    if typed.chars().count() < min {
+        return None;
+    }
+    Verb::ALL.into_iter().find_map(|verb| {
+        words(verb)
+            .iter()
+            .find(|known| known.chars().count() >= min && one_edit(typed, known))
+            .map(|known| (verb, *known))
+    })
+}
+
+/// True when `a` becomes `b` by exactly one edit: a character added, dropped or
+/// changed, or two neighbours swapped (`sned` for `send`).
+pub fn one_edit(a: &str, b: &str) -> bool {
+    let (mut x, mut y) = (a.chars(), b.chars());
+    loop {
+        let (from_x, from_y) = (x.as_str(), y.as_str());
+        match (x.next(), y.next()) {
+            (Some(p), Some(q)) if p == q => {}
+            (None, None) => return false,
+            (p, q) => {
+                let (after_x, after_y) = (x.as_str(), y.as_str());
+                let changed = p.is_some() && q.is_some() && after_x == after_y;
+                let dropped = p.is_some() && after_x == from_y;
+                let added = q.is_some() && from_x == after_y;
+                let swapped = match (p, q) {
+                    (Some(p), Some(q)) => {
+                        let (mut xs, mut ys) = (x.clone(), y.clone());
+                        xs.next() == Some(q) && ys.next() == Some(p) && xs.as_str() == ys.as_str()
+                    }
+                    _ => false,
+                };
+                return changed || dropped || added || swapped;
+            }
+        }
+    }
+}
+
+/// The command `verb` with the rest of the line (after the command word) as its arguments.
+fn arguments(verb: Verb, rest: &str) -> Result<Command<'_>, ParseError<'_>> {
     let mut args = rest.split_whitespace();
     let command = match verb {
         Verb::Connect => {
@@ -420,11 +672,29 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
                 all: rest,
             }
         }
-        Verb::Broadcast => {
+        Verb::Broadcast | Verb::Say | Verb::Me => {
             if rest.is_empty() {
                 return Err(ParseError::MissingMessage(verb));
             }
-            Command::Broadcast { text: rest }
+            match verb {
+                Verb::Broadcast => Command::Broadcast { text: rest },
+                Verb::Say => Command::Say { text: rest },
+                _ => Command::Me { action: rest },
+            }
+        }
+        Verb::Nick => {
+            let Some(name) = args.next() else {
+                return Err(ParseError::MissingArguments(verb));
+            };
+            no_more(verb, args)?;
+            validate_alias(name).map_err(|error| ParseError::BadName { name, error })?;
+            Command::Nick { name }
+        }
+        Verb::Log => {
+            let file = rest.trim_end();
+            Command::Log {
+                file: (!file.is_empty()).then_some(file),
+            }
         }
         Verb::Disconnect => {
             let target = args.next().map(Target::parse).transpose()?;
@@ -459,7 +729,22 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
             Command::Exit
         }
     };
-    Ok(Some(command))
+    Ok(command)
+}
+
+/// What `/me` sends: `* <name> <action>`, the way IRC shows an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Emote<'a> {
+    /// Our name, as peers see it.
+    pub name: &'a str,
+    /// What was typed after `/me`.
+    pub action: &'a str,
+}
+
+impl fmt::Display for Emote<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "* {} {}", self.name, self.action)
+    }
 }
 
 /// The host of a `connect`, and its port when the same word has it: `host:port`,

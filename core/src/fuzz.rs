@@ -10,7 +10,7 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use heapless::{String, Vec};
 
-use crate::command::{self, Command, Target, validate_alias};
+use crate::command::{self, Command, Grammar, Target, validate_alias};
 use crate::display::{Safe, SafeStr, is_safe};
 use crate::frame::{Decoded, FrameDecoder};
 use crate::node::{Config, Handled, Input, Node, NodeError, Output};
@@ -149,16 +149,18 @@ fn round_trip(msg: &Message<'_>) {
 pub fn command_parse(data: &[u8]) {
     let mut line = String::<1024>::new();
     lossy(data, &mut line);
-    match command::parse(&line) {
-        Ok(None) => assert!(line.trim().is_empty(), "a command line taken as blank"),
-        Ok(Some(command)) => {
-            let _ = write!(Sink::default(), "{command:?}");
-            check_command(&command);
-        }
-        Err(e) => {
-            let mut sink = Sink::default();
-            let _ = write!(sink, "{e}");
-            assert!(sink.safe, "a parse error shows unsafe text: {e:?}");
+    for grammar in [Grammar::Commands, Grammar::Chat] {
+        match command::parse_in(&line, grammar) {
+            Ok(None) => assert!(line.trim().is_empty(), "a command line taken as blank"),
+            Ok(Some(command)) => {
+                let _ = write!(Sink::default(), "{command:?}");
+                check_command(&command);
+            }
+            Err(e) => {
+                let mut sink = Sink::default();
+                let _ = write!(sink, "{e}");
+                assert!(sink.safe, "a parse error shows unsafe text: {e:?}");
+            }
         }
     }
 }
@@ -192,7 +194,12 @@ fn check_command(command: &Command<'_>) {
                 check_target(target);
             }
         }
-        Command::Broadcast { text } => assert!(!text.is_empty(), "broadcast of nothing"),
+        Command::Broadcast { text } | Command::Say { text } => {
+            assert!(!text.is_empty(), "a message of nothing")
+        }
+        Command::Me { action } => assert!(!action.is_empty(), "an action of nothing"),
+        Command::Nick { name } => assert!(validate_alias(name).is_ok(), "a bad name got through"),
+        Command::Log { file } => assert!(file.is_none_or(|f| !f.is_empty()), "an empty file name"),
         Command::Disconnect { target } => {
             if let Some(target) = target {
                 check_target(target);

@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 
 use heapless::{String, Vec};
 
-use crate::command::{AliasError, Command, Target, Verb, validate_alias};
+use crate::command::{AliasError, Command, EMOTE_MAX, Emote, Target, Verb, validate_alias};
 use crate::display::{SafeLines, SafeStr};
 use crate::frame::{Decoded, FrameDecoder, FrameError};
 use crate::limits;
@@ -967,35 +967,44 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let (peer, text) = self.send_target(target, text, all)?;
                 self.send_chat(peer, text)
             }
-            Command::Broadcast { text } => {
-                self.check_len(text)?;
-                let peers = self
-                    .peers
-                    .iter()
-                    .filter(|p| matches!(p.state.phase, Phase::Ready(_)))
-                    .count();
-                if peers == 0 {
-                    return Err(NodeError::NoPeers);
-                }
-                self.last_seq = self.last_seq.wrapping_add(1);
-                let (origin, seq) = (self.config.node_id, self.last_seq);
-                self.seen.first_sight(origin, seq);
-                // The frame is encoded from the `str`s in hand, not read back from the arena.
-                let native = self.outbox.put_message(&Message::Broadcast {
-                    origin,
-                    seq,
-                    hops: self.config.hops,
+            Command::Broadcast { text } => self.broadcast(text),
+            Command::Say { text } => self.say(text),
+            Command::Me { action } => {
+                let mut text: String<EMOTE_MAX> = String::new();
+                let emote = Emote {
                     name: &self.config.name,
-                    text,
-                });
-                let Some(text) = self.outbox.put(&[text.as_bytes()]) else {
-                    return Err(NodeError::Busy);
+                    action,
                 };
-                let Some(name) = self.outbox.put(&[self.config.name.as_bytes()]) else {
-                    return Err(NodeError::Busy);
+                if core::fmt::write(&mut text, format_args!("{emote}")).is_err() {
+                    let len = self.config.name.len() + action.len() + 3;
+                    return Err(NodeError::TooLong {
+                        len,
+                        max: EMOTE_MAX,
+                    });
+                }
+                self.say(&text)
+            }
+            Command::Nick { name } => {
+                validate_alias(name).map_err(|e| NodeError::Table(InsertError::BadAlias(e)))?;
+                let mut owned: String<MAX_NAME> = String::new();
+                // Cannot fail: a valid alias is at most MAX_NAME bytes.
+                let _ = owned.push_str(name);
+                self.config.name = owned;
+                // Native peers hear a hello again, with the new name; a text peer has
+                // no way to be told (it sees the name on room messages at a hub).
+                let hello = Message::Hello {
+                    minor: wire::MINOR,
+                    node: self.config.node_id,
+                    name,
                 };
-                self.fanout(None, native.ok(), name, text, false);
-                self.event(Event::Broadcast { seq, peers });
+                if let Ok(native) = self.outbox.put_message(&hello) {
+                    self.outbox.push(Job::Fanout {
+                        except: None,
+                        native: Some(native),
+                        line: None,
+                        next: 0,
+                    });
+                }
                 Ok(())
             }
             Command::Disconnect { target } => {
@@ -1030,9 +1039,52 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 }
                 Ok(())
             }
-            // The shell answers these from `peers()` and the help text.
-            Command::List | Command::Help { .. } => Ok(()),
+            // The shell answers these from `peers()` and the help text, and keeps the transcript.
+            Command::List | Command::Help { .. } | Command::Log { .. } => Ok(()),
         }
+    }
+
+    /// A line said at the prompt (plain text, `/say`, `/me`): to the peer in a one-peer
+    /// chat, else to the room.
+    fn say(&mut self, text: &str) -> Result<(), NodeError<'static>> {
+        if self.config.single_peer {
+            let peer = self.only_peer(Verb::Say)?;
+            return self.send_chat(peer, text);
+        }
+        self.broadcast(text)
+    }
+
+    /// A room message of ours, to every ready peer.
+    fn broadcast(&mut self, text: &str) -> Result<(), NodeError<'static>> {
+        self.check_len(text)?;
+        let peers = self
+            .peers
+            .iter()
+            .filter(|p| matches!(p.state.phase, Phase::Ready(_)))
+            .count();
+        if peers == 0 {
+            return Err(NodeError::NoPeers);
+        }
+        self.last_seq = self.last_seq.wrapping_add(1);
+        let (origin, seq) = (self.config.node_id, self.last_seq);
+        self.seen.first_sight(origin, seq);
+        // The frame is encoded from the `str`s in hand, not read back from the arena.
+        let native = self.outbox.put_message(&Message::Broadcast {
+            origin,
+            seq,
+            hops: self.config.hops,
+            name: &self.config.name,
+            text,
+        });
+        let Some(text) = self.outbox.put(&[text.as_bytes()]) else {
+            return Err(NodeError::Busy);
+        };
+        let Some(name) = self.outbox.put(&[self.config.name.as_bytes()]) else {
+            return Err(NodeError::Busy);
+        };
+        self.fanout(None, native.ok(), name, text, false);
+        self.event(Event::Broadcast { seq, peers });
+        Ok(())
     }
 
     /// Which peer a `send` is for, and the text: in a one-peer node, the whole line
@@ -1529,7 +1581,16 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let hello_done = link.phase != Phase::Hello;
         match msg {
             Message::Hello { minor, node, name } => {
-                if hello_done || link.awaits_twin {
+                if link.awaits_twin {
+                    return Step::Took(n);
+                }
+                if hello_done {
+                    // A hello again: the peer took a new name (`/nick`).
+                    if node == link.remote {
+                        let mut owned: String<MAX_NAME> = String::new();
+                        let _ = owned.push_str(name);
+                        self.renamed(peer, &owned);
+                    }
                     return Step::Took(n);
                 }
                 if node == self.config.node_id {
@@ -1635,6 +1696,17 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             }
         }
         Step::Took(n)
+    }
+
+    /// The peer announced a new name: it becomes the alias shown, unless a person here
+    /// named the peer.
+    fn renamed(&mut self, peer: PeerId, name: &str) {
+        if self.peers.announce(peer, name)
+            && let Some(alias) = self.peers.get(peer).map(|p| p.alias())
+            && let Some(alias) = self.outbox.put(&[alias.as_bytes()])
+        {
+            self.event(Event::Alias { peer, alias });
+        }
     }
 
     /// Another ready link to the node `node`, besides `peer`.

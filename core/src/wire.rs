@@ -25,6 +25,8 @@ pub const MAX_NAME: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<'a> {
     /// First frame after the banners: who is speaking, and its node id for loop checks.
+    /// Sent again, with the new name, when the person takes another (`/nick`); a node
+    /// that predates this ignores a second hello.
     Hello {
         minor: u16,
         node: u64,

@@ -8,12 +8,13 @@ use std::ops::Range;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
-use meshtalk_core::command::{self, Command, HELP};
+use meshtalk_core::command::{self, Command, Emote, Grammar, HELP};
 use meshtalk_core::flow::{self, Flow};
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output, Phase};
 use meshtalk_core::peers::{Direction, InsertError, PeerId};
 use meshtalk_core::time::{self, Instant};
 
+use crate::line::{Known, Shared};
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
@@ -109,7 +110,24 @@ pub fn run(
     let forward = net::spawn_forwarder(tx.clone());
     crate::signal::spawn(forward.clone(), Msg::Signal);
     let (credits, credits_rx) = channel();
-    let prompt = crate::prompt::spawn(forward, render.json, credits_rx);
+    let chats = mode.chats();
+    let known = Shared::default();
+    let prompt = crate::prompt::spawn(
+        forward,
+        render.json,
+        credits_rx,
+        if chats {
+            Grammar::Chat
+        } else {
+            Grammar::Commands
+        },
+        known.clone(),
+    );
+    // A person at a chat prompt chats; a script's every line is a command.
+    let grammar = match prompt.interactive() && chats {
+        true => Grammar::Chat,
+        false => Grammar::Commands,
+    };
     let writers = match Writers::start(tx.clone(), options.stall) {
         Ok(writers) => writers,
         Err(e) => {
@@ -169,6 +187,8 @@ pub fn run(
         undelivered: false,
         interactive: prompt.interactive(),
         said: None,
+        grammar,
+        known,
     };
     // Said only now that the node is built, so that a peer told this address is
     // served at once, not after the node's ~10 MB are set up.
@@ -271,6 +291,10 @@ struct Driver {
     interactive: bool,
     /// At a terminal, the message of the command being carried out, shown as `you -> ...`.
     said: Option<Said>,
+    /// How input lines are read: commands only (scripts), or chat (a person at the prompt).
+    grammar: Grammar,
+    /// What the prompt completes with: peers' aliases and numbers, hosts seen.
+    known: Shared,
 }
 
 /// What stdin gave the driver, waiting its turn.
@@ -522,14 +546,14 @@ impl Driver {
     }
 
     fn command(&mut self, no: u64, line: &str, now: Instant) -> Step {
-        if self.mode.line(line, now, &mut self.actions) {
+        if self.mode.line(line, self.grammar, now, &mut self.actions) {
             self.act();
             return Step::Done;
         }
         let expired = self
             .waiting_since
             .is_some_and(|since| since.elapsed() >= self.wait_limit());
-        match command::parse(line) {
+        match command::parse_in(line, self.grammar) {
             Ok(None) => {}
             Err(e) => self.fail(no, &e.to_string()),
             Ok(Some(Command::Exit)) => return Step::Exit,
@@ -545,19 +569,35 @@ impl Driver {
                 };
                 self.render.peers(self.node.peers(), redial_in);
             }
+            Ok(Some(Command::Log { file })) => self.log_to(no, file),
             Ok(Some(cmd)) => {
-                let sends = matches!(cmd, Command::Send { .. } | Command::Broadcast { .. });
+                let single = self.node.config().single_peer;
+                let says = matches!(cmd, Command::Say { .. } | Command::Me { .. });
+                let sends = says || matches!(cmd, Command::Send { .. } | Command::Broadcast { .. });
                 // A room message goes to every link: those being dialled too.
-                let room = matches!(cmd, Command::Broadcast { .. }) && self.dialing();
+                let room = (matches!(cmd, Command::Broadcast { .. }) || (says && !single))
+                    && self.dialing();
                 // Leaving a peer gives up on its receipts: those owed come first.
                 let owed = matches!(cmd, Command::Disconnect { .. })
                     && self.node.peers().any(|p| p.unacked > 0);
                 if (((sends && self.flow.paused()) || owed) && !expired) || room {
                     return Step::Wait;
                 }
-                self.said = Said::of(&cmd).filter(|_| self.interactive || transcript::on());
+                if let Command::Connect { host, .. } = cmd {
+                    self.known_mut().saw_host(host);
+                }
+                self.said = self.said_of(&cmd);
+                let nick = match cmd {
+                    Command::Nick { name } => Some(name.to_string()),
+                    _ => None,
+                };
                 let step = match self.node.handle_input(now, Input::Command(cmd)) {
-                    Ok(_) => Step::Done,
+                    Ok(_) => {
+                        if let Some(name) = nick {
+                            self.render.help(&format!("you are now known as {name}"));
+                        }
+                        Step::Done
+                    }
                     Err(e) if self.waits(&e, expired) => Step::Wait,
                     Err(e) => {
                         self.fail(no, &e.to_string());
@@ -570,6 +610,79 @@ impl Driver {
             }
         }
         Step::Done
+    }
+
+    /// What the person says with `cmd`, kept to show (`you -> bob: ...`) and for the
+    /// transcript: a line said at the prompt goes to the peer in a chat, else to the room.
+    fn said_of(&self, cmd: &Command<'_>) -> Option<Said> {
+        if !(self.interactive || transcript::on()) {
+            return None;
+        }
+        let text = match *cmd {
+            Command::Say { text } => text.to_string(),
+            Command::Me { action } => Emote {
+                name: &self.node.config().name,
+                action,
+            }
+            .to_string(),
+            _ => return Said::of(cmd),
+        };
+        Some(match self.node.config().single_peer {
+            true => Said::To {
+                target: None,
+                all: text.clone(),
+                text,
+            },
+            false => Said::Room(text),
+        })
+    }
+
+    /// `/log FILE`: keeps the transcript there from now on; `/log`: stops it.
+    fn log_to(&mut self, no: u64, file: Option<&str>) {
+        match file {
+            Some(file) => match transcript::open(std::path::Path::new(file)) {
+                Ok(()) => self.render.help(&format!("transcript kept in {file}")),
+                Err(e) => self.fail(no, &e.to_string()),
+            },
+            None => match transcript::close() {
+                Some(path) => self
+                    .render
+                    .help(&format!("transcript in {} stopped", path.display())),
+                None => self
+                    .render
+                    .help("no transcript is kept; /log FILE starts one"),
+            },
+        }
+    }
+
+    /// The prompt's completions, to update.
+    fn known_mut(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the prompt the peers as they are now (aliases, numbers, hosts), for Tab.
+    fn publish(&self) {
+        if !self.interactive {
+            return;
+        }
+        let peers: Vec<(String, u32)> = self
+            .node
+            .peers()
+            .map(|p| (p.alias.to_string(), p.id.number()))
+            .collect();
+        let hosts: Vec<String> = self
+            .node
+            .peers()
+            .filter_map(|p| p.addr)
+            .map(|a| a.ip().to_string())
+            .collect();
+        let mut known = self.known_mut();
+        known.peers = peers;
+        for host in hosts {
+            known.saw_host(&host);
+        }
     }
 
     /// Whether a command refused with `e` may succeed once a link is set up or
@@ -1019,6 +1132,15 @@ impl Driver {
                 self.dials.remove(peer);
                 self.retries.retain(|r| r.peer != *peer);
             }
+        }
+        if matches!(
+            event,
+            Event::Connected { .. }
+                | Event::Alias { .. }
+                | Event::Disconnected { .. }
+                | Event::ConnectFailed { .. }
+        ) {
+            self.publish();
         }
     }
 

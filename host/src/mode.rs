@@ -2,7 +2,7 @@
 //! event and its own deadline first, and answers with [`Action`]s the driver carries out.
 //! Modes do no I/O and read no clock, so their rules are plain code.
 
-use meshtalk_core::command::{self, Command, Verb};
+use meshtalk_core::command::{self, Command, Grammar, Verb};
 use meshtalk_core::node::Event;
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
@@ -34,8 +34,21 @@ pub trait Mode: Send {
     /// Once, before anything else.
     fn start(&mut self, _now: Instant, _out: &mut Vec<Action>) {}
 
-    /// A line from the person; true when the mode took it (else it is a command).
-    fn line(&mut self, _line: &str, _now: Instant, _out: &mut Vec<Action>) -> bool {
+    /// A line from the person, read with `grammar`; true when the mode took it (else it
+    /// is a command).
+    fn line(
+        &mut self,
+        _line: &str,
+        _grammar: Grammar,
+        _now: Instant,
+        _out: &mut Vec<Action>,
+    ) -> bool {
+        false
+    }
+
+    /// True when a person at a terminal chats: a line that is no command is a message
+    /// ([`Grammar::Chat`]); else every line is a command, as in a script.
+    fn chats(&self) -> bool {
         false
     }
 
@@ -64,7 +77,11 @@ pub trait Mode: Send {
 /// `meshtalk mesh`: the node as it is.
 pub struct Mesh;
 
-impl Mode for Mesh {}
+impl Mode for Mesh {
+    fn chats(&self) -> bool {
+        true
+    }
+}
 
 /// `meshtalk chat`: one peer at a time (the node's `single_peer` does the rules);
 /// only the two-peer chat's commands are offered.
@@ -72,36 +89,49 @@ pub struct Chat;
 
 /// `help` in a chat.
 pub const CHAT_HELP: &str = "\
-Commands:
-  connect <host> <port>  start a chat with a peer (also: c, open)
-  send <message>         send a message to the peer (also: s, msg)
-  disconnect             leave the chat (also: d, close)
-  help                   this list (also: h, ?)
-  exit                   leave the chat and quit (also: quit, q)";
+Commands (each also as /word; at the prompt a line that is no command is sent to the peer):
+  connect <host> <port>  start a chat with a peer (also: /c, /open)
+  send <message>         send a message to the peer (also: /msg, /s)
+  disconnect             leave the chat (also: /d, /close)
+  help                   this list (also: /h, /?)
+  exit                   leave the chat and quit (also: /quit, /q)
+  /say <message>         send the text as it is
+  /me <action>           say what you do, shown as '* yourname <action>'
+  /nick <name>           change the name the peer sees
+  /log [<file>]          keep a transcript in <file> from now on; alone, stop";
 
 impl Mode for Chat {
-    fn line(&mut self, line: &str, _now: Instant, out: &mut Vec<Action>) -> bool {
+    fn line(&mut self, line: &str, grammar: Grammar, _now: Instant, out: &mut Vec<Action>) -> bool {
         let offered = [
             Verb::Connect,
             Verb::Send,
+            Verb::Say,
+            Verb::Me,
             Verb::Disconnect,
+            Verb::Nick,
+            Verb::Log,
             Verb::Help,
             Verb::Exit,
         ];
-        restrict(line, CHAT_HELP, "chat", &offered, out)
+        restrict(line, grammar, CHAT_HELP, "chat", &offered, out)
+    }
+
+    fn chats(&self) -> bool {
+        true
     }
 }
 
-/// Answers `help` from `list`, and refuses commands not `offered` in this mode;
-/// true when the line was answered here.
+/// Answers `help` from `list`, and refuses commands not `offered` in this mode (the
+/// line read with `grammar`); true when the line was answered here.
 pub fn restrict(
     line: &str,
+    grammar: Grammar,
     list: &str,
     mode: &str,
     offered: &[Verb],
     out: &mut Vec<Action>,
 ) -> bool {
-    let Ok(Some(cmd)) = command::parse(line) else {
+    let Ok(Some(cmd)) = command::parse_in(line, grammar) else {
         // Parse errors are the driver's to show.
         return false;
     };
@@ -112,7 +142,11 @@ pub fn restrict(
                 let name = v.name();
                 let one = list
                     .lines()
-                    .find(|l| l.trim_start().starts_with(name))
+                    .find(|l| {
+                        l.split_whitespace()
+                            .next()
+                            .is_some_and(|w| w.trim_start_matches('/') == name)
+                    })
                     .unwrap_or(list);
                 out.push(Action::Help(one.trim().to_string()));
             }
@@ -139,7 +173,7 @@ mod tests {
 
     fn chat_line(line: &str) -> (bool, Vec<Action>) {
         let mut out = Vec::new();
-        let taken = Chat.line(line, Instant::from_millis(0), &mut out);
+        let taken = Chat.line(line, Grammar::Commands, Instant::from_millis(0), &mut out);
         (taken, out)
     }
 
@@ -165,6 +199,32 @@ mod tests {
             panic!("{out:?}")
         };
         assert!(text.starts_with("send <message>"), "{text}");
+    }
+
+    #[test]
+    fn at_the_chat_prompt_plain_text_and_the_prompt_commands_are_left_to_the_driver() {
+        for line in [
+            "all good here",
+            "list of things",
+            "/me waves",
+            "/nick carl",
+            "/say hi",
+            "/log chat.log",
+        ] {
+            let mut out = Vec::new();
+            let taken = Chat.line(line, Grammar::Chat, Instant::from_millis(0), &mut out);
+            assert!(!taken, "{line}: {out:?}");
+            assert!(out.is_empty(), "{line}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn chat_help_on_a_slash_form_shows_its_line() {
+        let (_, out) = chat_line("help /me");
+        let [Action::Help(text)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert!(text.starts_with("/me <action>"), "{text}");
     }
 
     #[test]

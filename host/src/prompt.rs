@@ -15,12 +15,12 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use meshtalk_core::command::{self, Command};
+use meshtalk_core::command::{self, Command, Grammar};
 use nix::sys::termios::{SetArg, Termios, tcgetattr, tcsetattr};
 use rustyline::error::ReadlineError;
 use rustyline::{
-    Cmd, ConditionalEventHandler, Config, Event, EventContext, EventHandler, KeyCode, KeyEvent,
-    Modifiers, Movement, RepeatCount,
+    Cmd, CompletionType, ConditionalEventHandler, Config, Event, EventContext, EventHandler,
+    KeyCode, KeyEvent, Modifiers, Movement, RepeatCount,
 };
 
 use crate::driver::Msg;
@@ -136,8 +136,15 @@ impl Drop for Prompt {
 
 /// Starts the prompt thread; keep the returned guard until the driver is done.
 /// Piped lines are read at most [`READ_AHEAD`] ahead of the `credits` the driver
-/// sends back, one per line done.
-pub fn spawn(to_driver: Sender<Msg>, json: bool, credits: Receiver<()>) -> Prompt {
+/// sends back, one per line done. At a terminal, lines are read with `grammar`, and
+/// Tab completes from what the driver puts in `known`.
+pub fn spawn(
+    to_driver: Sender<Msg>,
+    json: bool,
+    credits: Receiver<()>,
+    grammar: Grammar,
+    known: line::Shared,
+) -> Prompt {
     let reading = Arc::new(AtomicBool::new(false));
     let terminal = !json && io::stdin().is_terminal() && io::stdout().is_terminal();
     let saved = if terminal {
@@ -152,7 +159,7 @@ pub fn spawn(to_driver: Sender<Msg>, json: bool, credits: Receiver<()>) -> Promp
     let spawned = thread::Builder::new().name("prompt".into()).spawn(move || {
         if interactive {
             debug!("prompt thread started (terminal)");
-            edit_lines(&to_driver, &flag, &credits);
+            edit_lines(&to_driver, &flag, &credits, grammar, known);
         } else {
             debug!("prompt thread started (plain lines)");
             plain_lines(&to_driver, &credits);
@@ -204,15 +211,24 @@ fn plain_lines(to_driver: &Sender<Msg>, credits: &Receiver<()>) {
     }
 }
 
-/// The terminal prompt: line editing and history, events printed above the line.
+/// The terminal prompt: line editing, Tab completion and history, events printed above the line.
 /// Ctrl-D ends input, as end of a piped stdin does; Ctrl-C clears the typed line,
 /// and on an empty line ends input only when pressed twice within [`LEAVE_WINDOW`].
 /// Typed lines need no credits (a person is never far ahead); the plain fallback does.
-fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<()>) {
-    let config = Config::builder()
-        .max_history_size(HISTORY)
-        .map(|b| b.build());
-    let editor = config.and_then(line::editor);
+fn edit_lines(
+    to_driver: &Sender<Msg>,
+    reading: &AtomicBool,
+    credits: &Receiver<()>,
+    grammar: Grammar,
+    known: line::Shared,
+) {
+    // Tab completes one match at once and lists several at once, as a shell does.
+    let config = Config::builder().max_history_size(HISTORY).map(|b| {
+        b.completion_type(CompletionType::List)
+            .completion_show_all_if_ambiguous(true)
+            .build()
+    });
+    let editor = config.and_then(|config| line::editor(config, known, grammar));
     let mut editor = match editor {
         Ok(editor) => editor,
         Err(e) => {
@@ -254,7 +270,7 @@ fn edit_lines(to_driver: &Sender<Msg>, reading: &AtomicBool, credits: &Receiver<
                 }
                 // Reading no further after `exit` keeps the terminal out of raw
                 // mode while the driver says goodbye and the process ends.
-                let exit = matches!(command::parse(&line), Ok(Some(Command::Exit)));
+                let exit = matches!(command::parse_in(&line, grammar), Ok(Some(Command::Exit)));
                 if to_driver.send(Msg::Line(line)).is_err() || exit {
                     return;
                 }

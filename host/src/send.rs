@@ -10,6 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
+use meshtalk_core::command::Grammar;
 use meshtalk_core::node::{Event, WINDOW};
 use meshtalk_core::time::{self, Instant};
 
@@ -109,7 +110,13 @@ impl Mode for Client {
     }
 
     /// Every line is a message (an empty one sends nothing); `quit` asks for the log.
-    fn line(&mut self, line: &str, _now: Instant, out: &mut Vec<Action>) -> bool {
+    fn line(
+        &mut self,
+        line: &str,
+        _grammar: Grammar,
+        _now: Instant,
+        out: &mut Vec<Action>,
+    ) -> bool {
         if line == QUIT {
             self.ask_for_log(out);
         } else if !self.ending && !line.is_empty() {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use meshtalk_core::command::Verb;
+use meshtalk_core::command::{Grammar, Verb};
 use meshtalk_core::node::Event;
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::{Duration, Instant};
@@ -97,9 +97,9 @@ impl Serve {
 }
 
 impl Mode for Serve {
-    fn line(&mut self, line: &str, _now: Instant, out: &mut Vec<Action>) -> bool {
+    fn line(&mut self, line: &str, grammar: Grammar, _now: Instant, out: &mut Vec<Action>) -> bool {
         let offered = [Verb::Disconnect, Verb::Help, Verb::Exit];
-        restrict(line, SERVE_HELP, "serve", &offered, out)
+        restrict(line, grammar, SERVE_HELP, "serve", &offered, out)
     }
 
     /// A server goes on serving when its stdin ends (`exit` or a signal stops it).

@@ -1,21 +1,23 @@
-//! `--log FILE`: a transcript of what was said and by whom, appended to a file only
-//! its owner may read (mode 0600), each line stamped with the full local date and
-//! time. Peers' text is made safe as on screen: a transcript is read on a terminal too.
+//! `--log FILE` (and `/log FILE` at run time): a transcript of what was said and by
+//! whom, appended to a file only its owner may read (mode 0600), each line stamped with
+//! the full local date and time. Peers' text is made safe as on screen: a transcript
+//! is read on a terminal too.
 
 use std::fmt::{self, Display};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use meshtalk_core::display::SafeStr;
 
 use crate::log::diag;
 use crate::render::{Lines, indent};
 
-/// The transcript file, when `--log` named one; `None` inside once writing failed.
-static FILE: OnceLock<Mutex<Option<Transcript>>> = OnceLock::new();
+/// The transcript file, when `--log` or `/log` named one; `None` when none is kept
+/// (never named, stopped with `/log`, or writing failed).
+static FILE: Mutex<Option<Transcript>> = Mutex::new(None);
 
 struct Transcript {
     path: PathBuf,
@@ -41,7 +43,7 @@ impl Display for OpenError {
 }
 
 /// Opens `path` for appending (made with mode 0600, and set to it if it was wider);
-/// from now on what is said is written there.
+/// from now on what is said is written there (instead of any file before).
 pub fn open(path: &Path) -> Result<(), OpenError> {
     let fail = |error| OpenError {
         path: path.to_path_buf(),
@@ -59,13 +61,22 @@ pub fn open(path: &Path) -> Result<(), OpenError> {
         path: path.to_path_buf(),
         file,
     };
-    let _ = FILE.set(Mutex::new(Some(transcript)));
+    *file_lock() = Some(transcript);
     Ok(())
+}
+
+/// Stops keeping the transcript (`/log` alone); returns the file it went to, if any.
+pub fn close() -> Option<PathBuf> {
+    file_lock().take().map(|t| t.path)
 }
 
 /// Whether a transcript is being kept.
 pub fn on() -> bool {
-    FILE.get().is_some()
+    file_lock().is_some()
+}
+
+fn file_lock() -> MutexGuard<'static, Option<Transcript>> {
+    FILE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Who said it and to whom, as a transcript line begins.
@@ -98,10 +109,7 @@ impl Display for Line<'_> {
 /// Appends one message to the transcript, if one is kept: the date and time, who,
 /// and the text made safe. A failed write is told once, and the transcript stops.
 pub fn write(who: Line<'_>, text: &str) {
-    let Some(file) = FILE.get() else {
-        return;
-    };
-    let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut file = file_lock();
     let Some(transcript) = file.as_mut() else {
         return;
     };

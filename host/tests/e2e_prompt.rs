@@ -106,7 +106,7 @@ fn ctrl_d_at_the_prompt_says_goodbye_and_exits() {
 #[test]
 fn with_no_color_set_a_terminal_gets_no_colour() {
     let (mut alice, _) = alice_at_a_terminal(false);
-    alice.send("frobnicate\r").expect("type");
+    alice.send("/frobnicate\r").expect("type");
     alice.flush().expect("flush");
     let (before, error) = alice
         .exp_regex(r"\[[0-9]{2}:[0-9]{2}:[0-9]{2}\] error: unknown command")
@@ -119,10 +119,10 @@ fn with_no_color_set_a_terminal_gets_no_colour() {
 #[test]
 fn on_a_terminal_with_colour_errors_are_red() {
     let (mut alice, _) = alice_at_a_terminal(true);
-    alice.send("frobnicate\r").expect("type");
+    alice.send("/frobnicate\r").expect("type");
     alice.flush().expect("flush");
     alice
-        .exp_string("\x1b[31merror: unknown command 'frobnicate'")
+        .exp_string("\x1b[31merror: unknown command '/frobnicate'")
         .expect("a red error");
 }
 

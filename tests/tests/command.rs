@@ -1,8 +1,8 @@
 //! The command language, as a specification: what each line a person types means.
 
 use meshtalk_core::command::{
-    ALIAS_MAX_LEN, AliasError, Command, HELP, ParseError, Target, Verb, help_text, parse, usage,
-    validate_alias,
+    ALIAS_MAX_LEN, AliasError, Command, Emote, Grammar, HELP, ParseError, Target, Verb, help_text,
+    one_edit, parse, parse_in, usage, validate_alias,
 };
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -280,6 +280,10 @@ fn valid_args(verb: Verb) -> &'static str {
         Verb::SetAlias => " #2 bob",
         Verb::List | Verb::Exit => "",
         Verb::Help => " send",
+        Verb::Say => " hello all",
+        Verb::Me => " waves",
+        Verb::Nick => " carl",
+        Verb::Log => " chat.log",
     }
 }
 
@@ -302,9 +306,12 @@ fn the_listed_synonyms_are_those_agreed() {
     assert_eq!(words(Verb::Broadcast), ["b", "all"]);
     assert_eq!(words(Verb::Disconnect), ["d", "close"]);
     assert_eq!(words(Verb::SetAlias), ["alias"]);
-    assert_eq!(words(Verb::List), ["list", "ls", "peers"]);
+    assert_eq!(words(Verb::List), ["list", "ls", "peers", "who"]);
     assert_eq!(words(Verb::Help), ["h", "?"]);
     assert_eq!(words(Verb::Exit), ["quit", "q"]);
+    for verb in [Verb::Say, Verb::Me, Verb::Nick, Verb::Log] {
+        assert_eq!(words(verb), Vec::<&str>::new(), "{verb:?}");
+    }
 }
 
 #[test]
@@ -321,7 +328,15 @@ fn no_word_names_two_commands() {
 
 #[test]
 fn command_words_are_case_sensitive() {
-    assert_eq!(err("Send bob hi"), ParseError::UnknownCommand("Send"));
+    assert_eq!(
+        err("Send bob hi"),
+        ParseError::Misspelt {
+            word: "Send",
+            meant: "send",
+            slash: false,
+            as_text: false
+        }
+    );
     assert_eq!(err("EXIT"), ParseError::UnknownCommand("EXIT"));
 }
 
@@ -906,5 +921,464 @@ proptest! {
             _ => Err(ParseError::PortOutOfRange(&port)),
         };
         prop_assert_eq!(parse(&line), expected);
+    }
+}
+
+// --- The chat prompt: plain text is a message, `/` forms for everything ----------------------
+
+fn chat(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
+    parse_in(line, Grammar::Chat)
+}
+
+fn said(line: &str) -> Command<'_> {
+    match chat(line) {
+        Ok(Some(command)) => command,
+        other => panic!("{line:?} should parse at the chat prompt, got {other:?}"),
+    }
+}
+
+#[test]
+fn at_the_chat_prompt_a_line_that_is_no_command_is_said_as_typed() {
+    assert_eq!(
+        said("hello there  "),
+        Command::Say {
+            text: "hello there  "
+        }
+    );
+    assert_eq!(said("  hi\r\n"), Command::Say { text: "hi" });
+    assert_eq!(
+        said("what? #3 is odd"),
+        Command::Say {
+            text: "what? #3 is odd"
+        }
+    );
+    assert_eq!(chat("   "), Ok(None));
+}
+
+#[test]
+fn at_the_chat_prompt_the_seed_words_keep_their_meaning() {
+    for line in [
+        "connect 127.0.0.1 4000",
+        "send bob hi",
+        "broadcast hi all",
+        "disconnect bob",
+        "set_alias #1 bob",
+        "list_connections",
+        "help send",
+        "exit",
+    ] {
+        assert_eq!(chat(line), parse(line), "{line}");
+        assert!(!matches!(said(line), Command::Say { .. }), "{line}");
+    }
+}
+
+#[test]
+fn at_the_chat_prompt_short_synonyms_are_ordinary_words_and_slash_forms_are_commands() {
+    for line in [
+        "all good here",
+        "s o s",
+        "q",
+        "list of things",
+        "b",
+        "open the door",
+        "close call",
+        "peers are here",
+        "msg me later",
+        "alias grace is here",
+        "h",
+        "ls",
+        "who knows",
+    ] {
+        assert_eq!(said(line), Command::Say { text: line }, "{line}");
+    }
+    assert_eq!(said("/all good"), Command::Broadcast { text: "good" });
+    assert_eq!(said("/q"), Command::Exit);
+    assert_eq!(said("/who"), Command::List);
+    // In a script they are what they always were.
+    assert_eq!(ok("all good"), Command::Broadcast { text: "good" });
+    assert_eq!(ok("q"), Command::Exit);
+}
+
+#[test]
+fn every_command_word_and_synonym_works_after_a_slash_in_both_grammars() {
+    for verb in Verb::ALL {
+        let canonical = format!("/{}{}", verb.name(), valid_args(verb));
+        let expected = parse(&canonical);
+        assert!(matches!(expected, Ok(Some(_))), "{canonical}: {expected:?}");
+        for word in verb.words() {
+            let line = format!("/{word}{}", valid_args(verb));
+            assert_eq!(parse(&line), expected, "{line}");
+            assert_eq!(chat(&line), expected, "{line} at the chat prompt");
+        }
+    }
+}
+
+#[test]
+fn the_irc_forms_parse_to_their_commands() {
+    assert_eq!(
+        said("/msg bob hi there"),
+        Command::Send {
+            target: Some(Target::Name("bob")),
+            text: "hi there",
+            all: "bob hi there"
+        }
+    );
+    assert_eq!(said("/me waves  "), Command::Me { action: "waves  " });
+    assert_eq!(said("/nick carl"), Command::Nick { name: "carl" });
+    assert_eq!(said("/who"), Command::List);
+    assert_eq!(said("/list"), Command::List);
+    assert_eq!(
+        said("/connect 10.0.0.2 4000"),
+        Command::Connect {
+            host: "10.0.0.2",
+            port: 4000,
+            alias: None
+        }
+    );
+    assert_eq!(
+        said("/disconnect #2"),
+        Command::Disconnect {
+            target: Some(Target::Id(2))
+        }
+    );
+    assert_eq!(
+        said("/alias #2 bob"),
+        Command::SetAlias {
+            target: Target::Id(2),
+            alias: "bob"
+        }
+    );
+    assert_eq!(said("/quit"), Command::Exit);
+    assert_eq!(said("/help"), Command::Help { topic: None });
+    assert_eq!(
+        said("/help /msg"),
+        Command::Help {
+            topic: Some("/msg")
+        }
+    );
+    assert_eq!(
+        said("/help nick"),
+        Command::Help {
+            topic: Some("nick")
+        }
+    );
+}
+
+#[test]
+fn say_sends_a_line_that_begins_with_a_slash_or_a_command_word_as_it_is() {
+    assert_eq!(
+        said("/say /etc/hosts is a file"),
+        Command::Say {
+            text: "/etc/hosts is a file"
+        }
+    );
+    assert_eq!(said("/say exit now"), Command::Say { text: "exit now" });
+    assert_eq!(
+        said("/say  sned bob hi"),
+        Command::Say {
+            text: "sned bob hi"
+        }
+    );
+}
+
+#[test]
+fn say_and_me_need_something_to_say() {
+    assert_eq!(chat("/say"), Err(ParseError::MissingMessage(Verb::Say)));
+    assert_eq!(chat("/me  "), Err(ParseError::MissingMessage(Verb::Me)));
+    assert_eq!(
+        chat("/me").unwrap_err().to_string(),
+        "no message to send; usage: /me <action>"
+    );
+}
+
+#[test]
+fn nick_takes_one_valid_name() {
+    assert_eq!(chat("/nick"), Err(ParseError::MissingArguments(Verb::Nick)));
+    assert_eq!(
+        chat("/nick carl jr"),
+        Err(ParseError::TooManyArguments {
+            verb: Verb::Nick,
+            extra: "jr"
+        })
+    );
+    let bad = chat("/nick c@rl").unwrap_err();
+    assert_eq!(
+        bad,
+        ParseError::BadName {
+            name: "c@rl",
+            error: AliasError::BadChar('@')
+        }
+    );
+    assert!(
+        bad.to_string().starts_with("name 'c@rl' is not allowed"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn log_takes_a_file_with_spaces_or_nothing_to_stop() {
+    assert_eq!(
+        said("/log my chat.log  "),
+        Command::Log {
+            file: Some("my chat.log")
+        }
+    );
+    assert_eq!(said("/log"), Command::Log { file: None });
+    assert_eq!(said("/log   "), Command::Log { file: None });
+}
+
+#[test]
+fn in_a_script_the_new_commands_need_their_slash_and_the_error_says_so() {
+    for (line, word) in [
+        ("nick carl", "nick"),
+        ("say hi", "say"),
+        ("me waves", "me"),
+        ("log f", "log"),
+    ] {
+        let e = err(line);
+        assert_eq!(
+            e,
+            ParseError::Misspelt {
+                word,
+                meant: word,
+                slash: true,
+                as_text: false
+            },
+            "{line}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("unknown command '{word}'; did you mean '/{word}'?")
+        );
+    }
+}
+
+#[test]
+fn an_unknown_slash_command_says_what_was_meant_when_one_is_close() {
+    let e = chat("/sned bob hi").unwrap_err();
+    assert_eq!(
+        e,
+        ParseError::Misspelt {
+            word: "/sned",
+            meant: "send",
+            slash: true,
+            as_text: false
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "unknown command '/sned'; did you mean '/send'?"
+    );
+    assert_eq!(
+        chat("/nik carl").unwrap_err().to_string(),
+        "unknown command '/nik'; did you mean '/nick'?"
+    );
+    assert_eq!(
+        parse("/conect h 1").unwrap_err().to_string(),
+        "unknown command '/conect'; did you mean '/connect'?"
+    );
+    assert_eq!(
+        chat("/frobnicate"),
+        Err(ParseError::UnknownCommand("/frobnicate"))
+    );
+    assert_eq!(chat("/"), Err(ParseError::UnknownCommand("/")));
+    // Too short to guess at: `/x` is one letter from `/c`, `/d`, `/h` and `/q`.
+    assert_eq!(chat("/x"), Err(ParseError::UnknownCommand("/x")));
+}
+
+#[test]
+fn a_plain_line_one_edit_from_a_command_word_is_not_sent_but_answered_with_the_word_meant() {
+    let cases = [
+        ("sned bob hi", "sned", "send"),
+        ("conect 127.0.0.1 4000", "conect", "connect"),
+        ("exti", "exti", "exit"),
+        ("Exit", "Exit", "exit"),
+        ("hlep", "hlep", "help"),
+        ("disconect bob", "disconect", "disconnect"),
+        ("broadcats hi all", "broadcats", "broadcast"),
+    ];
+    for (line, word, meant) in cases {
+        let e = chat(line).unwrap_err();
+        assert_eq!(
+            e,
+            ParseError::Misspelt {
+                word,
+                meant,
+                slash: false,
+                as_text: true
+            },
+            "{line}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("unknown command '{word}'; did you mean '{meant}'? (/say sends it as text)")
+        );
+    }
+}
+
+#[test]
+fn a_plain_line_near_a_command_word_but_not_shaped_like_that_command_is_a_message() {
+    for line in [
+        // `exit` takes no words, `help` takes a command, `connect` a port.
+        "edit the doc please",
+        "hell yes",
+        "connects to everything",
+        // Too short to be taken for `send`.
+        "end of story",
+        "sent",
+    ] {
+        assert_eq!(said(line), Command::Say { text: line }, "{line}");
+    }
+}
+
+#[test]
+fn an_emote_shows_as_irc_shows_an_action() {
+    let emote = Emote {
+        name: "alice",
+        action: "waves at bob",
+    };
+    assert_eq!(emote.to_string(), "* alice waves at bob");
+}
+
+#[test]
+fn one_edit_counts_an_added_dropped_changed_or_swapped_character() {
+    assert!(one_edit("sned", "send"));
+    assert!(one_edit("conect", "connect"));
+    assert!(one_edit("connectt", "connect"));
+    assert!(one_edit("semd", "send"));
+    assert!(one_edit("é", "e"));
+    assert!(!one_edit("send", "send"));
+    assert!(!one_edit("sedn", "dens"));
+    assert!(!one_edit("snde", "send"));
+    assert!(!one_edit("", ""));
+    assert!(one_edit("", "a"));
+}
+
+/// The optimal-string-alignment distance (edits and swaps of neighbours), by the
+/// textbook table: the reference [`one_edit`] is checked against.
+fn osa(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// A word and a word near it: the same with up to two random edits.
+fn word_and_neighbour() -> impl Strategy<Value = (String, String)> {
+    (
+        "[a-eé]{0,6}",
+        prop::collection::vec((0u8..4, any::<prop::sample::Index>(), "[a-eé]"), 0..3),
+    )
+        .prop_map(|(word, edits)| {
+            let mut chars: Vec<char> = word.chars().collect();
+            for (kind, at, c) in edits {
+                let c = c.chars().next().unwrap_or('a');
+                let len = chars.len();
+                match kind {
+                    0 => chars.insert(at.index(len + 1), c),
+                    1 if len > 0 => {
+                        chars.remove(at.index(len));
+                    }
+                    2 if len > 0 => chars[at.index(len)] = c,
+                    3 if len > 1 => {
+                        let i = at.index(len - 1);
+                        chars.swap(i, i + 1);
+                    }
+                    _ => {}
+                }
+            }
+            (word, chars.into_iter().collect())
+        })
+}
+
+fn slash_line() -> impl Strategy<Value = (String, String)> {
+    let words: Vec<&'static str> = Verb::ALL
+        .iter()
+        .filter(|verb| !verb.slash_only())
+        .flat_map(|verb| verb.words().iter().copied())
+        .collect();
+    (
+        proptest::sample::select(words),
+        prop::collection::vec((separator(), argument()), 0..4),
+    )
+        .prop_map(|(word, args)| {
+            let rest: String = args
+                .into_iter()
+                .map(|(sep, arg)| format!("{sep}{arg}"))
+                .collect();
+            (format!("{word}{rest}"), format!("/{word}{rest}"))
+        })
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn one_edit_is_exactly_an_alignment_distance_of_one((a, b) in word_and_neighbour()) {
+        prop_assert_eq!(one_edit(&a, &b), osa(&a, &b) == 1, "{:?} {:?}", a, b);
+    }
+
+    #[test]
+    fn a_slash_form_reads_as_its_bare_word_in_a_script_and_at_the_chat_prompt(
+        (bare, slashed) in slash_line(),
+    ) {
+        prop_assert_eq!(parse(&slashed), parse(&bare));
+        prop_assert_eq!(chat(&slashed), parse(&bare));
+    }
+
+    #[test]
+    fn at_the_chat_prompt_arbitrary_text_never_panics(line in "(\\PC|\\s){0,40}") {
+        if let Err(error) = chat(&line) {
+            let _ = error.to_string();
+        }
+    }
+
+    #[test]
+    fn at_the_chat_prompt_a_line_far_from_every_command_word_is_said_exactly(
+        line in "[^/\\s][^\\r\\n]{0,30}",
+    ) {
+        let first = line.split_whitespace().next().unwrap_or("");
+        let near = Verb::ALL
+            .iter()
+            .flat_map(|verb| verb.bare_words(Grammar::Chat))
+            .any(|word| *word == first || one_edit(first, word));
+        prop_assume!(!near);
+        prop_assert_eq!(chat(&line), Ok(Some(Command::Say { text: &line })));
+    }
+
+    #[test]
+    fn at_the_chat_prompt_a_misspelt_word_is_refused_only_when_the_rest_reads_as_the_command(
+        line in line_from_words(),
+    ) {
+        // Misspell the command word by swapping its first two letters.
+        let trimmed = line.trim_start();
+        let mut chars: Vec<char> = trimmed.chars().collect();
+        if chars.len() > 1 && chars[0] != chars[1] && !chars[1].is_whitespace() {
+            chars.swap(0, 1);
+        }
+        let typo: String = chars.into_iter().collect();
+        if let Err(ParseError::Misspelt { meant, as_text, .. }) = chat(&typo) {
+            prop_assert!(as_text);
+            let (_, rest) = typo.split_once(char::is_whitespace).unwrap_or((typo.as_str(), ""));
+            let fixed = format!("{meant} {rest}");
+            prop_assert!(matches!(chat(&fixed), Ok(Some(_))), "{:?} -> {:?}", typo, fixed);
+        }
     }
 }
