@@ -527,3 +527,32 @@ fn node_id() -> u64 {
     hasher.write_u32(std::process::id());
     hasher.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_flags_default_to_the_cores_limits() {
+        let cli = Cli::try_parse_from(["meshtalk", "serve"]).expect("parses");
+        let Cmd::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.stall_timeout, Seconds::of(limits::STALL_TIMEOUT));
+        assert_eq!(DEFAULT_STALL, args.stall_timeout.0);
+        let config = args
+            .limits
+            .apply(Config::new("t", 1).expect("a valid name"));
+        assert_eq!(config.ping_after, Some(limits::PING_AFTER));
+        assert_eq!(config.dead_after, limits::DEAD_AFTER);
+    }
+
+    #[test]
+    fn a_fraction_of_a_second_is_read_and_shown_as_typed() {
+        let half = parse_seconds("0.5").expect("a number of seconds");
+        assert_eq!(half, Seconds(Duration::from_millis(500)));
+        assert_eq!(half.to_string(), "0.5");
+        // Whole seconds show no ".0", as `--help` has always shown them.
+        assert_eq!(Seconds(Duration::from_secs(15)).to_string(), "15");
+    }
+}
