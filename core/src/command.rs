@@ -11,8 +11,7 @@ use core::fmt;
 
 use crate::display::SafeStr;
 
-/// The longest alias, in characters.
-pub const ALIAS_MAX_LEN: usize = 32;
+pub use crate::alias::{AliasError, Target, validate_alias};
 
 /// The longest `/me` message (`* name action`), in bytes: the node builds it on its stack.
 pub const EMOTE_MAX: usize = 512;
@@ -55,15 +54,7 @@ a message to the room, and /say sends any line as it is):
   /nick <name>                      change the name peers see (they are told)
   /log [<file>]                     keep a transcript in <file> from now on; alone, stop";
 
-/// Who a command is aimed at, as typed: `#3` (a peer's number) or a word (an alias or an IP address).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target<'a> {
-    /// `#` and a decimal number from 1, as `list_connections` shows it.
-    Id(u32),
-    /// Any other word: an alias or an IP address; the node tells which.
-    Name(&'a str),
-}
-
+/// Parsing lives with the grammar, the type in [`crate::alias`].
 impl<'a> Target<'a> {
     /// Reads one word as a target: `#` then a decimal number from 1 is an [`Target::Id`],
     /// `#` then anything else is an error, and any other word is a [`Target::Name`].
@@ -74,16 +65,6 @@ impl<'a> Target<'a> {
         match decimal(digits) {
             Decimal::Value(id) if id >= 1 => Ok(Target::Id(id)),
             _ => Err(ParseError::BadPeerNumber(word)),
-        }
-    }
-}
-
-/// Shows the target as typed (`#3` or the name), made safe for a terminal.
-impl fmt::Display for Target<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Id(id) => write!(f, "#{id}"),
-            Target::Name(name) => SafeStr(name).fmt(f),
         }
     }
 }
@@ -457,56 +438,6 @@ impl fmt::Display for ParseError<'_> {
 }
 
 impl core::error::Error for ParseError<'_> {}
-
-/// What is wrong with an alias; [`validate_alias`] reports the first problem it finds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AliasError {
-    Empty,
-    /// A character other than an ASCII letter, digit, `_`, `.` or `-`.
-    BadChar(char),
-    /// More than [`ALIAS_MAX_LEN`] characters; `chars` is how many.
-    TooLong {
-        chars: usize,
-    },
-}
-
-impl fmt::Display for AliasError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            AliasError::Empty => f.write_str("an alias needs at least one character"),
-            AliasError::BadChar(c) => write!(
-                f,
-                "bad character '{}'; use ASCII letters, digits, '_', '.' and '-'",
-                SafeStr(c.encode_utf8(&mut [0; 4]))
-            ),
-            AliasError::TooLong { chars } => {
-                write!(f, "too long ({chars} chars, max {ALIAS_MAX_LEN})")
-            }
-        }
-    }
-}
-
-impl core::error::Error for AliasError {}
-
-/// Checks an alias: 1 to [`ALIAS_MAX_LEN`] characters, each an ASCII letter, digit, `_`, `.` or `-`.
-/// The charset keeps aliases one word, printable, and apart from `#` peer numbers.
-/// Problems are checked in this order: empty, a bad character (the first), too long.
-pub fn validate_alias(s: &str) -> Result<(), AliasError> {
-    if s.is_empty() {
-        return Err(AliasError::Empty);
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(AliasError::BadChar(c));
-    }
-    // Every character is ASCII here, so bytes are characters.
-    if s.len() > ALIAS_MAX_LEN {
-        return Err(AliasError::TooLong { chars: s.len() });
-    }
-    Ok(())
-}
 
 /// Parses a line as a script's command ([`Grammar::Commands`]); `Ok(None)` for a blank
 /// line (only whitespace).

@@ -3,6 +3,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod alias;
 pub mod command;
 pub mod display;
 pub mod flow;

@@ -1,11 +1,17 @@
 //! Every limit of the node in one place: what a peer may make it spend, and
 //! how long it waits. [`crate::node::Config`] defaults to these; a host lets
-//! a person change the ones marked "Config".
+//! a person change the ones marked "Config". A leaf: the other modules import
+//! from here, and this imports only [`crate::time`].
 
 use crate::time::Duration;
 
-pub use crate::route::DEFAULT_HOPS;
-pub use crate::wire::{MAX_BANNER, MAX_NAME};
+/// The longest alias or node name, in characters (each is ASCII, so also bytes);
+/// node names follow the alias rules of [`crate::alias`].
+pub const MAX_NAME: usize = 32;
+/// The longest banner line accepted, newline included.
+pub const MAX_BANNER: usize = 64;
+/// Config: how many nodes a broadcast may cross when nobody configured otherwise.
+pub const DEFAULT_HOPS: u8 = 8;
 
 /// Chat messages to one peer that may await their receipt at once.
 pub const WINDOW: usize = 32;

@@ -6,13 +6,12 @@ use core::net::{IpAddr, SocketAddr};
 
 use heapless::String;
 
-use crate::command::{AliasError, Target, validate_alias};
+use crate::alias::{AliasError, Target, validate_alias};
+use crate::limits::MAX_NAME;
 
-/// Room for an alias: a chosen one is at most 32 characters, a default one may be
-/// an IPv6 address with a `-N` suffix.
+/// Room for an alias: a chosen one is at most [`MAX_NAME`] characters, a default
+/// one may be an IPv6 address with a `-N` suffix.
 pub const ALIAS_CAP: usize = 48;
-/// The longest alias a person or a peer may choose.
-pub const MAX_ALIAS: usize = 32;
 
 /// A peer's alias.
 pub type Alias = String<ALIAS_CAP>;
@@ -396,13 +395,13 @@ impl<S, const N: usize> PeerTable<S, N> {
 }
 
 /// How many bytes of `base` an alias keeps before a suffix of `suffix_len`
-/// bytes: a name keeps the alias rules (MAX_ALIAS); a longer base, an IPv6
+/// bytes: a name keeps the alias rules (MAX_NAME); a longer base, an IPv6
 /// address, has the room of ALIAS_CAP so the whole address stays.
 fn kept(base: &str, suffix_len: usize) -> usize {
-    let cap = if base.len() > MAX_ALIAS {
+    let cap = if base.len() > MAX_NAME {
         ALIAS_CAP
     } else {
-        MAX_ALIAS
+        MAX_NAME
     };
     floor_char_boundary(base, cap.saturating_sub(suffix_len))
 }

@@ -3,12 +3,11 @@
 //! again only if a later copy has more hops left (it came by a shorter path,
 //! and the first copy's hop limit would stop short of nodes it can reach).
 
-/// How many nodes a broadcast may cross when nobody configured otherwise.
-pub const DEFAULT_HOPS: u8 = 8;
+pub use crate::limits::DEFAULT_HOPS;
 
 /// How far back, in sequence numbers, an origin's broadcasts are remembered:
 /// one that arrives later than this behind the newest is taken as a duplicate.
-pub const WINDOW: u32 = 64;
+pub const SEQ_WINDOW: u32 = 64;
 
 /// The hop limit to relay a broadcast with, or `None` when it must go no further.
 pub fn relay_hops(hops: u8) -> Option<u8> {
@@ -33,8 +32,8 @@ struct Origin {
     top: u32,
     /// Bit `k` set: sequence `top - k` was seen.
     seen: u64,
-    /// The most hops left of any copy of sequence `s`, at `s % WINDOW`.
-    hops: [u8; WINDOW as usize],
+    /// The most hops left of any copy of sequence `s`, at `s % SEQ_WINDOW`.
+    hops: [u8; SEQ_WINDOW as usize],
     /// When this origin was last heard from, for eviction.
     stamp: u32,
 }
@@ -44,19 +43,19 @@ impl Origin {
         id: 0,
         top: 0,
         seen: 0,
-        hops: [0; WINDOW as usize],
+        hops: [0; SEQ_WINDOW as usize],
         stamp: 0,
     };
 
     fn hops_mut(&mut self, seq: u32) -> &mut u8 {
         // In bounds: the index is taken modulo the array's length.
-        &mut self.hops[(seq % WINDOW) as usize]
+        &mut self.hops[(seq % SEQ_WINDOW) as usize]
     }
 }
 
 /// Which broadcasts were already seen, for `N` origins at most (the least
 /// recently heard is forgotten first). Per origin, a sliding window of
-/// [`WINDOW`] sequence numbers tolerates reordering across paths.
+/// [`SEQ_WINDOW`] sequence numbers tolerates reordering across paths.
 pub struct SeenCache<const N: usize> {
     origins: [Origin; N],
     len: usize,
@@ -102,9 +101,9 @@ impl<const N: usize> SeenCache<N> {
         o.stamp = stamp;
         if seq > o.top {
             let ahead = seq - o.top;
-            if ahead >= WINDOW {
+            if ahead >= SEQ_WINDOW {
                 o.seen = 0;
-                o.hops = [0; WINDOW as usize];
+                o.hops = [0; SEQ_WINDOW as usize];
             } else {
                 o.seen <<= ahead;
                 for skipped in o.top + 1..seq {
@@ -117,7 +116,7 @@ impl<const N: usize> SeenCache<N> {
             return Sight::New;
         }
         let behind = o.top - seq;
-        if behind >= WINDOW {
+        if behind >= SEQ_WINDOW {
             return Sight::Duplicate;
         }
         let bit = 1u64 << behind;
@@ -207,15 +206,15 @@ mod tests {
     fn hops_of_a_sequence_are_forgotten_when_the_window_moves_past_it() {
         let mut c = SeenCache::<4>::new();
         assert_eq!(c.sight(7, 1, 9), Sight::New);
-        assert_eq!(c.sight(7, 1 + WINDOW, 1), Sight::New);
+        assert_eq!(c.sight(7, 1 + SEQ_WINDOW, 1), Sight::New);
         assert_eq!(c.sight(7, 1, 9), Sight::Duplicate, "too old");
         assert_eq!(
             c.sight(7, 2, 1),
             Sight::New,
             "inside the window, never seen"
         );
-        assert_eq!(c.sight(7, 2 + WINDOW, 1), Sight::New);
-        assert_eq!(c.sight(7, 2 + WINDOW, 2), Sight::Farther);
+        assert_eq!(c.sight(7, 2 + SEQ_WINDOW, 1), Sight::New);
+        assert_eq!(c.sight(7, 2 + SEQ_WINDOW, 2), Sight::Farther);
     }
 
     #[test]

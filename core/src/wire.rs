@@ -5,8 +5,9 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::validate_alias;
+use crate::alias::validate_alias;
 use crate::frame::{self, BufferTooSmall, MAX_HEADER};
+pub use crate::limits::{MAX_BANNER, MAX_NAME};
 
 /// The protocol's major version: a peer with another one cannot talk to us.
 pub const VERSION: u16 = 1;
@@ -16,10 +17,6 @@ pub const MINOR: u16 = 1;
 pub const MINOR_PING: u16 = 1;
 /// Every banner starts with these bytes; a stream that cannot begin with them is a text peer.
 pub const BANNER_PREFIX: &[u8] = b"MESHTALK/";
-/// The longest banner line accepted, newline included.
-pub const MAX_BANNER: usize = 64;
-/// The longest node name, in bytes (names follow the alias rules).
-pub const MAX_NAME: usize = 32;
 
 /// One message between two native peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,7 +294,7 @@ pub enum BannerError {
     TooLong,
     /// Not of the form `MESHTALK/<version> <name>`.
     Malformed,
-    /// The name is not 1-32 letters, digits, `_`, `.` or `-`.
+    /// The name breaks the alias rule ([`crate::alias::validate_alias`]).
     BadName,
     /// A protocol version this node does not speak.
     Version { major: u16 },
@@ -309,7 +306,10 @@ impl fmt::Display for BannerError {
             BannerError::TooLong => write!(f, "banner longer than {MAX_BANNER} bytes"),
             BannerError::Malformed => f.write_str("malformed banner (want MESHTALK/1 <name>)"),
             BannerError::BadName => {
-                f.write_str("banner name must be 1-32 letters, digits, '_', '.' or '-'")
+                write!(
+                    f,
+                    "banner name must be 1-{MAX_NAME} letters, digits, '_', '.' or '-'"
+                )
             }
             BannerError::Version { major } => write!(
                 f,

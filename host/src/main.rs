@@ -16,6 +16,7 @@ mod signal;
 mod transcript;
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
-use meshtalk_core::command::{ALIAS_MAX_LEN, validate_alias};
+use meshtalk_core::command::validate_alias;
 use meshtalk_core::limits;
 use meshtalk_core::node::Config;
 
@@ -42,7 +43,7 @@ const DEFAULT_PORTS: std::ops::RangeInclusive<u16> = 10000..=20000;
 /// Random ports tried in [`DEFAULT_PORTS`] before any free port will do.
 const PORT_TRIES: usize = 20;
 /// The stall timeout where no flag sets it (the one-way client).
-const DEFAULT_STALL: Duration = Duration::from_secs(5);
+const DEFAULT_STALL: Duration = Seconds::of(limits::STALL_TIMEOUT).0;
 /// TCP keepalive idle seconds where no flag sets it.
 const DEFAULT_KEEPALIVE: u16 = 10;
 
@@ -92,8 +93,9 @@ struct ListenArgs {
     #[arg(long)]
     json: bool,
     /// Disconnect a peer that takes none of the bytes waiting for it for this long.
-    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
-    stall_timeout: Duration,
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds::of(limits::STALL_TIMEOUT),
+          value_parser = parse_seconds)]
+    stall_timeout: Seconds,
     /// TCP keepalive: probe a connection silent this long, so a dead link is found
     /// in about twice the time; 0 turns it off.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_KEEPALIVE,
@@ -155,12 +157,14 @@ struct LimitArgs {
     #[arg(long, value_name = "BYTES", default_value_t = limits::MAX_TEXT as u64,
           value_parser = clap::value_parser!(u64).range(1..=driver::HostNode::MAX_TEXT as u64))]
     max_text: u64,
-    /// Ping a meshtalk peer that has sent nothing for this long [default: 15].
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    ping_after: Option<Duration>,
-    /// Drop a pinged peer that sends nothing for this long after the ping [default: 10].
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    dead_after: Option<Duration>,
+    /// Ping a meshtalk peer that has sent nothing for this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds::of(limits::PING_AFTER),
+          value_parser = parse_seconds)]
+    ping_after: Seconds,
+    /// Drop a pinged peer that sends nothing for this long after the ping.
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds::of(limits::DEAD_AFTER),
+          value_parser = parse_seconds)]
+    dead_after: Seconds,
 }
 
 impl LimitArgs {
@@ -173,12 +177,8 @@ impl LimitArgs {
         };
         config.max_per_ip = usize::try_from(self.max_per_ip).unwrap_or(usize::MAX);
         config.max_text = usize::try_from(self.max_text).unwrap_or(usize::MAX);
-        if let Some(d) = self.ping_after {
-            config.ping_after = Some(millis(d));
-        }
-        if let Some(d) = self.dead_after {
-            config.dead_after = millis(d);
-        }
+        config.ping_after = Some(millis(self.ping_after.0));
+        config.dead_after = millis(self.dead_after.0);
         config
     }
 }
@@ -250,7 +250,25 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// A positive number of seconds, fractions allowed.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+/// A flag's number of seconds. Its `Display` is clap's `[default: ..]`, so a
+/// default is written once, in `meshtalk_core::limits`, and `--help` shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Seconds(Duration);
+
+impl Seconds {
+    /// One of the core's durations (a default from `limits`) as seconds for a flag.
+    const fn of(d: meshtalk_core::time::Duration) -> Seconds {
+        Seconds(Duration::from_millis(d.as_millis()))
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Seconds, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
@@ -259,7 +277,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
             "{secs} s: must be more than 0 and at most 86400 (a day)"
         ));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(Seconds(Duration::from_secs_f64(secs)))
 }
 
 fn main() -> ExitCode {
@@ -338,7 +356,7 @@ fn config(name: Option<String>) -> Option<Config> {
 /// The driver's options from the listening modes' flags (`reconnect` off).
 fn options(args: &ListenArgs) -> Options {
     Options {
-        stall: args.stall_timeout,
+        stall: args.stall_timeout.0,
         keepalive: keepalive(args.keepalive),
         reconnect: false,
         rate_limit: args.rate_limit,
@@ -482,7 +500,7 @@ fn default_name() -> String {
                 '-'
             }
         })
-        .take(ALIAS_MAX_LEN)
+        .take(limits::MAX_NAME)
         .collect();
     if validate_alias(&name).is_ok() {
         name
@@ -508,4 +526,33 @@ fn node_id() -> u64 {
     hasher.write_u128(nanos);
     hasher.write_u32(std::process::id());
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_flags_default_to_the_cores_limits() {
+        let cli = Cli::try_parse_from(["meshtalk", "serve"]).expect("parses");
+        let Cmd::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.stall_timeout, Seconds::of(limits::STALL_TIMEOUT));
+        assert_eq!(DEFAULT_STALL, args.stall_timeout.0);
+        let config = args
+            .limits
+            .apply(Config::new("t", 1).expect("a valid name"));
+        assert_eq!(config.ping_after, Some(limits::PING_AFTER));
+        assert_eq!(config.dead_after, limits::DEAD_AFTER);
+    }
+
+    #[test]
+    fn a_fraction_of_a_second_is_read_and_shown_as_typed() {
+        let half = parse_seconds("0.5").expect("a number of seconds");
+        assert_eq!(half, Seconds(Duration::from_millis(500)));
+        assert_eq!(half.to_string(), "0.5");
+        // Whole seconds show no ".0", as `--help` has always shown them.
+        assert_eq!(Seconds(Duration::from_secs(15)).to_string(), "15");
+    }
 }

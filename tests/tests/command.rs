@@ -1,9 +1,10 @@
 //! The command language, as a specification: what each line a person types means.
 
 use meshtalk_core::command::{
-    ALIAS_MAX_LEN, AliasError, Command, Emote, Grammar, HELP, ParseError, Target, Verb, help_text,
-    one_edit, parse, parse_in, usage, validate_alias,
+    AliasError, Command, Emote, Grammar, HELP, ParseError, Target, Verb, help_text, one_edit,
+    parse, parse_in, usage, validate_alias,
 };
+use meshtalk_core::limits::MAX_NAME;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -704,7 +705,7 @@ fn error_messages_show_control_characters_safely() {
 fn alias_of_letters_digits_underscore_dot_and_dash_is_valid() {
     assert_eq!(validate_alias("Bob_2.home-pc"), Ok(()));
     assert_eq!(validate_alias("x"), Ok(()));
-    assert_eq!(validate_alias(&"a".repeat(ALIAS_MAX_LEN)), Ok(()));
+    assert_eq!(validate_alias(&"a".repeat(MAX_NAME)), Ok(()));
 }
 
 #[test]
@@ -907,7 +908,7 @@ proptest! {
         alias in prop_oneof!["[A-Za-z0-9_.-]{0,40}", "\\PC{0,40}"],
     ) {
         let expected = !alias.is_empty()
-            && alias.chars().count() <= ALIAS_MAX_LEN
+            && alias.chars().count() <= MAX_NAME
             && alias.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         prop_assert_eq!(validate_alias(&alias).is_ok(), expected);
     }

@@ -4,9 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use meshtalk_core::command::{Target, validate_alias};
-use meshtalk_core::peers::{
-    AliasSource, Direction, InsertError, LookupError, MAX_ALIAS, PeerId, PeerTable,
-};
+use meshtalk_core::limits::MAX_NAME;
+use meshtalk_core::peers::{AliasSource, Direction, InsertError, LookupError, PeerId, PeerTable};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -365,12 +364,12 @@ fn check_made_unique(alias: &str, base: &str, taken: impl Fn(&str) -> bool) {
         base.starts_with(head),
         "{alias:?} does not come from {base:?}"
     );
-    // A name (at most MAX_ALIAS) is cut to keep the alias within MAX_ALIAS; a
+    // A name (at most MAX_NAME) is cut to keep the alias within MAX_NAME; a
     // longer base (an IPv6 address) has the room of ALIAS_CAP and is never cut.
-    if base.len() > MAX_ALIAS || base.len() + 1 + n.to_string().len() <= MAX_ALIAS {
+    if base.len() > MAX_NAME || base.len() + 1 + n.to_string().len() <= MAX_NAME {
         assert_eq!(head, base, "{alias:?} cut {base:?} for no reason");
     } else {
-        assert_eq!(alias.len(), MAX_ALIAS, "{alias:?} cut {base:?} too much");
+        assert_eq!(alias.len(), MAX_NAME, "{alias:?} cut {base:?} too much");
     }
     for k in 2..n {
         let earlier = format!("{head}-{k}");
