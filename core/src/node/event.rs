@@ -206,7 +206,9 @@ impl<S> Reason<S> {
 }
 
 impl<S> Event<S> {
-    /// The same event with its text converted by `f`.
+    /// The same event with its text converted by `f`. Inline: `event_text`, in
+    /// another module (so another codegen unit), calls it once per polled event.
+    #[inline]
     pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> Event<T> {
         match self {
             Event::Connected {
