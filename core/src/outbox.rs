@@ -8,7 +8,7 @@ use heapless::Deque;
 
 use crate::display::SafeStr;
 use crate::frame::BufferTooSmall;
-use crate::node::Event;
+use crate::node::event::Event;
 use crate::peers::PeerId;
 use crate::wire::Message;
 

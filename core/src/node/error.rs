@@ -1,0 +1,89 @@
+//! The node's errors: commands it could not carry out, and misuses by the shell.
+
+use core::fmt;
+
+use crate::command::Verb;
+use crate::limits::{MAX_HOST, WINDOW};
+use crate::peers::{InsertError, LookupError, PeerId};
+
+/// A command the node could not carry out, or a misuse by the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeError<'a> {
+    /// The target names no peer, or more than one.
+    Lookup(LookupError<'a>),
+    /// The peer could not be added or renamed.
+    Table(InsertError),
+    /// Nobody is connected.
+    NoPeers,
+    /// Several peers are connected and the command (`verb`) did not say which.
+    WhichPeer { peers: usize, verb: Verb },
+    /// A `send` in a many-peer node without both a target and a message: the first
+    /// word is always the target there, so a mistyped one never reaches the only peer.
+    SendNeedsTarget,
+    /// The peer is still connecting.
+    NotReady(PeerId),
+    /// The peer dropped and is being dialled again (`--reconnect`).
+    Reconnecting(PeerId),
+    /// A one-peer node is in a chat already.
+    AlreadyConnected,
+    /// Too many messages to this peer await their receipt.
+    WindowFull(PeerId),
+    /// The message is longer than a frame can carry.
+    TooLong { len: usize, max: usize },
+    /// The host name is longer than any host name can be.
+    HostTooLong,
+    /// The shell did not drain the outputs before giving a new input.
+    Busy,
+}
+
+impl fmt::Display for NodeError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Lookup(e) => write!(f, "{e}"),
+            NodeError::Table(e) => write!(f, "{e}"),
+            NodeError::NoPeers => {
+                f.write_str("not connected to anyone; use connect <host> <port> first")
+            }
+            NodeError::WhichPeer { peers, verb } => {
+                // The target, optional with one peer, is what is missing here.
+                let usage = match verb {
+                    Verb::Disconnect => "disconnect <alias|ip|#id>",
+                    verb => verb.usage(),
+                };
+                write!(f, "{peers} peers are connected; say which: {usage}")
+            }
+            NodeError::SendNeedsTarget => {
+                f.write_str("send needs a peer and a message; usage: send <alias|ip|#id> <message>")
+            }
+            NodeError::AlreadyConnected => {
+                f.write_str("already connected to a chat; disconnect before connecting to another")
+            }
+            NodeError::NotReady(id) => write!(f, "{id} is still connecting; try again in a moment"),
+            NodeError::Reconnecting(id) => write!(
+                f,
+                "{id} is disconnected and being dialled again; send once it is back, or `disconnect {id}` to stop"
+            ),
+            NodeError::WindowFull(id) => write!(
+                f,
+                "{WINDOW} messages to {id} still await their receipt; wait for them or check the link"
+            ),
+            NodeError::TooLong { len, max } => {
+                write!(f, "message of {len} bytes is too long (max {max})")
+            }
+            NodeError::HostTooLong => write!(f, "host name longer than {MAX_HOST} characters"),
+            NodeError::Busy => f.write_str("outputs not drained before the next input"),
+        }
+    }
+}
+
+impl From<InsertError> for NodeError<'_> {
+    fn from(e: InsertError) -> Self {
+        NodeError::Table(e)
+    }
+}
+
+impl<'a> From<LookupError<'a>> for NodeError<'a> {
+    fn from(e: LookupError<'a>) -> Self {
+        NodeError::Lookup(e)
+    }
+}

@@ -1,0 +1,267 @@
+//! The event vocabulary: what the node tells the person, and why peers leave.
+//! A leaf: the outbox stores these events, and imports nothing else of the node.
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use crate::frame::FrameError;
+use crate::peers::{Direction, PeerId};
+use crate::time::Duration;
+use crate::wire::{BannerError, WireError};
+
+/// What a one-peer node tells a second peer before closing its connection.
+pub const BUSY: &str = "busy: in a chat with someone else; try again later";
+/// What a one-peer server tells a second client before closing its connection.
+pub const BUSY_SERVING: &str = "busy: serving another client; try again later";
+
+/// How a peer talks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Another meshtalk: binary frames, receipts, rooms.
+    Native,
+    /// A plain-text program (netcat, telnet, the older chat programs).
+    Text(TextMode),
+}
+
+/// How a text peer separates its messages, and so how it is written to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextMode {
+    /// One message per line.
+    Lines,
+    /// One message per write, with no newline (the older programs).
+    Bare,
+}
+
+/// Something that happened, for the person. `S` is the text type: `&str` when polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<S> {
+    /// A peer is ready to chat.
+    Connected {
+        peer: PeerId,
+        alias: S,
+        addr: SocketAddr,
+        direction: Direction,
+        kind: Kind,
+    },
+    /// A `connect` failed.
+    ConnectFailed { peer: PeerId, alias: S, reason: S },
+    /// A message: from a peer directly, or a room message (`room` set) that
+    /// arrived over the link `peer` from the node `from`.
+    Message {
+        peer: PeerId,
+        from: S,
+        text: S,
+        room: Option<Room>,
+    },
+    /// A message of ours left for `peer`; a native peer's receipt follows as
+    /// [`Event::Delivered`] or [`Event::Undelivered`] when `receipt` is true.
+    Sent {
+        peer: PeerId,
+        id: u32,
+        receipt: bool,
+    },
+    /// The peer confirmed message `id`.
+    Delivered { peer: PeerId, id: u32 },
+    /// The link to `peer` ended before it confirmed message `id`.
+    Undelivered { peer: PeerId, id: u32 },
+    /// A connection was told why it may not join, and closed.
+    Refused { addr: SocketAddr, why: Refusal },
+    /// Our broadcast `seq` left for `peers` direct peers.
+    Broadcast { seq: u32, peers: usize },
+    /// The peer's alias changed (a person's choice, or the name it announced).
+    Alias { peer: PeerId, alias: S },
+    /// The peer is gone.
+    Disconnected {
+        peer: PeerId,
+        alias: S,
+        reason: Reason<S>,
+    },
+}
+
+/// Where a room message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    pub origin: u64,
+    pub seq: u32,
+}
+
+/// Why a peer left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason<S> {
+    /// A person here disconnected it.
+    Local,
+    /// The peer said goodbye, with its reason.
+    Bye(S),
+    /// The connection closed.
+    Closed,
+    /// The connection failed (the shell's error).
+    Lost(S),
+    /// The peer broke the protocol.
+    Fault(Fault),
+    /// A second link to a node already linked as `keep` (known as `alias`): this one goes.
+    Duplicate { keep: PeerId, alias: S },
+    /// Nothing came from the peer for this long, not even an answer to a ping.
+    NoAnswer(Duration),
+}
+
+/// Why an accepted connection was turned away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A one-peer node is in a chat already: [`BUSY`].
+    Busy,
+    /// A one-peer server is serving another client: [`BUSY_SERVING`].
+    Serving,
+    /// Already this many connections from the same IP address.
+    PerIp { max: usize },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Busy => f.write_str(BUSY),
+            Refusal::Serving => f.write_str(BUSY_SERVING),
+            Refusal::PerIp { max } => write!(
+                f,
+                "too many connections from your address (at most {max}); close one and try again"
+            ),
+        }
+    }
+}
+
+/// Ways a peer breaks the protocol; each closes that peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Frame(FrameError),
+    Wire(WireError),
+    Banner(BannerError),
+    /// The banner was started but not finished in time.
+    BannerUnfinished,
+    /// A message other than hello came first.
+    NoHello,
+    /// The banner came but no hello followed in time.
+    HelloMissing,
+    /// A frame was started but not finished in time.
+    FrameUnfinished,
+    /// The connection loops back to this very node.
+    Itself,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Frame(e) => write!(f, "{e}"),
+            Fault::Wire(e) => write!(f, "{e}"),
+            Fault::Banner(e) => write!(f, "{e}"),
+            Fault::BannerUnfinished => f.write_str("banner not finished in time"),
+            Fault::NoHello => f.write_str("message before hello"),
+            Fault::HelloMissing => f.write_str("no hello after the banner"),
+            Fault::FrameUnfinished => f.write_str("frame not finished in time"),
+            Fault::Itself => f.write_str("connected to this node itself"),
+        }
+    }
+}
+
+impl<S: fmt::Display> fmt::Display for Reason<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Local => f.write_str("disconnected here"),
+            Reason::Bye(why) => write!(f, "peer left: {why}"),
+            Reason::Closed => f.write_str("connection closed"),
+            Reason::Lost(why) => write!(f, "connection lost: {why}"),
+            Reason::Fault(fault) => write!(f, "protocol error: {fault}"),
+            Reason::Duplicate { keep, alias } => write!(f, "already connected to {alias} ({keep})"),
+            Reason::NoAnswer(silent) => write!(f, "no answer for {silent}"),
+        }
+    }
+}
+
+impl<S: AsRef<str>> Reason<S> {
+    /// Whether an outbound peer that dropped for this reason is dialled again
+    /// (`--reconnect`): not one a person disconnected, a second link the node closed,
+    /// one that refused us as busy, or this very node.
+    pub fn redials(&self) -> bool {
+        match self {
+            Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
+            Reason::Bye(why) => why.as_ref() != BUSY && why.as_ref() != BUSY_SERVING,
+            Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
+        }
+    }
+}
+
+impl<S> Reason<S> {
+    pub(super) fn map<T>(self, mut f: impl FnMut(S) -> T) -> Reason<T> {
+        match self {
+            Reason::Local => Reason::Local,
+            Reason::Bye(s) => Reason::Bye(f(s)),
+            Reason::Closed => Reason::Closed,
+            Reason::Lost(s) => Reason::Lost(f(s)),
+            Reason::Fault(x) => Reason::Fault(x),
+            Reason::Duplicate { keep, alias } => Reason::Duplicate {
+                keep,
+                alias: f(alias),
+            },
+            Reason::NoAnswer(silent) => Reason::NoAnswer(silent),
+        }
+    }
+}
+
+impl<S> Event<S> {
+    /// The same event with its text converted by `f`. Inline: `event_text`, in
+    /// another module (so another codegen unit), calls it once per polled event.
+    #[inline]
+    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> Event<T> {
+        match self {
+            Event::Connected {
+                peer,
+                alias,
+                addr,
+                direction,
+                kind,
+            } => Event::Connected {
+                peer,
+                alias: f(alias),
+                addr,
+                direction,
+                kind,
+            },
+            Event::ConnectFailed {
+                peer,
+                alias,
+                reason,
+            } => Event::ConnectFailed {
+                peer,
+                alias: f(alias),
+                reason: f(reason),
+            },
+            Event::Message {
+                peer,
+                from,
+                text,
+                room,
+            } => Event::Message {
+                peer,
+                from: f(from),
+                text: f(text),
+                room,
+            },
+            Event::Sent { peer, id, receipt } => Event::Sent { peer, id, receipt },
+            Event::Delivered { peer, id } => Event::Delivered { peer, id },
+            Event::Undelivered { peer, id } => Event::Undelivered { peer, id },
+            Event::Refused { addr, why } => Event::Refused { addr, why },
+            Event::Broadcast { seq, peers } => Event::Broadcast { seq, peers },
+            Event::Alias { peer, alias } => Event::Alias {
+                peer,
+                alias: f(alias),
+            },
+            Event::Disconnected {
+                peer,
+                alias,
+                reason,
+            } => Event::Disconnected {
+                peer,
+                alias: f(alias),
+                reason: reason.map(f),
+            },
+        }
+    }
+}

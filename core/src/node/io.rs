@@ -1,0 +1,70 @@
+//! What the shell hands the node and what it polls back.
+
+use core::net::SocketAddr;
+
+use super::Event;
+use crate::command::Command;
+use crate::peers::PeerId;
+use crate::time::Instant;
+
+/// What the shell hands the node.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// A person's command.
+    Command(Command<'a>),
+    /// Someone connected to our listener.
+    Accepted { addr: SocketAddr },
+    /// The dial asked for by [`Output::Connect`] succeeded.
+    Connected { peer: PeerId, addr: SocketAddr },
+    /// The dial asked for by [`Output::Connect`] failed; `reason` is shown to the person.
+    ConnectFailed { peer: PeerId, reason: &'a str },
+    /// Bytes read from a peer's connection.
+    Received { peer: PeerId, bytes: &'a [u8] },
+    /// The connection ended: `None` for an orderly close, else the error.
+    Closed {
+        peer: PeerId,
+        error: Option<&'a str>,
+    },
+    /// The time asked for by [`Output::Timeout`] has come.
+    Timeout,
+    /// Dial again a peer in [`Phase::Reconnecting`](super::Phase::Reconnecting) (the shell keeps where it was
+    /// dialled, and when to try); answered like a `connect`'s [`Output::Connect`].
+    Redial {
+        peer: PeerId,
+        host: &'a str,
+        port: u16,
+    },
+    /// The shell holds bytes from this peer that it has not fed yet (flow
+    /// control): the peer is alive, and a frame it is in the middle of is late
+    /// by our doing, not its own. Give it before [`Input::Timeout`].
+    Held { peer: PeerId },
+}
+
+/// What the node made of an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    /// This many bytes of a [`Input::Received`] were taken; feed the rest after draining.
+    Consumed(usize),
+    /// The accepted connection is this peer.
+    Accepted(PeerId),
+}
+
+/// What the node wants done, polled until [`Output::Timeout`].
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// Write these bytes to the peer's connection, in order.
+    Transmit { peer: PeerId, data: &'a [u8] },
+    /// Dial `host:port` for this peer, then report [`Input::Connected`] or [`Input::ConnectFailed`].
+    Connect {
+        peer: PeerId,
+        host: &'a str,
+        port: u16,
+    },
+    /// Send what is queued for the peer, then close its connection.
+    Close { peer: PeerId },
+    /// Something to show the person.
+    Event(Event<&'a str>),
+    /// Nothing more to do now: call again with [`Input::Timeout`] at this time, if any.
+    Timeout(Option<Instant>),
+}

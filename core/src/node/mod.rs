@@ -1,0 +1,513 @@
+//! The node: one state machine that owns the peer table, each connection's
+//! codec, routing and delivery receipts. It does no I/O and reads no clock.
+
+mod commands;
+mod config;
+mod error;
+pub(crate) mod event;
+mod greeting;
+mod io;
+mod link;
+mod native;
+mod text;
+mod timers;
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use heapless::String;
+
+use crate::outbox::{Job, Outbox, Span};
+use crate::peers::{Alias, AliasSource, Direction, LookupError, PeerId, PeerTable};
+use crate::route::SeenCache;
+use crate::time::Instant;
+use crate::wire::Message;
+use link::Rx;
+
+pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
+pub use config::Config;
+pub use error::NodeError;
+pub use event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
+pub use io::{Handled, Input, Output};
+pub use link::{Link, Phase};
+
+/// The longest line the node composes for a text peer (a notice, a `/who` answer).
+const MAX_LINE: usize = 1024;
+
+/// Counters of what the node dropped or refused, for diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames skipped for being over the size limit.
+    pub oversized: u64,
+    /// Broadcasts seen before (suppressed duplicates).
+    pub duplicates: u64,
+    /// Receipts for messages not awaiting one.
+    pub stray_acks: u64,
+    /// Peers closed for breaking the protocol.
+    pub faults: u64,
+    /// Room lines not held for a connection not yet known to be text (its buffer was full).
+    pub unheld: u64,
+}
+
+/// What [`Node::peers`] shows of a peer.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerInfo<'a> {
+    pub id: PeerId,
+    pub alias: &'a str,
+    pub addr: Option<SocketAddr>,
+    pub direction: Direction,
+    pub phase: Phase,
+    /// Messages awaiting their receipt.
+    pub unacked: usize,
+}
+
+/// The meshtalk protocol engine for at most `P` peers, frames of at most `F`
+/// bytes, and `A` bytes of room for pending outputs (at least `4 * F`).
+///
+/// The run loop, which the shell owns:
+///
+/// ```text
+/// loop {
+///     wait for an input (a command, a connection, bytes, a close) or the timeout;
+///     node.handle_input(now, input);          // for Received, feed the rest
+///                                             // after draining if Consumed(n) < len
+///     loop {                                   // after EVERY input, drain:
+///         match node.poll_output(now) {
+///             Output::Timeout(t) => { timeout = t; break }
+///             other => carry it out (write, dial, close, show),
+///         }
+///     }
+/// }
+/// ```
+///
+/// Rules: drain outputs until `Timeout` after every input (an undrained node
+/// answers [`NodeError::Busy`] or consumes nothing); give [`Input::Timeout`] no
+/// later than asked; inputs for a peer that is gone are ignored.
+pub struct Node<const P: usize, const F: usize, const A: usize> {
+    config: Config,
+    peers: PeerTable<Link<F>, P>,
+    seen: SeenCache<ORIGINS>,
+    last_seq: u32,
+    outbox: Outbox<A>,
+    wake: Option<Instant>,
+    stats: Stats,
+    /// The ready peers in slot order, with their phase: fan-outs walk this, not
+    /// the table, whose slots each hold a receive buffer (a cache miss per peer
+    /// per message). Built by the first fan-out polled after an input.
+    roster: heapless::Vec<(PeerId, Phase), P>,
+    /// An input came since the roster was built: phases may have changed.
+    roster_stale: bool,
+    /// Where in the roster the front fan-out goes on (checked before use).
+    cursor: usize,
+}
+
+impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+    /// The longest text one message may carry.
+    pub const MAX_TEXT: usize = F - FRAME_OVERHEAD;
+    /// Arena room kept free before taking one more frame: the worst a frame can
+    /// need (its event, a relay as a frame and as a line, a receipt).
+    const RESERVE: usize = 3 * F + 256;
+    /// Job slots kept free before taking one more frame: enough to drop a peer.
+    const RESERVE_JOBS: usize = WINDOW + 8;
+
+    pub fn new(config: Config) -> Self {
+        const {
+            assert!(F >= 256, "frames must allow at least 256 bytes");
+            assert!(A >= 4 * F, "the output arena must hold 4 frames");
+        }
+        // A one-peer node keeps a second slot to tell a newcomer that it is busy.
+        let limit = match config.single_peer {
+            true => config.max_peers.min(2),
+            false => config.max_peers,
+        };
+        Node {
+            peers: PeerTable::new(limit),
+            config,
+            seen: SeenCache::new(),
+            last_seq: 0,
+            outbox: Outbox::default(),
+            wake: None,
+            stats: Stats::default(),
+            roster: heapless::Vec::new(),
+            roster_stale: true,
+            cursor: 0,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The longest text one message may carry here: the configured limit,
+    /// capped by what a frame can carry ([`Self::MAX_TEXT`]).
+    pub fn max_text(&self) -> usize {
+        self.config.max_text.clamp(1, Self::MAX_TEXT)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Every peer, in slot order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerInfo<'_>> {
+        self.peers.iter().map(|p| PeerInfo {
+            id: p.id,
+            alias: p.alias(),
+            addr: p.addr,
+            direction: p.direction,
+            phase: p.state.phase,
+            unacked: p.state.unacked.len(),
+        })
+    }
+
+    /// The ids of our messages to `peer` that await its receipt, oldest first
+    /// (none for a peer that is gone): what a shell that leaves now must report
+    /// as undelivered.
+    pub fn awaiting(&self, peer: PeerId) -> &[u32] {
+        self.peers.get(peer).map_or(&[], |p| &p.state.unacked)
+    }
+
+    /// Feeds one input; see the type's doc for the run loop.
+    pub fn handle_input<'a>(
+        &mut self,
+        now: Instant,
+        input: Input<'a>,
+    ) -> Result<Handled, NodeError<'a>> {
+        self.roster_stale = true;
+        if let Input::Received { peer, bytes } = input {
+            return Ok(Handled::Consumed(self.on_received(now, peer, bytes)));
+        }
+        if let Input::Held { peer } = input {
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.state.last_rx = now;
+                p.state.pinged = None;
+                if p.state.frame_since.is_some() {
+                    p.state.frame_since = Some(now);
+                }
+            }
+            return Ok(Handled::Done);
+        }
+        if !self.ready_for_input() {
+            return Err(NodeError::Busy);
+        }
+        match input {
+            Input::Command(command) => self.on_command(command).map(|()| Handled::Done),
+            Input::Accepted { addr } => {
+                let mut link = Link::new(Phase::Greeting);
+                link.refuse = self.refusal(addr);
+                let id = self
+                    .peers
+                    .insert(Some(addr), Direction::Inbound, None, link)
+                    .map_err(|(e, _)| NodeError::Table(e))?;
+                self.set_deadline(id, now + self.config.greeting_timeout);
+                Ok(Handled::Accepted(id))
+            }
+            Input::Connected { peer, addr } => {
+                self.on_connected(now, peer, addr);
+                Ok(Handled::Done)
+            }
+            Input::ConnectFailed { peer, reason } => {
+                let again = self.config.reconnect;
+                let alias = match self.peers.get_mut(peer) {
+                    // A re-dial that failed waits for the next one.
+                    Some(p) if again && p.state.redial && p.state.phase == Phase::Dialing => {
+                        p.state.phase = Phase::Reconnecting;
+                        self.outbox.put(&[p.alias().as_bytes()])
+                    }
+                    Some(_) => self
+                        .peers
+                        .remove(peer)
+                        .and_then(|p| self.outbox.put(&[p.alias().as_bytes()])),
+                    None => None,
+                };
+                let reason = self.outbox.put(&[reason.as_bytes()]);
+                if let (Some(alias), Some(reason)) = (alias, reason) {
+                    self.event(Event::ConnectFailed {
+                        peer,
+                        alias,
+                        reason,
+                    });
+                }
+                Ok(Handled::Done)
+            }
+            Input::Redial { peer, host, port } => {
+                if host.len() > MAX_HOST {
+                    return Err(NodeError::HostTooLong);
+                }
+                let Some(p) = self
+                    .peers
+                    .get_mut(peer)
+                    .filter(|p| p.state.phase == Phase::Reconnecting)
+                else {
+                    return Err(NodeError::Lookup(LookupError::NoSuchId(peer.number())));
+                };
+                p.state.phase = Phase::Dialing;
+                if let Some(host) = self.outbox.put(&[host.as_bytes()]) {
+                    self.outbox.push(Job::Connect { peer, host, port });
+                }
+                Ok(Handled::Done)
+            }
+            Input::Closed { peer, error } => {
+                let reason = match error {
+                    None => Some(Reason::Closed),
+                    Some(e) => self.outbox.put(&[e.as_bytes()]).map(Reason::Lost),
+                };
+                self.drop_peer(peer, reason.unwrap_or(Reason::Closed), false);
+                Ok(Handled::Done)
+            }
+            Input::Timeout => {
+                self.on_timeout(now);
+                Ok(Handled::Done)
+            }
+            Input::Received { .. } | Input::Held { .. } => Ok(Handled::Done),
+        }
+    }
+
+    /// The next thing to do; [`Output::Timeout`] once there is nothing.
+    pub fn poll_output(&mut self, _now: Instant) -> Output<'_> {
+        let job = loop {
+            let Some(&job) = self.outbox.jobs.front() else {
+                self.outbox.reset_if_empty();
+                return Output::Timeout(self.wake);
+            };
+            let Job::Fanout {
+                except,
+                native,
+                line,
+                next,
+            } = job
+            else {
+                self.outbox.jobs.pop_front();
+                break job;
+            };
+            if self.roster_stale {
+                self.build_roster();
+            }
+            // The roster is in slot order: the fan-out goes on at the first
+            // slot from `next`, most often where the last poll left it.
+            let roster = &self.roster;
+            let slot_at = |i: usize| roster.get(i).map(|(id, _)| id.slot());
+            let cursor = self.cursor;
+            let resumes = (cursor == 0 || slot_at(cursor - 1).is_some_and(|s| s < next))
+                && slot_at(cursor).is_none_or(|s| s >= next);
+            let from = match resumes {
+                true => cursor,
+                false => roster.partition_point(|(id, _)| id.slot() < next),
+            };
+            let found = roster
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find_map(|(i, &(id, phase))| {
+                    let data = match phase {
+                        _ if Some(id) == except => None,
+                        // Not known yet how it talks: its line is held for it.
+                        Phase::Greeting => return line.map(|_| (i, id, None)),
+                        Phase::Ready(Kind::Native) => native,
+                        Phase::Ready(Kind::Text(TextMode::Lines)) => line,
+                        Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
+                        _ => None,
+                    }?;
+                    Some((i, id, Some(data)))
+                });
+            let Some((i, peer, data)) = found else {
+                self.cursor = 0;
+                self.outbox.jobs.pop_front();
+                continue;
+            };
+            self.cursor = i + 1;
+            let slot = peer.slot();
+            if let Some(Job::Fanout { next, .. }) = self.outbox.jobs.front_mut() {
+                *next = slot + 1;
+            }
+            let Some(data) = data else {
+                self.hold(peer, line);
+                continue;
+            };
+            return Output::Transmit {
+                peer,
+                data: self.outbox.bytes(data),
+            };
+        };
+        let outbox = &self.outbox;
+        match job {
+            Job::Send { peer, data } => Output::Transmit {
+                peer,
+                data: outbox.bytes(data),
+            },
+            Job::Connect { peer, host, port } => Output::Connect {
+                peer,
+                host: outbox.text(host),
+                port,
+            },
+            Job::Close { peer } => Output::Close { peer },
+            Job::Event(event) => Output::Event(event_text(outbox, event)),
+            // Handled in the loop above.
+            Job::Fanout { .. } => Output::Timeout(self.wake),
+        }
+    }
+
+    /// Lists the ready peers for the fan-outs of this drain (phases change only
+    /// with inputs, and a drain comes between two of them).
+    fn build_roster(&mut self) {
+        self.roster.clear();
+        for slot in 0..self.peers.slots() {
+            // A connection not yet known to be native or text is in the room too.
+            if let Some(p) = self.peers.at(slot)
+                && (matches!(p.state.phase, Phase::Ready(_))
+                    || (p.state.phase == Phase::Greeting && p.state.refuse.is_none()))
+            {
+                // Fits: the roster holds as many as the table.
+                let _ = self.roster.push((p.id, p.state.phase));
+            }
+        }
+        self.roster_stale = false;
+    }
+
+    /// Keeps a room line for a connection whose kind is not known yet, if it fits
+    /// (the connection's receive buffer bounds what is held); see [`Node::deliver_held`].
+    fn hold(&mut self, peer: PeerId, line: Option<Span>) {
+        let Some(line) = line else {
+            return;
+        };
+        let bytes = self.outbox.bytes(line);
+        if let Some(p) = self.peers.get_mut(peer)
+            && let Rx::Banner(_, held) = &mut p.state.rx
+            && held.extend_from_slice(bytes).is_err()
+        {
+            self.stats.unheld += 1;
+        }
+    }
+
+    fn ready_for_input(&self) -> bool {
+        self.outbox.is_empty() || self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS)
+    }
+
+    fn event(&mut self, event: Event<Span>) {
+        // Room was checked before the input was taken (RESERVE_JOBS).
+        self.outbox.push(Job::Event(event));
+    }
+
+    fn set_deadline(&mut self, id: PeerId, at: Instant) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.state.deadline = Some(at);
+            self.wake_by(at);
+        }
+    }
+
+    /// Makes sure the node wakes no later than `at`. Waking early is harmless:
+    /// the timeout looks at every peer's timers and sets the next wake-up.
+    fn wake_by(&mut self, at: Instant) {
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+    }
+
+    // ---- leaving ----
+
+    fn fault(&mut self, peer: PeerId, fault: Fault) {
+        self.stats.faults += 1;
+        self.drop_peer(peer, Reason::Fault(fault), true);
+    }
+
+    /// Removes a peer: its pending text is delivered, its unconfirmed messages
+    /// reported, a native peer told why (when we close), and the person told. With
+    /// `reconnect`, an outbound peer that dropped by itself stays, as
+    /// [`Phase::Reconnecting`], under its id and alias.
+    fn drop_peer(&mut self, peer: PeerId, reason: Reason<Span>, close: bool) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if matches!(&p.state.rx, Rx::Text(buf) if !buf.is_empty()) {
+            self.flush_text(peer, usize::MAX);
+        }
+        let again = self.config.reconnect
+            && self.peers.get(peer).is_some_and(|p| p.state.redial)
+            && reason.map(|s| self.outbox.text(s)).redials();
+        let (link, alias, source) = match again {
+            true => {
+                let Some(p) = self.peers.get_mut(peer) else {
+                    return;
+                };
+                let mut link = Link::new(Phase::Reconnecting);
+                link.redial = true;
+                let old = core::mem::replace(&mut p.state, link);
+                let alias = Alias::try_from(p.alias()).unwrap_or_default();
+                (old, alias, p.alias_source())
+            }
+            false => {
+                let Some(p) = self.peers.remove(peer) else {
+                    return;
+                };
+                let alias = Alias::try_from(p.alias()).unwrap_or_default();
+                let source = p.alias_source();
+                (p.state, alias, source)
+            }
+        };
+        for &id in &link.unacked {
+            self.event(Event::Undelivered { peer, id });
+        }
+        // A second link that waited on this one takes over.
+        let waiting = match link.phase {
+            Phase::Ready(Kind::Native) => self
+                .peers
+                .iter()
+                .find(|w| w.state.awaits_twin && w.state.remote == link.remote)
+                .map(|w| w.id),
+            _ => None,
+        };
+        if close {
+            let native = matches!(link.phase, Phase::Hello | Phase::Ready(Kind::Native));
+            if native {
+                let mut why: String<128> = String::new();
+                match reason {
+                    // Told to the other side: "disconnected here" or a peer number of
+                    // ours would be wrong there.
+                    Reason::Local => {
+                        let _ = why.push_str("disconnected");
+                    }
+                    Reason::Duplicate { .. } => {
+                        let _ = why.push_str("duplicate link");
+                    }
+                    _ => {
+                        let _ = fmt::write(
+                            &mut why,
+                            format_args!("{}", reason.map(|s| self.outbox.text(s))),
+                        );
+                    }
+                }
+                if let Ok(data) = self.outbox.put_message(&Message::Bye { reason: &why }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            self.outbox.push(Job::Close { peer });
+        }
+        if let Some(span) = self.outbox.put(&[alias.as_bytes()]) {
+            self.event(Event::Disconnected {
+                peer,
+                alias: span,
+                reason,
+            });
+        }
+        if let Phase::Ready(_) = link.phase {
+            self.notice(None, format_args!("{alias} left"));
+        }
+        if let Some(waiting) = waiting {
+            let chosen = source == AliasSource::Chosen;
+            self.adopt(waiting, if chosen { &alias } else { "" });
+        }
+    }
+}
+
+/// What one step over received bytes did.
+enum Step {
+    /// Took this many bytes; go on with the rest.
+    Took(usize),
+    /// Took this many bytes and needs more input (or the peer is gone).
+    Wait(usize),
+}
+
+/// An event's texts, lent from the outbox. Out of line: inlined, it made the
+/// fan-out loop of `poll_output` dearer than the UTF-8 checks it holds.
+#[inline(never)]
+fn event_text<const A: usize>(outbox: &Outbox<A>, event: Event<Span>) -> Event<&str> {
+    event.map(|s| outbox.text(s))
+}

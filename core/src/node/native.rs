@@ -1,0 +1,312 @@
+//! Native peers: their frames, hellos, renames and twin links.
+
+use heapless::{String, Vec};
+
+use super::{Event, Fault, Kind, Node, Phase, Reason, Room, Rx, Step};
+use crate::frame::{Decoded, FrameError};
+use crate::outbox::Job;
+use crate::peers::{AliasSource, PeerId};
+use crate::route::{self, Sight};
+use crate::time::Instant;
+use crate::wire::{self, MAX_NAME, Message};
+
+impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+    pub(super) fn on_frame_bytes(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> Step {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Step::Wait(bytes.len());
+        };
+        let (mut from, mut link) = p.alias_and_state();
+        let Rx::Frames(decoder) = &mut link.rx else {
+            return Step::Took(0);
+        };
+        let (n, decoded) = decoder.decode(bytes);
+        let body = match decoded {
+            Decoded::NeedMore => {
+                let partial = !decoder.is_at_boundary();
+                if partial && link.frame_since.is_none() {
+                    // A frame began: it has `frame_timeout` to end.
+                    link.frame_since = Some(now);
+                    self.wake_by(now + self.config.frame_timeout);
+                }
+                return Step::Wait(n);
+            }
+            Decoded::Frame(body) => {
+                link.frame_since = None;
+                body
+            }
+            Decoded::Error(FrameError::Oversized { .. }) => {
+                // Skipped by the decoder; the stream goes on at the next frame,
+                // which the skip must reach in time, as a frame must end.
+                self.stats.oversized += 1;
+                return Step::Took(n);
+            }
+            Decoded::Error(e) => {
+                self.fault(peer, Fault::Frame(e));
+                return Step::Took(n);
+            }
+        };
+        // Rare: the deciding node talks on a link that waits for its decision, so it
+        // kept this one. The link takes over before its message is read; the message
+        // is read from a copy, as taking over touches the peer table it lives in. An
+        // empty `Vec` costs nothing: only this rare path fills it (a zeroed `[0; F]`
+        // here was an 8 KiB memset for every frame of the host's node).
+        let mut copy: Vec<u8, F> = Vec::new();
+        let mut body = body;
+        let traffic = |body: &[u8]| {
+            Message::decode(body)
+                .is_ok_and(|m| !matches!(m, Message::Hello { .. } | Message::Bye { .. }))
+        };
+        if link.awaits_twin && traffic(body) {
+            let len = body.len().min(F);
+            // `len <= F`, the Vec's capacity: this cannot fail.
+            let _ = copy.extend_from_slice(&body[..len]);
+            self.take_over(peer);
+            let Some(p) = self.peers.get_mut(peer) else {
+                return Step::Took(n);
+            };
+            (from, link) = p.alias_and_state();
+            body = &copy;
+        }
+        let msg = match Message::decode(body) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.fault(peer, Fault::Wire(e));
+                return Step::Took(n);
+            }
+        };
+        let hello_done = link.phase != Phase::Hello;
+        match msg {
+            Message::Hello { minor, node, name } => {
+                if link.awaits_twin {
+                    return Step::Took(n);
+                }
+                if hello_done {
+                    // A hello again: the peer took a new name (`/nick`).
+                    if node == link.remote {
+                        let mut owned: String<MAX_NAME> = String::new();
+                        let _ = owned.push_str(name);
+                        self.renamed(peer, &owned);
+                    }
+                    return Step::Took(n);
+                }
+                if node == self.config.node_id {
+                    self.fault(peer, Fault::Itself);
+                    return Step::Took(n);
+                }
+                link.remote = node;
+                link.pings = minor >= wire::MINOR_PING;
+                link.last_rx = now;
+                let mut owned: String<MAX_NAME> = String::new();
+                let _ = owned.push_str(name);
+                if self.twin(peer, node).is_some() {
+                    self.on_twin(now, peer, node, &owned);
+                    return Step::Took(n);
+                }
+                self.ready(peer);
+                self.peers.announce(peer, &owned);
+                self.connected_event(peer);
+            }
+            Message::Bye { .. } if link.awaits_twin => {
+                // The deciding node kept the other link: this one goes.
+                self.close_twin(peer);
+            }
+            Message::Bye { reason } => {
+                let reason = self.outbox.put(&[reason.as_bytes()]).unwrap_or_default();
+                self.drop_peer(peer, Reason::Bye(reason), true);
+            }
+            _ if !hello_done => self.fault(peer, Fault::NoHello),
+            Message::Chat { id, text } => {
+                let from = self.outbox.put(&[from.as_bytes()]);
+                let text = self.outbox.put(&[text.as_bytes()]);
+                if let (Some(from), Some(text)) = (from, text) {
+                    self.event(Event::Message {
+                        peer,
+                        from,
+                        text,
+                        room: None,
+                    });
+                }
+                if let Ok(data) = self.outbox.put_message(&Message::Ack { id }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            Message::Ping { nonce } => {
+                if let Ok(data) = self.outbox.put_message(&Message::Pong { nonce }) {
+                    self.outbox.push(Job::Send { peer, data });
+                }
+            }
+            // Its bytes were the sign of life that was asked for.
+            Message::Pong { .. } => {}
+            Message::Ack { id } => match link.unacked.iter().position(|&x| x == id) {
+                Some(at) => {
+                    link.unacked.remove(at);
+                    self.event(Event::Delivered { peer, id });
+                }
+                None => self.stats.stray_acks += 1,
+            },
+            Message::Broadcast {
+                origin,
+                seq,
+                hops,
+                name,
+                text,
+            } => {
+                let sight = match origin == self.config.node_id {
+                    true => Sight::Duplicate,
+                    false => self.seen.sight(origin, seq, hops),
+                };
+                if sight == Sight::Duplicate {
+                    self.stats.duplicates += 1;
+                    return Step::Took(n);
+                }
+                // The relayed frame is encoded from the decoded `str`s, whose
+                // one UTF-8 check was the decoder's.
+                let relay = route::relay_hops(hops);
+                let native = relay.and_then(|hops| {
+                    let msg = Message::Broadcast {
+                        origin,
+                        seq,
+                        hops,
+                        name,
+                        text,
+                    };
+                    self.outbox.put_message(&msg).ok()
+                });
+                let from = self.outbox.put(&[name.as_bytes()]);
+                let text = self.outbox.put(&[text.as_bytes()]);
+                let (Some(from), Some(text)) = (from, text) else {
+                    return Step::Took(n);
+                };
+                let room = Room { origin, seq };
+                if sight == Sight::New {
+                    self.event(Event::Message {
+                        peer,
+                        from,
+                        text,
+                        room: Some(room),
+                    });
+                }
+                if relay.is_some() {
+                    self.fanout(Some(peer), native, from, text, true);
+                }
+            }
+        }
+        Step::Took(n)
+    }
+
+    /// The peer announced a new name: it becomes the alias shown, unless a person here
+    /// named the peer.
+    fn renamed(&mut self, peer: PeerId, name: &str) {
+        if self.peers.announce(peer, name)
+            && let Some(alias) = self.peers.get(peer).map(|p| p.alias())
+            && let Some(alias) = self.outbox.put(&[alias.as_bytes()])
+        {
+            self.event(Event::Alias { peer, alias });
+        }
+    }
+
+    /// Another ready link to the node `node`, besides `peer`.
+    fn twin(&self, peer: PeerId, node: u64) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find(|p| {
+                p.id != peer
+                    && p.state.phase == Phase::Ready(Kind::Native)
+                    && p.state.remote == node
+            })
+            .map(|p| p.id)
+    }
+
+    /// The hello came on `peer` while `twin` is a ready link to the same node `node`
+    /// (a repeated `connect`, or both nodes dialling at once). The lower node id decides
+    /// which stays, so both ends keep the same one: it keeps the link already in use,
+    /// with its alias, and closes the newcomer. The other end waits for that choice.
+    fn on_twin(&mut self, now: Instant, peer: PeerId, node: u64, name: &str) {
+        if self.config.node_id < node {
+            self.close_twin(peer);
+            // The newcomer may have held the announced name (its banner came first).
+            if let Some(keep) = self.twin(peer, node)
+                && self.peers.announce(keep, name)
+                && let Some(alias) = self.peers.get(keep).map(|p| p.alias())
+                && let Some(alias) = self.outbox.put(&[alias.as_bytes()])
+            {
+                self.event(Event::Alias { peer: keep, alias });
+            }
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.state.awaits_twin = true;
+        }
+        // No longer than a hello may take: see `on_deadline`.
+        self.set_deadline(peer, now + self.config.banner_timeout);
+    }
+
+    /// Closes a second link to a node that is already linked: the person is told which
+    /// peer it is ("already connected to bobby (#1)").
+    pub(super) fn close_twin(&mut self, peer: PeerId) {
+        let Some(node) = self.peers.get(peer).map(|p| p.state.remote) else {
+            return;
+        };
+        let twin = self.twin(peer, node);
+        let alias = twin
+            .and_then(|t| self.peers.get(t))
+            .and_then(|t| self.outbox.put(&[t.alias().as_bytes()]));
+        match (twin, alias) {
+            (Some(keep), Some(alias)) => {
+                self.drop_peer(peer, Reason::Duplicate { keep, alias }, true)
+            }
+            _ => self.drop_peer(peer, Reason::Closed, true),
+        }
+    }
+
+    /// A waiting second link takes over from its twin (the deciding node kept it, or the
+    /// twin is gone): it becomes ready, with the twin's alias.
+    fn take_over(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.state.awaits_twin = false;
+        let node = p.state.remote;
+        let mut alias: String<MAX_NAME> = String::new();
+        if let Some(twin) = self.twin(peer, node) {
+            if let Some(t) = self
+                .peers
+                .get(twin)
+                .filter(|t| t.alias_source() == AliasSource::Chosen)
+            {
+                let _ = alias.push_str(t.alias());
+            }
+            let why = self.outbox.put(&[b"duplicate link"]).unwrap_or_default();
+            self.drop_peer(twin, Reason::Bye(why), true);
+        }
+        self.adopt(peer, &alias);
+    }
+
+    /// A second link takes its gone twin's place: ready, and announced with the alias a
+    /// person gave the twin, if any (else the name it announced).
+    pub(super) fn adopt(&mut self, peer: PeerId, alias: &str) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.state.awaits_twin = false;
+        }
+        self.ready(peer);
+        if !alias.is_empty() {
+            let _ = self.peers.set_alias(peer, alias);
+        }
+        self.connected_event(peer);
+    }
+
+    /// A native link's hello is done: it is ready to chat, and pinged when silent
+    /// (counted from its last byte, the hello or later).
+    fn ready(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.state.phase = Phase::Ready(Kind::Native);
+        p.state.deadline = None;
+        p.state.awaits_twin = false;
+        let last_rx = p.state.last_rx;
+        if let Some(after) = self.config.ping_after.filter(|_| p.state.pings) {
+            self.wake_by(last_rx + after);
+        }
+    }
+}
