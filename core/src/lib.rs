@@ -6,6 +6,7 @@
 pub mod alias;
 pub mod command;
 pub mod display;
+pub mod event;
 pub mod flow;
 pub mod frame;
 #[cfg(feature = "fuzz")]

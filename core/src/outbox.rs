@@ -7,8 +7,8 @@ use core::fmt::{self, Write};
 use heapless::Deque;
 
 use crate::display::SafeStr;
+use crate::event::Event;
 use crate::frame::BufferTooSmall;
-use crate::node::event::Event;
 use crate::peers::PeerId;
 use crate::wire::Message;
 

@@ -4,7 +4,6 @@
 mod commands;
 mod config;
 mod error;
-pub(crate) mod event;
 mod greeting;
 mod io;
 mod link;
@@ -24,10 +23,10 @@ use crate::time::Instant;
 use crate::wire::Message;
 use link::Rx;
 
+pub use crate::event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
 pub use config::Config;
 pub use error::NodeError;
-pub use event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
 pub use io::{Handled, Input, Output};
 pub use link::{Link, Phase};
 
