@@ -265,19 +265,23 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     /// The next thing to do; [`Output::Timeout`] once there is nothing.
     pub fn poll_output(&mut self, _now: Instant) -> Output<'_> {
         let job = loop {
-            let Some(&job) = self.outbox.jobs.front() else {
-                self.outbox.reset_if_empty();
-                return Output::Timeout(self.wake);
-            };
-            let Job::Fanout {
-                except,
-                native,
-                line,
-                next,
-            } = job
-            else {
-                self.outbox.jobs.pop_front();
-                break job;
+            // Only a fan-out's few fields are copied: it stays queued until its last
+            // receiver, and a whole `Job` (an event's, the largest) costs more to copy.
+            let (except, native, line, next) = match self.outbox.jobs.front() {
+                None => {
+                    self.outbox.reset_if_empty();
+                    return Output::Timeout(self.wake);
+                }
+                Some(&Job::Fanout {
+                    except,
+                    native,
+                    line,
+                    next,
+                }) => (except, native, line, next),
+                Some(_) => match self.outbox.jobs.pop_front() {
+                    Some(job) => break job,
+                    None => continue,
+                },
             };
             if self.roster_stale {
                 self.build_roster();
