@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rexpect::session::{PtySession, spawn_command};
+use common::pty::{leave, spawn_at_a_terminal, type_in};
+use rexpect::session::PtySession;
 
 /// The longest any one expected output may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -81,36 +82,7 @@ fn start_at_a_terminal(home: &Path, name: &str, extra: &[&str], colour: bool) ->
     } else {
         command.env("NO_COLOR", "1");
     }
-    spawn_at_a_terminal(command)
-}
-
-/// Starts `command` (a `meshtalk mesh --bind 127.0.0.1`) on a pseudo-terminal and
-/// waits for its prompt. Returns the session and its port.
-fn spawn_at_a_terminal(command: Command) -> (PtySession, u16) {
-    let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
-    let mut alice = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
-    let (_, listening) = alice
-        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
-        .expect("listening line");
-    let port = listening
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    alice.exp_string("meshtalk> ").expect("the prompt");
-    (alice, port)
-}
-
-/// Types `text` at the session's terminal.
-fn type_in(session: &mut PtySession, text: &str) {
-    session.send(text).expect("type");
-    session.flush().expect("flush");
-}
-
-/// Ends the session with Ctrl-D and waits for the process to exit.
-fn leave(mut session: PtySession) {
-    session.send_control('d').expect("ctrl-d");
-    session.exp_eof().expect("meshtalk exits");
+    spawn_at_a_terminal(command, WAIT)
 }
 
 /// Runs `meshtalk args` to the end with no input; its output.
@@ -594,7 +566,7 @@ fn cursor_columns_after_typing(text: &str, term_program: Option<&str>, columns: 
         Some(program) => command.env("TERM_PROGRAM", program),
         None => command.env_remove("TERM_PROGRAM"),
     };
-    let (mut alice, _) = spawn_at_a_terminal(command);
+    let (mut alice, _) = spawn_at_a_terminal(command, WAIT);
     type_in(&mut alice, text);
     // rexpect reads each byte as a char of its own.
     let text: String = text.bytes().map(char::from).collect();

@@ -12,7 +12,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::proc::{Proc as Node, port_of};
-use rexpect::session::{PtySession, spawn_command};
+use common::pty::spawn_at_a_terminal;
+use rexpect::session::PtySession;
 
 /// The longest any one expected output may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -42,18 +43,7 @@ fn alice_at_a_terminal(colour: bool) -> (PtySession, u16) {
     } else {
         command.env("NO_COLOR", "1");
     }
-    let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
-    let mut alice = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
-    let (_, listening) = alice
-        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
-        .expect("listening line");
-    let port = listening
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    alice.exp_string("meshtalk> ").expect("the prompt");
-    (alice, port)
+    spawn_at_a_terminal(command, WAIT)
 }
 
 impl Node {

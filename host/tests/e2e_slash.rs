@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rexpect::session::{PtySession, spawn_command};
+use common::pty::{leave, spawn_at_a_terminal, type_in};
+use rexpect::session::PtySession;
 use serde_json::Value;
 
 use common::proc::Proc;
@@ -58,30 +59,7 @@ fn at_a_terminal(home: &Path, mode: &str, name: &str) -> (PtySession, u16) {
         .env("NO_COLOR", "1")
         .env_remove("TERM_PROGRAM")
         .env_remove("RUST_LOG");
-    let timeout = u64::try_from(WAIT.as_millis()).expect("ms");
-    let mut session = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
-    let (_, listening) = session
-        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
-        .expect("listening line");
-    let port = listening
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    session.exp_string("meshtalk> ").expect("the prompt");
-    (session, port)
-}
-
-/// Types `text` at the session's terminal.
-fn type_in(session: &mut PtySession, text: &str) {
-    session.send(text).expect("type");
-    session.flush().expect("flush");
-}
-
-/// Ends the session with Ctrl-D and waits for the process to exit.
-fn leave(mut session: PtySession) {
-    session.send_control('d').expect("ctrl-d");
-    session.exp_eof().expect("meshtalk exits");
+    spawn_at_a_terminal(command, WAIT)
 }
 
 /// A piped `meshtalk <mode> --json` named `name` that connects to `port`; the terminal

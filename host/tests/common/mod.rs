@@ -8,6 +8,8 @@
 
 /// `meshtalk` (or any program) as a child process, as the other end-to-end tests drive it.
 pub mod proc;
+/// `meshtalk` on a pseudo-terminal.
+pub mod pty;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -1,0 +1,36 @@
+//! `meshtalk` on a pseudo-terminal (rexpect), as a person at a terminal runs it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use rexpect::session::{PtySession, spawn_command};
+
+/// Starts `command` (a `meshtalk` mode with `--bind 127.0.0.1`) on a pseudo-terminal,
+/// each expectation bounded by `wait`, and waits for its prompt. Returns the session
+/// and the port it listens on.
+pub fn spawn_at_a_terminal(command: Command, wait: Duration) -> (PtySession, u16) {
+    let timeout = u64::try_from(wait.as_millis()).expect("ms");
+    let mut session = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
+    let (_, listening) = session
+        .exp_regex(r"listening on 127\.0\.0\.1:[0-9]+")
+        .expect("listening line");
+    let port = listening
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    session.exp_string("meshtalk> ").expect("the prompt");
+    (session, port)
+}
+
+/// Types `text` at the session's terminal.
+pub fn type_in(session: &mut PtySession, text: &str) {
+    session.send(text).expect("type");
+    session.flush().expect("flush");
+}
+
+/// Ends the session with Ctrl-D and waits for the process to exit.
+pub fn leave(mut session: PtySession) {
+    session.send_control('d').expect("ctrl-d");
+    session.exp_eof().expect("meshtalk exits");
+}
