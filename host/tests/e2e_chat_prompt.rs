@@ -6,42 +6,17 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::pty::{leave, spawn_at_a_terminal, type_in};
+use common::pty::{TempDir, leave, spawn_at_a_terminal, type_in};
 use rexpect::session::PtySession;
 
 /// The longest any one expected output may take.
 const WAIT: Duration = Duration::from_secs(10);
 /// The terminal's Up arrow: the previous line of the history.
 const UP: &str = "\x1b[A";
-
-/// A directory of its own under the system's temporary one, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("meshtalk-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("make a temporary directory");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `meshtalk` with HOME and the XDG directories in `home`, no `RUST_LOG`.
 fn meshtalk_in(home: &Path) -> Command {

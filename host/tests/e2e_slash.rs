@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::pty::{leave, spawn_at_a_terminal, type_in};
+use common::pty::{TempDir, leave, spawn_at_a_terminal, type_in};
 use rexpect::session::PtySession;
 use serde_json::Value;
 
@@ -18,31 +18,6 @@ use common::proc::Proc;
 
 /// The longest any one expected output may take.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A directory of its own under the system's temporary one, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("meshtalk-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("make a temporary directory");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `meshtalk <mode> --name <name>` listening on loopback, on a pseudo-terminal, with
 /// its HOME in `home`, no colour; waits for its prompt. Returns the session and port.

@@ -1,7 +1,8 @@
 //! `meshtalk` on a pseudo-terminal (rexpect), as a person at a terminal runs it.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rexpect::session::{PtySession, spawn_command};
 
@@ -33,4 +34,29 @@ pub fn type_in(session: &mut PtySession, text: &str) {
 pub fn leave(mut session: PtySession) {
     session.send_control('d').expect("ctrl-d");
     session.exp_eof().expect("meshtalk exits");
+}
+
+/// A directory of its own under the system's temporary one, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("meshtalk-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make a temporary directory");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
