@@ -332,6 +332,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 data: self.outbox.bytes(data),
             };
         };
+        self.job_output(job)
+    }
+
+    /// The output for a job that is not a fan-out.
+    #[inline(never)]
+    fn job_output(&self, job: Job) -> Output<'_> {
         let outbox = &self.outbox;
         match job {
             Job::Send { peer, data } => Output::Transmit {
@@ -345,13 +351,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             },
             Job::Close { peer } => Output::Close { peer },
             Job::Event(event) => Output::Event(event_text(outbox, event)),
-            // Handled in the loop above.
+            // Handled in `poll_output`'s loop.
             Job::Fanout { .. } => Output::Timeout(self.wake),
         }
     }
 
     /// Lists the ready peers for the fan-outs of this drain (phases change only
-    /// with inputs, and a drain comes between two of them).
+    /// with inputs, and a drain comes between two of them). Out of line, as are
+    /// [`Node::hold`] and [`Node::job_output`]: kept off the fan-out's hot path.
+    #[inline(never)]
     fn build_roster(&mut self) {
         self.roster.clear();
         for slot in 0..self.peers.slots() {
@@ -369,6 +377,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     /// Keeps a room line for a connection whose kind is not known yet, if it fits
     /// (the connection's receive buffer bounds what is held); see [`Node::deliver_held`].
+    #[inline(never)]
     fn hold(&mut self, peer: PeerId, line: Option<Span>) {
         let Some(line) = line else {
             return;
