@@ -2,8 +2,10 @@
 //! it an input, drain what it asks for into owned [`Out`]s, pick out the bytes
 //! sent to a peer or the events shown.
 
+use std::net::SocketAddr;
+
 use meshtalk_core::command;
-use meshtalk_core::node::{Event, Handled, Input, Node, Output};
+use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 
@@ -87,4 +89,88 @@ pub fn events(outs: &[Out]) -> Vec<Event<String>> {
             _ => None,
         })
         .collect()
+}
+
+/// Two native nodes, alice (`a`, id 1) and bob (`b`, id 2), joined by one connection
+/// whose bytes are carried by hand; each side's events are kept.
+pub struct Pair {
+    pub a: TestNode,
+    pub b: TestNode,
+    /// The connection as each side names it.
+    pub a_to_b: PeerId,
+    pub b_to_a: PeerId,
+    pub a_events: Vec<Event<String>>,
+    pub b_events: Vec<Event<String>>,
+}
+
+impl Pair {
+    /// Alice dials bob, each configured by `config(name, id)`; the events of the
+    /// connecting are kept.
+    pub fn connect(config: impl Fn(&str, u64) -> Config) -> Pair {
+        let now = Instant::from_millis(0);
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut a = TestNode::new(config("alice", 1));
+        let mut b = TestNode::new(config("bob", 2));
+        let outs = command(&mut a, now, "connect 127.0.0.1 4000");
+        let Some(Out::Connect(a_to_b, host, 4000)) = outs.first().cloned() else {
+            panic!("no connect: {outs:?}")
+        };
+        assert_eq!(host, "127.0.0.1");
+        let Handled::Accepted(b_to_a) = b
+            .handle_input(now, Input::Accepted { addr: addr(5000) })
+            .unwrap()
+        else {
+            panic!("not accepted")
+        };
+        let mut pair = Pair {
+            a,
+            b,
+            a_to_b,
+            b_to_a,
+            a_events: vec![],
+            b_events: vec![],
+        };
+        let connected = Input::Connected {
+            peer: a_to_b,
+            addr: addr(4000),
+        };
+        let outs = input(&mut pair.a, now, connected);
+        pair.carry(outs, true);
+        pair
+    }
+
+    /// Delivers `outs` (from alice if `from_a`) and everything they cause, until quiet.
+    pub fn carry(&mut self, outs: Vec<Out>, from_a: bool) {
+        let mut queue = vec![(outs, from_a)];
+        while let Some((outs, from_a)) = queue.pop() {
+            let (events, to, node) = if from_a {
+                (&mut self.a_events, self.b_to_a, &mut self.b)
+            } else {
+                (&mut self.b_events, self.a_to_b, &mut self.a)
+            };
+            let mut bytes = Vec::new();
+            for o in outs {
+                match o {
+                    Out::Tx(_, data) => bytes.extend(data),
+                    Out::Ev(e) => events.push(e),
+                    _ => {}
+                }
+            }
+            if !bytes.is_empty() {
+                queue.push((receive(node, Instant::from_millis(0), to, &bytes), !from_a));
+            }
+        }
+    }
+
+    /// Alice types `line`; what it causes is carried both ways.
+    pub fn a_says(&mut self, line: &str) {
+        let outs = command(&mut self.a, Instant::from_millis(0), line);
+        self.carry(outs, true);
+    }
+
+    /// Bob types `line`; what it causes is carried both ways.
+    pub fn b_says(&mut self, line: &str) {
+        let outs = command(&mut self.b, Instant::from_millis(0), line);
+        self.carry(outs, false);
+    }
 }

@@ -13,7 +13,9 @@ use meshtalk_core::peers::{LookupError, PeerId};
 use meshtalk_core::time::{Duration, Instant};
 use meshtalk_core::wire::{BannerError, Message};
 
-use meshtalk_tests::harness::{Out, TestNode, command, drain, events, input, receive, sent_bytes};
+use meshtalk_tests::harness::{
+    Out, Pair, TestNode, command, drain, events, input, receive, sent_bytes,
+};
 
 fn node(name: &str, id: u64) -> TestNode {
     TestNode::new(Config::new(name, id).unwrap())
@@ -43,84 +45,14 @@ fn messages(outs: &[Out]) -> Vec<String> {
         .collect()
 }
 
-/// Two native nodes joined by one connection, with the bytes carried by hand.
-struct Pair {
-    a: TestNode,
-    b: TestNode,
-    /// The connection as each side names it.
-    a_to_b: PeerId,
-    b_to_a: PeerId,
-    a_events: Vec<Event<String>>,
-    b_events: Vec<Event<String>>,
-}
-
-impl Pair {
-    fn new() -> Pair {
-        let mut a = node("alice", 1);
-        let mut b = node("bob", 2);
-        let outs = command(&mut a, at(0), "connect 127.0.0.1 4000");
-        let Some(Out::Connect(a_to_b, host, 4000)) = outs.first().cloned() else {
-            panic!("no connect: {outs:?}")
-        };
-        assert_eq!(host, "127.0.0.1");
-        let Handled::Accepted(b_to_a) = b
-            .handle_input(at(0), Input::Accepted { addr: addr(5000) })
-            .unwrap()
-        else {
-            panic!()
-        };
-        let mut pair = Pair {
-            a,
-            b,
-            a_to_b,
-            b_to_a,
-            a_events: vec![],
-            b_events: vec![],
-        };
-        let outs = input(
-            &mut pair.a,
-            at(0),
-            Input::Connected {
-                peer: a_to_b,
-                addr: addr(4000),
-            },
-        );
-        pair.carry(outs, true);
-        pair
-    }
-
-    /// Delivers `outs` (from a if `from_a`) and everything they cause, until quiet.
-    fn carry(&mut self, outs: Vec<Out>, from_a: bool) {
-        let mut queue = vec![(outs, from_a)];
-        while let Some((outs, from_a)) = queue.pop() {
-            let (events, to, node) = if from_a {
-                (&mut self.a_events, self.b_to_a, &mut self.b)
-            } else {
-                (&mut self.b_events, self.a_to_b, &mut self.a)
-            };
-            let mut bytes = Vec::new();
-            for o in outs {
-                match o {
-                    Out::Tx(_, data) => bytes.extend(data),
-                    Out::Ev(e) => events.push(e),
-                    _ => {}
-                }
-            }
-            if !bytes.is_empty() {
-                queue.push((receive(node, at(0), to, &bytes), !from_a));
-            }
-        }
-    }
-
-    fn a_says(&mut self, line: &str) {
-        let outs = command(&mut self.a, at(0), line);
-        self.carry(outs, true);
-    }
+/// Alice dials bob, both with the default config.
+fn pair() -> Pair {
+    Pair::connect(|name, id| Config::new(name, id).unwrap())
 }
 
 #[test]
 fn two_native_nodes_greet_and_each_learns_the_others_name() {
-    let pair = Pair::new();
+    let pair = pair();
     assert!(pair.a_events.iter().any(|e| matches!(e,
         Event::Connected { alias, kind: Kind::Native, .. } if alias == "bob")));
     assert!(pair.b_events.iter().any(|e| matches!(e,
@@ -147,7 +79,7 @@ fn the_dialling_side_sends_only_its_banner_line_until_it_hears_one() {
 
 #[test]
 fn a_chat_message_is_delivered_and_its_receipt_comes_back() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     pair.a_says("send bob hello there");
     assert!(
         pair.b_events.iter().any(|e| matches!(e,
@@ -170,7 +102,7 @@ fn a_chat_message_is_delivered_and_its_receipt_comes_back() {
 
 #[test]
 fn in_a_many_peer_node_a_send_whose_first_word_names_no_peer_is_an_error_and_sends_nothing() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     for line in [
         "send hello there",
         "send carol can you hear me?",
@@ -200,7 +132,7 @@ fn in_a_many_peer_node_a_send_whose_first_word_names_no_peer_is_an_error_and_sen
 
 #[test]
 fn messages_awaiting_a_receipt_are_reported_undelivered_when_the_link_drops() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     let a_to_b = pair.a_to_b;
     command(&mut pair.a, at(0), "send bob one");
     command(&mut pair.a, at(0), "send bob two");
@@ -226,7 +158,7 @@ fn messages_awaiting_a_receipt_are_reported_undelivered_when_the_link_drops() {
 
 #[test]
 fn a_full_receipt_window_refuses_the_next_send_with_a_clear_error() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     for n in 0..meshtalk_core::node::WINDOW {
         command(&mut pair.a, at(0), &format!("send bob m{n}"));
     }
@@ -238,7 +170,7 @@ fn a_full_receipt_window_refuses_the_next_send_with_a_clear_error() {
 
 #[test]
 fn a_message_over_the_limit_is_refused_and_nothing_is_sent() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     let long = format!("send bob {}", "x".repeat(TestNode::MAX_TEXT + 1));
     let cmd = command::parse(&long).unwrap().unwrap();
     let err = pair.a.handle_input(at(0), Input::Command(cmd)).unwrap_err();
@@ -254,7 +186,7 @@ fn a_message_over_the_limit_is_refused_and_nothing_is_sent() {
 
 #[test]
 fn disconnect_says_goodbye_and_the_other_side_learns_why() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     pair.a_says("disconnect bob");
     assert!(pair.a_events.iter().any(|e| matches!(
         e,
@@ -381,7 +313,7 @@ fn disconnect_without_a_target_among_two_peers_asks_which_with_the_disconnect_us
 
 #[test]
 fn a_repeated_connect_by_the_higher_node_id_is_closed_and_the_live_link_keeps_its_alias() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     // bob (id 2) renames alice, then dials her again; alice (id 1) decides.
     let outs = command(&mut pair.b, at(1), "set_alias alice ally");
     pair.carry(outs, false);
@@ -409,7 +341,7 @@ fn a_repeated_connect_by_the_higher_node_id_is_closed_and_the_live_link_keeps_it
 
 #[test]
 fn a_second_link_to_the_same_node_is_closed_on_both_sides_and_the_first_kept() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     let outs = command(&mut pair.a, at(1), "connect 127.0.0.1 4000");
     let Some(Out::Connect(second, ..)) = outs.first().cloned() else {
         panic!()
@@ -937,7 +869,7 @@ fn in_a_one_peer_chat_send_takes_the_whole_line_as_the_message() {
 #[test]
 fn a_broadcast_reaches_a_node_two_hops_away_once() {
     // a - b - c, with a and c not connected.
-    let mut ab = Pair::new();
+    let mut ab = pair();
     let mut c = node("carol", 3);
     let outs = command(&mut ab.b, at(0), "connect 127.0.0.1 7000");
     let Some(Out::Connect(b_to_c, ..)) = outs.first().cloned() else {
@@ -997,7 +929,7 @@ fn a_broadcast_reaches_a_node_two_hops_away_once() {
 
 #[test]
 fn a_broadcast_with_one_hop_left_is_not_relayed() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     let frame = {
         let mut buf = [0u8; 128];
         let n = Message::Broadcast {
@@ -1020,7 +952,7 @@ fn a_broadcast_with_one_hop_left_is_not_relayed() {
 
 #[test]
 fn a_relayed_broadcast_carries_the_same_origin_name_and_text_with_one_hop_fewer() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     // A second native peer of bob's, carol.
     let carol = accept(&mut pair.b);
     receive(&mut pair.b, at(0), carol, b"MESHTALK/1 carol\n");
@@ -1066,7 +998,7 @@ fn a_relayed_broadcast_carries_the_same_origin_name_and_text_with_one_hop_fewer(
 
 #[test]
 fn ten_thousand_tiny_frames_in_one_read_are_all_taken_in_bounded_steps() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     let mut burst = Vec::new();
     for id in 0..10_000u32 {
         let mut buf = [0u8; 64];
@@ -1086,7 +1018,7 @@ fn ten_thousand_tiny_frames_in_one_read_are_all_taken_in_bounded_steps() {
 
 #[test]
 fn an_oversized_frame_is_skipped_and_the_next_one_is_read() {
-    let mut pair = Pair::new();
+    let mut pair = pair();
     let mut stream = vec![0x80, 0x40]; // 8192 bytes: over the 1 KiB limit
     stream.extend(std::iter::repeat_n(0u8, 8192));
     let mut buf = [0u8; 64];
