@@ -67,14 +67,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     node: self.config.node_id,
                     name,
                 };
-                if let Ok(native) = self.outbox.put_message(&hello) {
-                    self.outbox.push(Job::Fanout {
-                        except: None,
-                        native: Some(native),
-                        line: None,
-                        next: 0,
-                    });
-                }
+                self.tell_natives(&hello);
                 Ok(())
             }
             Command::Disconnect { target } => {
@@ -98,19 +91,23 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 Ok(())
             }
             Command::Exit => {
-                let bye = Message::Bye { reason: "exit" };
-                if let Ok(native) = self.outbox.put_message(&bye) {
-                    self.outbox.push(Job::Fanout {
-                        except: None,
-                        native: Some(native),
-                        line: None,
-                        next: 0,
-                    });
-                }
+                self.tell_natives(&Message::Bye { reason: "exit" });
                 Ok(())
             }
             // The shell answers these from `peers()` and the help text, and keeps the transcript.
             Command::List | Command::Help { .. } | Command::Log { .. } => Ok(()),
+        }
+    }
+
+    /// Queues `msg` for every native peer (a text peer has no frames to read).
+    fn tell_natives(&mut self, msg: &Message<'_>) {
+        if let Ok(native) = self.outbox.put_message(msg) {
+            self.outbox.push(Job::Fanout {
+                except: None,
+                native: Some(native),
+                line: None,
+                next: 0,
+            });
         }
     }
 
