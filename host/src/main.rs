@@ -1,6 +1,7 @@
 //! meshtalk: chat with peers over TCP. The std shell around `meshtalk_core`'s node:
 //! it parses the command line, binds the listener and runs the driver thread.
 
+mod channel;
 mod docs;
 mod driver;
 mod line;

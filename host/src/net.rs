@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SendError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::{SockRef, TcpKeepalive};
 
-use crate::driver::Msg;
+use crate::channel::{Msg, ToDriver};
 use crate::log::{debug, diag};
 
 /// How long a dial may take before it is given up.
@@ -33,27 +33,6 @@ const KEEP: usize = 32 * 1024;
 const COMPACT_AT: usize = 64 * 1024;
 /// Unanswered keepalive probes after which a connection is dead.
 const KEEPALIVE_PROBES: u32 = 3;
-
-/// The driver's channel, which also wakes the driver's poll: every thread but the
-/// driver's own talks to it through this.
-#[derive(Clone)]
-pub struct ToDriver {
-    tx: Sender<Msg>,
-    waker: Arc<Waker>,
-}
-
-impl ToDriver {
-    pub fn new(tx: Sender<Msg>, waker: Arc<Waker>) -> ToDriver {
-        ToDriver { tx, waker }
-    }
-
-    /// Queues `msg` for the driver and wakes it; an error once the driver is gone.
-    pub fn send(&self, msg: Msg) -> Result<(), SendError<Msg>> {
-        self.tx.send(msg)?;
-        let _ = self.waker.wake();
-        Ok(())
-    }
-}
 
 /// Starts a thread that passes what comes on the returned plain channel on to the
 /// driver (for threads that know only a `Sender`: the prompt's and the signal's).

@@ -23,7 +23,7 @@ use rustyline::{
     KeyCode, KeyEvent, Modifiers, Movement, RepeatCount,
 };
 
-use crate::driver::Msg;
+use crate::channel::Msg;
 use crate::line;
 use crate::log::{debug, diag};
 use crate::render;
