@@ -323,7 +323,7 @@ pub fn text(host: &str, port: u16, render: Render) -> i32 {
     }
     // A server that takes nothing for this long is not reading: give up, as the
     // other modes do, rather than block (and miss a signal) for ever.
-    if let Err(e) = stream.set_write_timeout(Some(crate::DEFAULT_STALL)) {
+    if let Err(e) = stream.set_write_timeout(Some(crate::cli::DEFAULT_STALL)) {
         render.error(&format!("cannot set a write timeout: {e}"));
         return 1;
     }
@@ -359,7 +359,7 @@ pub fn text(host: &str, port: u16, render: Render) -> i32 {
             render.error(&match e.kind() {
                 ErrorKind::WouldBlock | ErrorKind::TimedOut => format!(
                     "the server took nothing for {} s: it is not reading",
-                    crate::DEFAULT_STALL.as_secs()
+                    crate::cli::DEFAULT_STALL.as_secs()
                 ),
                 _ => format!("the server closed the connection: {e}"),
             });
