@@ -13,7 +13,9 @@ use meshtalk_core::limits;
 use meshtalk_core::node::Config;
 
 use crate::driver::{self, Options};
-use crate::{prompt, render, transcript};
+use crate::prompt;
+use crate::render;
+use crate::transcript;
 
 /// The stall timeout where no flag sets it (the one-way client).
 pub const DEFAULT_STALL: Duration = Seconds::of(limits::STALL_TIMEOUT).0;

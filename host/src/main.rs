@@ -12,6 +12,7 @@ mod net;
 mod prompt;
 mod render;
 mod said;
+mod screen;
 mod send;
 mod serve;
 mod signal;
