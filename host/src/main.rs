@@ -14,6 +14,7 @@ mod render;
 mod said;
 mod screen;
 mod send;
+mod send_text;
 mod serve;
 mod signal;
 mod transcript;
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
         Cmd::Send(args) => {
             let render = Render { json: args.json };
             if args.text {
-                return exit_code(send::text(&args.host, args.port, render));
+                return exit_code(send_text::run(&args.host, args.port, render));
             }
             let Some(mut config) = config(None) else {
                 return ExitCode::from(2);
