@@ -550,29 +550,12 @@ fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
     Ok(at)
 }
 
-/// Writes `out.buf[out.at..]` until all is written or the socket would block;
-/// returns the bytes written. A socket that takes nothing is an error.
+/// Writes `out.buf[out.at..]` until all is written or the socket would block
+/// (through [`send_now`], the one write loop); returns the bytes written. A
+/// socket that takes nothing is an error.
 fn write_out(stream: &TcpStream, out: &mut Out) -> io::Result<usize> {
-    let socket = SockRef::from(stream);
-    let mut total = 0;
-    while out.at < out.buf.len() {
-        let rest = out.buf.get(out.at..).unwrap_or_default();
-        match socket.send_with_flags(rest, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    ErrorKind::WriteZero,
-                    "connection wrote nothing",
-                ));
-            }
-            Ok(n) => {
-                out.at += n;
-                total += n;
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
+    let total = send_now(stream, out.buf.get(out.at..).unwrap_or_default())?;
+    out.at += total;
     if out.at == out.buf.len() {
         out.buf.clear();
         if out.buf.capacity() > KEEP {
