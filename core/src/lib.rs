@@ -12,6 +12,7 @@ pub mod frame;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod limits;
+mod names;
 pub mod node;
 mod outbox;
 pub mod peers;

@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
-use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
-use meshtalk_core::peers::{Direction, PeerId};
+use meshtalk_core::node::{Event, PeerInfo, Phase};
+use meshtalk_core::peers::PeerId;
 use serde_json::{Value, json};
 
 use crate::screen::{indent, print_line, write_out};
@@ -79,8 +79,8 @@ impl Render {
                         "peer": p.id.number(),
                         "alias": p.alias,
                         "addr": p.addr.map(|a| a.to_string()),
-                        "direction": direction(p.direction),
-                        "state": phase(p.phase),
+                        "direction": p.direction.name(),
+                        "state": p.phase.name(),
                         "unacked": p.unacked,
                     });
                     if let Some(wait) = redial_in(p.id).filter(|_| p.phase == Phase::Reconnecting) {
@@ -104,13 +104,13 @@ impl Render {
             let state = match redial_in(p.id).filter(|_| p.phase == Phase::Reconnecting) {
                 // Whole seconds, rounded up: "in 0 s" only when it is under way.
                 Some(wait) => format!("reconnecting in {} s", wait.as_millis().div_ceil(1000)),
-                None => phase(p.phase).to_string(),
+                None => p.phase.name().to_string(),
             };
             human(format_args!(
                 "{} {} ({addr}, {}, {state}{waiting})",
                 p.id,
                 Name(p.alias),
-                direction(p.direction),
+                p.direction.name(),
             ));
         }
         if !any {
@@ -283,7 +283,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             kind: k,
         } => json!({
             "event": "connected", "peer": peer.number(), "alias": alias,
-            "addr": addr.to_string(), "direction": direction(*d), "kind": kind(*k),
+            "addr": addr.to_string(), "direction": d.name(), "kind": k.name(),
         }),
         Event::ConnectFailed {
             peer,
@@ -369,8 +369,8 @@ impl Display for EventText<'_> {
                 "{} {peer} {} ({addr}, {}, {})",
                 Paint(GREEN, "connected"),
                 Name(alias),
-                direction(*d),
-                kind(*k)
+                d.name(),
+                k.name()
             ),
             // The reason says where: `127.0.0.1 port 1: connection refused`.
             Event::ConnectFailed { reason, .. } => write!(
@@ -541,33 +541,6 @@ impl Display for PeerName<'_> {
     }
 }
 
-fn direction(d: Direction) -> &'static str {
-    match d {
-        Direction::Outbound => "out",
-        Direction::Inbound => "in",
-    }
-}
-
-fn kind(k: Kind) -> &'static str {
-    match k {
-        Kind::Native => "native",
-        Kind::Text(TextMode::Lines) => "text",
-        Kind::Text(TextMode::Bare) => "text-bare",
-    }
-}
-
-fn phase(p: Phase) -> &'static str {
-    match p {
-        Phase::Dialing => "dialing",
-        Phase::Greeting => "greeting",
-        Phase::Hello => "hello",
-        Phase::Ready(Kind::Native) => "ready native",
-        Phase::Ready(Kind::Text(TextMode::Lines)) => "ready text",
-        Phase::Ready(Kind::Text(TextMode::Bare)) => "ready text-bare",
-        Phase::Reconnecting => "reconnecting",
-    }
-}
-
 /// One JSON line on stdout; a closed stdout is not our problem to report.
 fn emit(value: Value) {
     write_out(|out| {
@@ -700,7 +673,7 @@ impl<T: Display> Display for Paint<T> {
 mod tests {
     use super::*;
     use meshtalk_core::node::Room;
-    use meshtalk_core::peers::PeerTable;
+    use meshtalk_core::peers::{Direction, PeerTable};
 
     fn peer() -> PeerId {
         let mut table = PeerTable::<(), 4>::new(4);
