@@ -27,8 +27,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use meshtalk_core::command::validate_alias;
-use meshtalk_core::limits;
+use meshtalk_core::alias::alias_from_host_name;
 use meshtalk_core::node::Config;
 
 use crate::cli::{Cli, Cmd, DEFAULT_KEEPALIVE, DEFAULT_STALL, ListenArgs, keepalive, options};
@@ -240,24 +239,7 @@ fn default_name() -> String {
         .filter(|h| !h.trim().is_empty())
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .unwrap_or_default();
-    // Only the first label: `box.example.com` is `box`.
-    let first = raw.trim().split('.').next().unwrap_or_default();
-    let name: String = first
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(limits::MAX_NAME)
-        .collect();
-    if validate_alias(&name).is_ok() {
-        name
-    } else {
-        DEFAULT_NAME.to_string()
-    }
+    alias_from_host_name(&raw).map_or_else(|| DEFAULT_NAME.to_string(), |a| a.to_string())
 }
 
 /// A random id for this node: std's per-process random hash keys over the time and pid.

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use meshtalk_core::alias::mentions;
 use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
 use meshtalk_core::node::{Event, PeerInfo, Phase};
 use meshtalk_core::peers::PeerId;
@@ -516,19 +517,6 @@ fn bell() -> bool {
     ALERTS.get().is_some_and(|a| a.bell)
 }
 
-/// Whether `text` names `name` as a word of its own, in any case: `bob`, `Bob:` and
-/// `@bob` do, `bobby` does not. Name characters are letters, digits, `_`, `.`, `-`;
-/// a trailing `.` or `-` ends a sentence rather than the name.
-fn mentions(text: &str, name: &str) -> bool {
-    if name.is_empty() {
-        return false;
-    }
-    let is_name_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-');
-    text.split(|c: char| !is_name_char(c))
-        .map(|word| word.trim_end_matches(['.', '-']))
-        .any(|word| word.eq_ignore_ascii_case(name))
-}
-
 /// A peer shown by alias when known, else by number.
 struct PeerName<'a>(PeerId, Option<&'a str>);
 
@@ -758,25 +746,6 @@ mod tests {
         let expected =
             json!({"event": "alias", "peer": peer().number(), "alias": "bob", "time": "T"});
         assert_eq!(line(&event), format!("{expected}\n"));
-    }
-
-    #[test]
-    fn a_name_is_mentioned_as_a_word_of_its_own_in_any_case() {
-        for text in [
-            "alice",
-            "hi Alice!",
-            "@alice: look",
-            "ALICE.",
-            "(alice)",
-            "ok alice-",
-        ] {
-            assert!(mentions(text, "alice"), "{text}");
-        }
-        for text in ["alicea", "malice", "al ice", ""] {
-            assert!(!mentions(text, "alice"), "{text}");
-        }
-        assert!(mentions("ask bob.smith now", "bob.smith"));
-        assert!(!mentions("ask bob now", "bob.smith"));
     }
 
     #[test]
