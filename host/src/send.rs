@@ -7,14 +7,12 @@
 use std::collections::VecDeque;
 
 use meshtalk_core::command::Grammar;
+use meshtalk_core::limits::SEND_LOG_WAIT;
 use meshtalk_core::node::{Event, WINDOW};
-use meshtalk_core::time::{self, Instant};
+use meshtalk_core::time::Instant;
 
 use crate::mode::{Action, Mode};
 use crate::serve::QUIT;
-
-/// How long to wait for the log after `quit`.
-const LOG_WAIT: time::Duration = time::Duration::from_secs(10);
 
 /// The native client: dials, sends the queued lines one at a time (at most
 /// [`WINDOW`] awaiting their receipt), then `quit`, then collects the log.
@@ -128,7 +126,7 @@ impl Mode for Client {
                     self.unconfirmed += 1;
                 }
                 if self.sending.take() == Some(true) {
-                    self.log_deadline = Some(now + LOG_WAIT);
+                    self.log_deadline = Some(now + SEND_LOG_WAIT);
                 }
                 self.pump(out);
             }
@@ -172,6 +170,7 @@ impl Mode for Client {
     }
 
     fn timeout(&mut self, _now: Instant, out: &mut Vec<Action>) {
-        self.finish("no log from the server within 10 s", out);
+        let why = format!("no log from the server within {SEND_LOG_WAIT}");
+        self.finish(&why, out);
     }
 }

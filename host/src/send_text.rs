@@ -8,6 +8,8 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
+use meshtalk_core::limits;
+
 use crate::cli::DEFAULT_STALL;
 use crate::driver::EXIT_FLUSH;
 use crate::log::debug;
@@ -15,11 +17,10 @@ use crate::net;
 use crate::render::Render;
 use crate::serve::QUIT;
 
-/// Time between two writes : an older server reads two quick writes as one
-/// message, and a meshtalk reading bare text ends a message after 100 ms of quiet.
-const TEXT_GAP: Duration = Duration::from_millis(200);
+/// Time between two writes: [`limits::SEND_TEXT_GAP`].
+const TEXT_GAP: Duration = Duration::from_millis(limits::SEND_TEXT_GAP.as_millis());
 /// After `quit`, the log is what arrives until end of stream or this much silence.
-const TEXT_SILENCE: Duration = Duration::from_secs(2);
+const TEXT_SILENCE: Duration = Duration::from_millis(limits::SEND_TEXT_SILENCE.as_millis());
 /// Lines `send --text` reads from stdin before they are sent, at most.
 const READ_AHEAD: usize = 16;
 

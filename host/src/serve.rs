@@ -5,19 +5,16 @@
 use std::collections::VecDeque;
 
 use meshtalk_core::command::{Grammar, Verb};
+use meshtalk_core::limits::{SERVE_LOG, SERVE_RECEIPT_WAIT};
 use meshtalk_core::node::Event;
 use meshtalk_core::peers::PeerId;
-use meshtalk_core::time::{Duration, Instant};
+use meshtalk_core::time::Instant;
 
 use crate::driver::HostNode;
 use crate::mode::{Action, Mode, restrict};
 
 /// The message that asks for the log.
 pub const QUIT: &str = "quit";
-/// The most log text kept for one client: older lines are dropped beyond it.
-const LOG_MAX: usize = 64 * 1024;
-/// How long a native client may take to confirm its log before it is disconnected anyway.
-const RECEIPT_WAIT: Duration = Duration::from_secs(10);
 
 /// `help` while serving.
 pub const SERVE_HELP: &str = "\
@@ -65,11 +62,11 @@ impl Serve {
         self.log_len = 0;
     }
 
-    /// Keeps a message, dropping the oldest lines beyond [`LOG_MAX`].
+    /// Keeps a message, dropping the oldest lines beyond [`SERVE_LOG`].
     fn keep(&mut self, text: &str) {
         self.log_len += text.len() + 1;
         self.log.push_back(text.to_string());
-        while self.log_len > LOG_MAX {
+        while self.log_len > SERVE_LOG {
             let Some(old) = self.log.pop_front() else {
                 break;
             };
@@ -141,7 +138,7 @@ impl Mode for Serve {
                         peer: *peer,
                         unsent: messages.len(),
                         unconfirmed: 0,
-                        deadline: now + RECEIPT_WAIT,
+                        deadline: now + SERVE_RECEIPT_WAIT,
                     });
                     out.push(Action::LogSent {
                         peer: *peer,
@@ -251,10 +248,10 @@ mod tests {
     fn log_keeps_the_newest_lines_within_its_limit() {
         let line = "y".repeat(1000);
         let mut serve = log_of(&["first"]);
-        for _ in 0..LOG_MAX / 1000 + 5 {
+        for _ in 0..SERVE_LOG / 1000 + 5 {
             serve.keep(&line);
         }
-        assert!(serve.log_len <= LOG_MAX);
+        assert!(serve.log_len <= SERVE_LOG);
         assert_eq!(serve.log.back(), Some(&line));
         assert!(!serve.log.contains(&"first".to_string()));
     }
