@@ -14,6 +14,7 @@ pub mod fuzz;
 pub mod limits;
 mod names;
 pub mod node;
+pub mod offer;
 mod outbox;
 pub mod peers;
 pub mod route;

@@ -4,9 +4,10 @@
 
 use std::collections::VecDeque;
 
-use meshtalk_core::command::{Grammar, Verb};
+use meshtalk_core::command::Grammar;
 use meshtalk_core::limits::{SERVE_LOG, SERVE_RECEIPT_WAIT};
 use meshtalk_core::node::Event;
+use meshtalk_core::offer;
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 
@@ -15,13 +16,6 @@ use crate::mode::{Action, Mode, restrict};
 
 /// The message that asks for the log.
 pub const QUIT: &str = "quit";
-
-/// `help` while serving.
-pub const SERVE_HELP: &str = "\
-Commands (the client's messages are logged; its message 'quit' gets the log back):
-  disconnect             close the client's connection (also: d, close)
-  help                   this list (also: h, ?)
-  exit                   stop serving and quit (also: quit, q)";
 
 /// The client being served and its log.
 #[derive(Default)]
@@ -95,8 +89,7 @@ impl Serve {
 
 impl Mode for Serve {
     fn line(&mut self, line: &str, grammar: Grammar, _now: Instant, out: &mut Vec<Action>) -> bool {
-        let offered = [Verb::Disconnect, Verb::Help, Verb::Exit];
-        restrict(line, grammar, SERVE_HELP, "serve", &offered, out)
+        restrict(line, grammar, &offer::SERVE, out)
     }
 
     /// A server goes on serving when its stdin ends (`exit` or a signal stops it).
