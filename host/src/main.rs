@@ -28,6 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use meshtalk_core::alias::alias_from_host_name;
+use meshtalk_core::command::parse_port;
 use meshtalk_core::node::Config;
 
 use crate::cli::{Cli, Cmd, DEFAULT_KEEPALIVE, DEFAULT_STALL, ListenArgs, keepalive, options};
@@ -209,12 +210,9 @@ fn ask_port() -> Result<Option<u16>, String> {
         if answer.is_empty() {
             return Ok(None);
         }
-        match answer.parse::<u16>() {
-            Ok(port) if port >= 1 => return Ok(Some(port)),
-            _ => eprintln!(
-                "'{}' is no port: a number from 1 to 65535, please",
-                answer.escape_debug()
-            ),
+        match parse_port(answer) {
+            Ok(port) => return Ok(Some(port)),
+            Err(e) => eprintln!("{e}: a number from 1 to 65535, please"),
         }
     }
 }
