@@ -145,15 +145,10 @@ pub struct LimitArgs {
 impl LimitArgs {
     /// `config` with the limits given on the command line.
     pub fn apply(&self, mut config: Config) -> Config {
-        let millis = |d: Duration| {
-            meshtalk_core::time::Duration::from_millis(
-                u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-            )
-        };
         config.max_per_ip = usize::try_from(self.max_per_ip).unwrap_or(usize::MAX);
         config.max_text = usize::try_from(self.max_text).unwrap_or(usize::MAX);
-        config.ping_after = Some(millis(self.ping_after.0));
-        config.dead_after = millis(self.dead_after.0);
+        config.ping_after = Some(self.ping_after.0.into());
+        config.dead_after = self.dead_after.0.into();
         config
     }
 }
