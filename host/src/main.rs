@@ -32,7 +32,7 @@ use meshtalk_core::command::parse_port;
 use meshtalk_core::node::Config;
 
 use crate::cli::{Cli, Cmd, DEFAULT_KEEPALIVE, DEFAULT_STALL, ListenArgs, keepalive, options};
-use crate::driver::Options;
+use crate::driver::{HostNode, Options};
 use crate::mode::{Chat, Mesh, Mode};
 use crate::render::Render;
 
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             config.hub = args.hub;
             let mut options = options(&args.listen);
             options.reconnect = args.reconnect;
-            listen_and_run(config, &args.listen, options, Box::new(Mesh))
+            listen_and_run(config, &args.listen, options, |_| Box::new(Mesh))
         }
         Cmd::Chat(args) => {
             let Some(mut config) = config(args.name) else {
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             };
             config.single_peer = true;
             let options = options(&args.listen);
-            listen_and_run(config, &args.listen, options, Box::new(Chat))
+            listen_and_run(config, &args.listen, options, |_| Box::new(Chat))
         }
         Cmd::Serve(args) => {
             let Some(mut config) = config(None) else {
@@ -78,7 +78,9 @@ fn main() -> ExitCode {
             config.single_peer = true;
             config.serving = true;
             let options = options(&args);
-            listen_and_run(config, &args, options, Box::new(serve::Serve::default()))
+            listen_and_run(config, &args, options, |config| {
+                Box::new(serve::Serve::new(HostNode::max_text_for(config)))
+            })
         }
         Cmd::Completions { shell } => exit_code(docs::completions(shell)),
         Cmd::Man => exit_code(docs::man()),
@@ -119,14 +121,16 @@ fn config(name: Option<String>) -> Option<Config> {
     }
 }
 
-/// Binds, prints the address, then runs the node until the person (or the mode) quits.
+/// Binds, prints the address, then runs the node until the person (or the mode) quits;
+/// `mode` is made for the node's configuration, the command line's limits applied.
 fn listen_and_run(
     config: Config,
     args: &ListenArgs,
     options: Options,
-    mode: Box<dyn Mode>,
+    mode: impl FnOnce(&Config) -> Box<dyn Mode>,
 ) -> ExitCode {
     let config = args.limits.apply(config);
+    let mode = mode(&config);
     if let Err(e) = args.prompt.apply(config.name.as_str()) {
         eprintln!("meshtalk: {e}");
         return ExitCode::FAILURE;

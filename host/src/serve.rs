@@ -11,15 +11,15 @@ use meshtalk_core::offer;
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 
-use crate::driver::HostNode;
 use crate::mode::{Action, Mode, restrict};
 
 /// The message that asks for the log.
 pub const QUIT: &str = "quit";
 
 /// The client being served and its log.
-#[derive(Default)]
 pub struct Serve {
+    /// The longest message the node sends: the log goes back in pieces of at most this.
+    max_text: usize,
     client: Option<PeerId>,
     log: VecDeque<String>,
     /// Bytes in `log`, counting a newline between lines.
@@ -40,6 +40,17 @@ struct Closing {
 }
 
 impl Serve {
+    /// A server whose node sends messages of at most `max_text` bytes.
+    pub fn new(max_text: usize) -> Self {
+        Serve {
+            max_text,
+            client: None,
+            log: VecDeque::new(),
+            log_len: 0,
+            closing: None,
+        }
+    }
+
     /// Disconnects the client once its whole log left and was confirmed.
     fn close_when_done(&mut self, out: &mut Vec<Action>) {
         if let Some(c) = &self.closing
@@ -71,7 +82,7 @@ impl Serve {
     /// The log as messages of at most one message's length, cut between lines.
     /// A log that fits is one message: the lines joined by `\n`, no trailing newline.
     fn messages(&self) -> Vec<String> {
-        let max = HostNode::MAX_TEXT;
+        let max = self.max_text;
         let mut out = Vec::new();
         let mut current = String::new();
         for (i, line) in self.log.iter().enumerate() {
@@ -183,8 +194,11 @@ impl Mode for Serve {
 mod tests {
     use super::*;
 
+    /// The longest message in these tests.
+    const MAX: usize = 100;
+
     fn log_of(lines: &[&str]) -> Serve {
-        let mut serve = Serve::default();
+        let mut serve = Serve::new(MAX);
         for line in lines {
             serve.keep(line);
         }
@@ -198,7 +212,7 @@ mod tests {
         let peer = table
             .insert(None, Direction::Inbound, None, ())
             .expect("a slot");
-        let mut serve = Serve::default();
+        let mut serve = Serve::new(MAX);
         let now = Instant::ZERO;
         let mut out = Vec::new();
         let message = |text: &str| Event::Message {
@@ -231,7 +245,7 @@ mod tests {
 
     #[test]
     fn log_longer_than_a_message_is_cut_between_lines() {
-        let line = "x".repeat(HostNode::MAX_TEXT / 2 - 1);
+        let line = "x".repeat(MAX / 2 - 1);
         let serve = log_of(&[&line, &line, &line]);
         let messages = serve.messages();
         assert_eq!(messages, [format!("{line}\n{line}"), line.clone()]);
