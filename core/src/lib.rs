@@ -5,6 +5,7 @@
 
 pub mod alias;
 pub mod command;
+pub mod complete;
 pub mod display;
 pub mod event;
 pub mod flow;
