@@ -66,5 +66,4 @@ macro_rules! debug {
     };
 }
 
-#[allow(unused_imports)]
 pub(crate) use {debug, diag};
