@@ -724,8 +724,9 @@ fn check_alias(alias: &str) -> Result<(), ParseError<'_>> {
     validate_alias(alias).map_err(|error| ParseError::BadAlias { alias, error })
 }
 
-/// A port: decimal digits only (no sign), from 1 to 65535.
-fn parse_port(s: &str) -> Result<u16, ParseError<'_>> {
+/// A port: decimal digits only (no sign), from 1 to 65535. Shells asking for a
+/// port read it with this too, so a port is the same number everywhere.
+pub fn parse_port(s: &str) -> Result<u16, ParseError<'_>> {
     match decimal(s) {
         Decimal::Value(n) => match u16::try_from(n) {
             Ok(port) if port >= 1 => Ok(port),

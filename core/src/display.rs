@@ -72,6 +72,26 @@ impl fmt::Display for SafeLines<'_> {
     }
 }
 
+/// A message's text made safe line by line, for a person to read: a multi-line
+/// message keeps its lines (joined by `\n`, which a screen may indent under the
+/// author) where a lone control character would show as `^J`. A line's `\r\n`
+/// ending counts as `\n`; a final line ending is dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct SafeMessage<'a>(pub &'a str);
+
+impl fmt::Display for SafeMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.strip_suffix('\n').unwrap_or(self.0);
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                f.write_char('\n')?;
+            }
+            SafeStr(line.strip_suffix('\r').unwrap_or(line)).fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// True when [`SafeStr`] shows `s` unchanged: it has nothing that needs escaping.
 pub fn is_safe(s: &str) -> bool {
     !s.chars().any(needs_escape)

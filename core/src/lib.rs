@@ -5,6 +5,7 @@
 
 pub mod alias;
 pub mod command;
+pub mod complete;
 pub mod display;
 pub mod event;
 pub mod flow;
@@ -12,7 +13,9 @@ pub mod frame;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod limits;
+mod names;
 pub mod node;
+pub mod offer;
 mod outbox;
 pub mod peers;
 pub mod route;

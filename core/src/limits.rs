@@ -49,3 +49,19 @@ pub const LOW_WATER: usize = 256 << 10;
 /// Config (shell): a peer that takes none of the bytes waiting for it this long
 /// is dropped as not reading; this also breaks a cycle of nodes paused on each other.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The one-way server (`serve`): the most log text kept for one client, in bytes;
+/// older lines are dropped beyond it.
+pub const SERVE_LOG: usize = 64 << 10;
+/// The one-way server: how long a native client may take to confirm its log
+/// before it is disconnected anyway.
+pub const SERVE_RECEIPT_WAIT: Duration = Duration::from_secs(10);
+/// The one-way client (`send`): how long it waits for the log after `quit`.
+pub const SEND_LOG_WAIT: Duration = Duration::from_secs(10);
+/// The one-way client speaking raw text: the time between two writes. An older
+/// server reads two quick writes as one message, and a meshtalk reading bare
+/// text ends a message after [`TEXT_IDLE`] of quiet: twice that is safe for both.
+pub const SEND_TEXT_GAP: Duration = Duration::from_millis(2 * TEXT_IDLE.as_millis());
+/// The one-way client speaking raw text: after `quit`, the log is what arrives
+/// until the server closes or is silent this long.
+pub const SEND_TEXT_SILENCE: Duration = Duration::from_secs(2);

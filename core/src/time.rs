@@ -72,6 +72,22 @@ impl Sub<Instant> for Instant {
     }
 }
 
+/// A measured or configured span (`std::time::Duration` is this type) as the core's:
+/// whole milliseconds, rounded down, saturating. How a shell hands time to the core.
+impl From<core::time::Duration> for Duration {
+    fn from(d: core::time::Duration) -> Duration {
+        Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The core's span as `core::time::Duration` (`std::time::Duration`), for a shell's
+/// sleeps and timeouts.
+impl From<Duration> for core::time::Duration {
+    fn from(d: Duration) -> core::time::Duration {
+        core::time::Duration::from_millis(d.millis)
+    }
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.millis.is_multiple_of(1000) {
@@ -79,5 +95,22 @@ impl fmt::Display for Duration {
         } else {
             write!(f, "{} ms", self.millis)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_crosses_to_and_from_the_standard_type_in_whole_milliseconds() {
+        let std_span = core::time::Duration::from_micros(1_500_999);
+        assert_eq!(Duration::from(std_span), Duration::from_millis(1500));
+        let back: core::time::Duration = Duration::from_secs(15).into();
+        assert_eq!(back, core::time::Duration::from_secs(15));
+        assert_eq!(
+            Duration::from(core::time::Duration::MAX).as_millis(),
+            u64::MAX
+        );
     }
 }

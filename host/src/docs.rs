@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::Cli;
+use crate::cli::Cli;
 
 /// Prints the completion script for `shell` on stdout; the exit code.
 pub fn completions(shell: Shell) -> i32 {

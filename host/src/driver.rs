@@ -14,10 +14,11 @@ use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output
 use meshtalk_core::peers::{Direction, InsertError, PeerId};
 use meshtalk_core::time::{self, Instant};
 
+use crate::channel::{Msg, ToDriver};
 use crate::line::{Known, Shared};
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
-use crate::net::{self, Conn, Got, Readers, ToDriver, Writers};
+use crate::net::{self, Conn, Got, Readers, Writers};
 use crate::render::Render;
 use crate::said::Said;
 use crate::transcript;
@@ -58,24 +59,6 @@ pub struct Options {
     pub reconnect: bool,
     /// The most messages per second shown from one peer; `None`: no limit.
     pub rate_limit: Option<f64>,
-}
-
-/// Everything the driver hears about, from every other thread.
-pub enum Msg {
-    /// A line typed (or piped) on stdin.
-    Line(String),
-    /// Stdin ended: say goodbye and quit.
-    EndOfInput,
-    /// The listener accepted a connection.
-    Accepted(TcpStream, SocketAddr),
-    /// A dial asked for by the node finished.
-    Dialed(PeerId, io::Result<TcpStream>),
-    /// A peer's writer wrote this many of the bytes queued for it.
-    Wrote(PeerId, usize),
-    /// A peer's connection ended: `None` for an orderly close, else the error.
-    Closed(PeerId, Option<String>),
-    /// SIGINT or SIGTERM (named): say goodbye and quit, whatever the mode.
-    Signal(&'static str),
 }
 
 /// Runs the node until the person (or the `mode`, or SIGINT/SIGTERM) quits; returns

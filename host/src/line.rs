@@ -11,7 +11,8 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use meshtalk_core::command::{Grammar, Verb};
+use meshtalk_core::command::Grammar;
+use meshtalk_core::complete::{Completion, Slot, command_words};
 use rustyline::completion::{Completer, Pair};
 use rustyline::config::Configurer;
 use rustyline::highlight::{CmdKind, Highlighter};
@@ -95,43 +96,23 @@ impl Completer for LineHelper {
 }
 
 /// The completions of the word that ends `before` (the line up to the cursor): where
-/// that word starts, and the words it may become, in order, each once. The first word
-/// is a command word (with `/`: every command's words; without: those bare in
-/// `grammar`); after `connect` (any form) the first argument is a host seen; any
-/// other argument is a peer's alias or `#id`.
+/// that word starts, and the words it may become, in order, each once. The core
+/// says which kind of word it is ([`Completion`]); the candidates for a host are the
+/// hosts seen, for a peer its alias or `#id`.
 pub fn complete(before: &str, known: &Known, grammar: Grammar) -> (usize, Vec<String>) {
-    let start = before
-        .char_indices()
-        .rev()
-        .find(|&(_, c)| c.is_whitespace())
-        .map_or(0, |(i, c)| i + c.len_utf8());
-    let typed = &before[start..];
-    let mut earlier = before[..start].split_whitespace();
-    let mut words: Vec<String> = match earlier.next() {
-        None => match typed.strip_prefix('/') {
-            Some(_) => Verb::ALL
-                .iter()
-                .flat_map(|verb| verb.words())
-                .map(|word| format!("/{word}"))
-                .collect(),
-            None => Verb::ALL
-                .iter()
-                .flat_map(|verb| verb.bare_words(grammar))
-                .map(|word| word.to_string())
-                .collect(),
-        },
-        Some(first) => {
-            let dialing = Verb::from_word(first) == Some(Verb::Connect)
-                && (grammar == Grammar::Commands
-                    || first.starts_with('/')
-                    || first == Verb::Connect.name());
-            if dialing && earlier.next().is_none() {
-                known.hosts.clone()
-            } else {
-                let aliases = known.peers.iter().map(|(alias, _)| alias.clone());
-                let ids = known.peers.iter().map(|(_, id)| format!("#{id}"));
-                aliases.chain(ids).collect()
-            }
+    let Completion { start, typed, slot } = Completion::of(before, grammar);
+    let mut words: Vec<String> = match slot {
+        Slot::Command { slash: true } => command_words(true, grammar)
+            .map(|word| format!("/{word}"))
+            .collect(),
+        Slot::Command { slash: false } => {
+            command_words(false, grammar).map(str::to_string).collect()
+        }
+        Slot::Host => known.hosts.clone(),
+        Slot::Peer => {
+            let aliases = known.peers.iter().map(|(alias, _)| alias.clone());
+            let ids = known.peers.iter().map(|(_, id)| format!("#{id}"));
+            aliases.chain(ids).collect()
         }
     };
     words.retain(|word| word.starts_with(typed));
@@ -189,15 +170,8 @@ mod tests {
         );
         assert_eq!(words("send #"), ["#1", "#2", "#3"]);
         assert_eq!(words("disconnect ca"), ["carol"]);
-    }
-
-    #[test]
-    fn after_connect_the_first_argument_is_a_host_seen_and_later_ones_are_not() {
+        // After `connect`, the hosts seen instead.
         assert_eq!(words("connect b"), ["box.lan"]);
-        assert_eq!(words("/c 1"), ["127.0.0.1"]);
-        assert_eq!(words("connect box.lan 4000 b"), ["bob", "bobby"]);
-        // `c` is no command at the chat prompt: its words are a message's.
-        assert_eq!(words("c b"), ["bob", "bobby"]);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn enabled(level: u8) -> bool {
 /// it, the line being typed would be garbled), else on stderr.
 pub fn write(line: std::fmt::Arguments<'_>) {
     let line = format!("meshtalk: {line}");
-    if !crate::render::print_diagnostic(&line) {
+    if !crate::screen::print_diagnostic(&line) {
         eprintln!("{line}");
     }
 }
@@ -66,5 +66,4 @@ macro_rules! debug {
     };
 }
 
-#[allow(unused_imports)]
 pub(crate) use {debug, diag};

@@ -2,8 +2,9 @@
 //! event and its own deadline first, and answers with [`Action`]s the driver carries out.
 //! Modes do no I/O and read no clock, so their rules are plain code.
 
-use meshtalk_core::command::{self, Command, Grammar, Verb};
+use meshtalk_core::command::Grammar;
 use meshtalk_core::node::Event;
+use meshtalk_core::offer::{self, Answer, Offer};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 
@@ -84,36 +85,12 @@ impl Mode for Mesh {
 }
 
 /// `meshtalk chat`: one peer at a time (the node's `single_peer` does the rules);
-/// only the two-peer chat's commands are offered.
+/// only the two-peer chat's commands are offered ([`offer::CHAT`]).
 pub struct Chat;
-
-/// `help` in a chat.
-pub const CHAT_HELP: &str = "\
-Commands (each also as /word; at the prompt a line that is no command is sent to the peer):
-  connect <host> <port>  start a chat with a peer (also: /c, /open)
-  send <message>         send a message to the peer (also: /msg, /s)
-  disconnect             leave the chat (also: /d, /close)
-  help                   this list (also: /h, /?)
-  exit                   leave the chat and quit (also: /quit, /q)
-  /say <message>         send the text as it is
-  /me <action>           say what you do, shown as '* yourname <action>'
-  /nick <name>           change the name the peer sees
-  /log [<file>]          keep a transcript in <file> from now on; alone, stop";
 
 impl Mode for Chat {
     fn line(&mut self, line: &str, grammar: Grammar, _now: Instant, out: &mut Vec<Action>) -> bool {
-        let offered = [
-            Verb::Connect,
-            Verb::Send,
-            Verb::Say,
-            Verb::Me,
-            Verb::Disconnect,
-            Verb::Nick,
-            Verb::Log,
-            Verb::Help,
-            Verb::Exit,
-        ];
-        restrict(line, grammar, CHAT_HELP, "chat", &offered, out)
+        restrict(line, grammar, &offer::CHAT, out)
     }
 
     fn chats(&self) -> bool {
@@ -121,136 +98,41 @@ impl Mode for Chat {
     }
 }
 
-/// Answers `help` from `list`, and refuses commands not `offered` in this mode (the
-/// line read with `grammar`); true when the line was answered here.
-pub fn restrict(
-    line: &str,
-    grammar: Grammar,
-    list: &str,
-    mode: &str,
-    offered: &[Verb],
-    out: &mut Vec<Action>,
-) -> bool {
-    let Ok(Some(cmd)) = command::parse_in(line, grammar) else {
-        // Parse errors are the driver's to show.
-        return false;
-    };
-    match cmd {
-        Command::Help { topic: None } => out.push(Action::Help(list.to_string())),
-        Command::Help { topic: Some(word) } => match Verb::from_word(word) {
-            Some(v) if offered.contains(&v) => {
-                let name = v.name();
-                let one = list
-                    .lines()
-                    .find(|l| {
-                        l.split_whitespace()
-                            .next()
-                            .is_some_and(|w| w.trim_start_matches('/') == name)
-                    })
-                    .unwrap_or(list);
-                out.push(Action::Help(one.trim().to_string()));
-            }
-            _ => out.push(Action::Error(not_here(word, mode))),
-        },
-        other if !offered.contains(&other.verb()) => {
-            out.push(Action::Error(not_here(other.verb().name(), mode)));
-        }
-        _ => return false,
+/// Answers `help` from the mode's `offer`, and refuses the commands it does not offer
+/// (the line read with `grammar`); true when the line was answered here.
+pub fn restrict(line: &str, grammar: Grammar, offer: &Offer, out: &mut Vec<Action>) -> bool {
+    match offer.answer(line, grammar) {
+        Some(Answer::Help(text)) => out.push(Action::Help(text.to_string())),
+        Some(refusal) => out.push(Action::Error(refusal.to_string())),
+        None => return false,
     }
     true
-}
-
-fn not_here(word: &str, mode: &str) -> String {
-    format!(
-        "'{}' is not a {mode} command; type 'help' for the list",
-        word.escape_debug()
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn chat_line(line: &str) -> (bool, Vec<Action>) {
+    fn chat_line(line: &str, grammar: Grammar) -> (bool, Vec<Action>) {
         let mut out = Vec::new();
-        let taken = Chat.line(line, Grammar::Commands, Instant::from_millis(0), &mut out);
+        let taken = Chat.line(line, grammar, Instant::from_millis(0), &mut out);
         (taken, out)
     }
 
     #[test]
-    fn chat_help_lists_only_the_chat_commands() {
-        let (taken, out) = chat_line("help");
+    fn the_chat_answers_help_and_refusals_itself_and_leaves_the_rest_to_the_driver() {
+        let (taken, out) = chat_line("help s", Grammar::Commands);
         assert!(taken);
-        let [Action::Help(text)] = out.as_slice() else {
-            panic!("{out:?}")
-        };
-        for word in ["connect", "send", "disconnect", "help", "exit"] {
-            assert!(text.contains(word), "{word} missing from {text}");
-        }
-        for word in ["broadcast", "set_alias", "list_connections"] {
-            assert!(!text.contains(word), "{word} listed in {text}");
-        }
-    }
-
-    #[test]
-    fn chat_help_on_one_command_shows_its_chat_usage() {
-        let (_, out) = chat_line("help s");
-        let [Action::Help(text)] = out.as_slice() else {
-            panic!("{out:?}")
-        };
-        assert!(text.starts_with("send <message>"), "{text}");
-    }
-
-    #[test]
-    fn at_the_chat_prompt_plain_text_and_the_prompt_commands_are_left_to_the_driver() {
-        for line in [
-            "all good here",
-            "list of things",
-            "/me waves",
-            "/nick carl",
-            "/say hi",
-            "/log chat.log",
-        ] {
-            let mut out = Vec::new();
-            let taken = Chat.line(line, Grammar::Chat, Instant::from_millis(0), &mut out);
-            assert!(!taken, "{line}: {out:?}");
-            assert!(out.is_empty(), "{line}: {out:?}");
-        }
-    }
-
-    #[test]
-    fn chat_help_on_a_slash_form_shows_its_line() {
-        let (_, out) = chat_line("help /me");
-        let [Action::Help(text)] = out.as_slice() else {
-            panic!("{out:?}")
-        };
-        assert!(text.starts_with("/me <action>"), "{text}");
-    }
-
-    #[test]
-    fn chat_refuses_mesh_only_commands() {
-        for line in ["broadcast hi", "set_alias a b", "list", "help broadcast"] {
-            let (taken, out) = chat_line(line);
-            assert!(taken, "{line}");
-            assert!(
-                matches!(out.as_slice(), [Action::Error(_)]),
-                "{line}: {out:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn chat_leaves_its_own_commands_and_bad_lines_to_the_driver() {
-        for line in [
-            "connect 127.0.0.1 4000",
-            "send hi there",
-            "disconnect",
-            "exit",
-            "frob",
-        ] {
-            let (taken, out) = chat_line(line);
-            assert!(!taken, "{line}");
-            assert!(out.is_empty(), "{line}: {out:?}");
+        assert!(
+            matches!(out.as_slice(), [Action::Help(text)] if text.starts_with("send <message>")),
+            "{out:?}"
+        );
+        let (taken, out) = chat_line("broadcast hi", Grammar::Commands);
+        assert!(taken);
+        assert!(matches!(out.as_slice(), [Action::Error(_)]), "{out:?}");
+        for line in ["send hi there", "all good here", "frob"] {
+            let (taken, out) = chat_line(line, Grammar::Chat);
+            assert!(!taken && out.is_empty(), "{line}: {out:?}");
         }
     }
 }

@@ -23,10 +23,10 @@ use rustyline::{
     KeyCode, KeyEvent, Modifiers, Movement, RepeatCount,
 };
 
-use crate::driver::Msg;
+use crate::channel::Msg;
 use crate::line;
 use crate::log::{debug, diag};
-use crate::render;
+use crate::screen;
 
 /// What the person sees at the start of the line being typed.
 pub const PROMPT: &str = "meshtalk> ";
@@ -120,7 +120,7 @@ impl Drop for Prompt {
         let Some(saved) = self.saved.take() else {
             return;
         };
-        render::stop_printing_above_prompt();
+        screen::stop_printing_above_prompt();
         if let Err(e) = tcsetattr(io::stdin(), SetArg::TCSADRAIN, &saved) {
             diag!("cannot restore the terminal: {e}");
         }
@@ -245,7 +245,7 @@ fn edit_lines(
         }
     }
     match editor.create_external_printer() {
-        Ok(printer) => render::print_above_prompt(Box::new(printer)),
+        Ok(printer) => screen::print_above_prompt(Box::new(printer)),
         Err(e) => diag!("events may overwrite the line being typed: {e}"),
     }
     let ctrl_c = KeyEvent(KeyCode::Char('C'), Modifiers::CTRL);

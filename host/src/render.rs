@@ -6,21 +6,24 @@
 //! a terminal and `NO_COLOR` is unset or empty; with a prompt on screen they are
 //! printed above the line being typed, through the prompt's printer.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
 
-use rustyline::ExternalPrinter;
-
-use meshtalk_core::display::{SafeStr, needs_escape};
-use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, TextMode};
-use meshtalk_core::peers::{Direction, PeerId};
+use meshtalk_core::alias::mentions;
+use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
+use meshtalk_core::node::{Event, PeerInfo, Phase};
+use meshtalk_core::peers::PeerId;
 use serde_json::{Value, json};
 
+use crate::screen::{indent, print_line, write_out};
 use crate::transcript;
+
+/// The driver flushes what a turn printed through these (see [`crate::screen`]).
+pub use crate::screen::{buffer, flush};
 
 /// Prints events to stdout, in the chosen format.
 #[derive(Clone, Copy, Debug)]
@@ -77,8 +80,8 @@ impl Render {
                         "peer": p.id.number(),
                         "alias": p.alias,
                         "addr": p.addr.map(|a| a.to_string()),
-                        "direction": direction(p.direction),
-                        "state": phase(p.phase),
+                        "direction": p.direction.name(),
+                        "state": p.phase.name(),
                         "unacked": p.unacked,
                     });
                     if let Some(wait) = redial_in(p.id).filter(|_| p.phase == Phase::Reconnecting) {
@@ -102,13 +105,13 @@ impl Render {
             let state = match redial_in(p.id).filter(|_| p.phase == Phase::Reconnecting) {
                 // Whole seconds, rounded up: "in 0 s" only when it is under way.
                 Some(wait) => format!("reconnecting in {} s", wait.as_millis().div_ceil(1000)),
-                None => phase(p.phase).to_string(),
+                None => p.phase.name().to_string(),
             };
             human(format_args!(
                 "{} {} ({addr}, {}, {state}{waiting})",
                 p.id,
                 Name(p.alias),
-                direction(p.direction),
+                p.direction.name(),
             ));
         }
         if !any {
@@ -218,7 +221,7 @@ impl Render {
             "{} -> {}: {}",
             Paint(BOLD, "you"),
             Name(alias),
-            Lines(text)
+            SafeMessage(text)
         ));
     }
 
@@ -227,7 +230,7 @@ impl Render {
         human(format_args!(
             "{} (room): {}",
             Paint(BOLD, "you"),
-            Lines(text)
+            SafeMessage(text)
         ));
     }
 
@@ -281,7 +284,7 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             kind: k,
         } => json!({
             "event": "connected", "peer": peer.number(), "alias": alias,
-            "addr": addr.to_string(), "direction": direction(*d), "kind": kind(*k),
+            "addr": addr.to_string(), "direction": d.name(), "kind": k.name(),
         }),
         Event::ConnectFailed {
             peer,
@@ -367,8 +370,8 @@ impl Display for EventText<'_> {
                 "{} {peer} {} ({addr}, {}, {})",
                 Paint(GREEN, "connected"),
                 Name(alias),
-                direction(*d),
-                kind(*k)
+                d.name(),
+                k.name()
             ),
             // The reason says where: `127.0.0.1 port 1: connection refused`.
             Event::ConnectFailed { reason, .. } => write!(
@@ -382,14 +385,19 @@ impl Display for EventText<'_> {
                 text,
                 room: None,
                 ..
-            } => write!(f, "{}: {}", Author(from, self.alert), Lines(text)),
+            } => write!(f, "{}: {}", Author(from, self.alert), SafeMessage(text)),
             Event::Message {
                 from,
                 text,
                 room: Some(_),
                 ..
             } if self.alias == Some(from.as_str()) => {
-                write!(f, "{} (room): {}", Author(from, self.alert), Lines(text))
+                write!(
+                    f,
+                    "{} (room): {}",
+                    Author(from, self.alert),
+                    SafeMessage(text)
+                )
             }
             Event::Message {
                 peer,
@@ -401,7 +409,7 @@ impl Display for EventText<'_> {
                 "{} (room, via {}): {}",
                 Author(from, self.alert),
                 who(*peer),
-                Lines(text)
+                SafeMessage(text)
             ),
             Event::Sent { peer, id, .. } => write!(f, "sent message {id} to {}", who(*peer)),
             Event::Delivered { peer, id } => {
@@ -432,35 +440,6 @@ impl Display for EventText<'_> {
             ),
         }
     }
-}
-
-/// A message's text made safe line by line: a multi-line message keeps its lines
-/// (joined by `\n`, which [`human`] indents under the author) where a lone control
-/// character would show as `^J`. A line's `\r\n` ending counts as `\n`; a final
-/// line ending is dropped.
-pub struct Lines<'a>(pub &'a str);
-
-impl Display for Lines<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = self.0.strip_suffix('\n').unwrap_or(self.0);
-        for (i, line) in text.split('\n').enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            SafeStr(line.strip_suffix('\r').unwrap_or(line)).fmt(f)?;
-        }
-        Ok(())
-    }
-}
-
-/// `line` with every line after the first indented by `width` columns and two more:
-/// continuation lines of a message sit under its author.
-pub fn indent(line: &str, width: usize) -> String {
-    if !line.contains('\n') {
-        return line.to_string();
-    }
-    let indent = format!("\n{:width$}", "", width = width + 2);
-    line.replace('\n', &indent)
 }
 
 /// A peer's name (made safe), in bold and in its own colour when colour is on.
@@ -538,19 +517,6 @@ fn bell() -> bool {
     ALERTS.get().is_some_and(|a| a.bell)
 }
 
-/// Whether `text` names `name` as a word of its own, in any case: `bob`, `Bob:` and
-/// `@bob` do, `bobby` does not. Name characters are letters, digits, `_`, `.`, `-`;
-/// a trailing `.` or `-` ends a sentence rather than the name.
-fn mentions(text: &str, name: &str) -> bool {
-    if name.is_empty() {
-        return false;
-    }
-    let is_name_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-');
-    text.split(|c: char| !is_name_char(c))
-        .map(|word| word.trim_end_matches(['.', '-']))
-        .any(|word| word.eq_ignore_ascii_case(name))
-}
-
 /// A peer shown by alias when known, else by number.
 struct PeerName<'a>(PeerId, Option<&'a str>);
 
@@ -560,33 +526,6 @@ impl Display for PeerName<'_> {
             Some(alias) => Name(alias).fmt(f),
             None => self.0.fmt(f),
         }
-    }
-}
-
-fn direction(d: Direction) -> &'static str {
-    match d {
-        Direction::Outbound => "out",
-        Direction::Inbound => "in",
-    }
-}
-
-fn kind(k: Kind) -> &'static str {
-    match k {
-        Kind::Native => "native",
-        Kind::Text(TextMode::Lines) => "text",
-        Kind::Text(TextMode::Bare) => "text-bare",
-    }
-}
-
-fn phase(p: Phase) -> &'static str {
-    match p {
-        Phase::Dialing => "dialing",
-        Phase::Greeting => "greeting",
-        Phase::Hello => "hello",
-        Phase::Ready(Kind::Native) => "ready native",
-        Phase::Ready(Kind::Text(TextMode::Lines)) => "ready text",
-        Phase::Ready(Kind::Text(TextMode::Bare)) => "ready text-bare",
-        Phase::Reconnecting => "reconnecting",
     }
 }
 
@@ -661,56 +600,6 @@ fn with_json_time<T>(use_it: impl FnOnce(&str) -> T) -> T {
     })
 }
 
-/// A buffer that holds this much is written out at once, whatever the turn.
-const BUFFER_MAX: usize = 64 << 10;
-
-thread_local! {
-    /// Whether this thread's output waits in [`BUFFER`] for [`flush`].
-    static BUFFERING: Cell<bool> = const { Cell::new(false) };
-    /// This thread's output not yet written to stdout.
-    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// From now on this thread's lines wait in a buffer until [`flush`] (one write
-/// per turn, not one per event); the driver calls it, and flushes before it sleeps.
-pub fn buffer() {
-    BUFFERING.set(true);
-}
-
-/// Writes out what this thread's buffer holds, in one write.
-pub fn flush() {
-    BUFFER.with_borrow_mut(|buf| {
-        if buf.is_empty() {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(buf);
-        let _ = out.flush();
-        buf.clear();
-        if buf.capacity() > BUFFER_MAX {
-            *buf = Vec::new();
-        }
-    });
-}
-
-/// Writes through `write` into this thread's buffer when it buffers (written out
-/// once it is large), else straight to stdout, flushed.
-fn write_out(write: impl FnOnce(&mut dyn Write)) {
-    if BUFFERING.get() {
-        let full = BUFFER.with_borrow_mut(|buf| {
-            write(buf);
-            buf.len() >= BUFFER_MAX
-        });
-        if full {
-            flush();
-        }
-    } else {
-        let mut out = std::io::stdout().lock();
-        write(&mut out);
-        let _ = out.flush();
-    }
-}
-
 /// One human line, stamped with the local time of day, and the date too when the
 /// day changed since the line before.
 fn human(line: std::fmt::Arguments<'_>) {
@@ -736,52 +625,6 @@ fn stamp(now: chrono::NaiveDateTime, day: &AtomicI32) -> String {
     } else {
         now.format("%Y-%m-%d %H:%M:%S").to_string()
     }
-}
-
-/// The prompt's printer while a prompt is on screen: human lines go through it so
-/// they appear above the line being typed. Only the driver thread renders events;
-/// diagnostics of any thread go through it too ([`print_diagnostic`]).
-static PRINTER: Mutex<Option<Box<dyn ExternalPrinter + Send>>> = Mutex::new(None);
-
-/// From now on, human lines are printed above the prompt through `printer`.
-pub fn print_above_prompt(printer: Box<dyn ExternalPrinter + Send>) {
-    *PRINTER.lock().unwrap_or_else(PoisonError::into_inner) = Some(printer);
-}
-
-/// Human lines go straight to stdout again (the prompt is gone).
-pub fn stop_printing_above_prompt() {
-    PRINTER
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
-}
-
-/// A diagnostic line above the prompt, if one is on screen; false (nothing printed) when
-/// there is none, and the line belongs on stderr. Any thread may call it.
-pub fn print_diagnostic(line: &str) -> bool {
-    let mut printer = PRINTER.lock().unwrap_or_else(PoisonError::into_inner);
-    match printer.as_mut() {
-        Some(p) => p.print(format!("{line}\n")).is_ok(),
-        None => false,
-    }
-}
-
-/// One line (no newline) to the person: above the prompt if there is one, else stdout.
-fn print_line(line: String) {
-    let mut printer = PRINTER.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(p) = printer.as_mut() {
-        // Lines buffered before the prompt came go first.
-        flush();
-        match p.print(format!("{line}\n")) {
-            Ok(()) => return,
-            // The prompt thread has ended: print as if there never was one.
-            Err(_) => *printer = None,
-        }
-    }
-    drop(printer);
-    write_out(|out| {
-        let _ = writeln!(out, "{line}");
-    });
 }
 
 const BOLD: &str = "1";
@@ -818,7 +661,7 @@ impl<T: Display> Display for Paint<T> {
 mod tests {
     use super::*;
     use meshtalk_core::node::Room;
-    use meshtalk_core::peers::PeerTable;
+    use meshtalk_core::peers::{Direction, PeerTable};
 
     fn peer() -> PeerId {
         let mut table = PeerTable::<(), 4>::new(4);
@@ -906,25 +749,6 @@ mod tests {
     }
 
     #[test]
-    fn a_name_is_mentioned_as_a_word_of_its_own_in_any_case() {
-        for text in [
-            "alice",
-            "hi Alice!",
-            "@alice: look",
-            "ALICE.",
-            "(alice)",
-            "ok alice-",
-        ] {
-            assert!(mentions(text, "alice"), "{text}");
-        }
-        for text in ["alicea", "malice", "al ice", ""] {
-            assert!(!mentions(text, "alice"), "{text}");
-        }
-        assert!(mentions("ask bob.smith now", "bob.smith"));
-        assert!(!mentions("ask bob now", "bob.smith"));
-    }
-
-    #[test]
     fn a_name_keeps_its_colour_and_names_spread_over_the_palette() {
         assert_eq!(name_colour("alice"), name_colour("alice"));
         let names = [
@@ -950,15 +774,5 @@ mod tests {
             "2026-12-08 00:00:01"
         );
         assert_eq!(stamp(at("2026-12-08 00:00:02"), &day), "00:00:02");
-    }
-
-    #[test]
-    fn a_multi_line_message_keeps_its_lines_each_made_safe() {
-        let shown = format!("{}", Lines("one\r\ntwo \x1b[2J\nthree\n"));
-        assert_eq!(shown, "one\ntwo ^[[2J\nthree");
-        assert_eq!(
-            indent(&format!("bob: {shown}"), 3),
-            "bob: one\n     two ^[[2J\n     three"
-        );
     }
 }

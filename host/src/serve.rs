@@ -4,31 +4,22 @@
 
 use std::collections::VecDeque;
 
-use meshtalk_core::command::{Grammar, Verb};
+use meshtalk_core::command::Grammar;
+use meshtalk_core::limits::{SERVE_LOG, SERVE_RECEIPT_WAIT};
 use meshtalk_core::node::Event;
+use meshtalk_core::offer;
 use meshtalk_core::peers::PeerId;
-use meshtalk_core::time::{Duration, Instant};
+use meshtalk_core::time::Instant;
 
-use crate::driver::HostNode;
 use crate::mode::{Action, Mode, restrict};
 
 /// The message that asks for the log.
 pub const QUIT: &str = "quit";
-/// The most log text kept for one client: older lines are dropped beyond it.
-const LOG_MAX: usize = 64 * 1024;
-/// How long a native client may take to confirm its log before it is disconnected anyway.
-const RECEIPT_WAIT: Duration = Duration::from_secs(10);
-
-/// `help` while serving.
-pub const SERVE_HELP: &str = "\
-Commands (the client's messages are logged; its message 'quit' gets the log back):
-  disconnect             close the client's connection (also: d, close)
-  help                   this list (also: h, ?)
-  exit                   stop serving and quit (also: quit, q)";
 
 /// The client being served and its log.
-#[derive(Default)]
 pub struct Serve {
+    /// The longest message the node sends: the log goes back in pieces of at most this.
+    max_text: usize,
     client: Option<PeerId>,
     log: VecDeque<String>,
     /// Bytes in `log`, counting a newline between lines.
@@ -49,6 +40,17 @@ struct Closing {
 }
 
 impl Serve {
+    /// A server whose node sends messages of at most `max_text` bytes.
+    pub fn new(max_text: usize) -> Self {
+        Serve {
+            max_text,
+            client: None,
+            log: VecDeque::new(),
+            log_len: 0,
+            closing: None,
+        }
+    }
+
     /// Disconnects the client once its whole log left and was confirmed.
     fn close_when_done(&mut self, out: &mut Vec<Action>) {
         if let Some(c) = &self.closing
@@ -65,11 +67,11 @@ impl Serve {
         self.log_len = 0;
     }
 
-    /// Keeps a message, dropping the oldest lines beyond [`LOG_MAX`].
+    /// Keeps a message, dropping the oldest lines beyond [`SERVE_LOG`].
     fn keep(&mut self, text: &str) {
         self.log_len += text.len() + 1;
         self.log.push_back(text.to_string());
-        while self.log_len > LOG_MAX {
+        while self.log_len > SERVE_LOG {
             let Some(old) = self.log.pop_front() else {
                 break;
             };
@@ -80,7 +82,7 @@ impl Serve {
     /// The log as messages of at most one message's length, cut between lines.
     /// A log that fits is one message: the lines joined by `\n`, no trailing newline.
     fn messages(&self) -> Vec<String> {
-        let max = HostNode::MAX_TEXT;
+        let max = self.max_text;
         let mut out = Vec::new();
         let mut current = String::new();
         for (i, line) in self.log.iter().enumerate() {
@@ -98,8 +100,7 @@ impl Serve {
 
 impl Mode for Serve {
     fn line(&mut self, line: &str, grammar: Grammar, _now: Instant, out: &mut Vec<Action>) -> bool {
-        let offered = [Verb::Disconnect, Verb::Help, Verb::Exit];
-        restrict(line, grammar, SERVE_HELP, "serve", &offered, out)
+        restrict(line, grammar, &offer::SERVE, out)
     }
 
     /// A server goes on serving when its stdin ends (`exit` or a signal stops it).
@@ -141,7 +142,7 @@ impl Mode for Serve {
                         peer: *peer,
                         unsent: messages.len(),
                         unconfirmed: 0,
-                        deadline: now + RECEIPT_WAIT,
+                        deadline: now + SERVE_RECEIPT_WAIT,
                     });
                     out.push(Action::LogSent {
                         peer: *peer,
@@ -193,8 +194,11 @@ impl Mode for Serve {
 mod tests {
     use super::*;
 
+    /// The longest message in these tests.
+    const MAX: usize = 100;
+
     fn log_of(lines: &[&str]) -> Serve {
-        let mut serve = Serve::default();
+        let mut serve = Serve::new(MAX);
         for line in lines {
             serve.keep(line);
         }
@@ -208,7 +212,7 @@ mod tests {
         let peer = table
             .insert(None, Direction::Inbound, None, ())
             .expect("a slot");
-        let mut serve = Serve::default();
+        let mut serve = Serve::new(MAX);
         let now = Instant::ZERO;
         let mut out = Vec::new();
         let message = |text: &str| Event::Message {
@@ -241,7 +245,7 @@ mod tests {
 
     #[test]
     fn log_longer_than_a_message_is_cut_between_lines() {
-        let line = "x".repeat(HostNode::MAX_TEXT / 2 - 1);
+        let line = "x".repeat(MAX / 2 - 1);
         let serve = log_of(&[&line, &line, &line]);
         let messages = serve.messages();
         assert_eq!(messages, [format!("{line}\n{line}"), line.clone()]);
@@ -251,10 +255,10 @@ mod tests {
     fn log_keeps_the_newest_lines_within_its_limit() {
         let line = "y".repeat(1000);
         let mut serve = log_of(&["first"]);
-        for _ in 0..LOG_MAX / 1000 + 5 {
+        for _ in 0..SERVE_LOG / 1000 + 5 {
             serve.keep(&line);
         }
-        assert!(serve.log_len <= LOG_MAX);
+        assert!(serve.log_len <= SERVE_LOG);
         assert_eq!(serve.log.back(), Some(&line));
         assert!(!serve.log.contains(&"first".to_string()));
     }

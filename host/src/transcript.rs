@@ -10,10 +10,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use meshtalk_core::display::SafeStr;
+use meshtalk_core::display::{SafeMessage, SafeStr};
 
 use crate::log::diag;
-use crate::render::{Lines, indent};
+use crate::screen::indent;
 
 /// The transcript file, when `--log` or `/log` named one; `None` when none is kept
 /// (never named, stopped with `/log`, or writing failed).
@@ -116,7 +116,7 @@ pub fn write(who: Line<'_>, text: &str) {
     let stamp = chrono::Local::now()
         .format("%Y-%m-%d %H:%M:%S %:z")
         .to_string();
-    let said = indent(&format!("{who}: {}", Lines(text)), stamp.len() + 1);
+    let said = indent(&format!("{who}: {}", SafeMessage(text)), stamp.len() + 1);
     let line = format!("{stamp} {said}\n");
     if let Err(e) = transcript.file.write_all(line.as_bytes()) {
         diag!(

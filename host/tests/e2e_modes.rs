@@ -213,6 +213,19 @@ fn serve_returns_the_log_to_a_native_send_and_disconnects_it() {
 }
 
 #[test]
+fn serve_returns_a_log_longer_than_the_longest_message_whole_in_several() {
+    let (serve, port) = listening("serve", &["serve"]);
+    // 6,000 bytes of log: more than one message may carry (--max-text, 4096).
+    let lines: Vec<String> = (0..120)
+        .map(|i| format!("line {i:03} {}", "x".repeat(40)))
+        .collect();
+    let input = format!("{}\nquit\n", lines.join("\n"));
+    assert_eq!(send_native(port, &input), lines);
+    let sent = serve.expect("log_sent", WAIT, |_| true);
+    assert_eq!(sent["lines"], 120);
+}
+
+#[test]
 fn send_asks_for_the_log_when_its_input_ends() {
     let (_serve, port) = listening("serve", &["serve"]);
     assert_eq!(send_native(port, "only line\n"), ["only line"]);

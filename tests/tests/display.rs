@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Write};
 
-use meshtalk_core::display::{Safe, SafeLines, SafeStr, is_safe};
+use meshtalk_core::display::{Safe, SafeLines, SafeMessage, SafeStr, is_safe};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -167,6 +167,17 @@ fn an_escape_sequence_is_shown_not_obeyed() {
         show(b"\x1b]0;pwned\x07\x1b[2Jhi\r\n"),
         "^[]0;pwned^G^[[2Jhi^M^J"
     );
+}
+
+#[test]
+fn a_multi_line_message_keeps_its_lines_each_made_safe() {
+    let shown = SafeMessage("one\r\ntwo \x1b[2J\nthree\n").to_string();
+    assert_eq!(shown, "one\ntwo ^[[2J\nthree");
+}
+
+#[test]
+fn a_lone_carriage_return_in_a_message_is_shown_not_obeyed() {
+    assert_eq!(SafeMessage("over\rwrite\n\n").to_string(), "over^Mwrite\n");
 }
 
 #[test]

@@ -140,7 +140,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     /// The longest text one message may carry here: the configured limit,
     /// capped by what a frame can carry ([`Self::MAX_TEXT`]).
     pub fn max_text(&self) -> usize {
-        self.config.max_text.clamp(1, Self::MAX_TEXT)
+        Self::max_text_for(&self.config)
+    }
+
+    /// [`Self::max_text`] of a node with `config`, before it exists: what a shell
+    /// cuts its own long texts to (`serve`'s log), so the node never refuses them.
+    pub fn max_text_for(config: &Config) -> usize {
+        config.max_text.clamp(1, Self::MAX_TEXT)
     }
 
     pub fn stats(&self) -> Stats {
