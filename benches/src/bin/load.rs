@@ -48,7 +48,9 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
   --window W         messages in flight per receiver at most (default 256); a message
                      known lost (a later one came first, or it came damaged) frees its slot
   --closed-window W  the closed loop's lines in flight (default 16): line k + W is sent only
-                     once the slowest receiver has line k; it runs for --blast seconds
+                     once the slowest receiver has line k; it runs for --blast seconds;
+                     each line its own write
+  --closed-batch     the closed loop's sender writes every line the window allows at once
   --no-perf          do not count the hub's system calls (`perf stat`, attached to the hub
                      over the blast and the closed loop; skipped with a note when missing)
   --hubs a,b         meshtalk, ncat, relay (default all three)
@@ -71,6 +73,7 @@ struct Opts {
     faults_size: usize,
     window: u64,
     closed_window: u32,
+    closed_batch: bool,
     perf: bool,
     hubs: Vec<HubKind>,
     acks: Vec<bool>,
@@ -95,6 +98,7 @@ fn parse_args() -> Result<Opts, String> {
         faults_size: 65,
         window: 256,
         closed_window: 16,
+        closed_batch: false,
         perf: true,
         hubs: vec![HubKind::Meshtalk, HubKind::Ncat, HubKind::Relay],
         acks: vec![false, true],
@@ -133,6 +137,7 @@ fn parse_args() -> Result<Opts, String> {
             "--faults-size" => o.faults_size = num(val()?)?.clamp(48.0, 4000.0) as usize,
             "--window" => o.window = num(val()?)?.max(1.0) as u64,
             "--closed-window" => o.closed_window = num(val()?)?.clamp(1.0, 1e6) as u32,
+            "--closed-batch" => o.closed_batch = true,
             "--no-perf" => o.perf = false,
             "--timeout" => o.timeout = num(val()?)?,
             "--soak-secs" => o.soak_secs = num(val()?)?.max(1.0),
@@ -915,15 +920,25 @@ fn closed_loop(
         let low = shared.slowest();
         let allowed = low.saturating_add(w);
         if next <= allowed {
-            buf.clear();
-            for seq in next..=allowed {
-                client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
+            // Each line its own write, as a person's client sends it (or, with
+            // --closed-batch, every line the window allows in one write).
+            let per_write = if o.closed_batch {
+                allowed - next + 1
+            } else {
+                1
+            };
+            while next <= allowed {
+                buf.clear();
+                let last = allowed.min(next + per_write - 1);
+                for seq in next..=last {
+                    client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
+                }
+                sender
+                    .write_all(&buf)
+                    .map_err(|e| format!("sending: {e}"))?;
+                writes += 1;
+                next = last + 1;
             }
-            sender
-                .write_all(&buf)
-                .map_err(|e| format!("sending: {e}"))?;
-            writes += 1;
-            next = allowed + 1;
             continue;
         }
         if low != low_seen {
@@ -985,8 +1000,15 @@ fn run_closed(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key
 
 fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
     println!(
-        "\n### Closed loop (one sender, N-1 receivers, {} lines in flight, {} s; medians of {} rounds)\n",
-        o.closed_window, o.blast, o.rounds
+        "\n### Closed loop (one sender, N-1 receivers, {} lines in flight, {}, {} s; medians of {} rounds)\n",
+        o.closed_window,
+        if o.closed_batch {
+            "the lines the window allows in one write"
+        } else {
+            "one line per write"
+        },
+        o.blast,
+        o.rounds
     );
     println!(
         "| N | receivers | hub, wire | deliveries/s | p50 ms | p99 ms | hub CPU µs/delivery | hub syscalls/delivery | sends/delivery | reads/delivery | epoll_wait/delivery | lines per sender write | tool CPU % | faults | notes |"
