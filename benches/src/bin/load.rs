@@ -236,6 +236,14 @@ impl Run {
             .map_or(f64::NAN, |s| f(s) as f64 / self.delivered.max(1) as f64)
     }
 
+    /// Closed loop: `f` of the hub's system calls per line the sender sent; NaN uncounted.
+    fn per_line(&self, f: fn(&Syscalls) -> u64) -> f64 {
+        match (&self.syscalls, self.lines_sent) {
+            (Some(s), lines) if lines > 0 => f(s) as f64 / lines as f64,
+            _ => f64::NAN,
+        }
+    }
+
     fn sends_per_msg(&self) -> f64 {
         self.per_delivery(Syscalls::sends)
     }
@@ -555,6 +563,8 @@ struct Summary {
     /// Hub system calls per delivery (all counted, and the sending ones); NaN uncounted.
     syscalls: f64,
     sends: f64,
+    /// Closed loop: hub sends, reads and epoll_waits per line sent.
+    sends_per_line: f64,
     reads: f64,
     epoll_waits: f64,
     /// Closed loop: lines per write of the sender.
@@ -590,8 +600,9 @@ fn summarize(runs: &[Run]) -> Summary {
         tool: m(|r| r.tool_cpu_pct),
         syscalls: m(Run::syscalls_per_msg),
         sends: m(Run::sends_per_msg),
-        reads: m(|r| r.per_delivery(Syscalls::reads)),
-        epoll_waits: m(|r| r.per_delivery(Syscalls::epoll_waits)),
+        sends_per_line: m(|r| r.per_line(Syscalls::sends)),
+        reads: m(|r| r.per_line(Syscalls::reads)),
+        epoll_waits: m(|r| r.per_line(Syscalls::epoll_waits)),
         lines_per_write: m(|r| r.lines_sent as f64 / r.sender_writes.max(1) as f64),
         blast_p50: m(|r| r.blast_p50),
         faults,
@@ -1011,12 +1022,12 @@ fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
         o.rounds
     );
     println!(
-        "| N | receivers | hub, wire | deliveries/s | p50 ms | p99 ms | hub CPU µs/delivery | hub syscalls/delivery | sends/delivery | reads/delivery | epoll_wait/delivery | lines per sender write | tool CPU % | faults | notes |"
+        "| N | receivers | hub, wire | deliveries/s | p50 ms | p99 ms | hub CPU µs/delivery | hub syscalls/delivery | sends/delivery | sends/line | reads/line | epoll_wait/line | lines per sender write | tool CPU % | faults | notes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((n, quick, setup), s) in table {
         println!(
-            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {} | {} | {} | {} | {:.1} | {:.0} | {} | {} |",
+            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {} | {} |",
             ack_name(*quick),
             setup.label(),
             s.rate,
@@ -1024,9 +1035,10 @@ fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
             s.blast_p99,
             s.cpu,
             maybe(s.syscalls, 3),
-            maybe(s.sends, 3),
-            maybe(s.reads, 3),
-            maybe(s.epoll_waits, 3),
+            maybe(s.sends, 4),
+            maybe(s.sends_per_line, 1),
+            maybe(s.reads, 2),
+            maybe(s.epoll_waits, 2),
             s.lines_per_write,
             s.tool,
             faults_text(&s.faults),
@@ -1036,7 +1048,9 @@ fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
     println!(
         "\n(hub CPU: utime + stime of the hub from /proc/<pid>/stat over the loop and its drain, 10 ms ticks; \
          syscalls: `perf stat -e syscalls:sys_enter_{{{}}}` attached to the hub over the same span, \
-         so perf's tracepoints are in the CPU figure too; sends = write + writev + sendto + sendmsg)",
+         so perf's tracepoints are in the CPU figure too; sends = write + writev + sendto + sendmsg, \
+         reads = read + recvfrom; per line: per line the sender sent, to N-1 receivers; \
+         a hub that writes once per receiver per turn of input makes N-1 sends a turn)",
         perf::CALLS.join(",")
     );
 }
