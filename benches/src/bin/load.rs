@@ -563,10 +563,10 @@ struct Summary {
     /// Hub system calls per delivery (all counted, and the sending ones); NaN uncounted.
     syscalls: f64,
     sends: f64,
-    /// Closed loop: hub sends, reads and epoll_waits per line sent.
+    /// Closed loop: hub sends, reads and readiness waits per line sent.
     sends_per_line: f64,
     reads: f64,
-    epoll_waits: f64,
+    waits: f64,
     /// Closed loop: lines per write of the sender.
     lines_per_write: f64,
     blast_p50: f64,
@@ -602,7 +602,7 @@ fn summarize(runs: &[Run]) -> Summary {
         sends: m(Run::sends_per_msg),
         sends_per_line: m(|r| r.per_line(Syscalls::sends)),
         reads: m(|r| r.per_line(Syscalls::reads)),
-        epoll_waits: m(|r| r.per_line(Syscalls::epoll_waits)),
+        waits: m(|r| r.per_line(Syscalls::waits)),
         lines_per_write: m(|r| r.lines_sent as f64 / r.sender_writes.max(1) as f64),
         blast_p50: m(|r| r.blast_p50),
         faults,
@@ -1022,7 +1022,7 @@ fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
         o.rounds
     );
     println!(
-        "| N | receivers | hub, wire | deliveries/s | p50 ms | p99 ms | hub CPU µs/delivery | hub syscalls/delivery | sends/delivery | sends/line | reads/line | epoll_wait/line | lines per sender write | tool CPU % | faults | notes |"
+        "| N | receivers | hub, wire | deliveries/s | p50 ms | p99 ms | hub CPU µs/delivery | hub syscalls/delivery | sends/delivery | sends/line | reads/line | waits/line | lines per sender write | tool CPU % | faults | notes |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((n, quick, setup), s) in table {
@@ -1038,7 +1038,7 @@ fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
             maybe(s.sends, 4),
             maybe(s.sends_per_line, 1),
             maybe(s.reads, 2),
-            maybe(s.epoll_waits, 2),
+            maybe(s.waits, 2),
             s.lines_per_write,
             s.tool,
             faults_text(&s.faults),
@@ -1049,7 +1049,7 @@ fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
         "\n(hub CPU: utime + stime of the hub from /proc/<pid>/stat over the loop and its drain, 10 ms ticks; \
          syscalls: `perf stat -e syscalls:sys_enter_{{{}}}` attached to the hub over the same span, \
          so perf's tracepoints are in the CPU figure too; sends = write + writev + sendto + sendmsg, \
-         reads = read + recvfrom; per line: per line the sender sent, to N-1 receivers; \
+         reads = read + recvfrom, waits = epoll_wait + epoll_pwait + select + pselect6 + poll + ppoll; per line: per line the sender sent, to N-1 receivers; \
          a hub that writes once per receiver per turn of input makes N-1 sends a turn)",
         perf::CALLS.join(",")
     );

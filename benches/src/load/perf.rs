@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The system calls counted, in the order of [`Syscalls::counts`].
-pub const CALLS: [&str; 7] = [
+/// The system calls counted, in the order of [`Syscalls::counts`]: those that send, those
+/// that receive, and those that wait for readiness (mio's epoll_wait; ncat's pselect6).
+pub const CALLS: [&str; 12] = [
     "write",
     "writev",
     "sendto",
@@ -21,6 +22,11 @@ pub const CALLS: [&str; 7] = [
     "read",
     "recvfrom",
     "epoll_wait",
+    "epoll_pwait",
+    "select",
+    "pselect6",
+    "poll",
+    "ppoll",
 ];
 
 /// How many of [`CALLS`], from the first, send bytes.
@@ -46,8 +52,9 @@ impl Syscalls {
         self.counts[SENDS..SENDS + 2].iter().sum()
     }
 
-    pub fn epoll_waits(&self) -> u64 {
-        self.counts[SENDS + 2]
+    /// Calls that wait for readiness: epoll_wait, epoll_pwait, select, pselect6, poll, ppoll.
+    pub fn waits(&self) -> u64 {
+        self.counts[SENDS + 2..].iter().sum()
     }
 
     /// Every counted call.
@@ -299,14 +306,19 @@ mod tests {
 300,,syscalls:sys_enter_read,292338132,100.00,,
 5,,syscalls:sys_enter_recvfrom,292338132,100.00,,
 40,,syscalls:sys_enter_epoll_wait,292364882,100.00,,
+0,,syscalls:sys_enter_epoll_pwait,292364882,100.00,,
+0,,syscalls:sys_enter_select,292364882,100.00,,
+7,,syscalls:sys_enter_pselect6,292364882,100.00,,
+0,,syscalls:sys_enter_poll,292364882,100.00,,
+0,,syscalls:sys_enter_ppoll,292364882,100.00,,
 ";
 
     #[test]
-    fn perf_stat_csv_gives_each_call_its_count_and_sends_are_the_four_writing_calls() {
+    fn perf_stat_csv_gives_each_call_its_count_and_groups_them_into_sends_reads_and_waits() {
         let s = Syscalls::parse(OUTPUT).unwrap();
-        assert_eq!(s.counts, [11401, 0, 0, 2, 300, 5, 40]);
-        assert_eq!((s.sends(), s.reads(), s.epoll_waits()), (11403, 305, 40));
-        assert_eq!(s.total(), 11748);
+        assert_eq!(s.counts, [11401, 0, 0, 2, 300, 5, 40, 0, 0, 7, 0, 0]);
+        assert_eq!((s.sends(), s.reads(), s.waits()), (11403, 305, 47));
+        assert_eq!(s.total(), 11755);
     }
 
     #[test]
