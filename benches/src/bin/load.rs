@@ -15,6 +15,7 @@ use meshtalk_benches::load::client::{
     self, Prefix, Receivers, RxConfig, Shared, Talk, Tally, Wire,
 };
 use meshtalk_benches::load::hub::{self, Hub, HubKind, HubOptions, Programs};
+use meshtalk_benches::load::perf::{self, Syscalls};
 use meshtalk_benches::load::stats::{median, percentile};
 use meshtalk_benches::load::{
     epoch, listen_overflows, now_ns, own_cpu, raise_nofile, relay, soak, svg,
@@ -29,8 +30,8 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
   --smoke            N = 10, meshtalk only, lines and native, fan-out and all-to-all;
                      exit 1 on any lost, duplicated, merged, reordered or garbled message,
                      or any line that is no message
-  --scenario S       fanout, alltoall, faults, connect, stall, idle or all (default all),
-                     or soak (not in all)
+  --scenario S       fanout, closed, alltoall, faults, connect, stall, idle or all (default
+                     all), or soak (not in all); several, comma-separated: fanout,closed
   --soak-secs N      seconds of join/leave churn in the soak scenario (default 600)
   --sizes 2,10,100   fan-out room sizes N (one sender, N-1 receivers)
   --a2a-sizes 10,100 all-to-all room sizes N (every client sends and receives)
@@ -46,6 +47,12 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
                      straddle ncat's reads, to show what ncat does to them)
   --window W         messages in flight per receiver at most (default 256); a message
                      known lost (a later one came first, or it came damaged) frees its slot
+  --closed-window W  the closed loop's lines in flight (default 16): line k + W is sent only
+                     once the slowest receiver has line k; it runs for --blast seconds;
+                     each line its own write
+  --closed-batch     the closed loop's sender writes every line the window allows at once
+  --no-perf          do not count the hub's system calls (`perf stat`, attached to the hub
+                     over the blast and the closed loop; skipped with a note when missing)
   --hubs a,b         meshtalk, ncat, relay (default all three)
   --acks a,b         plain, quick (TCP_QUICKACK after every read) (default both)
   --meshtalk PATH    the meshtalk binary (default target/release/meshtalk)
@@ -65,6 +72,9 @@ struct Opts {
     size: usize,
     faults_size: usize,
     window: u64,
+    closed_window: u32,
+    closed_batch: bool,
+    perf: bool,
     hubs: Vec<HubKind>,
     acks: Vec<bool>,
     meshtalk: PathBuf,
@@ -87,6 +97,9 @@ fn parse_args() -> Result<Opts, String> {
         size: 64,
         faults_size: 65,
         window: 256,
+        closed_window: 16,
+        closed_batch: false,
+        perf: true,
         hubs: vec![HubKind::Meshtalk, HubKind::Ncat, HubKind::Relay],
         acks: vec![false, true],
         meshtalk: hub::workspace_meshtalk(),
@@ -123,6 +136,9 @@ fn parse_args() -> Result<Opts, String> {
             "--size" => o.size = num(val()?)?.clamp(48.0, 4000.0) as usize,
             "--faults-size" => o.faults_size = num(val()?)?.clamp(48.0, 4000.0) as usize,
             "--window" => o.window = num(val()?)?.max(1.0) as u64,
+            "--closed-window" => o.closed_window = num(val()?)?.clamp(1.0, 1e6) as u32,
+            "--closed-batch" => o.closed_batch = true,
+            "--no-perf" => o.perf = false,
             "--timeout" => o.timeout = num(val()?)?,
             "--soak-secs" => o.soak_secs = num(val()?)?.max(1.0),
             "--meshtalk" => o.meshtalk = PathBuf::from(val()?),
@@ -199,8 +215,82 @@ struct Run {
     /// is what holds it back.
     sender_wait_pct: f64,
     tool_cpu_pct: f64,
+    /// Deliveries in the span the hub's CPU and system calls were taken over (blast or closed loop).
+    delivered: u64,
+    /// The hub's system calls over that span, when perf counted them.
+    syscalls: Option<Syscalls>,
+    /// Closed loop: the sender's writes, and the lines they carried.
+    sender_writes: u64,
+    lines_sent: u64,
+    /// Closed loop: latency of every line, median.
+    blast_p50: f64,
     saturated: Vec<String>,
     tally: Tally,
+}
+
+impl Run {
+    /// `f` of the hub's system calls per delivery; NaN when they were not counted.
+    fn per_delivery(&self, f: fn(&Syscalls) -> u64) -> f64 {
+        self.syscalls
+            .as_ref()
+            .map_or(f64::NAN, |s| f(s) as f64 / self.delivered.max(1) as f64)
+    }
+
+    /// Closed loop: `f` of the hub's system calls per line the sender sent; NaN uncounted.
+    fn per_line(&self, f: fn(&Syscalls) -> u64) -> f64 {
+        match (&self.syscalls, self.lines_sent) {
+            (Some(s), lines) if lines > 0 => f(s) as f64 / lines as f64,
+            _ => f64::NAN,
+        }
+    }
+
+    fn sends_per_msg(&self) -> f64 {
+        self.per_delivery(Syscalls::sends)
+    }
+
+    fn syscalls_per_msg(&self) -> f64 {
+        self.per_delivery(Syscalls::total)
+    }
+}
+
+/// One measured span of a hub: its CPU (utime + stime from `/proc/<pid>/stat`, all threads)
+/// and, when perf can, its system calls (perf attached to the hub before the span begins,
+/// counting from [`Span::start`] to [`Span::end`]).
+struct Span {
+    cpu0: f64,
+    perf: Result<perf::Counter, Option<String>>,
+}
+
+impl Span {
+    /// Attaches perf first (its start-up is not in the span), then takes the CPU.
+    fn start(hub: &Hub, count: bool) -> Span {
+        let perf = if count {
+            perf::Counter::attach(hub.pid())
+                .and_then(|mut c| c.enable().map(|()| c))
+                .map_err(|e| Some(e.to_string()))
+        } else {
+            Err(None)
+        };
+        Span {
+            cpu0: hub.cpu(),
+            perf,
+        }
+    }
+
+    /// The hub's CPU seconds over the span; its system calls are put in `run` (or why not,
+    /// in its notes).
+    fn end(self, hub: &Hub, run: &mut Run) -> f64 {
+        let cpu = hub.cpu() - self.cpu0;
+        match self
+            .perf
+            .and_then(|c| c.finish().map_err(|e| Some(e.to_string())))
+        {
+            Ok(calls) => run.syscalls = Some(calls),
+            Err(Some(why)) => run.saturated.push(why),
+            Err(None) => {}
+        }
+        cpu
+    }
 }
 
 fn ack_name(quick: bool) -> &'static str {
@@ -377,7 +467,7 @@ fn fanout(
         / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
 
     // Blast: as fast as the hub takes it, at most `window` messages in flight per receiver.
-    let hub_cpu0 = hub.cpu();
+    let span = Span::start(&hub, o.perf);
     let tool_cpu0 = own_cpu(false);
     let sender_cpu0 = own_cpu(true);
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
@@ -415,7 +505,8 @@ fn fanout(
     let wall = blast_secs(&shared, start_ns, end_ns);
     let sender_cpu = own_cpu(true) - sender_cpu0;
     let delivered = shared.delivered.load(Ordering::Relaxed) - delivered0;
-    let hub_cpu = hub.cpu() - hub_cpu0;
+    let hub_cpu = span.end(&hub, &mut run);
+    run.delivered = delivered;
     let tool_cpu = own_cpu(false) - tool_cpu0;
     let closed = shared.closed.load(Ordering::Relaxed);
     let (tallies, rx_cpu) = rx.finish(seq);
@@ -469,6 +560,16 @@ struct Summary {
     cpu: f64,
     sender_wait: f64,
     tool: f64,
+    /// Hub system calls per delivery (all counted, and the sending ones); NaN uncounted.
+    syscalls: f64,
+    sends: f64,
+    /// Closed loop: hub sends, reads and readiness waits per line sent.
+    sends_per_line: f64,
+    reads: f64,
+    waits: f64,
+    /// Closed loop: lines per write of the sender.
+    lines_per_write: f64,
+    blast_p50: f64,
     faults: Tally,
     notes: Vec<String>,
     /// Every round's run, for ratios taken round by round.
@@ -497,6 +598,13 @@ fn summarize(runs: &[Run]) -> Summary {
         cpu: m(|r| r.hub_cpu_us_per_msg),
         sender_wait: m(|r| r.sender_wait_pct),
         tool: m(|r| r.tool_cpu_pct),
+        syscalls: m(Run::syscalls_per_msg),
+        sends: m(Run::sends_per_msg),
+        sends_per_line: m(|r| r.per_line(Syscalls::sends)),
+        reads: m(|r| r.per_line(Syscalls::reads)),
+        waits: m(|r| r.per_line(Syscalls::waits)),
+        lines_per_write: m(|r| r.lines_sent as f64 / r.sender_writes.max(1) as f64),
+        blast_p50: m(|r| r.blast_p50),
         faults,
         notes,
         runs: runs.to_vec(),
@@ -515,6 +623,15 @@ fn ratio(a: &Summary, b: &Summary, f: fn(&Run) -> f64) -> Option<f64> {
         })
         .collect();
     (!per_round.is_empty()).then(|| median(&per_round))
+}
+
+/// `v` with `places` decimals, or `-` when it was not measured (NaN).
+fn maybe(v: f64, places: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.places$}")
+    } else {
+        "-".into()
+    }
 }
 
 fn faults_text(t: &Tally) -> String {
@@ -588,13 +705,19 @@ fn rounds(
                         None => {}
                         Some(Ok(mut run)) => {
                             run.round = round;
+                            // The closed loop has no paced part: its latency is of every line.
+                            let (p50, p99) = if run.blast_p50 > 0.0 {
+                                (run.blast_p50, run.blast_p99)
+                            } else {
+                                (run.paced_p50, run.paced_p99)
+                            };
                             eprintln!(
                                 "{label}N={n:<4} round {round} {:<9} {:<16} {:>10.0} msg/s  p50 {:>7.2} p99 {:>7.2} ms  {}",
                                 ack_name(quick),
                                 setup.label(),
                                 run.msgs_per_s,
-                                run.paced_p50,
-                                run.paced_p99,
+                                p50,
+                                p99,
                                 faults_text(&run.tally)
                             );
                             all.entry((n, quick, setup)).or_default().push(run);
@@ -620,12 +743,12 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
         o.rounds
     );
     println!(
-        "| N | receivers | hub, wire | delivered msg/s | p50 ms | p99 ms | max ms | p99 under blast ms | hub CPU µs/msg paced | hub CPU µs/msg blast | sender waiting % | tool CPU % | faults | notes |"
+        "| N | receivers | hub, wire | delivered msg/s | p50 ms | p99 ms | max ms | p99 under blast ms | hub CPU µs/msg paced | hub CPU µs/msg blast | hub syscalls/msg blast | hub sends/msg blast | sender waiting % | tool CPU % | faults | notes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((n, quick, setup), s) in table {
         println!(
-            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |",
+            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {} | {} | {:.0} | {:.0} | {} | {} |",
             ack_name(*quick),
             setup.label(),
             s.rate,
@@ -635,6 +758,8 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
             s.blast_p99,
             s.paced_cpu,
             s.cpu,
+            maybe(s.syscalls, 3),
+            maybe(s.sends, 3),
             s.sender_wait,
             s.tool,
             faults_text(&s.faults),
@@ -750,6 +875,272 @@ fn run_faults(programs: &Programs, o: &Opts, deadline: Instant) -> bool {
         );
     }
     !errors
+}
+
+/// Closed loop: one sender, N-1 receivers, at most `--closed-window` (W) lines in flight:
+/// line k + W is sent only once the slowest receiver has line k (whole, or known lost), so
+/// every hub carries the same stream at the pace of its own slowest delivery. Runs for
+/// `--blast` seconds; deliveries/s, the hub's CPU and its system calls per delivery.
+fn closed_loop(
+    programs: &Programs,
+    o: &Opts,
+    setup: Setup,
+    quick: bool,
+    n: usize,
+) -> Result<Run, String> {
+    let (hub, addr) = start_room(programs, setup, n)?;
+    let rx_count = n - 1;
+    let cfg = RxConfig {
+        wire: setup.wire,
+        size: o.size,
+        prefix: setup.prefix(),
+        quickack: quick,
+        paced: 0,
+        talk: None,
+    };
+    let threads = if rx_count >= 50 { 2 } else { 1 };
+    let rx = Receivers::start(addr, rx_count, threads, cfg)
+        .map_err(|e| format!("connecting receivers: {e}"))?;
+    if !rx.wait_ready(rx_count, ready_limit(rx_count)) {
+        return Err(format!(
+            "{}: receivers not greeted within {:?}",
+            setup.label(),
+            ready_limit(rx_count)
+        ));
+    }
+    let mut sender =
+        sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
+    settle(setup.hub, setup.wire);
+    probe_until_heard(&mut sender, &rx, rx_count, setup, o.size)?;
+    let shared = rx.shared.clone();
+    // The readers wake this thread when a receiver moves on.
+    let _ = shared.waiter.set(thread::current());
+    let mut run = Run::default();
+    let (mut buf, mut text) = (Vec::with_capacity(64 * 1024), Vec::new());
+    let span = Span::start(&hub, o.perf);
+    let tool_cpu0 = own_cpu(false);
+    let delivered0 = shared.delivered.load(Ordering::Relaxed);
+    let settled0 = shared.settled();
+    let start = Instant::now();
+    let start_ns = now_ns();
+    let stop_at = start + Duration::from_secs_f64(o.blast);
+    let w = o.closed_window;
+    let (mut next, mut writes) = (1u32, 0u64);
+    let (mut low_seen, mut moved_at) = (0u32, Instant::now());
+    while Instant::now() < stop_at {
+        let low = shared.slowest();
+        let allowed = low.saturating_add(w);
+        if next <= allowed {
+            // Each line its own write, as a person's client sends it (or, with
+            // --closed-batch, every line the window allows in one write).
+            let per_write = if o.closed_batch {
+                allowed - next + 1
+            } else {
+                1
+            };
+            while next <= allowed {
+                buf.clear();
+                let last = allowed.min(next + per_write - 1);
+                for seq in next..=last {
+                    client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
+                }
+                sender
+                    .write_all(&buf)
+                    .map_err(|e| format!("sending: {e}"))?;
+                writes += 1;
+                next = last + 1;
+            }
+            continue;
+        }
+        if low != low_seen {
+            (low_seen, moved_at) = (low, Instant::now());
+        } else if moved_at.elapsed() > Duration::from_secs(1) {
+            // A line lost at the window's edge is known lost only when a later one comes.
+            run.saturated.push(format!(
+                "stopped: the slowest receiver stayed at line {low} for 1 s"
+            ));
+            break;
+        }
+        thread::park_timeout(Duration::from_millis(1));
+    }
+    let end_ns = now_ns();
+    let sent = next - 1;
+    let rxn = rx_count as u64;
+    drain(&shared, || settled0 + u64::from(sent) * rxn, end_ns);
+    let wall = blast_secs(&shared, start_ns, end_ns);
+    let delivered = shared.delivered.load(Ordering::Relaxed) - delivered0;
+    let hub_cpu = span.end(&hub, &mut run);
+    let tool_cpu = own_cpu(false) - tool_cpu0;
+    let closed = shared.closed.load(Ordering::Relaxed);
+    let (tallies, rx_cpu) = rx.finish(sent);
+    drop(hub);
+    if closed > 0 {
+        run.saturated
+            .push(format!("{closed} receivers closed by the hub"));
+    }
+    if rx_cpu > 0.9 * wall {
+        run.saturated.push(format!(
+            "a receiver thread busy {:.0}%",
+            rx_cpu * 100.0 / wall
+        ));
+    }
+    run.delivered = delivered;
+    run.msgs_per_s = delivered as f64 / wall;
+    run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
+    run.tool_cpu_pct = tool_cpu * 100.0 / wall;
+    run.sender_writes = writes;
+    run.lines_sent = u64::from(sent);
+    for t in tallies {
+        run.tally.add(t);
+    }
+    run.tally.blast_us.sort_unstable();
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    run.blast_p50 = ms(percentile(&run.tally.blast_us, 50.0));
+    run.blast_p99 = ms(percentile(&run.tally.blast_us, 99.0));
+    run.tally.paced_us = Vec::new();
+    run.tally.blast_us = Vec::new();
+    Ok(run)
+}
+
+fn run_closed(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key, Summary>, bool) {
+    rounds(o, &o.sizes, deadline, "closed ", |o, setup, quick, n| {
+        (setup.hub != HubKind::Ncat || n <= NCAT_MAX_N)
+            .then(|| closed_loop(programs, o, setup, quick, n))
+    })
+}
+
+fn print_closed(o: &Opts, table: &BTreeMap<Key, Summary>) {
+    println!(
+        "\n### Closed loop (one sender, N-1 receivers, {} lines in flight, {}, {} s; medians of {} rounds)\n",
+        o.closed_window,
+        if o.closed_batch {
+            "the lines the window allows in one write"
+        } else {
+            "one line per write"
+        },
+        o.blast,
+        o.rounds
+    );
+    println!(
+        "| N | receivers | hub, wire | deliveries/s | p50 ms | p99 ms | hub CPU µs/delivery | hub syscalls/delivery | sends/delivery | sends/line | reads/line | waits/line | lines per sender write | tool CPU % | faults | notes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for ((n, quick, setup), s) in table {
+        println!(
+            "| {n} | {} | {} | {:.0} | {:.2} | {:.2} | {:.3} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {} | {} |",
+            ack_name(*quick),
+            setup.label(),
+            s.rate,
+            s.blast_p50,
+            s.blast_p99,
+            s.cpu,
+            maybe(s.syscalls, 3),
+            maybe(s.sends, 4),
+            maybe(s.sends_per_line, 1),
+            maybe(s.reads, 3),
+            maybe(s.waits, 3),
+            s.lines_per_write,
+            s.tool,
+            faults_text(&s.faults),
+            s.notes.join("; ")
+        );
+    }
+    println!(
+        "\n(hub CPU: utime + stime of the hub from /proc/<pid>/stat over the loop and its drain, 10 ms ticks; \
+         syscalls: `perf stat -e syscalls:sys_enter_{{{}}}` attached to the hub over the same span, \
+         so perf's tracepoints are in the CPU figure too; sends = write + writev + sendto + sendmsg, \
+         reads = read + recvfrom, waits = epoll_wait + epoll_pwait + select + pselect6 + poll + ppoll; per line: per line the sender sent, to N-1 receivers; \
+         a hub that writes once per receiver per turn of input makes N-1 sends a turn)",
+        perf::CALLS.join(",")
+    );
+}
+
+/// Per-round ratios of meshtalk lines to ncat and to the relay in one table (closed loop or
+/// blast), and the issue-12 targets against them.
+fn print_efficiency(o: &Opts, tables: &[(&str, &BTreeMap<Key, Summary>)]) {
+    let mt = Setup {
+        hub: HubKind::Meshtalk,
+        wire: Wire::Lines,
+    };
+    let nc = Setup {
+        hub: HubKind::Ncat,
+        wire: Wire::Lines,
+    };
+    let rl = Setup {
+        hub: HubKind::Relay,
+        wire: Wire::Lines,
+    };
+    println!(
+        "\n### Fan-out cost (meshtalk lines / other, median over rounds of each round's ratio)\n"
+    );
+    println!(
+        "| N | load | receivers | deliveries/s / ncat | deliveries/s / relay | CPU per delivery / ncat | CPU per delivery / relay | sends per delivery / ncat | sends per delivery / relay | syscalls per delivery / relay |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    // (load, quick) -> (CPU / ncat, CPU / relay, sends / relay, throughput / ncat), N = the largest.
+    let mut targets: Vec<(String, bool, [Option<f64>; 4])> = Vec::new();
+    let biggest = o.sizes.iter().copied().filter(|&n| n <= NCAT_MAX_N).max();
+    for &n in &o.sizes {
+        for (load, table) in tables {
+            for &quick in &o.acks {
+                let get = |s: Setup| table.get(&(n, quick, s));
+                let Some(m) = get(mt) else { continue };
+                let r = |other: Setup, f: fn(&Run) -> f64| get(other).and_then(|c| ratio(m, c, f));
+                let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+                let row = [
+                    r(nc, |r| r.hub_cpu_us_per_msg),
+                    r(rl, |r| r.hub_cpu_us_per_msg),
+                    r(rl, Run::sends_per_msg),
+                    r(nc, |r| r.msgs_per_s),
+                ];
+                println!(
+                    "| {n} | {load} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    ack_name(quick),
+                    show(row[3]),
+                    show(r(rl, |r| r.msgs_per_s)),
+                    show(row[0]),
+                    show(row[1]),
+                    show(r(nc, Run::sends_per_msg)),
+                    show(row[2]),
+                    show(r(rl, Run::syscalls_per_msg)),
+                );
+                if Some(n) == biggest {
+                    targets.push((load.to_string(), quick, row));
+                }
+            }
+        }
+    }
+    let Some(n) = biggest else { return };
+    if targets.is_empty() {
+        return;
+    }
+    println!("\n### Targets (issue 12, N = {n})\n");
+    let head: Vec<String> = targets
+        .iter()
+        .map(|(load, quick, _)| format!("{load}, {}", ack_name(*quick)))
+        .collect();
+    println!("| target | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(targets.len()));
+    let rows: [(&str, usize, f64, bool); 4] = [
+        ("CPU per delivery <= 1x ncat", 0, 1.0, false),
+        ("CPU per delivery <= 2x the relay", 1, 2.0, false),
+        ("sends per delivery <= 1.5x the relay", 2, 1.5, false),
+        ("quick-ACK throughput >= 1.5x ncat", 3, 1.5, true),
+    ];
+    for (name, i, bound, at_least) in rows {
+        let cells: Vec<String> = targets
+            .iter()
+            .map(|(_, quick, row)| match row[i] {
+                _ if at_least && !quick => "(plain: no target)".into(),
+                None => "-".into(),
+                Some(v) if (at_least && v >= bound) || (!at_least && v <= bound) => {
+                    format!("{v:.2}x met")
+                }
+                Some(v) => format!("{v:.2}x missed"),
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
 }
 
 fn plot(o: &Opts, table: &BTreeMap<Key, Summary>) {
@@ -1481,6 +1872,8 @@ fn main() -> ExitCode {
         o.blast = 1.0;
         o.hubs = vec![HubKind::Meshtalk];
         o.acks = vec![false];
+        // Correctness only: no perf start-up per run (the syscall columns read `-`).
+        o.perf = false;
         let (table, errors) = run_fanout(&programs, &o, deadline);
         print_fanout(&o, &table);
         o.a2a_sizes = vec![10];
@@ -1504,6 +1897,7 @@ fn main() -> ExitCode {
         return run_soak(&programs, &o);
     }
     let mut ok = true;
+    let wants = |s: &str| o.scenario.split(',').any(|x| x == s || x == "all");
     println!(
         "load: hubs {:?}, fan-out sizes {:?}, all-to-all sizes {:?}, {} rounds, {} B messages ({} B in the faults scenario), tool pid {}",
         o.hubs,
@@ -1514,27 +1908,41 @@ fn main() -> ExitCode {
         o.faults_size,
         std::process::id()
     );
-    if matches!(o.scenario.as_str(), "all" | "fanout") {
+    let mut blast = None;
+    if wants("fanout") {
         let (table, errors) = run_fanout(&programs, &o, deadline);
         print_fanout(&o, &table);
         plot(&o, &table);
         ok &= !errors;
+        blast = Some(table);
     }
-    if matches!(o.scenario.as_str(), "all" | "alltoall") {
+    if wants("closed") {
+        let (table, errors) = run_closed(&programs, &o, deadline);
+        print_closed(&o, &table);
+        ok &= !errors;
+        let mut tables = vec![("closed loop", &table)];
+        if let Some(b) = &blast {
+            tables.push(("blast", b));
+        }
+        print_efficiency(&o, &tables);
+    } else if let Some(b) = &blast {
+        print_efficiency(&o, &[("blast", b)]);
+    }
+    if wants("alltoall") {
         let (table, errors) = run_alltoall(&programs, &o, deadline);
         print_alltoall(&o, &table);
         ok &= !errors;
     }
-    if matches!(o.scenario.as_str(), "all" | "faults") {
+    if wants("faults") {
         ok &= run_faults(&programs, &o, deadline);
     }
-    if matches!(o.scenario.as_str(), "all" | "connect") {
+    if wants("connect") {
         ok &= run_connect(&programs, &o);
     }
-    if matches!(o.scenario.as_str(), "all" | "stall") {
+    if wants("stall") {
         ok &= stall(&programs, &o);
     }
-    if matches!(o.scenario.as_str(), "all" | "idle") {
+    if wants("idle") {
         idle(&programs, &o);
     }
     if ok {

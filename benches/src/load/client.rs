@@ -9,8 +9,8 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -280,12 +280,35 @@ pub struct Shared {
     pub quiet: AtomicBool,
     /// All-to-all: messages encoded by all clients.
     pub sent: AtomicU64,
+    /// Per receiver (by index), the highest seq of the fan-out sender (sender 0) it has had,
+    /// whole or known lost: the closed loop's sender waits for the lowest.
+    pub progress: Vec<AtomicU32>,
+    /// A thread the readers unpark after each read that moved a receiver on (the closed
+    /// loop's sender, parked while its window is full).
+    pub waiter: OnceLock<thread::Thread>,
 }
 
 impl Shared {
     /// Deliveries settled either way: arrived whole or known lost.
     pub fn settled(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed) + self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Counters for `receivers` receivers, each with its own [`Shared::progress`].
+    pub fn for_receivers(receivers: usize) -> Shared {
+        Shared {
+            progress: (0..receivers).map(|_| AtomicU32::new(0)).collect(),
+            ..Shared::default()
+        }
+    }
+
+    /// The highest seq of sender 0 that every receiver has had (0 when none has any).
+    pub fn slowest(&self) -> u32 {
+        self.progress
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -501,6 +524,11 @@ impl Check {
             shared.lost.fetch_add(gap, Ordering::Relaxed);
         }
         st.max_seq = st.max_seq.max(seq);
+        if from == 0
+            && let Some(p) = shared.progress.get(self.id as usize)
+        {
+            p.fetch_max(st.max_seq, Ordering::Relaxed);
+        }
     }
 
     fn note_gap(&mut self, from: u32, first: u32, last: u32) {
@@ -677,7 +705,7 @@ impl Receivers {
         cfg: RxConfig,
         deadline: Option<Instant>,
     ) -> io::Result<Receivers> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::for_receivers(count));
         let mut feeds = Vec::new();
         let mut handles = Vec::new();
         for _ in 0..threads.max(1) {
@@ -857,6 +885,7 @@ fn read_loop(
         if poll.poll(&mut events, Some(wait)).is_err() {
             continue;
         }
+        let mut moved = false;
         for event in events.iter() {
             let Some(r) = group.get_mut(event.token().0) else {
                 continue;
@@ -876,6 +905,7 @@ fn read_loop(
                         }
                         r.on_bytes(&buf[..n], cfg, shared);
                         r.check.publish(shared);
+                        moved = true;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -888,6 +918,9 @@ fn read_loop(
                     }
                 }
             }
+        }
+        if moved && let Some(t) = shared.waiter.get() {
+            t.unpark();
         }
     }
     (group, super::own_cpu(true) - cpu0)
@@ -1071,6 +1104,32 @@ mod tests {
         t.on_line(&line(0, 1, 64), 0, &shared);
         assert_eq!((c.tally.received, c.tally.garbled), (2, 1));
         assert_eq!((t.tally.received, t.tally.garbled), (0, 1));
+    }
+
+    #[test]
+    fn the_slowest_receiver_sets_the_closed_loop_and_a_known_loss_moves_it_on() {
+        let shared = Shared::for_receivers(2);
+        let expect = Expect {
+            wire: Wire::Lines,
+            size: 64,
+            prefix: Prefix::Bare,
+        };
+        let (mut a, mut b) = (Check::new(0, expect), Check::new(1, expect));
+        assert_eq!(shared.slowest(), 0);
+        for seq in 1..=3 {
+            a.on_line(&line(0, seq, 64), 0, &shared);
+        }
+        b.on_line(&line(0, 1, 64), 0, &shared);
+        b.on_line(&line(0, 2, 64), 0, &shared);
+        // Probes and other senders' messages are no progress of the fan-out sender's.
+        b.on_line(&line(PROBE, 9, 64), 0, &shared);
+        b.on_line(&line(4, 9, 64), 0, &shared);
+        assert_eq!(shared.slowest(), 2);
+        // 3 and 4 never come to b: once 5 does, they are known lost and b is past them.
+        b.on_line(&line(0, 5, 64), 0, &shared);
+        assert_eq!(shared.slowest(), 3);
+        a.on_line(&line(0, 6, 64), 0, &shared);
+        assert_eq!(shared.slowest(), 5);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod hub;
+pub mod perf;
 pub mod relay;
 pub mod soak;
 pub mod stats;
