@@ -7,7 +7,6 @@ pub mod alias;
 pub mod command;
 pub mod display;
 pub mod event;
-pub mod flow;
 pub mod frame;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
@@ -16,5 +15,6 @@ pub mod node;
 mod outbox;
 pub mod peers;
 pub mod route;
+pub mod shell;
 pub mod time;
 pub mod wire;

@@ -49,3 +49,16 @@ pub const LOW_WATER: usize = 256 << 10;
 /// Config (shell): a peer that takes none of the bytes waiting for it this long
 /// is dropped as not reading; this also breaks a cycle of nodes paused on each other.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shell: bytes of one peer fed to the node in one turn; then other peers and
+/// messages are served, so a flooding peer delays the others by at most this much work.
+pub const TURN_BUDGET: usize = 16 << 10;
+/// Shell: a piece the node takes none of this many times in a row (draining in
+/// between) is dropped: the node is stuck on it, and the peer must not hang the shell.
+pub const STUCK_LIMIT: u8 = 3;
+/// Shell: a rate-limited peer is fed up to its next newline, at most this much
+/// at once, so a line-speaking peer overdraws its bucket by one message at most.
+pub const RATE_PIECE: usize = 256;
+/// Shell: the first re-dial of a dropped peer waits this long (`mesh --reconnect`).
+pub const RECONNECT_MIN: Duration = Duration::from_secs(1);
+/// Shell: each failed re-dial doubles the wait, up to this.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(30);

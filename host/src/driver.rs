@@ -9,9 +9,9 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
 use meshtalk_core::command::{self, Command, Emote, Grammar, HELP};
-use meshtalk_core::flow::{self, Flow};
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output, Phase};
 use meshtalk_core::peers::{Direction, InsertError, PeerId};
+use meshtalk_core::shell::flow::{self, Flow};
 use meshtalk_core::time::{self, Instant};
 
 use crate::line::{Known, Shared};

@@ -28,10 +28,10 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use meshtalk_core::command;
-use meshtalk_core::flow::{Flow, Limits};
 use meshtalk_core::limits::WINDOW;
 use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, NodeError, Output, Reason};
 use meshtalk_core::peers::PeerId;
+use meshtalk_core::shell::flow::{Flow, Limits};
 use meshtalk_core::time::Instant;
 
 /// The node type under simulation: 16 peers, 1 KiB frames, 4 frames of outputs.

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use meshtalk_core::flow::Limits;
+use meshtalk_core::shell::flow::Limits;
 use meshtalk_core::time::Duration;
 use meshtalk_tests::sim::{Backpressure, Report, Scenario, Topology, Totals};
 
