@@ -291,6 +291,14 @@ impl<const P: usize> Feeder<P> {
         took
     }
 
+    /// Puts `peer` at the back of the `turns` (a throttled peer whose bucket
+    /// refilled, say); false if it was in already or the ring had no room.
+    pub fn give_turn(&mut self, peer: PeerId) -> bool {
+        let pushed = self.turns.push(peer);
+        self.overflowed(pushed);
+        pushed == Ok(true)
+    }
+
     /// The peer whose turn is next, taken off the `turns` ring.
     pub fn next_turn(&mut self) -> Option<PeerId> {
         self.turns.pop()
