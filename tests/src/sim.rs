@@ -31,6 +31,7 @@ use meshtalk_core::command;
 use meshtalk_core::limits::WINDOW;
 use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, NodeError, Output, Reason};
 use meshtalk_core::peers::PeerId;
+use meshtalk_core::shell::feed::{Feeder, Next, Settings};
 use meshtalk_core::shell::flow::{Flow, Limits};
 use meshtalk_core::time::Instant;
 
@@ -137,6 +138,9 @@ pub struct Scenario {
     pub backpressure: Option<Backpressure>,
     /// People act within this many ms after setup: small for bursts.
     pub span_ms: u64,
+    /// The shells' feeding rules (turn budget, stuck limit): the kit's, as the
+    /// host runs them unless a test changes them.
+    pub feeding: Settings,
     /// Keep a line per input, output and read, to compare runs.
     pub trace: bool,
 }
@@ -158,6 +162,7 @@ impl Scenario {
             hops: None,
             backpressure: None,
             span_ms: SPAN,
+            feeding: Settings::default(),
             trace: false,
         }
     }
@@ -220,6 +225,12 @@ pub struct Report {
     pub stalls: usize,
     /// The most bytes a shell ever held for one peer.
     pub max_backlog: usize,
+    /// Turns the shells' feeders cut at their budget, over all nodes (the kit counts).
+    pub turns_cut: u64,
+    /// Times a shell's feeder paused a peer's input for flow control.
+    pub feeds_paused: u64,
+    /// Pieces a shell dropped because its node took none of them, again and again.
+    pub stuck_drops: u64,
     pub steps: u64,
     pub end_ms: u64,
     pub trace: Vec<String>,
@@ -440,6 +451,8 @@ struct SimNodeState {
     id: u64,
     /// The shell's count of bytes waiting for each peer (with backpressure).
     flow: Flow<16>,
+    /// The shell's turns and waiting rings: the kit's fair feeding.
+    feeder: Feeder<16>,
     /// Commands the person gave: each may queue one frame for every peer, paused or not.
     commands: usize,
 }
@@ -455,6 +468,10 @@ struct Dir {
     segs: VecDeque<(u64, Seg)>,
     /// Arrived, not yet taken by the node.
     rx: VecDeque<u8>,
+    /// The first this-many bytes of `rx` were read as one chunk that the shell
+    /// still holds (its turn was cut or its input paused): nothing more is read
+    /// until the node has taken them, as the host reads a socket.
+    pending: usize,
     /// The receiver reads again no earlier than this.
     ready_at: u64,
     last_arrival: u64,
@@ -469,7 +486,7 @@ struct Dir {
 
 impl Dir {
     fn next_at(&self) -> Option<u64> {
-        if self.dead {
+        if self.dead || self.pending > 0 {
             return None;
         }
         if !self.rx.is_empty() {
@@ -481,6 +498,7 @@ impl Dir {
     fn clear(&mut self) {
         self.segs.clear();
         self.rx.clear();
+        self.pending = 0;
         self.queue.clear();
         self.fin_queued = false;
         self.dead = true;
@@ -589,6 +607,8 @@ enum Ev {
     Deliver(usize, usize),
     Timer(usize),
     Stall(usize),
+    /// A node's shell has a turn to give or a paused peer to feed again.
+    Turn(usize),
 }
 
 struct Sim {
@@ -736,6 +756,7 @@ impl Sim {
                     sent: 0,
                     id,
                     flow: Flow::new(sc.backpressure.map(|b| b.limits).unwrap_or_default(), id),
+                    feeder: Feeder::new(sc.feeding),
                     commands: 0,
                 }
             })
@@ -858,9 +879,7 @@ impl Sim {
         }
         for (c, conn) in self.conns.iter().enumerate() {
             for (d, dir) in conn.dirs.iter().enumerate() {
-                if let Some(at) = dir.next_at()
-                    && !self.holds_back(c, d)
-                {
+                if let Some(at) = dir.next_at() {
                     offer(at, Ev::Deliver(c, d));
                 }
             }
@@ -871,6 +890,9 @@ impl Sim {
             }
             if let Some(at) = self.stall_at(i) {
                 offer(at, Ev::Stall(i));
+            }
+            if !n.feeder.turns().is_empty() || n.feeder.resumable(|p| n.flow.feeds(p)) {
+                offer(self.now, Ev::Turn(i));
             }
         }
         best.map(|(at, ev)| (at.max(self.now), ev))
@@ -902,7 +924,14 @@ impl Sim {
                     self.input(i, Input::Timeout);
                 }
                 Ev::Stall(i) => self.drop_stalled(i),
+                Ev::Turn(i) => self.take_turn(i),
             }
+        }
+        for node in &self.nodes {
+            let counted = node.feeder.counters();
+            self.report.turns_cut += counted.turns_cut;
+            self.report.feeds_paused += counted.paused;
+            self.report.stuck_drops += counted.stuck_drops;
         }
         self.report.end_ms = self.now;
         self.check();
@@ -911,23 +940,16 @@ impl Sim {
 
     // ---- flow control (with backpressure) ----
 
-    /// Whether the receiver of direction `d` of link `c` is paused for this peer:
-    /// its bytes stay in the pipe (a peer still greeting is fed, as by the host).
-    fn holds_back(&self, c: usize, d: usize) -> bool {
-        let end = &self.conns[c].ends[1 - d];
-        let node = &self.nodes[end.node];
-        !node.flow.feeds(end.peer) && node.peers.get(&end.peer).is_some_and(|v| v.ready)
-    }
-
     /// When node `i`'s shell next finds a peer stalled, if nothing moves.
     fn stall_at(&self, i: usize) -> Option<u64> {
         self.sc.backpressure?;
-        let node = &self.nodes[i];
-        node.peers
-            .keys()
-            .filter_map(|&peer| node.flow.stall_at(peer))
-            .map(Instant::as_millis)
-            .min()
+        self.nodes[i].flow.next_stall().map(Instant::as_millis)
+    }
+
+    /// Node `i`'s shell no longer holds anything for `peer` (it left).
+    fn forget(&mut self, i: usize, peer: PeerId) {
+        self.nodes[i].flow.forget(peer);
+        self.nodes[i].feeder.forget(peer);
     }
 
     /// Moves what the pipe has room for from the sender's queue onto the wire.
@@ -987,12 +1009,10 @@ impl Sim {
     /// the host does: the connection is cut and the node told why.
     fn drop_stalled(&mut self, i: usize) {
         let now = Instant::from_millis(self.now);
-        let (due, _) = self.nodes[i].flow.stalled(now);
-        let due: Vec<PeerId> = due.collect();
-        for peer in due {
+        while let Some(peer) = self.nodes[i].flow.next_stalled(now) {
             self.report.stalls += 1;
             self.trace(|| format!("n{i} drops {peer}: not reading"));
-            self.nodes[i].flow.forget(peer);
+            self.nodes[i].feeder.forget(peer);
             let Some((c, e)) = self.end_of(i, peer) else {
                 continue;
             };
@@ -1044,45 +1064,93 @@ impl Sim {
         }
     }
 
-    /// Gives node `i` bytes from `peer`, honouring `Consumed(n)`: the rest is
-    /// fed again after draining. Returns how many were taken.
-    fn feed(&mut self, i: usize, peer: PeerId, bytes: &[u8]) -> usize {
-        let mut off = 0;
-        let mut stalled = false;
-        while off < bytes.len() {
+    /// Node `i`'s shell takes its turn: first the paused peers the flow lets go
+    /// on (in the order they paused), then the peer at the front of the turns.
+    fn take_turn(&mut self, i: usize) {
+        let mut pass = self.nodes[i].feeder.resume();
+        loop {
+            let node = &mut self.nodes[i];
+            let flow = &node.flow;
+            let Some(peer) = node.feeder.next_resumed(&mut pass, |p| flow.feeds(p)) else {
+                break;
+            };
+            self.feed_peer(i, peer);
+        }
+        if let Some(peer) = self.nodes[i].feeder.next_turn() {
+            self.feed_peer(i, peer);
+        }
+    }
+
+    fn feed_peer(&mut self, i: usize, peer: PeerId) {
+        if let Some((c, e)) = self.end_of(i, peer) {
+            self.feed(c, e);
+        }
+    }
+
+    /// Feeds end `e` of link `c` a turn of the chunk its shell holds, by the
+    /// kit's rules, as the host does: up to the turn budget, honouring
+    /// `Consumed(n)` with a drain after each piece; a piece the node keeps
+    /// refusing is dropped (a violation). What is left waits in the feeder's
+    /// rings; what was taken makes room in the pipe.
+    fn feed(&mut self, c: usize, e: usize) {
+        let (i, peer) = (self.conns[c].ends[e].node, self.conns[c].ends[e].peer);
+        let d = 1 - e;
+        let mut turn = self.nodes[i].feeder.turn(peer);
+        loop {
             self.step();
+            let alive = self.conns[c].ends[e].alive;
+            let dir = &mut self.conns[c].dirs[d];
+            if !alive {
+                // The socket is gone: what was read goes with it.
+                let n = dir.pending.min(dir.rx.len());
+                dir.rx.drain(..n);
+                dir.pending = 0;
+                break;
+            }
+            let pending = dir.pending;
+            let node = &mut self.nodes[i];
+            // A peer still greeting is fed, as by the host.
+            let ready = node.peers.get(&peer).is_some_and(|v| v.ready);
+            let feeds = node.flow.feeds(peer) || !ready;
+            let Next::Offer(n) = node.feeder.next(&mut turn, pending, feeds) else {
+                break;
+            };
+            let bytes: Vec<u8> = self.conns[c].dirs[d].rx.iter().take(n).copied().collect();
             let now = Instant::from_millis(self.now);
-            let rest = &bytes[off..];
-            let result = self.nodes[i]
-                .node
-                .handle_input(now, Input::Received { peer, bytes: rest });
-            let n = match result {
-                Ok(Handled::Consumed(n)) => n,
+            let result = self.nodes[i].node.handle_input(
+                now,
+                Input::Received {
+                    peer,
+                    bytes: &bytes,
+                },
+            );
+            let taken = match result {
+                Ok(Handled::Consumed(k)) => k,
                 other => {
                     self.violation(format!("n{i}: Received answered {other:?}"));
-                    bytes.len() - off
+                    n
                 }
             };
-            self.trace(|| format!("n{i} <- {} bytes from {peer}, took {n}", rest.len()));
-            if n > rest.len() {
-                self.violation(format!("n{i}: consumed {n} of {} bytes", rest.len()));
+            self.trace(|| format!("n{i} <- {n} bytes from {peer}, took {taken}"));
+            if taken > n {
+                self.violation(format!("n{i}: consumed {taken} of {n} bytes"));
             }
-            off += n.min(rest.len());
+            let took = self.nodes[i].feeder.took(&mut turn, n, taken);
+            if took.dropped {
+                let limit = self.sc.feeding.stuck_limit;
+                self.violation(format!(
+                    "n{i}: took none of {n} bytes from {peer} {limit} times in a row, \
+                     draining in between; the shell dropped them"
+                ));
+            }
+            let dir = &mut self.conns[c].dirs[d];
+            let k = took.consume.min(dir.pending);
+            dir.rx.drain(..k);
+            dir.pending -= k;
             self.drain(i);
-            if n == 0 {
-                if stalled {
-                    self.violation(format!(
-                        "n{i}: took none of {} bytes from {peer} even after a full drain",
-                        rest.len()
-                    ));
-                    return off;
-                }
-                stalled = true;
-            } else {
-                stalled = false;
-            }
         }
-        off
+        // Room in the pipe: the sender's shell writes on.
+        self.pump(c, d);
     }
 
     fn poll(&mut self, i: usize) -> Out {
@@ -1209,7 +1277,7 @@ impl Sim {
         self.trace(|| format!("n{i} closes {peer}"));
         let end = self.end_of(i, peer);
         self.nodes[i].peers.remove(&peer);
-        self.nodes[i].flow.forget(peer);
+        self.forget(i, peer);
         let Some((c, e)) = end else {
             // Still dialling: the dial is abandoned.
             for d in &mut self.dials {
@@ -1348,20 +1416,10 @@ impl Sim {
             self.rng.below(3)
         };
         let dir = &mut self.conns[c].dirs[d];
-        let chunk: Vec<u8> = dir.rx.iter().take(max as usize).copied().collect();
+        // One read: a chunk that the shell holds until the node took it.
+        dir.pending = dir.rx.len().min(max as usize);
         dir.ready_at = now + gap;
-        let alive = self.conns[c].ends[1 - d].alive;
-        let taken = if alive {
-            self.feed(to, peer, &chunk)
-        } else {
-            chunk.len()
-        };
-        let dir = &mut self.conns[c].dirs[d];
-        if !dir.dead {
-            dir.rx.drain(..taken.min(dir.rx.len()));
-            // Room in the pipe: the sender's shell writes on.
-            self.pump(c, d);
-        }
+        self.feed(c, 1 - d);
     }
 
     fn reset(&mut self, c: usize) {
@@ -1382,7 +1440,7 @@ impl Sim {
             if end.alive {
                 end.alive = false;
                 let (node, peer) = (end.node, end.peer);
-                self.nodes[node].flow.forget(peer);
+                self.forget(node, peer);
                 let error = match by {
                     Some((by, why)) if by == e => why,
                     _ => "reset",
@@ -1718,7 +1776,7 @@ impl Sim {
                     self.conns[c].down_at.get_or_insert(self.now);
                 }
                 self.nodes[i].peers.remove(&peer);
-                self.nodes[i].flow.forget(peer);
+                self.forget(i, peer);
             }
         }
     }
