@@ -70,6 +70,30 @@ fn a_turn_stops_at_its_budget_and_the_peer_goes_to_the_back_of_the_turns() {
 }
 
 #[test]
+fn a_refilled_peer_is_given_one_turn() {
+    let [a, ..] = peers();
+    let mut feeder: Feeder<4> = Feeder::new(Settings::default());
+    assert!(feeder.give_turn(a));
+    assert!(!feeder.give_turn(a), "already in the turns");
+    assert_eq!(feeder.next_turn(), Some(a));
+    assert_eq!(feeder.next_turn(), None);
+}
+
+#[test]
+fn a_peer_with_no_room_in_a_ring_is_counted_as_an_overflow() {
+    let [a, b, ..] = peers();
+    let mut feeder: Feeder<1> = Feeder::new(Settings::default());
+    assert!(feeder.give_turn(a));
+    assert!(!feeder.give_turn(b));
+    let mut turn = feeder.turn(a);
+    feeder.next(&mut turn, 1, false);
+    let mut turn = feeder.turn(b);
+    feeder.next(&mut turn, 1, false);
+    assert_eq!(feeder.counters().overflows, 2);
+    assert_eq!(feeder.waiting().iter().collect::<Vec<_>>(), vec![a]);
+}
+
+#[test]
 fn a_peer_cut_twice_is_queued_once() {
     let [a, ..] = peers();
     let mut feeder: Feeder<4> = Feeder::new(settings(1));
@@ -115,6 +139,26 @@ fn a_piece_taken_in_between_resets_the_stuck_count() {
     assert!(!feeder.took(&mut turn, 6, 0).dropped);
     assert!(feeder.took(&mut turn, 6, 0).dropped);
     assert_eq!(feeder.counters().stuck_drops, 1);
+}
+
+#[test]
+fn an_empty_offer_is_never_counted_as_a_refusal() {
+    let [a, ..] = peers();
+    let mut feeder: Feeder<4> = Feeder::new(Settings::default());
+    let mut turn = feeder.turn(a);
+    for _ in 0..5 {
+        assert!(!feeder.took(&mut turn, 0, 0).dropped);
+    }
+    assert_eq!(feeder.counters().stuck_drops, 0);
+}
+
+#[test]
+fn a_feeder_keeps_the_settings_it_was_given() {
+    let mut feeder: Feeder<4> = Feeder::new(settings(7));
+    assert_eq!(feeder.settings(), settings(7));
+    let [a, ..] = peers();
+    let mut turn = feeder.turn(a);
+    assert_eq!(feeder.next(&mut turn, 100, true), Next::Offer(7));
 }
 
 #[test]
@@ -201,6 +245,7 @@ fn a_full_ring_hands_the_peer_back() {
     assert_eq!(ring.iter().collect::<Vec<_>>(), vec![c]);
     let mut none: Ring<0> = Ring::new();
     assert_eq!(none.push(a), Err(Full(a)));
+    assert!(Full(a).to_string().contains(&a.to_string()));
     assert_eq!(none.pop(), None);
 }
 

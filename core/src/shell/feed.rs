@@ -132,8 +132,9 @@ impl<const P: usize> Ring<P> {
         let Some(at) = self.iter().position(|p| p == peer) else {
             return false;
         };
-        for i in at..self.len - 1 {
-            self.slots[(self.head + i) % P] = self.slots[(self.head + i + 1) % P];
+        // Each one behind it moves up a place; the last place is then free.
+        for i in at + 1..self.len {
+            self.slots[(self.head + i - 1) % P] = self.slots[(self.head + i) % P];
         }
         self.slots[(self.head + self.len - 1) % P] = None;
         self.len -= 1;
