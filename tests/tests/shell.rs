@@ -314,7 +314,8 @@ fn a_stalled_peer_is_handed_out_once_and_counted() {
 #[test]
 fn a_zero_rate_is_refused() {
     assert_eq!(Rate::new(0), Err(ZeroRate));
-    assert_eq!(Rate::new(1).map(Rate::milli_per_sec), Ok(1));
+    assert_eq!(Rate::new(2_500).map(Rate::milli_per_sec), Ok(2_500));
+    assert!(ZeroRate.to_string().contains("more than 0"));
 }
 
 #[test]
@@ -414,6 +415,25 @@ fn a_throttled_peer_that_leaves_is_let_go_and_its_bucket_dropped() {
     assert!(limiter.bucket(a).is_none());
     assert_eq!(limiter.next_refilled(at(0)), None);
     assert!(limiter.admit(a, at(0)), "back with a full bucket");
+}
+
+#[test]
+fn a_newcomer_in_the_slot_of_a_peer_gone_unnoticed_gets_a_full_bucket() {
+    let mut table: PeerTable<(), 4> = PeerTable::new(4);
+    let gone = table.insert(None, Direction::Inbound, None, ()).unwrap();
+    let rate = Rate::new(1_000).unwrap();
+    let mut limiter: Limiter<4> = Limiter::new(rate);
+    assert!(limiter.admit(gone, at(0)));
+    limiter.shown(gone);
+    table.remove(gone);
+    let newcomer = table.insert(None, Direction::Inbound, None, ()).unwrap();
+    assert_eq!(newcomer.slot(), gone.slot());
+    assert!(
+        limiter.bucket(newcomer).is_none(),
+        "the old bucket is not its"
+    );
+    assert!(limiter.admit(newcomer, at(0)), "its own bucket is full");
+    assert!(limiter.bucket(gone).is_none());
 }
 
 // ---- backoff ----

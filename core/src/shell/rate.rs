@@ -85,9 +85,7 @@ impl Bucket {
             .unwrap_or(i64::MAX)
             .saturating_mul(i64::from(rate.milli_per_sec));
         self.micros = self.micros.saturating_add(gained).min(rate.capacity());
-        if now > self.at {
-            self.at = now;
-        }
+        self.at = self.at.max(now);
         self.micros >= TOKEN
     }
 
