@@ -8,7 +8,6 @@ pub mod command;
 pub mod complete;
 pub mod display;
 pub mod event;
-pub mod flow;
 pub mod frame;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
@@ -19,5 +18,6 @@ pub mod offer;
 mod outbox;
 pub mod peers;
 pub mod route;
+pub mod shell;
 pub mod time;
 pub mod wire;

@@ -65,3 +65,17 @@ pub const SEND_TEXT_GAP: Duration = Duration::from_millis(2 * TEXT_IDLE.as_milli
 /// The one-way client speaking raw text: after `quit`, the log is what arrives
 /// until the server closes or is silent this long.
 pub const SEND_TEXT_SILENCE: Duration = Duration::from_secs(2);
+
+/// Shell: bytes of one peer fed to the node in one turn; then other peers and
+/// messages are served, so a flooding peer delays the others by at most this much work.
+pub const TURN_BUDGET: usize = 16 << 10;
+/// Shell: a piece the node takes none of this many times in a row (draining in
+/// between) is dropped: the node is stuck on it, and the peer must not hang the shell.
+pub const STUCK_LIMIT: u8 = 3;
+/// Shell: a rate-limited peer is fed up to its next newline, at most this much
+/// at once, so a line-speaking peer overdraws its bucket by one message at most.
+pub const RATE_PIECE: usize = 256;
+/// Shell: the first re-dial of a dropped peer waits this long (`mesh --reconnect`).
+pub const RECONNECT_MIN: Duration = Duration::from_secs(1);
+/// Shell: each failed re-dial doubles the wait, up to this.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(30);

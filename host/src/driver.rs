@@ -9,9 +9,13 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
 use meshtalk_core::command::{self, Command, Emote, Grammar, HELP};
-use meshtalk_core::flow::{self, Flow};
+use meshtalk_core::limits::RATE_PIECE;
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output, Phase};
 use meshtalk_core::peers::{Direction, InsertError, PeerId};
+use meshtalk_core::shell::backoff::Backoff;
+use meshtalk_core::shell::feed::{Feeder, Next};
+use meshtalk_core::shell::flow::{self, Flow};
+use meshtalk_core::shell::rate::{Limiter, Rate, line_piece};
 use meshtalk_core::time::{self, Instant};
 
 use crate::channel::{Msg, ToDriver};
@@ -29,19 +33,11 @@ pub const MAX_PEERS: usize = 1024;
 pub type HostNode = Node<MAX_PEERS, 8192, 131072>;
 /// The bytes waiting for each of the node's peers.
 type HostFlow = Flow<MAX_PEERS>;
+/// Whose read bytes the node is fed next (the kit's turns and waiting rings).
+type HostFeeder = Feeder<MAX_PEERS>;
 
 /// How long the writers get to send what is queued when the program ends.
 pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
-/// Bytes of one peer fed to the node in one turn; then other peers and messages
-/// are served, so a flooding peer delays the others by at most this much work.
-const TURN_BUDGET: usize = 16 << 10;
-/// A rate-limited peer is fed up to its next newline, at most this much at once,
-/// so a line-speaking peer overdraws its bucket by one message at most.
-const RATE_PIECE: usize = 256;
-/// The first re-dial of a dropped peer waits this long (`mesh --reconnect`).
-const RECONNECT_MIN: Duration = Duration::from_secs(1);
-/// Each failed re-dial doubles the wait, up to this.
-const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// The exit status when a command from stdin failed (a dial included).
 pub const EXIT_FAILED: i32 = 1;
@@ -144,14 +140,11 @@ pub fn run(
         wake: None,
         keepalive: options.keepalive,
         stall_wake: None,
-        waiting: VecDeque::new(),
-        turns: VecDeque::new(),
-        rate_limit: options.rate_limit,
-        buckets: HashMap::new(),
-        throttled: Vec::new(),
+        feeder: HostFeeder::new(Default::default()),
+        limiter: options.rate_limit.and_then(rate).map(Limiter::new),
         reconnect: options.reconnect,
         dials: HashMap::new(),
-        retries: Vec::new(),
+        backoff: Backoff::default(),
         recheck: false,
         mode,
         actions: Vec::new(),
@@ -220,23 +213,17 @@ struct Driver {
     keepalive: Option<Duration>,
     /// When to look for stalled peers next (possibly early, never late).
     stall_wake: Option<Instant>,
-    /// Peers whose read chunk waits for the pause to lift (or for the flow to
-    /// feed them while paused), first come first fed.
-    waiting: VecDeque<PeerId>,
-    /// Peers with bytes left after their turn, fed round-robin when no message waits.
-    turns: VecDeque<PeerId>,
-    /// The most messages per second shown from one peer.
-    rate_limit: Option<f64>,
-    /// Each rate-limited peer's token bucket.
-    buckets: HashMap<PeerId, Bucket>,
-    /// Peers with bytes to feed and no token left: they wait for their bucket.
-    throttled: Vec<PeerId>,
+    /// Fair feeding: peers whose read chunk waits for the pause to lift (first
+    /// come first fed), and peers with bytes left after their turn (round-robin).
+    feeder: HostFeeder,
+    /// With `--rate-limit`: each peer's token bucket, and who waits for a refill.
+    limiter: Option<Limiter<MAX_PEERS>>,
     /// Whether outbound peers that drop are dialled again.
     reconnect: bool,
     /// With `reconnect`: where each outbound peer was dialled, to dial it again.
     dials: HashMap<PeerId, Dial>,
-    /// Re-dials waiting for their time, one per peer that the node keeps as reconnecting.
-    retries: Vec<Retry>,
+    /// When each peer the node keeps as reconnecting is dialled again.
+    backoff: Backoff<MAX_PEERS>,
     /// A queue was dropped while input waits: see whether it can go on.
     recheck: bool,
     /// The subcommand's rules: it sees lines, events and its deadline first.
@@ -313,6 +300,8 @@ impl Driver {
             self.mode.deadline(),
             self.stall_wake,
             self.end_by,
+            self.limiter.as_ref().and_then(Limiter::next_at),
+            self.backoff.next_at(),
         ]
         .into_iter()
         .flatten()
@@ -320,17 +309,9 @@ impl Driver {
         let node =
             wake.map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
         let now = std::time::Instant::now();
-        let rate = self.rate_limit.unwrap_or(1.0);
-        let refill = self
-            .throttled
-            .iter()
-            .filter_map(|peer| self.buckets.get(peer))
-            .map(|bucket| bucket.ready_at(rate));
-        let retry = self.retries.iter().map(|r| r.at);
         let limit = self.waiting_since.map(|since| since + self.wait_limit());
-        refill
-            .chain(retry)
-            .chain(limit)
+        limit
+            .into_iter()
             .chain(self.readers.linger_until())
             .map(|at| at.saturating_duration_since(now))
             .chain(node)
@@ -346,7 +327,7 @@ impl Driver {
             if self.quit.is_some() || self.finished {
                 return;
             }
-            let busy = !self.ready.is_empty() || !self.turns.is_empty();
+            let busy = !self.ready.is_empty() || !self.feeder.turns().is_empty();
             let wait = if busy {
                 Some(Duration::ZERO)
             } else {
@@ -428,6 +409,7 @@ impl Driver {
     fn closed(&mut self, peer: PeerId, error: Option<&str>) {
         self.conns.remove(&peer);
         self.flow.forget(peer);
+        self.feeder.forget(peer);
         self.input(Input::Closed { peer, error });
         self.resume();
     }
@@ -454,7 +436,7 @@ impl Driver {
 
     /// Feeds the peer whose turn it is (its next budget of held bytes).
     fn take_turn(&mut self) {
-        if let Some(peer) = self.turns.pop_front() {
+        if let Some(peer) = self.feeder.next_turn() {
             self.feed(peer);
         }
         self.recheck();
@@ -544,11 +526,11 @@ impl Driver {
                 self.render.help(command::help_text(topic).unwrap_or(HELP));
             }
             Ok(Some(Command::List)) => {
-                let now = std::time::Instant::now();
-                let retries = &self.retries;
+                let now = self.now();
+                let backoff = &self.backoff;
                 let redial_in = |peer: PeerId| {
-                    let retry = retries.iter().find(|r| r.peer == peer)?;
-                    Some(retry.at.saturating_duration_since(now))
+                    let wait = backoff.redial_in(peer, now)?;
+                    Some(Duration::from_millis(wait.as_millis()))
                 };
                 self.render.peers(self.node.peers(), redial_in);
             }
@@ -783,71 +765,47 @@ impl Driver {
         }
     }
 
-    /// Feeds up to [`TURN_BUDGET`] of a peer's held chunk, draining whenever the node
-    /// takes only part of it. What is left waits: for the peer's next turn, for the
-    /// pause to lift, or for its bucket to refill.
+    /// Feeds a turn of a peer's held chunk by the kit's rules (see
+    /// [`meshtalk_core::shell::feed`]), draining whenever the node takes only part
+    /// of it. What is left waits: for the peer's next turn, for the pause to lift,
+    /// or for its bucket to refill.
     fn feed_turn(&mut self, peer: PeerId) {
-        let mut stalls = 0;
-        let mut budget = TURN_BUDGET;
+        let mut turn = self.feeder.turn(peer);
         loop {
+            let now = self.now();
             // A peer that is not ready yet feeds nobody: its greeting goes on.
-            if !self.flow.feeds(peer) && self.aliases.contains_key(&peer) {
-                enqueue(&mut self.waiting, peer);
-                return;
-            }
+            let feeds = self.flow.feeds(peer) || !self.aliases.contains_key(&peer);
             let Some(conn) = self.conns.get(&peer) else {
                 return;
             };
             let rest = conn.pending();
-            if rest.is_empty() {
+            let Next::Offer(max) = self.feeder.next(&mut turn, rest.len(), feeds) else {
                 return;
-            }
-            if budget == 0 {
-                enqueue(&mut self.turns, peer);
-                return;
-            }
-            let piece = match self.rate_limit {
-                None => rest.len().min(budget),
-                Some(rate) => {
-                    let bucket = self
-                        .buckets
-                        .entry(peer)
-                        .or_insert_with(|| Bucket::new(rate));
-                    if !bucket.ready(rate) {
-                        if !self.throttled.contains(&peer) {
-                            self.throttled.push(peer);
-                        }
+            };
+            let piece = match &mut self.limiter {
+                None => max,
+                Some(limiter) => {
+                    if !limiter.admit(peer, now) {
                         return;
                     }
-                    line_piece(rest, budget.min(RATE_PIECE))
+                    line_piece(&rest[..max], RATE_PIECE)
                 }
             };
-            let now = self.now();
-            let Some(rest) = self.conns.get(&peer).map(|c| &c.pending()[..piece]) else {
-                return;
-            };
-            let len = rest.len();
-            let taken = match self
-                .node
-                .handle_input(now, Input::Received { peer, bytes: rest })
-            {
-                Ok(Handled::Consumed(n)) => n.min(len),
-                Ok(_) => len,
+            let bytes = &rest[..piece];
+            let taken = match self.node.handle_input(now, Input::Received { peer, bytes }) {
+                Ok(Handled::Consumed(n)) => n,
+                Ok(_) => piece,
                 Err(e) => {
                     diag!("bytes from {peer} refused: {e}");
-                    len
+                    piece
                 }
             };
-            stalls = if taken == 0 { stalls + 1 } else { 0 };
-            let taken = if stalls > 2 {
-                diag!("{peer}: node took none of {len} bytes; dropped");
-                len
-            } else {
-                taken
-            };
-            budget = budget.saturating_sub(taken);
+            let took = self.feeder.took(&mut turn, piece, taken);
+            if took.dropped {
+                diag!("{peer}: node took none of {piece} bytes; dropped");
+            }
             if let Some(conn) = self.conns.get_mut(&peer)
-                && conn.consume(taken)
+                && conn.consume(took.consume)
                 && conn.readable
                 && !conn.queued
             {
@@ -869,15 +827,13 @@ impl Driver {
     /// Feeds the held chunks that the flow lets go on (all of them once the pause
     /// lifts), in the order they came; the others wait on.
     fn resume(&mut self) {
-        for _ in 0..self.waiting.len() {
-            let Some(peer) = self.waiting.pop_front() else {
+        let mut pass = self.feeder.resume();
+        loop {
+            let flow = &self.flow;
+            let Some(peer) = self.feeder.next_resumed(&mut pass, |p| flow.feeds(p)) else {
                 return;
             };
-            if self.flow.feeds(peer) {
-                self.feed(peer);
-            } else {
-                self.waiting.push_back(peer);
-            }
+            self.feed(peer);
         }
     }
 
@@ -913,48 +869,33 @@ impl Driver {
 
     /// Gives the peers whose bucket has a token again their turn.
     fn refilled(&mut self) {
-        let Some(rate) = self.rate_limit else {
+        let now = self.now();
+        let Some(limiter) = &mut self.limiter else {
             return;
         };
-        let now = std::time::Instant::now();
-        let mut i = 0;
-        while let Some(&peer) = self.throttled.get(i) {
-            match self.buckets.get(&peer) {
-                Some(bucket) if bucket.ready_at(rate) > now => i += 1,
-                // Refilled, or gone with its peer.
-                _ => {
-                    self.throttled.swap_remove(i);
-                    enqueue(&mut self.turns, peer);
-                }
-            }
+        while let Some(peer) = limiter.next_refilled(now) {
+            self.feeder.give_turn(peer);
         }
     }
 
     /// Says that `peer`, which the node keeps as reconnecting, will be dialled again,
-    /// and when; the wait doubles for the next time, up to [`RECONNECT_MAX`].
+    /// and when; the wait doubles for the next time (the kit's backoff).
     fn schedule(&mut self, peer: PeerId) {
-        let Some(dial) = self.dials.get_mut(&peer) else {
+        let Some(dial) = self.dials.get(&peer) else {
             return;
         };
-        let wait = dial.backoff;
-        dial.backoff = (wait * 2).min(RECONNECT_MAX);
+        let Some(wait) = self.backoff.schedule(peer, self.now()) else {
+            return;
+        };
+        let wait = Duration::from_millis(wait.as_millis());
         self.render.reconnecting(peer, &dial.host, dial.port, wait);
-        self.retries.retain(|r| r.peer != peer);
-        self.retries.push(Retry {
-            at: std::time::Instant::now() + wait,
-            peer,
-        });
     }
 
     /// Dials again each reconnecting peer whose wait is over, under its id and alias; a
     /// peer disconnected meanwhile is gone from the node, and its dial forgotten.
     fn redial_due(&mut self) {
-        let now = std::time::Instant::now();
-        let (due, later): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.retries)
-            .into_iter()
-            .partition(|r| r.at <= now);
-        self.retries = later;
-        for Retry { peer, .. } in due {
+        let now = self.now();
+        while let Some(peer) = self.backoff.next_due(now) {
             let Some(dial) = self.dials.get(&peer) else {
                 continue;
             };
@@ -967,6 +908,7 @@ impl Driver {
             if let Err(e) = self.node.handle_input(self.now(), redial) {
                 debug!("{peer}: not dialled again: {e}");
                 self.dials.remove(&peer);
+                self.backoff.forget(peer);
             }
             self.drain();
         }
@@ -983,25 +925,23 @@ impl Driver {
     /// timeout, and sets the next check.
     fn check_stalls(&mut self) {
         let now = self.now();
-        let (due, next) = self.flow.stalled(now);
-        let stalled: Vec<PeerId> = due.collect();
-        self.stall_wake = next;
         let secs = self
             .flow
             .limits()
             .stall
             .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
-        for peer in stalled {
+        while let Some(peer) = self.flow.next_stalled(now) {
             if let Some(conn) = self.conns.remove(&peer) {
                 conn.abort();
             }
-            self.flow.forget(peer);
+            self.feeder.forget(peer);
             let reason = format!("not reading (no bytes taken for {secs} s)");
             self.input(Input::Closed {
                 peer,
                 error: Some(&reason),
             });
         }
+        self.stall_wake = self.flow.next_stall();
         self.resume();
     }
 
@@ -1035,13 +975,9 @@ impl Driver {
                     }
                     if self.reconnect {
                         // A re-dial keeps its backoff.
-                        let dial = self.dials.entry(peer).or_insert_with(|| Dial {
-                            host: String::new(),
-                            port: 0,
-                            backoff: RECONNECT_MIN,
-                        });
-                        dial.host = host.to_string();
-                        dial.port = port;
+                        let host = host.to_string();
+                        self.dials.insert(peer, Dial { host, port });
+                        self.backoff.dialled(peer);
                     }
                     net::dial(peer, host.to_string(), port, self.tx.clone());
                 }
@@ -1050,8 +986,9 @@ impl Driver {
                         conn.close(&mut self.readers);
                     }
                     self.flow.forget(peer);
+                    self.feeder.forget(peer);
                     // Its queue no longer holds the room (`resume` feeds, so not from here).
-                    self.recheck = !self.waiting.is_empty();
+                    self.recheck = !self.feeder.waiting().is_empty();
                 }
                 Output::Event(event) => {
                     let event = event.map(String::from);
@@ -1084,16 +1021,14 @@ impl Driver {
         match event {
             Event::Connected { peer, alias, .. } => {
                 self.aliases.insert(*peer, alias.clone());
-                if let Some(dial) = self.dials.get_mut(peer) {
-                    dial.backoff = RECONNECT_MIN;
-                }
+                self.backoff.connected(*peer);
             }
             Event::Alias { peer, alias } => {
                 self.aliases.insert(*peer, alias.clone());
             }
             Event::Message { peer, .. } => {
-                if let Some(bucket) = self.buckets.get_mut(peer) {
-                    bucket.tokens -= 1.0;
+                if let Some(limiter) = &mut self.limiter {
+                    limiter.shown(*peer);
                 }
             }
             _ => {}
@@ -1107,13 +1042,15 @@ impl Driver {
         // A peer the node keeps as reconnecting is dialled again (said after its
         // drop); one that is gone (disconnected here, say) is dialled no more.
         if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
-            self.buckets.remove(peer);
+            if let Some(limiter) = &mut self.limiter {
+                limiter.forget(*peer);
+            }
             self.aliases.remove(peer);
             if self.reconnecting(*peer) {
                 self.schedule(*peer);
             } else {
                 self.dials.remove(peer);
-                self.retries.retain(|r| r.peer != *peer);
+                self.backoff.forget(*peer);
             }
         }
         if matches!(
@@ -1408,23 +1345,6 @@ fn event_peer<S>(event: &Event<S>) -> Option<PeerId> {
     }
 }
 
-/// Puts `peer` at the back of `queue` unless it is in it already.
-fn enqueue(queue: &mut VecDeque<PeerId>, peer: PeerId) {
-    if !queue.contains(&peer) {
-        queue.push_back(peer);
-    }
-}
-
-/// How much of `bytes` to feed a rate-limited peer at once: up to its first
-/// newline, at most `max`, so one piece holds one line's message at most.
-fn line_piece(bytes: &[u8], max: usize) -> usize {
-    let window = bytes.get(..max).unwrap_or(bytes);
-    window
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(window.len(), |i| i + 1)
-}
-
 /// Tells a connection refused for want of room why, in one line any client can
 /// show, before it is closed. The socket is new and its buffer empty: the write
 /// does not wait (and is not allowed to).
@@ -1441,81 +1361,17 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// A token bucket: one token per message shown from the peer, refilled at the rate
-/// limit, holding a second's worth at most. A piece of input may overdraw it; the
-/// peer is then fed nothing until it is back to one token.
-struct Bucket {
-    tokens: f64,
-    /// When `tokens` was last brought up to date.
-    at: std::time::Instant,
+/// `--rate-limit` messages a second as the kit counts them, in thousandths (a
+/// rate the command line let through is at least one thousandth).
+fn rate(per_sec: f64) -> Option<Rate> {
+    let milli = (per_sec * 1000.0).round().clamp(1.0, f64::from(u32::MAX));
+    Rate::new(milli as u32).ok()
 }
 
-impl Bucket {
-    fn new(rate: f64) -> Bucket {
-        Bucket {
-            tokens: rate.max(1.0),
-            at: std::time::Instant::now(),
-        }
-    }
-
-    /// Refills for the time passed; true when a message may be taken.
-    fn ready(&mut self, rate: f64) -> bool {
-        let now = std::time::Instant::now();
-        let gained = now.saturating_duration_since(self.at).as_secs_f64() * rate;
-        self.tokens = (self.tokens + gained).min(rate.max(1.0));
-        self.at = now;
-        self.tokens >= 1.0
-    }
-
-    /// When the bucket holds one token again.
-    fn ready_at(&self, rate: f64) -> std::time::Instant {
-        let missing = 1.0 - self.tokens;
-        if missing <= 0.0 {
-            return self.at;
-        }
-        self.at + Duration::from_secs_f64((missing / rate).min(86_400.0))
-    }
-}
-
-/// Where an outbound peer was dialled, for `mesh --reconnect` to dial it again.
+/// Where an outbound peer was dialled, for `mesh --reconnect` to dial it again
+/// (when is the kit's [`Backoff`]).
 #[derive(Clone, Debug)]
 struct Dial {
     host: String,
     port: u16,
-    /// How long to wait before dialling again if this link drops.
-    backoff: Duration,
-}
-
-/// A reconnecting peer to dial again at `at`.
-struct Retry {
-    at: std::time::Instant,
-    peer: PeerId,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rate_limited_piece_ends_after_the_first_newline() {
-        assert_eq!(line_piece(b"ab\ncd\n", 256), 3);
-        assert_eq!(line_piece(b"\n", 256), 1);
-    }
-
-    #[test]
-    fn a_rate_limited_piece_without_newline_is_at_most_the_cap() {
-        assert_eq!(line_piece(b"abcdef", 4), 4);
-        assert_eq!(line_piece(b"abc", 4), 3);
-        assert_eq!(line_piece(b"abcd\n", 4), 4);
-    }
-
-    #[test]
-    fn an_overdrawn_bucket_waits_until_it_holds_a_token_again() {
-        let mut bucket = Bucket::new(10.0);
-        assert!(bucket.ready(10.0));
-        bucket.tokens = -1.0;
-        assert!(!bucket.ready(10.0));
-        let wait = bucket.ready_at(10.0).saturating_duration_since(bucket.at);
-        assert!(wait > Duration::from_millis(150) && wait <= Duration::from_millis(200));
-    }
 }

@@ -215,7 +215,7 @@ impl Writers {
 
 /// The driver's handle on one connection: bytes staged for it in this turn and
 /// the chunk last read that the node has not taken. (How many bytes wait in all
-/// is the driver's [`meshtalk_core::flow::Flow`].)
+/// is the driver's [`meshtalk_core::shell::flow::Flow`].)
 pub struct Conn {
     entry: Arc<Entry>,
     shared: Arc<Shared>,

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use meshtalk_core::flow::{Flow, Limits};
 use meshtalk_core::peers::{Direction, PeerId, PeerTable};
+use meshtalk_core::shell::flow::{Flow, Limits};
 use meshtalk_core::time::{Duration, Instant};
 
 const HIGH: usize = 4096;

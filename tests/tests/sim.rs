@@ -4,7 +4,8 @@
 
 use std::sync::Mutex;
 
-use meshtalk_core::flow::Limits;
+use meshtalk_core::shell::feed::Settings;
+use meshtalk_core::shell::flow::Limits;
 use meshtalk_core::time::Duration;
 use meshtalk_tests::sim::{Backpressure, Report, Scenario, Topology, Totals};
 
@@ -406,4 +407,53 @@ fn without_a_stall_timeout_a_full_mesh_under_bursts_waits_for_good() {
         stuck > 0,
         "no wait cycle formed: the burst scenario tests nothing"
     );
+}
+
+/// The simulator's shells run the kit's feeding rules, not a copy: a turn budget
+/// set in the scenario reaches them, and the turns they cut are the kit's count.
+#[test]
+fn a_tiny_turn_budget_set_in_the_kit_cuts_the_simulated_shells_turns() {
+    let make = |turn_budget| {
+        let mut sc = Scenario::new(0x7_0000, 5, Topology::Complete);
+        sc.unicasts = 30;
+        sc.broadcasts = 10;
+        sc.span_ms = 100;
+        sc.feeding = Settings {
+            turn_budget,
+            ..Settings::default()
+        };
+        sc
+    };
+    let usual = make(Settings::default().turn_budget).run();
+    let tiny = make(64).run();
+    let mut totals = Totals::default();
+    for r in [&usual, &tiny] {
+        r.assert_ok();
+        totals.add(r);
+    }
+    record(test_name!(), &totals);
+    // A read is at most 4 KiB: the host's 16 KiB budget never cuts one.
+    assert_eq!(usual.turns_cut, 0, "the default budget cut a turn");
+    assert!(
+        tiny.turns_cut > 100,
+        "a 64-byte budget cut only {} turns: the shells do not run the kit's budget",
+        tiny.turns_cut
+    );
+    assert_eq!(tiny.unicasts_delivered, usual.unicasts_delivered);
+}
+
+/// Under bursts the shells' flow pauses peers, and the kit's waiting ring feeds
+/// them again once the pause lifts: counted by the kit, with nothing lost.
+#[test]
+fn paused_peers_wait_in_the_kits_ring_and_are_fed_again() {
+    let report = burst(0xb000, Topology::Line, Some(2_000), 30).run();
+    report.assert_ok();
+    let mut totals = Totals::default();
+    totals.add(&report);
+    record(test_name!(), &totals);
+    assert!(
+        report.feeds_paused > 0,
+        "no feed paused under bursts: the shells do not use the kit's waiting ring"
+    );
+    assert_eq!(report.stalls, 0);
 }

@@ -54,6 +54,8 @@ pub struct Flow<const P: usize> {
     paused: bool,
     /// Spreads the stall timeouts of this node's peers (see [`Flow::stall_at`]).
     salt: u64,
+    /// Peers handed out by [`Flow::next_stalled`] so far.
+    stalls: u64,
 }
 
 impl<const P: usize> Flow<P> {
@@ -67,6 +69,7 @@ impl<const P: usize> Flow<P> {
             over_cap: 0,
             paused: false,
             salt,
+            stalls: 0,
         }
     }
 
@@ -176,6 +179,34 @@ impl<const P: usize> Flow<P> {
             .filter(move |b| at(b).is_some_and(|t| t <= now))
             .map(|b| b.peer);
         (due, next)
+    }
+
+    /// One peer stalled at `now`, forgotten and counted: the shell drops it as not
+    /// reading. Call until `None`; then [`Flow::next_stall`] says when to look again.
+    pub fn next_stalled(&mut self, now: Instant) -> Option<PeerId> {
+        let peer = self
+            .backlogs
+            .iter()
+            .flatten()
+            .find(|b| self.stall_at(b.peer).is_some_and(|t| t <= now))?
+            .peer;
+        self.forget(peer);
+        self.stalls = self.stalls.saturating_add(1);
+        Some(peer)
+    }
+
+    /// When the next peer stalls if nothing moves; `None` while nothing waits.
+    pub fn next_stall(&self) -> Option<Instant> {
+        self.backlogs
+            .iter()
+            .flatten()
+            .filter_map(|b| self.stall_at(b.peer))
+            .min()
+    }
+
+    /// How many peers [`Flow::next_stalled`] handed out: the shell's stall drops.
+    pub fn stalls(&self) -> u64 {
+        self.stalls
     }
 
     fn get(&self, peer: PeerId) -> Option<&Backlog> {

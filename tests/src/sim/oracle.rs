@@ -1,0 +1,628 @@
+//! What must hold, and what a run did: the bookkeeping of every unicast and
+//! broadcast from the nodes' events, the checks after a run, and the report.
+
+use super::*;
+
+/// What a run did and what it got wrong.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub nodes: usize,
+    pub links: usize,
+    /// Bounded pipes and flow control ([`Scenario::backpressure`]).
+    pub bounded: bool,
+    /// Unicasts the scenario scripted; each is sent, refused or skipped.
+    pub unicasts_scripted: usize,
+    pub unicasts_sent: usize,
+    pub unicasts_delivered: usize,
+    pub unicasts_undelivered: usize,
+    /// Refused by the node as "window full" (a violation unless the window was).
+    pub unicasts_refused: usize,
+    /// Not given to the node: the sender had no ready peer at the time.
+    pub unicasts_skipped: usize,
+    /// Unicasts and broadcasts skipped at a node the topology gave no link.
+    pub sends_isolated: usize,
+    pub broadcasts_scripted: usize,
+    pub broadcasts_sent: usize,
+    /// Broadcasts not given to the node: the sender had no ready peer.
+    pub broadcasts_skipped: usize,
+    pub broadcast_deliveries: usize,
+    pub resets: usize,
+    /// Resets, cuts and disconnects the scenario scripted.
+    pub faults_scripted: usize,
+    /// Scripted resets, cuts and disconnects that found no link to act on.
+    pub faults_skipped: usize,
+    /// The longest a link took from its dial being accepted to being ready at both ends.
+    pub slowest_ready_ms: u64,
+    /// Peers dropped by the shell for taking nothing for the stall timeout.
+    pub stalls: usize,
+    /// The most bytes a shell ever held for one peer.
+    pub max_backlog: usize,
+    /// Turns the shells' feeders cut at their budget, over all nodes (the kit counts).
+    pub turns_cut: u64,
+    /// Times a shell's feeder paused a peer's input for flow control.
+    pub feeds_paused: u64,
+    /// Pieces a shell dropped because its node took none of them, again and again.
+    pub stuck_drops: u64,
+    pub steps: u64,
+    pub end_ms: u64,
+    pub trace: Vec<String>,
+    pub violations: Vec<String>,
+}
+
+impl Report {
+    /// Panics with the seed and every violation, if there are any.
+    pub fn assert_ok(&self) {
+        if self.violations.is_empty() {
+            return;
+        }
+        let mut text = format!(
+            "simulation seed {:#x} ({} nodes): {} violation(s):\n",
+            self.seed,
+            self.nodes,
+            self.violations.len()
+        );
+        for v in self.violations.iter().take(30) {
+            let _ = writeln!(text, "  {v}");
+        }
+        panic!("{text}");
+    }
+}
+
+/// Totals over many runs, for the report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Totals {
+    pub runs: usize,
+    /// Runs through bounded pipes with the shells' flow control.
+    pub bounded_runs: usize,
+    pub nodes: usize,
+    pub unicasts_scripted: usize,
+    /// Unicasts sent (the node answered with `Sent`).
+    pub unicasts: usize,
+    pub unicasts_delivered: usize,
+    pub broadcasts_scripted: usize,
+    /// Broadcasts sent (the node answered with `Broadcast`).
+    pub broadcasts: usize,
+    pub broadcast_deliveries: usize,
+    /// Unicast and broadcast deliveries.
+    pub deliveries: usize,
+    pub refused: usize,
+    pub undelivered: usize,
+    /// Scripted unicasts and broadcasts skipped for want of a ready peer.
+    pub sends_skipped: usize,
+    /// Of those, skipped at nodes the topology gave no link.
+    pub sends_isolated: usize,
+    pub faults_scripted: usize,
+    pub faults_skipped: usize,
+    pub resets: usize,
+    pub stalls: usize,
+    /// Runs in which a peer was dropped as not reading.
+    pub runs_with_stalls: usize,
+    pub max_backlog: usize,
+    pub slowest_ready_ms: u64,
+    pub steps: u64,
+}
+
+impl Totals {
+    pub const ZERO: Totals = Totals {
+        runs: 0,
+        bounded_runs: 0,
+        nodes: 0,
+        unicasts_scripted: 0,
+        unicasts: 0,
+        unicasts_delivered: 0,
+        broadcasts_scripted: 0,
+        broadcasts: 0,
+        broadcast_deliveries: 0,
+        deliveries: 0,
+        refused: 0,
+        undelivered: 0,
+        sends_skipped: 0,
+        sends_isolated: 0,
+        faults_scripted: 0,
+        faults_skipped: 0,
+        resets: 0,
+        stalls: 0,
+        runs_with_stalls: 0,
+        max_backlog: 0,
+        slowest_ready_ms: 0,
+        steps: 0,
+    };
+
+    pub fn add(&mut self, r: &Report) {
+        self.runs += 1;
+        self.bounded_runs += usize::from(r.bounded);
+        self.nodes += r.nodes;
+        self.unicasts_scripted += r.unicasts_scripted;
+        self.unicasts += r.unicasts_sent;
+        self.unicasts_delivered += r.unicasts_delivered;
+        self.broadcasts_scripted += r.broadcasts_scripted;
+        self.broadcasts += r.broadcasts_sent;
+        self.broadcast_deliveries += r.broadcast_deliveries;
+        self.deliveries += r.unicasts_delivered + r.broadcast_deliveries;
+        self.refused += r.unicasts_refused;
+        self.undelivered += r.unicasts_undelivered;
+        self.sends_skipped += r.unicasts_skipped + r.broadcasts_skipped;
+        self.sends_isolated += r.sends_isolated;
+        self.faults_scripted += r.faults_scripted;
+        self.faults_skipped += r.faults_skipped;
+        self.resets += r.resets;
+        self.stalls += r.stalls;
+        self.runs_with_stalls += usize::from(r.stalls > 0);
+        self.max_backlog = self.max_backlog.max(r.max_backlog);
+        self.slowest_ready_ms = self.slowest_ready_ms.max(r.slowest_ready_ms);
+        self.steps += r.steps;
+    }
+
+    /// Adds another set of totals (for a whole suite).
+    pub fn merge(&mut self, o: &Totals) {
+        self.runs += o.runs;
+        self.bounded_runs += o.bounded_runs;
+        self.nodes += o.nodes;
+        self.unicasts_scripted += o.unicasts_scripted;
+        self.unicasts += o.unicasts;
+        self.unicasts_delivered += o.unicasts_delivered;
+        self.broadcasts_scripted += o.broadcasts_scripted;
+        self.broadcasts += o.broadcasts;
+        self.broadcast_deliveries += o.broadcast_deliveries;
+        self.deliveries += o.deliveries;
+        self.refused += o.refused;
+        self.undelivered += o.undelivered;
+        self.sends_skipped += o.sends_skipped;
+        self.sends_isolated += o.sends_isolated;
+        self.faults_scripted += o.faults_scripted;
+        self.faults_skipped += o.faults_skipped;
+        self.resets += o.resets;
+        self.stalls += o.stalls;
+        self.runs_with_stalls += o.runs_with_stalls;
+        self.max_backlog = self.max_backlog.max(o.max_backlog);
+        self.slowest_ready_ms = self.slowest_ready_ms.max(o.slowest_ready_ms);
+        self.steps += o.steps;
+    }
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs ({} bounded), {} nodes; unicasts: {} scripted, {} sent, {} delivered, \
+             {} undelivered, {} refused (window full); broadcasts: {} scripted, {} sent, \
+             {} deliveries; {} sends skipped (no ready peer; {} at nodes with no link), \
+             {} of {} scripted faults skipped (no link); {} resets, {} stalls in {} runs, max backlog {} B, \
+             slowest link ready in {} ms, {} steps",
+            self.runs,
+            self.bounded_runs,
+            self.nodes,
+            self.unicasts_scripted,
+            self.unicasts,
+            self.unicasts_delivered,
+            self.undelivered,
+            self.refused,
+            self.broadcasts_scripted,
+            self.broadcasts,
+            self.broadcast_deliveries,
+            self.sends_skipped,
+            self.sends_isolated,
+            self.faults_skipped,
+            self.faults_scripted,
+            self.resets,
+            self.stalls,
+            self.runs_with_stalls,
+            self.max_backlog,
+            self.slowest_ready_ms,
+            self.steps
+        )
+    }
+}
+
+/// One unicast shown on a link: (showing order, the sender's id, unicast index).
+pub(super) type Shown = (u64, usize, usize);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Receipt {
+    Delivered(u64),
+    Undelivered(u64),
+}
+
+pub(super) struct Unicast {
+    pub(super) from: usize,
+    pub(super) to: usize,
+    pub(super) conn: usize,
+    /// The sender's number for it, from its `Sent` event.
+    pub(super) id: Option<u32>,
+    pub(super) peer: PeerId,
+    /// (node, conn, time, order) for every time it was shown.
+    pub(super) shown: Vec<(usize, Option<usize>, String, u64, u64)>,
+    pub(super) receipts: Vec<Receipt>,
+}
+
+pub(super) struct Bcast {
+    pub(super) from: usize,
+    pub(super) at: u64,
+    pub(super) seq: Option<u32>,
+    /// Ready peers when sent, as the harness saw them.
+    pub(super) peers: usize,
+    /// Receiving node, how many times.
+    pub(super) shown: BTreeMap<usize, usize>,
+    pub(super) bad: Vec<String>,
+}
+
+/// The first word of a message text: its tracking key (`u3-7`, `b2-1`).
+pub(super) fn key(text: &str) -> &str {
+    text.split(' ').next().unwrap_or(text)
+}
+
+impl Sim {
+    pub(super) fn violation(&mut self, what: String) {
+        let line = format!("t={}ms: {what}", self.now);
+        self.report.violations.push(line);
+    }
+
+    pub(super) fn command_error(&mut self, i: usize, e: NodeError<'_>) {
+        let text = format!("{e:?}");
+        self.trace(|| format!("n{i} error {text}"));
+        if let NodeError::WindowFull(peer) = e {
+            self.report.unicasts_refused += 1;
+            let waiting = self.awaiting_receipt(i, peer);
+            let ours = self
+                .expect_sent
+                .is_some_and(|u| self.unicasts[u].peer == peer);
+            if !ours || waiting < WINDOW {
+                self.violation(format!(
+                    "n{i}: a send to {peer} refused ({e}), but {waiting} message(s) to it \
+                     await their receipt, fewer than the window of {WINDOW}"
+                ));
+            }
+        } else {
+            self.violation(format!("n{i}: input refused: {e} ({text})"));
+        }
+        if let Some(u) = self.expect_sent.take() {
+            self.by_text.retain(|_, &mut v| v != u);
+        }
+        if let Some(b) = self.expect_bcast.take() {
+            self.bcast_by_text.retain(|_, &mut v| v != b);
+        }
+    }
+
+    /// The simulator's own count of node `i`'s unicasts to `peer` that were sent
+    /// and have had no receipt yet: what fills the node's window.
+    pub(super) fn awaiting_receipt(&self, i: usize, peer: PeerId) -> usize {
+        self.unicasts
+            .iter()
+            .filter(|u| u.from == i && u.peer == peer && u.id.is_some() && u.receipts.is_empty())
+            .count()
+    }
+
+    pub(super) fn event(&mut self, i: usize, e: Event<String>) {
+        self.trace(|| format!("n{i} event {e:?}"));
+        match e {
+            Event::Connected {
+                peer, alias, kind, ..
+            } => {
+                let Some(view) = self.nodes[i].peers.get(&peer).copied() else {
+                    self.violation(format!("n{i}: Connected for unknown {peer}"));
+                    return;
+                };
+                if kind != Kind::Native {
+                    self.violation(format!(
+                        "n{i}: n{} became a {kind:?} peer, not native",
+                        view.remote
+                    ));
+                }
+                if !is_alias_of(&alias, view.remote) {
+                    self.violation(format!("n{i}: n{} got alias {alias:?}", view.remote));
+                }
+                if view.ready {
+                    self.violation(format!("n{i}: Connected twice for {peer}"));
+                }
+                if let Some(v) = self.nodes[i].peers.get_mut(&peer) {
+                    v.ready = true;
+                }
+                if let Some((c, e)) = self.end_of(i, peer) {
+                    let conn = &mut self.conns[c];
+                    conn.ends[e].ready_at = Some(self.now);
+                    if conn.ends.iter().all(|e| e.ready_at.is_some()) {
+                        let took = self.now - conn.opened_at;
+                        self.report.slowest_ready_ms = self.report.slowest_ready_ms.max(took);
+                    }
+                }
+            }
+            Event::ConnectFailed { peer, reason, .. } => {
+                self.nodes[i].peers.remove(&peer);
+                self.violation(format!("n{i}: connect failed: {reason}"));
+            }
+            Event::Refused { addr, .. } => {
+                self.violation(format!(
+                    "n{i}: refused {addr}, but no node here is a one-peer chat"
+                ));
+            }
+            Event::Message {
+                peer,
+                from,
+                text,
+                room: None,
+            } => {
+                let via = self.end_of(i, peer).map(|(c, _)| c);
+                let order = self.shown_order;
+                self.shown_order += 1;
+                match self.by_text.get(key(&text)).copied() {
+                    Some(u) => self.unicasts[u].shown.push((i, via, from, self.now, order)),
+                    None => self.violation(format!("n{i}: unknown message {:?}", key(&text))),
+                }
+            }
+            Event::Message {
+                peer,
+                from,
+                text,
+                room: Some(room),
+            } => {
+                let Some(b) = self.bcast_by_text.get(key(&text)).copied() else {
+                    self.violation(format!("n{i}: unknown room message {:?}", key(&text)));
+                    return;
+                };
+                let sender = self.bcasts[b].from;
+                let origin_ok = room.origin == self.nodes[sender].id
+                    && Some(room.seq) == self.bcasts[b].seq
+                    && from == name(sender);
+                if !origin_ok {
+                    let bad = format!("n{i} got it as {room:?} from {from:?} via {peer}");
+                    self.bcasts[b].bad.push(bad);
+                }
+                *self.bcasts[b].shown.entry(i).or_default() += 1;
+            }
+            Event::Sent { peer, id, receipt } => {
+                let Some(u) = self.expect_sent.take() else {
+                    self.violation(format!("n{i}: Sent {id} to {peer} that nobody sent"));
+                    return;
+                };
+                if !receipt || peer != self.unicasts[u].peer {
+                    self.violation(format!(
+                        "n{i}: Sent {id} to {peer} (receipt {receipt}) for a message to {}",
+                        self.unicasts[u].peer
+                    ));
+                }
+                self.unicasts[u].id = Some(id);
+                self.report.unicasts_sent += 1;
+            }
+            Event::Delivered { peer, id } | Event::Undelivered { peer, id } => {
+                let delivered = matches!(e, Event::Delivered { .. });
+                let found = self
+                    .unicasts
+                    .iter()
+                    .position(|u| u.from == i && u.peer == peer && u.id == Some(id));
+                let Some(u) = found else {
+                    self.violation(format!("n{i}: receipt for unknown message {id} to {peer}"));
+                    return;
+                };
+                let r = if delivered {
+                    Receipt::Delivered(self.now)
+                } else {
+                    Receipt::Undelivered(self.now)
+                };
+                self.unicasts[u].receipts.push(r);
+            }
+            Event::Broadcast { seq, peers } => {
+                let Some(b) = self.expect_bcast.take() else {
+                    self.violation(format!("n{i}: Broadcast {seq} that nobody sent"));
+                    return;
+                };
+                if peers != self.bcasts[b].peers {
+                    self.violation(format!(
+                        "n{i}: broadcast went to {peers} peers, {} were ready",
+                        self.bcasts[b].peers
+                    ));
+                }
+                self.bcasts[b].seq = Some(seq);
+                self.report.broadcasts_sent += 1;
+            }
+            Event::Alias { .. } => {}
+            Event::Disconnected { peer, reason, .. } => {
+                if let Reason::Fault(f) = reason {
+                    self.violation(format!("n{i}: dropped {peer} for a protocol fault: {f}"));
+                }
+                if let Some((c, e)) = self.end_of(i, peer) {
+                    self.conns[c].ends[e].alive = false;
+                    self.conns[c].down_at.get_or_insert(self.now);
+                }
+                self.nodes[i].peers.remove(&peer);
+                self.forget(i, peer);
+            }
+        }
+    }
+
+    pub(super) fn check(&mut self) {
+        let faulty = self.sc.faulty() || self.report.stalls > 0;
+        let mut v = Vec::new();
+        if let Some(bp) = self.sc.backpressure {
+            self.check_flow(bp, &mut v);
+        }
+        let r = &self.report;
+        let accounted = r.unicasts_sent + r.unicasts_refused + r.unicasts_skipped;
+        if accounted != r.unicasts_scripted {
+            v.push(format!(
+                "{} unicasts scripted, but {} sent, {} refused and {} skipped",
+                r.unicasts_scripted, r.unicasts_sent, r.unicasts_refused, r.unicasts_skipped
+            ));
+        }
+        let accounted = r.broadcasts_sent + r.broadcasts_skipped;
+        if accounted != r.broadcasts_scripted {
+            v.push(format!(
+                "{} broadcasts scripted, but {} sent and {} skipped",
+                r.broadcasts_scripted, r.broadcasts_sent, r.broadcasts_skipped
+            ));
+        }
+        if !faulty {
+            // Every node with a link has a ready peer once setup is over.
+            for &(at, node) in &self.skipped {
+                let links = self.edges.iter().filter(|&&(a, b)| a == node || b == node);
+                let links = links.count();
+                if links > 0 {
+                    v.push(format!(
+                        "t={at}ms: n{node} skipped a scripted send with no ready peer, \
+                         though it has {links} link(s) and nothing failed"
+                    ));
+                }
+            }
+            // A second link between two nodes is closed as a duplicate: one stays.
+            let up = self.conns.iter().filter(|c| c.down_at.is_none()).count();
+            let pairs = self.edges.len();
+            if up != pairs {
+                v.push(format!(
+                    "{up} links up at the end, for {pairs} linked pairs"
+                ));
+            }
+        }
+        // Unicasts.
+        let mut per_link: BTreeMap<(usize, usize), Vec<Shown>> = BTreeMap::new();
+        for (u, m) in self.unicasts.iter().enumerate() {
+            let Some(id) = m.id else { continue };
+            let what = format!("unicast #{u} n{}->n{} (id {id})", m.from, m.to);
+            if m.shown.len() > 1 {
+                v.push(format!("{what} shown {} times", m.shown.len()));
+            }
+            for (node, via, from, _, order) in &m.shown {
+                if *node != m.to || *via != Some(m.conn) || !is_alias_of(from, m.from) {
+                    v.push(format!(
+                        "{what} shown at n{node} via link {via:?} from {from:?}, sent on link {}",
+                        m.conn
+                    ));
+                }
+                // Order within the sender's link: sender's number against showing order.
+                per_link
+                    .entry((m.conn, m.from))
+                    .or_default()
+                    .push((*order, id as usize, u));
+            }
+            match m.receipts.as_slice() {
+                [Receipt::Delivered(t)] => {
+                    self.report.unicasts_delivered += 1;
+                    if !m.shown.iter().any(|s| s.3 <= *t) {
+                        v.push(format!("{what}: Delivered but never shown"));
+                    }
+                }
+                [Receipt::Undelivered(_)] => {
+                    self.report.unicasts_undelivered += 1;
+                    if !faulty {
+                        v.push(format!("{what}: Undelivered with no fault"));
+                    }
+                }
+                [] => v.push(format!("{what}: no receipt at all")),
+                more => v.push(format!("{what}: receipts {more:?}")),
+            }
+            let undelivered = m
+                .receipts
+                .iter()
+                .any(|r| matches!(r, Receipt::Undelivered(_)));
+            if m.shown.is_empty() && !undelivered {
+                v.push(format!("{what}: lost without an Undelivered"));
+            }
+        }
+        for ((link, from), mut shown) in per_link {
+            shown.sort();
+            for w in shown.windows(2) {
+                if w[0].1 > w[1].1 {
+                    v.push(format!(
+                        "on link {link} from n{from}: message id {} shown after id {} (unicasts #{} #{})",
+                        w[1].1, w[0].1, w[1].2, w[0].2
+                    ));
+                }
+            }
+        }
+        // Broadcasts.
+        let n = self.nodes.len();
+        let hops = self.sc.hops.map_or(usize::MAX, usize::from);
+        for (b, m) in self.bcasts.iter().enumerate() {
+            if m.seq.is_none() {
+                continue;
+            }
+            let what = format!("broadcast #{b} from n{} at {} ms", m.from, m.at);
+            self.report.broadcast_deliveries += m.shown.values().sum::<usize>();
+            for bad in &m.bad {
+                v.push(format!("{what}: {bad}"));
+            }
+            if m.shown.contains_key(&m.from) {
+                v.push(format!("{what}: shown at its own sender"));
+            }
+            for (&node, &times) in &m.shown {
+                if times > 1 {
+                    v.push(format!("{what}: shown {times} times at n{node}"));
+                }
+            }
+            // Links up at both ends when it was sent and for its whole flight.
+            let mut adj = vec![Vec::new(); n];
+            for c in &self.conns {
+                let ready = c.ends.iter().all(|e| e.ready_at.is_some_and(|t| t <= m.at));
+                let stays = c.down_at.is_none_or(|t| t > m.at + FLIGHT);
+                if ready && stays {
+                    let (x, y) = (c.ends[0].node, c.ends[1].node);
+                    adj[x].push(y);
+                    adj[y].push(x);
+                }
+            }
+            let mut dist = vec![usize::MAX; n];
+            dist[m.from] = 0;
+            let mut queue = VecDeque::from([m.from]);
+            while let Some(x) = queue.pop_front() {
+                for &y in &adj[x] {
+                    if dist[y] == usize::MAX {
+                        dist[y] = dist[x] + 1;
+                        queue.push_back(y);
+                    }
+                }
+            }
+            for (node, &d) in dist.iter().enumerate() {
+                let got = m.shown.contains_key(&node);
+                if d == 0 {
+                    continue;
+                }
+                let must = d <= hops;
+                if must && !got && d != usize::MAX {
+                    v.push(format!(
+                        "{what}: not shown at n{node}, {d} hop(s) away over links that stayed up"
+                    ));
+                }
+                if got && !faulty && d > hops {
+                    v.push(format!(
+                        "{what}: shown at n{node}, {d} hops away, beyond the limit of {hops}"
+                    ));
+                }
+                if got && !faulty && d == usize::MAX {
+                    v.push(format!("{what}: shown at n{node}, outside its component"));
+                }
+            }
+        }
+        self.report.violations.extend(v);
+    }
+
+    /// Nothing may stay stuck on a link that is up (a wait cycle nobody broke),
+    /// and what a shell holds for a peer is bounded by the flow's ceiling plus
+    /// what one feed and the person's own commands add.
+    pub(super) fn check_flow(&self, bp: Backpressure, v: &mut Vec<String>) {
+        for (c, conn) in self.conns.iter().enumerate() {
+            if !conn.ends.iter().all(|e| e.alive) {
+                continue;
+            }
+            for (d, dir) in conn.dirs.iter().enumerate() {
+                let (from, to) = (conn.ends[d].node, conn.ends[1 - d].node);
+                if !dir.queue.is_empty() || dir.held() > 0 {
+                    let paused = self.nodes[to].flow.paused();
+                    v.push(format!(
+                        "deadlock: link {c} n{from}->n{to} still holds {} queued and {} in the pipe at the end (n{to} paused: {paused})",
+                        dir.queue.len(),
+                        dir.held()
+                    ));
+                }
+            }
+        }
+        let most_commands = self.nodes.iter().map(|n| n.commands).max().unwrap_or(0);
+        let frame = SimNode::MAX_TEXT + 256;
+        // Over the ceiling a paused shell feeds nobody: one feed (a pipe's worth) may pass it.
+        let bound = 4 * bp.limits.high_water + 2 * bp.window + most_commands * frame;
+        if self.report.max_backlog > bound {
+            v.push(format!(
+                "a shell held {} bytes for one peer, over the bound of {bound}",
+                self.report.max_backlog
+            ));
+        }
+    }
+}

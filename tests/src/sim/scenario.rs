@@ -1,0 +1,403 @@
+//! What a run is made of: the topology, the scenario's counts and faults, and
+//! the actions people and faults take at their times.
+
+use super::*;
+
+/// How the nodes are wired at the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    Line,
+    Ring,
+    Star,
+    /// A random spanning tree plus about `nodes / 2` random extra links.
+    RandomConnected,
+    /// This many random connected components (each a random tree plus extras).
+    Components(usize),
+    /// Every node linked to every other.
+    Complete,
+}
+
+/// One simulated run: who, how wired, what people do and what goes wrong.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub nodes: usize,
+    pub topology: Topology,
+    /// `send #id <text>` commands, each from a random node to a random ready peer.
+    pub unicasts: usize,
+    /// `broadcast <text>` commands, each from a random node.
+    pub broadcasts: usize,
+    /// Links reset at random times, preferably with bytes in flight.
+    pub resets: usize,
+    /// Links cut (reset) and re-dialled by the same side later.
+    pub partitions: usize,
+    /// Links closed by a person's `disconnect`, and re-dialled later.
+    pub disconnects: usize,
+    /// Links dialled a second time from the other side at the same moment, so
+    /// two nodes share two connections (the second alias gets a `-2`).
+    pub double_links: usize,
+    /// One node reads its bytes in tiny chunks with extra delay.
+    pub slow_reader: bool,
+    /// The nodes' hop limit; `None` for one that never binds (more than any path).
+    pub hops: Option<u8>,
+    /// Bounded pipes and the shell's flow control, as the host runs them;
+    /// `None`: pipes take everything at once.
+    pub backpressure: Option<Backpressure>,
+    /// People act within this many ms after setup: small for bursts.
+    pub span_ms: u64,
+    /// The shells' feeding rules (turn budget, stuck limit): the kit's, as the
+    /// host runs them unless a test changes them.
+    pub feeding: Settings,
+    /// Keep a line per input, output and read, to compare runs.
+    pub trace: bool,
+}
+
+impl Scenario {
+    /// Four unicasts and one broadcast per node, no faults, no hop limit.
+    pub fn new(seed: u64, nodes: usize, topology: Topology) -> Self {
+        Scenario {
+            seed,
+            nodes,
+            topology,
+            unicasts: 4 * nodes,
+            broadcasts: nodes,
+            resets: 0,
+            partitions: 0,
+            disconnects: 0,
+            double_links: 0,
+            slow_reader: false,
+            hops: None,
+            backpressure: None,
+            span_ms: SPAN,
+            feeding: Settings::default(),
+            trace: false,
+        }
+    }
+
+    pub fn faulty(&self) -> bool {
+        self.resets + self.partitions + self.disconnects > 0
+    }
+
+    /// Runs the scenario to the end.
+    pub fn run(&self) -> Report {
+        Sim::new(self.clone()).run()
+    }
+}
+
+/// How much a link holds and how the shell around each node holds back, as the
+/// host does with sockets: a node's bytes for a peer wait in the shell's queue
+/// (counted by [`Flow`]) until the pipe has room; a paused node feeds no ready
+/// peer; a peer that takes nothing for the stall timeout is dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct Backpressure {
+    /// Bytes one direction of a link holds, on the wire and unread: the two
+    /// sockets' buffers.
+    pub window: usize,
+    /// The shell's high and low water and stall timeout.
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Action {
+    Dial {
+        from: usize,
+        to: usize,
+    },
+    /// Dial even when a link between the two exists.
+    DialAgain {
+        from: usize,
+        to: usize,
+    },
+    Unicast {
+        from: usize,
+    },
+    Broadcast {
+        from: usize,
+    },
+    Reset,
+    /// Cut (reset) the link between these two; a later `Dial` heals it.
+    Cut {
+        a: usize,
+        b: usize,
+    },
+    Disconnect {
+        from: usize,
+    },
+}
+
+pub(super) fn ip(node: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        0,
+        (node / 250) as u8,
+        (node % 250 + 1) as u8,
+    ))
+}
+
+pub(super) fn node_of(host: &str) -> Option<usize> {
+    let ip: Ipv4Addr = host.parse().ok()?;
+    let [_, _, hi, lo] = ip.octets();
+    Some(usize::from(hi) * 250 + usize::from(lo) - 1)
+}
+
+pub(super) fn name(node: usize) -> String {
+    format!("n{node}")
+}
+
+/// `n3`, or `n3-2` for a second link to the same node.
+pub(super) fn is_alias_of(alias: &str, node: usize) -> bool {
+    let base = name(node);
+    alias.strip_prefix(&base).is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('-')
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+    })
+}
+
+pub(super) fn edges_for(rng: &mut Rng, n: usize, topology: Topology) -> Vec<(usize, usize)> {
+    // Random labels, so the hub or the line's end is not always node 0.
+    let mut label: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        label.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let mut edges = Vec::new();
+    let tree_plus = |rng: &mut Rng, group: &[usize], edges: &mut Vec<(usize, usize)>| {
+        for i in 1..group.len() {
+            let j = rng.below(i as u64) as usize;
+            edges.push((group[i], group[j]));
+        }
+        let extra = group.len() / 2;
+        for _ in 0..extra {
+            if group.len() < 3 {
+                break;
+            }
+            let a = group[rng.below(group.len() as u64) as usize];
+            let b = group[rng.below(group.len() as u64) as usize];
+            let dup = edges
+                .iter()
+                .any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a));
+            if a != b && !dup {
+                edges.push((a, b));
+            }
+        }
+    };
+    match topology {
+        Topology::Line => (1..n).for_each(|i| edges.push((label[i - 1], label[i]))),
+        Topology::Ring => {
+            (1..n).for_each(|i| edges.push((label[i - 1], label[i])));
+            if n >= 3 {
+                edges.push((label[n - 1], label[0]));
+            }
+        }
+        Topology::Star => (1..n).for_each(|i| edges.push((label[0], label[i]))),
+        Topology::RandomConnected => tree_plus(rng, &label, &mut edges),
+        Topology::Complete => {
+            for i in 0..n {
+                for j in i + 1..n {
+                    edges.push((label[i], label[j]));
+                }
+            }
+        }
+        Topology::Components(k) => {
+            let k = k.clamp(1, n);
+            for c in 0..k {
+                let group: Vec<usize> = label.iter().copied().skip(c).step_by(k).collect();
+                tree_plus(rng, &group, &mut edges);
+            }
+        }
+    }
+    // Either side may dial.
+    for e in &mut edges {
+        if rng.chance(1, 2) {
+            *e = (e.1, e.0);
+        }
+    }
+    edges
+}
+
+impl Sim {
+    pub(super) fn ready_peers(&self, i: usize) -> Vec<(PeerId, PeerView)> {
+        self.nodes[i]
+            .peers
+            .iter()
+            .filter(|(_, v)| v.ready)
+            .map(|(&p, &v)| (p, v))
+            .collect()
+    }
+
+    pub(super) fn command(&mut self, i: usize, line: &str) {
+        self.nodes[i].commands += 1;
+        match command::parse(line) {
+            Ok(Some(cmd)) => {
+                self.input(i, Input::Command(cmd));
+            }
+            other => self.violation(format!("`{line}` parsed as {other:?}")),
+        }
+    }
+
+    pub(super) fn text(&mut self, kind: char, from: usize) -> String {
+        let n = self.nodes[from].sent;
+        self.nodes[from].sent += 1;
+        let mut text = format!("{kind}{from}-{n}");
+        let pad = match self.rng.below(4) {
+            0 => 0,
+            1 => self.rng.range(1, 40),
+            2 => self.rng.range(40, 400),
+            _ => self.rng.range(400, SimNode::MAX_TEXT as u64),
+        };
+        if pad > 0 {
+            text.push(' ');
+        }
+        while text.len() < pad as usize {
+            let c = ['a', 'z', 'é', '→', ' ', '0'][self.rng.below(6) as usize];
+            let c = if text.len() + c.len_utf8() <= pad as usize {
+                c
+            } else {
+                'a'
+            };
+            text.push(c);
+        }
+        text
+    }
+
+    /// A scripted send from node `i` found no ready peer. Fine while every link
+    /// it has is new or down; with a link up for [`READY_WITHIN`], the node failed
+    /// to make it ready. Where nothing failed, checked again in [`Sim::check`].
+    pub(super) fn skipped_send(&mut self, i: usize) {
+        if !self.edges.iter().any(|&(a, b)| a == i || b == i) {
+            self.report.sends_isolated += 1;
+        }
+        self.skipped.push((self.now, i));
+        let now = self.now;
+        let up = self.conns.iter().position(|c| {
+            c.ends.iter().all(|e| e.alive)
+                && c.ends.iter().any(|e| e.node == i)
+                && now >= c.opened_at + READY_WITHIN
+        });
+        if let Some(c) = up {
+            let since = self.conns[c].opened_at;
+            self.violation(format!(
+                "n{i} skipped a scripted send with no ready peer, though link {c} \
+                 has been up since t={since}ms"
+            ));
+        }
+    }
+
+    pub(super) fn act(&mut self, action: Action) {
+        self.trace(|| format!("action {action:?}"));
+        match action {
+            Action::DialAgain { from, to } => {
+                let line = format!("connect {} {PORT}", ip(to));
+                self.command(from, &line);
+            }
+            Action::Dial { from, to } => {
+                let linked = self.nodes[from].peers.values().any(|v| v.remote == to)
+                    || self.nodes[to].peers.values().any(|v| v.remote == from);
+                if !linked {
+                    let line = format!("connect {} {PORT}", ip(to));
+                    self.command(from, &line);
+                }
+            }
+            Action::Unicast { from } => {
+                let ready = self.ready_peers(from);
+                let Some((peer, view)) = self.rng.pick(&ready) else {
+                    self.report.unicasts_skipped += 1;
+                    self.skipped_send(from);
+                    return;
+                };
+                let text = self.text('u', from);
+                let u = self.unicasts.len();
+                self.unicasts.push(Unicast {
+                    from,
+                    to: view.remote,
+                    conn: view.conn.unwrap_or(usize::MAX),
+                    id: None,
+                    peer,
+                    shown: Vec::new(),
+                    receipts: Vec::new(),
+                });
+                self.by_text.insert(key(&text).to_string(), u);
+                self.expect_sent = Some(u);
+                let line = format!("send #{} {text}", peer.number());
+                self.command(from, &line);
+            }
+            Action::Broadcast { from } => {
+                let peers = self.ready_peers(from).len();
+                if peers == 0 {
+                    self.report.broadcasts_skipped += 1;
+                    self.skipped_send(from);
+                    return;
+                }
+                let text = self.text('b', from);
+                let b = self.bcasts.len();
+                self.bcasts.push(Bcast {
+                    from,
+                    at: self.now,
+                    seq: None,
+                    peers,
+                    shown: BTreeMap::new(),
+                    bad: Vec::new(),
+                });
+                self.bcast_by_text.insert(key(&text).to_string(), b);
+                self.expect_bcast = Some(b);
+                self.command(from, &format!("broadcast {text}"));
+            }
+            Action::Reset => {
+                let live: Vec<usize> = (0..self.conns.len())
+                    .filter(|&c| self.conns[c].ends.iter().all(|e| e.alive))
+                    .collect();
+                // Prefer a link with bytes on the way: a reset mid-frame.
+                let busy: Vec<usize> = live
+                    .iter()
+                    .copied()
+                    .filter(|&c| {
+                        self.conns[c]
+                            .dirs
+                            .iter()
+                            .any(|d| !d.rx.is_empty() || !d.segs.is_empty())
+                    })
+                    .collect();
+                let pick = if busy.is_empty() { &live } else { &busy };
+                match self.rng.pick(pick) {
+                    Some(c) => self.reset(c),
+                    None => self.report.faults_skipped += 1,
+                }
+            }
+            Action::Cut { a, b } => {
+                let cut = (0..self.conns.len()).find(|&c| {
+                    let [x, y] = &self.conns[c].ends;
+                    (x.alive || y.alive)
+                        && ((x.node, y.node) == (a, b) || (x.node, y.node) == (b, a))
+                });
+                match cut {
+                    Some(c) => self.reset(c),
+                    None => self.report.faults_skipped += 1,
+                }
+            }
+            Action::Disconnect { from } => {
+                let ready = self.ready_peers(from);
+                let Some((peer, view)) = self.rng.pick(&ready) else {
+                    self.report.faults_skipped += 1;
+                    return;
+                };
+                self.command(from, &format!("disconnect #{}", peer.number()));
+                // Heal later: the same node dials again.
+                let at = self.now + self.rng.range(300, 1_500);
+                let heal = (
+                    at,
+                    Action::Dial {
+                        from,
+                        to: view.remote,
+                    },
+                );
+                let pos = self.actions[self.next_action..]
+                    .iter()
+                    .position(|&(t, _)| t > at)
+                    .map_or(self.actions.len(), |p| p + self.next_action);
+                self.actions.insert(pos, heal);
+                self.last_action_at = self.last_action_at.max(at);
+            }
+        }
+    }
+}
