@@ -396,7 +396,7 @@ impl<'d> Run<'d> {
                     _ => Instant::from_millis(u64::from(b) * 20),
                 };
                 self.now = self.now.max(next);
-                self.input(Input::Timeout);
+                self.input(Input::Timeout { held: &[] });
             }
             _ => {
                 let Some(peer) = self.peer() else { return };

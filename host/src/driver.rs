@@ -808,7 +808,7 @@ impl Driver {
         let mut budget = TURN_BUDGET;
         loop {
             // A peer that is not ready yet feeds nobody: its greeting goes on.
-            if !self.flow.feeds(peer) && self.aliases.contains_key(&peer) {
+            if !self.flow.feeds(peer) && self.node.is_ready(peer) {
                 enqueue(&mut self.waiting, peer);
                 return;
             }
@@ -909,17 +909,13 @@ impl Driver {
         if self.wake.is_some_and(|at| at <= self.now()) {
             // Bytes held back by flow control or a turn's budget are the peer's
             // sign of life: its silence and a half-fed frame are ours.
-            let now = self.now();
             let held: Vec<PeerId> = self
                 .conns
                 .iter()
                 .filter(|(_, conn)| !conn.pending().is_empty())
                 .map(|(&peer, _)| peer)
                 .collect();
-            for peer in held {
-                let _ = self.node.handle_input(now, Input::Held { peer });
-            }
-            self.input(Input::Timeout);
+            self.input(Input::Timeout { held: &held });
         }
         let now = self.now();
         if self.mode.deadline().is_some_and(|at| at <= now) {
@@ -991,9 +987,7 @@ impl Driver {
 
     /// Whether the node keeps `peer` to be dialled again (`--reconnect`).
     fn reconnecting(&self, peer: PeerId) -> bool {
-        self.node
-            .peers()
-            .any(|p| p.id == peer && p.phase == Phase::Reconnecting)
+        self.node.phase(peer) == Some(Phase::Reconnecting)
     }
 
     /// Disconnects every peer that took none of its waiting bytes for the stall

@@ -898,8 +898,8 @@ impl Sim {
                 Ev::Deliver(c, d) => self.deliver(c, d),
                 Ev::Timer(i) => {
                     self.nodes[i].wake = None;
-                    self.held(i);
-                    self.input(i, Input::Timeout);
+                    let held = self.held(i);
+                    self.input(i, Input::Timeout { held: &held });
                 }
                 Ev::Stall(i) => self.drop_stalled(i),
             }
@@ -916,7 +916,7 @@ impl Sim {
     fn holds_back(&self, c: usize, d: usize) -> bool {
         let end = &self.conns[c].ends[1 - d];
         let node = &self.nodes[end.node];
-        !node.flow.feeds(end.peer) && node.peers.get(&end.peer).is_some_and(|v| v.ready)
+        !node.flow.feeds(end.peer) && node.node.is_ready(end.peer)
     }
 
     /// When node `i`'s shell next finds a peer stalled, if nothing moves.
@@ -963,12 +963,12 @@ impl Sim {
         }
     }
 
-    /// Tells node `i` which peers' bytes wait in their pipes, unfed: their sign of life.
-    fn held(&mut self, i: usize) {
+    /// The peers of node `i` whose bytes wait in their pipes, unfed: their sign of life.
+    fn held(&self, i: usize) -> Vec<PeerId> {
         if self.sc.backpressure.is_none() {
-            return;
+            return Vec::new();
         }
-        let held: Vec<PeerId> = self.nodes[i]
+        self.nodes[i]
             .peers
             .keys()
             .copied()
@@ -976,11 +976,7 @@ impl Sim {
                 self.end_of(i, peer)
                     .is_some_and(|(c, e)| self.conns[c].dirs[1 - e].arrived(self.now))
             })
-            .collect();
-        let now = Instant::from_millis(self.now);
-        for peer in held {
-            let _ = self.nodes[i].node.handle_input(now, Input::Held { peer });
-        }
+            .collect()
     }
 
     /// Drops every peer of node `i` that took nothing for the stall timeout, as

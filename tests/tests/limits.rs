@@ -27,7 +27,7 @@ fn secs(s: u64) -> Instant {
 }
 
 fn timeout(node: &mut TestNode, now: Instant) -> Vec<Out> {
-    input(node, now, Input::Timeout)
+    input(node, now, Input::Timeout { held: &[] })
 }
 
 fn accept(node: &mut TestNode, from: SocketAddr) -> PeerId {
@@ -299,10 +299,10 @@ fn a_peer_whose_bytes_the_shell_holds_is_neither_dead_nor_late_with_its_frame() 
     });
     receive(&mut link.b, secs(1), link.b_to_a, &chat[..2]);
     // Flow control holds the rest of the peer's bytes for a minute; the shell
-    // says so before each timeout.
+    // says so with each timeout.
     for at in (5..=60).step_by(5) {
-        input(&mut link.b, secs(at), Input::Held { peer: link.b_to_a });
-        let outs = timeout(&mut link.b, secs(at));
+        let held = [link.b_to_a];
+        let outs = input(&mut link.b, secs(at), Input::Timeout { held: &held });
         assert_eq!(disconnected(&outs), None, "at {at} s");
     }
     let outs = receive(&mut link.b, secs(61), link.b_to_a, &chat[2..]);

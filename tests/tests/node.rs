@@ -464,11 +464,11 @@ fn a_banner_with_no_hello_after_it_is_dropped_at_the_banner_timeout() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
     receive(&mut b, at(0), peer, b"MESHTALK/1 mute\n");
-    let outs = input(&mut b, at(1999), Input::Timeout);
+    let outs = input(&mut b, at(1999), Input::Timeout { held: &[] });
     assert!(events(&outs).is_empty());
     let (_, wake) = drain(&mut b, at(1999));
     assert_eq!(wake, Some(at(2000)));
-    let outs = input(&mut b, at(2000), Input::Timeout);
+    let outs = input(&mut b, at(2000), Input::Timeout { held: &[] });
     assert!(events(&outs).iter().any(|e| matches!(
         e,
         Event::Disconnected {
@@ -551,7 +551,7 @@ fn text_without_a_newline_becomes_a_message_after_100_ms_idle() {
     assert!(messages(&outs).is_empty());
     let (_, wake) = drain(&mut b, at(0));
     assert_eq!(wake, Some(at(100)));
-    let outs = input(&mut b, at(100), Input::Timeout);
+    let outs = input(&mut b, at(100), Input::Timeout { held: &[] });
     assert_eq!(messages(&outs), ["bare text"]);
 }
 
@@ -560,7 +560,7 @@ fn once_a_text_peer_has_sent_a_line_a_pause_mid_line_does_not_cut_it() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
     receive(&mut b, at(0), peer, b"first\nsec");
-    let outs = input(&mut b, at(1000), Input::Timeout);
+    let outs = input(&mut b, at(1000), Input::Timeout { held: &[] });
     assert!(messages(&outs).is_empty());
     let outs = receive(&mut b, at(1001), peer, b"ond\n");
     assert_eq!(messages(&outs), ["second"]);
@@ -576,7 +576,7 @@ fn a_text_peer_is_answered_the_way_it_speaks() {
 
     let bare = accept(&mut b);
     receive(&mut b, at(0), bare, b"hello");
-    input(&mut b, at(100), Input::Timeout);
+    input(&mut b, at(100), Input::Timeout { held: &[] });
     let outs = command(&mut b, at(101), &format!("send #{} hi", bare.number()));
     assert_eq!(sent_bytes(&outs, bare), b"hi");
     assert!(
@@ -603,7 +603,7 @@ fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
     );
     let (_, wake) = drain(&mut a, at(0));
     assert_eq!(wake, Some(at(500)));
-    let outs = input(&mut a, at(500), Input::Timeout);
+    let outs = input(&mut a, at(500), Input::Timeout { held: &[] });
     assert!(events(&outs).iter().any(|e| matches!(
         e,
         Event::Connected {
@@ -619,7 +619,7 @@ fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
 fn a_silent_peer_whose_banner_comes_late_is_still_a_native_peer() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
-    let outs = input(&mut b, at(500), Input::Timeout);
+    let outs = input(&mut b, at(500), Input::Timeout { held: &[] });
     assert!(events(&outs).iter().any(|e| matches!(
         e,
         Event::Connected {
@@ -647,7 +647,7 @@ fn a_silent_peer_whose_banner_comes_late_is_still_a_native_peer() {
 fn a_silent_peer_that_then_speaks_text_is_announced_once() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
-    let mut outs = input(&mut b, at(500), Input::Timeout);
+    let mut outs = input(&mut b, at(500), Input::Timeout { held: &[] });
     outs.extend(receive(&mut b, at(900), peer, b"hello\n"));
     let connected = events(&outs)
         .iter()
@@ -787,7 +787,7 @@ fn a_one_peer_node_tells_a_second_silent_peer_it_is_busy_when_the_greeting_time_
     let first = accept(&mut b);
     receive(&mut b, at(0), first, b"hi\n");
     let second = accept(&mut b);
-    let outs = input(&mut b, at(500), Input::Timeout);
+    let outs = input(&mut b, at(500), Input::Timeout { held: &[] });
     assert_eq!(
         sent_bytes(&outs, second),
         format!("meshtalk: {BUSY}\n").as_bytes()
@@ -1345,7 +1345,7 @@ fn what_the_room_says_before_a_connections_kind_is_known_is_held_and_delivered_i
     );
     command(&mut h, at(200), "broadcast also early");
     // The greeting time is up: a text peer that speaks lines.
-    let outs = input(&mut h, at(500), Input::Timeout);
+    let outs = input(&mut h, at(500), Input::Timeout { held: &[] });
     let got = lines(&sent_bytes(&outs, newcomer));
     assert_eq!(got, ["<127.0.0.1> early", "<hub> also early"]);
 }
@@ -1360,7 +1360,7 @@ fn held_room_lines_come_before_a_line_said_in_the_same_input_that_decided_the_co
     // Bare text: a message once idle for 100 ms, at 500, when the newcomer's greeting
     // time is up too; the quiet one's slot comes first.
     receive(&mut h, at(400), quiet, b"late");
-    let outs = input(&mut h, at(500), Input::Timeout);
+    let outs = input(&mut h, at(500), Input::Timeout { held: &[] });
     let got = lines(&sent_bytes(&outs, newcomer));
     assert_eq!(
         got,
@@ -1383,7 +1383,7 @@ fn room_lines_held_for_a_connection_are_bounded_by_its_buffer() {
         receive(&mut h, at(i), first, format!("{line}\n").as_bytes());
     }
     assert!(h.stats().unheld > 0, "some were not held");
-    let outs = input(&mut h, at(500), Input::Timeout);
+    let outs = input(&mut h, at(500), Input::Timeout { held: &[] });
     let got = sent_bytes(&outs, newcomer);
     assert!(got.len() <= 4096 + 200, "{} bytes", got.len());
     assert!(got.ends_with(b"\n"), "whole lines only");

@@ -25,8 +25,10 @@ pub enum Input<'a> {
         peer: PeerId,
         error: Option<&'a str>,
     },
-    /// The time asked for by [`Output::Timeout`] has come.
-    Timeout,
+    /// The time asked for by [`Output::Timeout`] has come. `held` names the peers
+    /// whose received bytes the shell holds unfed (flow control, a turn's budget):
+    /// they are alive, and a frame they are in the middle of is late by our doing.
+    Timeout { held: &'a [PeerId] },
     /// Dial again a peer in [`Phase::Reconnecting`](super::Phase::Reconnecting) (the shell keeps where it was
     /// dialled, and when to try); answered like a `connect`'s [`Output::Connect`].
     Redial {
@@ -34,10 +36,6 @@ pub enum Input<'a> {
         host: &'a str,
         port: u16,
     },
-    /// The shell holds bytes from this peer that it has not fed yet (flow
-    /// control): the peer is alive, and a frame it is in the middle of is late
-    /// by our doing, not its own. Give it before [`Input::Timeout`].
-    Held { peer: PeerId },
 }
 
 /// What the node made of an input.

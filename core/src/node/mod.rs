@@ -159,6 +159,17 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         })
     }
 
+    /// The phase of `peer`'s connection; `None` for a peer that is gone. The shell
+    /// asks this rather than guessing from what it was told.
+    pub fn phase(&self, peer: PeerId) -> Option<Phase> {
+        self.peers.get(peer).map(|p| p.state.phase)
+    }
+
+    /// Whether `peer` is ready to chat (its greeting is done, native or text).
+    pub fn is_ready(&self, peer: PeerId) -> bool {
+        matches!(self.phase(peer), Some(Phase::Ready(_)))
+    }
+
     /// The ids of our messages to `peer` that await its receipt, oldest first
     /// (none for a peer that is gone): what a shell that leaves now must report
     /// as undelivered.
@@ -176,15 +187,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         if let Input::Received { peer, bytes } = input {
             return Ok(Handled::Consumed(self.on_received(now, peer, bytes)));
         }
-        if let Input::Held { peer } = input {
-            if let Some(p) = self.peers.get_mut(peer) {
-                p.state.last_rx = now;
-                p.state.pinged = None;
-                if p.state.frame_since.is_some() {
-                    p.state.frame_since = Some(now);
-                }
-            }
-            return Ok(Handled::Done);
+        if let Input::Timeout { held } = input {
+            // Marked even when the node is busy: the peers are alive all the same.
+            self.held(now, held);
         }
         if !self.ready_for_input() {
             return Err(NodeError::Busy);
@@ -254,11 +259,25 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.drop_peer(peer, reason.unwrap_or(Reason::Closed), false);
                 Ok(Handled::Done)
             }
-            Input::Timeout => {
+            Input::Timeout { .. } => {
                 self.on_timeout(now);
                 Ok(Handled::Done)
             }
-            Input::Received { .. } | Input::Held { .. } => Ok(Handled::Done),
+            Input::Received { .. } => Ok(Handled::Done),
+        }
+    }
+
+    /// Peers whose bytes the shell holds unfed (flow control): each is alive, and
+    /// a frame it is in the middle of is late by our doing, not its own.
+    fn held(&mut self, now: Instant, held: &[PeerId]) {
+        for &peer in held {
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.state.last_rx = now;
+                p.state.pinged = None;
+                if p.state.frame_since.is_some() {
+                    p.state.frame_since = Some(now);
+                }
+            }
         }
     }
 
