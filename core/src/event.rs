@@ -7,12 +7,8 @@ use core::net::SocketAddr;
 use crate::frame::FrameError;
 use crate::peers::{Direction, PeerId};
 use crate::time::Duration;
+pub use crate::wire::{BUSY, BUSY_SERVING, Refusal};
 use crate::wire::{BannerError, WireError};
-
-/// What a one-peer node tells a second peer before closing its connection.
-pub const BUSY: &str = "busy: in a chat with someone else; try again later";
-/// What a one-peer server tells a second client before closing its connection.
-pub const BUSY_SERVING: &str = "busy: serving another client; try again later";
 
 /// How a peer talks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,30 +98,8 @@ pub enum Reason<S> {
     Duplicate { keep: PeerId, alias: S },
     /// Nothing came from the peer for this long, not even an answer to a ping.
     NoAnswer(Duration),
-}
-
-/// Why an accepted connection was turned away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// A one-peer node is in a chat already: [`BUSY`].
-    Busy,
-    /// A one-peer server is serving another client: [`BUSY_SERVING`].
-    Serving,
-    /// Already this many connections from the same IP address.
-    PerIp { max: usize },
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::Busy => f.write_str(BUSY),
-            Refusal::Serving => f.write_str(BUSY_SERVING),
-            Refusal::PerIp { max } => write!(
-                f,
-                "too many connections from your address (at most {max}); close one and try again"
-            ),
-        }
-    }
+    /// The node we dialled would not take us, and said why.
+    Refused(Refusal),
 }
 
 /// Ways a peer breaks the protocol; each closes that peer.
@@ -171,19 +145,24 @@ impl<S: fmt::Display> fmt::Display for Reason<S> {
             Reason::Fault(fault) => write!(f, "protocol error: {fault}"),
             Reason::Duplicate { keep, alias } => write!(f, "already connected to {alias} ({keep})"),
             Reason::NoAnswer(silent) => write!(f, "no answer for {silent}"),
+            Reason::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
 
-impl<S: AsRef<str>> Reason<S> {
+impl<S> Reason<S> {
     /// Whether an outbound peer that dropped for this reason is dialled again
     /// (`--reconnect`): not one a person disconnected, a second link the node closed,
-    /// one that refused us as busy, or this very node.
+    /// one that refused us as busy (a typed [`Refusal`]), or this very node.
     pub fn redials(&self) -> bool {
         match self {
             Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
-            Reason::Bye(why) => why.as_ref() != BUSY && why.as_ref() != BUSY_SERVING,
-            Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
+            Reason::Refused(why) => !why.is_busy(),
+            Reason::Bye(_)
+            | Reason::Closed
+            | Reason::Lost(_)
+            | Reason::NoAnswer(_)
+            | Reason::Fault(_) => true,
         }
     }
 }
@@ -201,6 +180,7 @@ impl<S> Reason<S> {
                 alias: f(alias),
             },
             Reason::NoAnswer(silent) => Reason::NoAnswer(silent),
+            Reason::Refused(why) => Reason::Refused(why),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use meshtalk_core::command::{self, Command, Emote, Grammar, HELP};
 use meshtalk_core::flow::{self, Flow};
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output, Phase};
-use meshtalk_core::peers::{Direction, InsertError, PeerId};
+use meshtalk_core::peers::{Direction, PeerId};
 use meshtalk_core::time::{self, Instant};
 
 use crate::line::{Known, Shared};
@@ -739,8 +739,8 @@ impl Driver {
             Ok(_) => {}
             Err(e) => {
                 self.render.error(&format!("refused {addr}: {e}"));
-                if let NodeError::Table(InsertError::Full { limit }) = e {
-                    tell_full(stream, limit);
+                if let NodeError::Accept(refused) = e {
+                    tell(stream, refused.response());
                 }
                 // Dropping the stream closes it.
             }
@@ -1436,13 +1436,12 @@ fn line_piece(bytes: &[u8], max: usize) -> usize {
         .map_or(window.len(), |i| i + 1)
 }
 
-/// Tells a connection refused for want of room why, in one line any client can
-/// show, before it is closed. The socket is new and its buffer empty: the write
-/// does not wait (and is not allowed to).
-fn tell_full(mut stream: TcpStream, limit: usize) {
-    let line = format!("meshtalk: this node is full ({limit} peers); try again later\n");
+/// Writes the node's refusal to a connection it could not take, before it is
+/// closed. The socket is new and its buffer empty: the write does not wait (and
+/// is not allowed to).
+fn tell(mut stream: TcpStream, response: &[u8]) {
     if stream.set_nonblocking(true).is_ok() {
-        let _ = stream.write_all(line.as_bytes());
+        let _ = stream.write_all(response);
     }
 }
 

@@ -405,16 +405,50 @@ fn a_native_peer_over_the_per_ip_limit_gets_a_banner_and_a_goodbye_saying_why() 
     receive(&mut b, Instant::ZERO, first, b"hi\n");
     let second = accept(&mut b, addr(7, 2));
     let outs = receive(&mut b, secs(1), second, b"MESHTALK/1 carol\n");
-    let reply = sent_bytes(&outs, second);
-    let banner = b"MESHTALK/1 bob\n";
-    assert!(reply.starts_with(banner));
-    let said = decoded(&reply[banner.len()..]);
+    // The banner first: the peer's hello then says how it can be told why.
+    assert_eq!(sent_bytes(&outs, second), b"MESHTALK/1 bob\n");
+    // A node of minor version 1 knows no typed refusal: a goodbye in words.
+    let hello = frame(Message::Hello {
+        minor: 1,
+        node: 3,
+        name: "carol",
+    });
+    let outs = receive(&mut b, secs(1), second, &hello);
+    let said = decoded(&sent_bytes(&outs, second));
     assert_eq!(said.len(), 1);
     assert!(
         said[0].starts_with("Bye") && said[0].contains("too many connections"),
         "{said:?}"
     );
     assert!(outs.contains(&Out::Close(second)));
+}
+
+#[test]
+fn a_native_peer_over_the_per_ip_limit_that_knows_typed_refusals_gets_one_with_the_limit() {
+    let mut b = per_ip_node(1);
+    let first = accept(&mut b, addr(7, 1));
+    receive(&mut b, Instant::ZERO, first, b"hi\n");
+    let second = accept(&mut b, addr(7, 2));
+    receive(&mut b, secs(1), second, b"MESHTALK/1 carol\n");
+    let hello = frame(Message::Hello {
+        minor: wire::MINOR_REFUSE,
+        node: 3,
+        name: "carol",
+    });
+    let outs = receive(&mut b, secs(1), second, &hello);
+    let (code, arg) = Refusal::PerIp { max: 1 }.code();
+    assert_eq!(
+        sent_bytes(&outs, second),
+        frame(Message::Refuse { code, arg })
+    );
+    assert!(outs.contains(&Out::Close(second)));
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            why: Refusal::PerIp { max: 1 },
+            ..
+        }
+    )));
 }
 
 #[test]

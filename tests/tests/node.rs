@@ -826,14 +826,101 @@ fn a_one_peer_node_answers_a_second_native_peer_with_a_goodbye() {
     receive(&mut b, at(0), first, b"hi\n");
     let second = accept(&mut b);
     let outs = receive(&mut b, at(1), second, b"MESHTALK/1 carol\n");
-    let mut expected = b"MESHTALK/1 bob\n".to_vec();
+    assert_eq!(sent_bytes(&outs, second), b"MESHTALK/1 bob\n");
+    // Its hello says minor version 1, which knows no typed refusal: words in a goodbye.
     let mut buf = [0u8; 128];
+    let n = Message::Hello {
+        minor: 1,
+        node: 3,
+        name: "carol",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    let outs = receive(&mut b, at(1), second, &buf[..n]);
     let n = Message::Bye { reason: BUSY }
         .encode_frame(&mut buf)
         .unwrap();
-    expected.extend_from_slice(&buf[..n]);
-    assert_eq!(sent_bytes(&outs, second), expected);
+    assert_eq!(sent_bytes(&outs, second), &buf[..n]);
     assert!(outs.contains(&Out::Close(second)));
+}
+
+/// `from` dials the busy one-peer node `to` and both talk until nothing moves;
+/// what `from` showed.
+fn dial_busy(from: &mut TestNode, to: &mut TestNode) -> Vec<Event<String>> {
+    let first = accept(to);
+    receive(to, at(0), first, b"hi\n");
+    let (out, inbound, mut to_b) = dial(from, to, 4000);
+    let mut shown = Vec::new();
+    for _ in 0..4 {
+        let to_a = sent_bytes(&receive(to, at(1), inbound, &to_b), inbound);
+        let outs = receive(from, at(1), out, &to_a);
+        shown.extend(events(&outs));
+        to_b = sent_bytes(&outs, out);
+    }
+    shown
+}
+
+#[test]
+fn a_node_refused_as_busy_is_told_so_typed_and_does_not_dial_it_again() {
+    let mut d = reconnecting_node();
+    let mut b = chat("bob", 2);
+    let shown = dial_busy(&mut d, &mut b);
+    assert!(
+        shown.iter().any(|e| matches!(
+            e,
+            Event::Disconnected {
+                reason: Reason::Refused(Refusal::Busy),
+                ..
+            }
+        )),
+        "{shown:?}"
+    );
+    assert!(
+        !shown.iter().any(|e| matches!(e, Event::Connected { .. })),
+        "a refused link never was a peer: {shown:?}"
+    );
+    assert_eq!(d.peers().count(), 0, "not kept to be dialled again");
+}
+
+#[test]
+fn an_older_nodes_busy_goodbye_before_the_hello_reads_as_the_typed_refusal() {
+    let mut d = reconnecting_node();
+    let (peer, _, _) = dial(&mut d, &mut node("bob", 2), 4000);
+    receive(&mut d, at(1), peer, b"MESHTALK/1 bob\n");
+    let mut buf = [0u8; 128];
+    let n = Message::Bye {
+        reason: BUSY_SERVING,
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    let outs = receive(&mut d, at(1), peer, &buf[..n]);
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Refused(Refusal::Serving),
+            ..
+        }
+    )));
+    assert_eq!(d.peers().count(), 0, "not kept to be dialled again");
+}
+
+#[test]
+fn the_node_says_whether_a_peer_is_ready_and_in_which_phase() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    assert_eq!(b.phase(peer), Some(meshtalk_core::node::Phase::Greeting));
+    assert!(!b.is_ready(peer));
+    receive(&mut b, at(0), peer, b"hi\n");
+    assert_eq!(
+        b.phase(peer),
+        Some(meshtalk_core::node::Phase::Ready(Kind::Text(
+            TextMode::Lines
+        )))
+    );
+    assert!(b.is_ready(peer));
+    input(&mut b, at(1), Input::Closed { peer, error: None });
+    assert_eq!(b.phase(peer), None, "gone");
+    assert!(!b.is_ready(peer));
 }
 
 #[test]
@@ -1573,7 +1660,9 @@ fn only_a_peer_lost_or_gone_by_itself_is_dialled_again() {
     assert!(Reason::Lost("reset").redials());
     assert!(Reason::Bye("exit").redials());
     assert!(!Reason::<&str>::Local.redials());
-    assert!(!Reason::Bye(BUSY).redials());
-    assert!(!Reason::Bye(BUSY_SERVING).redials());
+    assert!(!Reason::<&str>::Refused(Refusal::Busy).redials());
+    assert!(!Reason::<&str>::Refused(Refusal::Serving).redials());
+    assert!(Reason::<&str>::Refused(Refusal::Full { limit: 8 }).redials());
+    assert!(Reason::<&str>::Refused(Refusal::Unknown).redials());
     assert!(!Reason::<&str>::Fault(Fault::Itself).redials());
 }

@@ -26,7 +26,7 @@ use link::Rx;
 pub use crate::event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
 pub use config::Config;
-pub use error::NodeError;
+pub use error::{AcceptError, NodeError};
 pub use io::{Handled, Input, Output};
 pub use link::{Link, Phase};
 
@@ -202,7 +202,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let id = self
                     .peers
                     .insert(Some(addr), Direction::Inbound, None, link)
-                    .map_err(|(e, _)| NodeError::Table(e))?;
+                    .map_err(|(e, _)| NodeError::Accept(AcceptError::new(e)))?;
                 self.set_deadline(id, now + self.config.greeting_timeout);
                 Ok(Handled::Accepted(id))
             }
