@@ -1023,23 +1023,23 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
-                    // The arena's bytes are gone: a span's address may come back.
-                    self.conns.last = None;
                     if !self.batching {
                         self.flush();
                     }
                     self.act();
                     return;
                 }
-                Output::Transmit { peer, data } => match self.conns.transmit(peer, data) {
-                    Some(first) => {
-                        if first {
-                            self.dirty.push(peer);
+                Output::Transmit { peer, data, shared } => {
+                    match self.conns.transmit(peer, data, shared) {
+                        Some(first) => {
+                            if first {
+                                self.dirty.push(peer);
+                            }
+                            self.flow.queued(now, peer, data.len());
                         }
-                        self.flow.queued(now, peer, data.len());
+                        None => debug!("{peer} has no connection for its bytes"),
                     }
-                    None => debug!("{peer} has no connection for its bytes"),
-                },
+                }
                 Output::Connect { peer, host, port } => {
                     if let Some(line) = self.current_line {
                         self.dial_line.insert(peer, line);
@@ -1304,33 +1304,36 @@ struct Conns {
     slots: Vec<Option<(PeerId, Conn)>>,
     /// The bytes queued since the last flush, each node output once.
     pool: Vec<u8>,
-    /// The last output copied into the pool, by the address and length of the
-    /// node's bytes (its outbox span: unique until the node's drain ends), and
-    /// where it is in the pool.
-    last: Option<(usize, usize, Range<usize>)>,
+    /// Where the last output copied into the pool is: the node marks a
+    /// transmit of the same bytes `shared`, and it is written from there.
+    last: Option<Range<usize>>,
 }
 
 /// A pool emptied by a flush keeps at most this much room.
 const POOL_KEEP: usize = 4 << 20;
 
 impl Conns {
-    /// Queues the node's `data` for `peer`; `Some(true)` when it is the first
-    /// since the last flush, `None` when the peer has no connection.
-    fn transmit(&mut self, peer: PeerId, data: &[u8]) -> Option<bool> {
+    /// Queues the node's `data` for `peer` (the bytes copied last, when the node
+    /// says they are `shared`); `Some(true)` when it is the first since the last
+    /// flush, `None` when the peer has no connection.
+    fn transmit(&mut self, peer: PeerId, data: &[u8], shared: bool) -> Option<bool> {
+        if !shared {
+            // Other bytes: what was copied last is not theirs, whoever they are for.
+            self.last = None;
+        }
         let Some(Some((id, conn))) = self.slots.get_mut(peer.slot()) else {
             return None;
         };
         if *id != peer {
             return None;
         }
-        let key = (data.as_ptr() as usize, data.len());
         let range = match &self.last {
-            Some((at, len, range)) if (*at, *len) == key => range.clone(),
+            Some(range) if shared => range.clone(),
             _ => {
                 let start = self.pool.len();
                 self.pool.extend_from_slice(data);
                 let range = start..self.pool.len();
-                self.last = Some((key.0, key.1, range.clone()));
+                self.last = Some(range.clone());
                 range
             }
         };

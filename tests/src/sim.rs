@@ -1084,7 +1084,7 @@ impl Sim {
     fn poll(&mut self, i: usize) -> Out {
         let now = Instant::from_millis(self.now);
         match self.nodes[i].node.poll_output(now) {
-            Output::Transmit { peer, data } => Out::Transmit {
+            Output::Transmit { peer, data, .. } => Out::Transmit {
                 peer,
                 data: data.to_vec(),
             },

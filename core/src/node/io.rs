@@ -40,7 +40,9 @@ pub enum Input<'a> {
 
 /// What the node made of an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a Received input may have been taken only in part"]
 pub enum Handled {
+    /// The input was taken whole.
     Done,
     /// This many bytes of a [`Input::Received`] were taken; feed the rest after draining.
     Consumed(usize),
@@ -50,9 +52,16 @@ pub enum Handled {
 
 /// What the node wants done, polled until [`Output::Timeout`].
 #[derive(Debug)]
+#[must_use = "every output must be carried out, until Output::Timeout"]
 pub enum Output<'a> {
-    /// Write these bytes to the peer's connection, in order.
-    Transmit { peer: PeerId, data: &'a [u8] },
+    /// Write these bytes to the peer's connection, in order. `shared`: they are
+    /// the same bytes as the previous `Transmit` of this drain (a room message's
+    /// next receiver), so a shell that copies them may reuse that copy.
+    Transmit {
+        peer: PeerId,
+        data: &'a [u8],
+        shared: bool,
+    },
     /// Dial `host:port` for this peer, then report [`Input::Connected`] or [`Input::ConnectFailed`].
     Connect {
         peer: PeerId,
