@@ -23,6 +23,13 @@ pub struct Span {
 }
 
 impl Span {
+    /// The span as one number, equal for equal spans: what [`Node`](crate::node::Node)
+    /// compares to mark a transmit of the same bytes as the one before.
+    #[inline]
+    pub fn key(self) -> u64 {
+        (u64::from(self.start) << 32) | u64::from(self.len)
+    }
+
     /// The same span without its last `n` bytes.
     pub fn shorter(self, n: usize) -> Span {
         Span {

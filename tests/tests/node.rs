@@ -1145,7 +1145,8 @@ fn a_node_for_a_small_device_fits_in_32_kib_and_is_the_size_the_readme_says() {
         let (config, stats) = (size_of::<Config>(), size_of::<Stats>());
         let small = 4 + size_of::<Option<Instant>>() + 8 + 1;
         let rest = config + stats + small.next_multiple_of(8);
-        // The outbox is private: what is left (with the last transmit's span, 16),
+        // The outbox is private: what is left (with the last transmit's span key, 8,
+        // and 8 of padding),
         // of which the arena is exactly A.
         let outputs = size - table - seen - roster - rest;
         let arena = size_of::<Node<8, 1024, 8192>>() - size;

@@ -94,9 +94,10 @@ pub struct Node<const P: usize, const F: usize, const A: usize> {
     stats: Stats,
     /// The peers a fan-out walks, and where the front fan-out is.
     roster: Roster<P>,
-    /// The bytes of the last [`Output::Transmit`] of this drain: the next one of
-    /// the same bytes is marked `shared`.
-    last_sent: Option<Span>,
+    /// The bytes of the last [`Output::Transmit`] of this drain, as a
+    /// [`Span::key`] (`u64::MAX`: none): the next one of the same bytes is
+    /// marked `shared`. One number, as this is on the fan-out's path.
+    last_sent: u64,
 }
 
 impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
@@ -127,7 +128,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             wake: None,
             stats: Stats::default(),
             roster: Roster::new(),
-            last_sent: None,
+            last_sent: u64::MAX,
         }
     }
 
@@ -289,7 +290,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 None => {
                     self.outbox.reset_if_empty();
                     // The drain ends: the arena's spans may come back.
-                    self.last_sent = None;
+                    self.last_sent = u64::MAX;
                     return Output::Timeout(self.wake);
                 }
                 Some(&Job::Fanout {
@@ -332,8 +333,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.hold(peer, line);
                 continue;
             };
-            let shared = self.last_sent == Some(data);
-            self.last_sent = Some(data);
+            let key = data.key();
+            let shared = self.last_sent == key;
+            self.last_sent = key;
             return Output::Transmit {
                 peer,
                 data: self.outbox.bytes(data),
@@ -350,7 +352,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         match job {
             Job::Send { peer, data } => {
                 // A span of its own: never the bytes of the Transmit before.
-                self.last_sent = Some(data);
+                self.last_sent = data.key();
                 Output::Transmit {
                     peer,
                     data: outbox.bytes(data),
