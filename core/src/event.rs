@@ -33,43 +33,90 @@ pub enum TextMode {
 pub enum Event<S> {
     /// A peer is ready to chat.
     Connected {
+        /// The peer's id, for later inputs and commands (`#id`).
         peer: PeerId,
+        /// What the person calls it.
         alias: S,
+        /// Its remote address.
         addr: SocketAddr,
+        /// Who dialled whom.
         direction: Direction,
+        /// Whether it is another meshtalk or a plain-text program.
         kind: Kind,
     },
     /// A `connect` failed.
-    ConnectFailed { peer: PeerId, alias: S, reason: S },
+    ConnectFailed {
+        /// The dial's peer id, gone unless it is dialled again.
+        peer: PeerId,
+        /// What the person called the dial.
+        alias: S,
+        /// The shell's error, for the person.
+        reason: S,
+    },
     /// A message: from a peer directly, or a room message (`room` set) that
     /// arrived over the link `peer` from the node `from`.
     Message {
+        /// The link it came over.
         peer: PeerId,
+        /// Who said it: the link's alias, or a room message's sender.
         from: S,
+        /// What was said, as the peer sent it (make it safe to show).
         text: S,
+        /// Where a room message began; `None` for a direct message.
         room: Option<Room>,
     },
     /// A message of ours left for `peer`; a native peer's receipt follows as
     /// [`Event::Delivered`] or [`Event::Undelivered`] when `receipt` is true.
     Sent {
+        /// Who it went to.
         peer: PeerId,
+        /// Our id of the message, named again by its receipt.
         id: u32,
+        /// A receipt will follow (a native peer); a text peer sends none.
         receipt: bool,
     },
     /// The peer confirmed message `id`.
-    Delivered { peer: PeerId, id: u32 },
+    Delivered {
+        /// Who confirmed it.
+        peer: PeerId,
+        /// Our id of the message.
+        id: u32,
+    },
     /// The link to `peer` ended before it confirmed message `id`.
-    Undelivered { peer: PeerId, id: u32 },
+    Undelivered {
+        /// The link that ended.
+        peer: PeerId,
+        /// Our id of the message that went unconfirmed.
+        id: u32,
+    },
     /// A connection was told why it may not join, and closed.
-    Refused { addr: SocketAddr, why: Refusal },
+    Refused {
+        /// Where the connection came from.
+        addr: SocketAddr,
+        /// What it was told.
+        why: Refusal,
+    },
     /// Our broadcast `seq` left for `peers` direct peers.
-    Broadcast { seq: u32, peers: usize },
+    Broadcast {
+        /// Our sequence number of the room message.
+        seq: u32,
+        /// How many direct peers it left for.
+        peers: usize,
+    },
     /// The peer's alias changed (a person's choice, or the name it announced).
-    Alias { peer: PeerId, alias: S },
+    Alias {
+        /// Whose alias changed.
+        peer: PeerId,
+        /// The alias now.
+        alias: S,
+    },
     /// The peer is gone.
     Disconnected {
+        /// The peer's id, no longer valid.
         peer: PeerId,
+        /// What the person called it.
         alias: S,
+        /// Why it left.
         reason: Reason<S>,
     },
 }
@@ -77,7 +124,9 @@ pub enum Event<S> {
 /// Where a room message came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Room {
+    /// The node id of the room message's first sender.
     pub origin: u64,
+    /// That node's sequence number of it.
     pub seq: u32,
 }
 
@@ -95,7 +144,12 @@ pub enum Reason<S> {
     /// The peer broke the protocol.
     Fault(Fault),
     /// A second link to a node already linked as `keep` (known as `alias`): this one goes.
-    Duplicate { keep: PeerId, alias: S },
+    Duplicate {
+        /// The link that stays.
+        keep: PeerId,
+        /// The alias of the link that stays.
+        alias: S,
+    },
     /// Nothing came from the peer for this long, not even an answer to a ping.
     NoAnswer(Duration),
     /// The node we dialled would not take us, and said why.
@@ -105,8 +159,11 @@ pub enum Reason<S> {
 /// Ways a peer breaks the protocol; each closes that peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// A frame could not be read.
     Frame(FrameError),
+    /// A frame's body is no valid message.
     Wire(WireError),
+    /// The banner line is wrong.
     Banner(BannerError),
     /// The banner was started but not finished in time.
     BannerUnfinished,

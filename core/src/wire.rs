@@ -28,31 +28,61 @@ pub enum Message<'a> {
     /// Sent again, with the new name, when the person takes another (`/nick`); a node
     /// that predates this ignores a second hello.
     Hello {
+        /// The sender's minor version: which additions it knows.
         minor: u16,
+        /// The sender's node id, unique per run: loops and twin links are told by it.
         node: u64,
+        /// The sender's name, shown as its alias by default.
         name: &'a str,
     },
     /// A direct message, acknowledged by [`Message::Ack`] with the same id.
-    Chat { id: u32, text: &'a str },
+    Chat {
+        /// The sender's id of the message, named again by its receipt.
+        id: u32,
+        /// The message.
+        text: &'a str,
+    },
     /// Delivery receipt for the chat message `id`.
-    Ack { id: u32 },
+    Ack {
+        /// The id of the chat message received.
+        id: u32,
+    },
     /// A room message, relayed node to node until `hops` runs out.
     Broadcast {
+        /// The node id of the first sender.
         origin: u64,
+        /// The first sender's sequence number: with `origin`, what duplicates are told by.
         seq: u32,
+        /// Relays left.
         hops: u8,
+        /// The first sender's name.
         name: &'a str,
+        /// The message.
         text: &'a str,
     },
     /// The sender is closing the connection, and why.
-    Bye { reason: &'a str },
+    Bye {
+        /// Why, in words for the person.
+        reason: &'a str,
+    },
     /// Are you there? Sent to a peer that has been silent; answered by [`Message::Pong`].
-    Ping { nonce: u32 },
+    Ping {
+        /// Sent back in the pong.
+        nonce: u32,
+    },
     /// The answer to [`Message::Ping`], with its nonce.
-    Pong { nonce: u32 },
+    Pong {
+        /// The ping's nonce.
+        nonce: u32,
+    },
     /// The connection may not join, and why ([`Refusal::code`]); sent instead of
     /// a hello, then the sender closes. An unknown code is [`Refusal::Unknown`].
-    Refuse { code: u8, arg: u32 },
+    Refuse {
+        /// Which refusal ([`Refusal::from_code`]).
+        code: u8,
+        /// Its count (a limit), or 0.
+        arg: u32,
+    },
 }
 
 /// What a one-peer node tells a second peer before closing its connection.
@@ -69,9 +99,15 @@ pub enum Refusal {
     /// A one-peer server is serving another client: [`BUSY_SERVING`].
     Serving,
     /// Already this many connections from the same IP address.
-    PerIp { max: usize },
+    PerIp {
+        /// The most connections from one address.
+        max: usize,
+    },
     /// The node's peer table is full (this many peers).
-    Full { limit: usize },
+    Full {
+        /// The most peers the node takes.
+        limit: usize,
+    },
     /// A reason this version does not know (a newer peer's).
     Unknown,
 }
@@ -381,7 +417,9 @@ fn short_varint(bytes: &[u8]) -> Option<(u32, &[u8])> {
 /// A parsed banner line: `MESHTALK/<major>[.<minor>] <name>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Banner<'a> {
+    /// The protocol's major version.
     pub major: u16,
+    /// The name the peer announces.
     pub name: &'a str,
 }
 
@@ -395,7 +433,10 @@ pub enum BannerError {
     /// The name breaks the alias rule ([`crate::alias::validate_alias`]).
     BadName,
     /// A protocol version this node does not speak.
-    Version { major: u16 },
+    Version {
+        /// The version the peer speaks.
+        major: u16,
+    },
 }
 
 impl fmt::Display for BannerError {
@@ -483,7 +524,12 @@ pub enum Sniff<'a> {
     /// These bytes can never begin a banner: the peer speaks plain text.
     Text,
     /// A complete banner line of `len` bytes (newline included).
-    Banner { banner: Banner<'a>, len: usize },
+    Banner {
+        /// The banner read.
+        banner: Banner<'a>,
+        /// The line's length, newline included.
+        len: usize,
+    },
     /// A banner that is wrong.
     Error(BannerError),
     /// A refusal line ([`write_refusal_line`]): the node will not take us.

@@ -63,7 +63,12 @@ pub enum NodeError<'a> {
     /// Nobody is connected.
     NoPeers,
     /// Several peers are connected and the command (`verb`) did not say which.
-    WhichPeer { peers: usize, verb: Verb },
+    WhichPeer {
+        /// How many peers are connected.
+        peers: usize,
+        /// The command that needs a target.
+        verb: Verb,
+    },
     /// A `send` in a many-peer node without both a target and a message: the first
     /// word is always the target there, so a mistyped one never reaches the only peer.
     SendNeedsTarget,
@@ -76,7 +81,12 @@ pub enum NodeError<'a> {
     /// Too many messages to this peer await their receipt.
     WindowFull(PeerId),
     /// The message is longer than a frame can carry.
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The message's length in bytes.
+        len: usize,
+        /// The longest a message may be.
+        max: usize,
+    },
     /// The host name is longer than any host name can be.
     HostTooLong,
     /// The shell did not drain the outputs before giving a new input.

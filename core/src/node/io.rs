@@ -13,27 +13,53 @@ pub enum Input<'a> {
     /// A person's command.
     Command(Command<'a>),
     /// Someone connected to our listener.
-    Accepted { addr: SocketAddr },
+    Accepted {
+        /// The remote address (its IP counts toward the per-address limit).
+        addr: SocketAddr,
+    },
     /// The dial asked for by [`Output::Connect`] succeeded.
-    Connected { peer: PeerId, addr: SocketAddr },
+    Connected {
+        /// The peer the dial was for.
+        peer: PeerId,
+        /// The address actually connected to.
+        addr: SocketAddr,
+    },
     /// The dial asked for by [`Output::Connect`] failed; `reason` is shown to the person.
-    ConnectFailed { peer: PeerId, reason: &'a str },
+    ConnectFailed {
+        /// The peer the dial was for.
+        peer: PeerId,
+        /// The shell's error, in words.
+        reason: &'a str,
+    },
     /// Bytes read from a peer's connection.
-    Received { peer: PeerId, bytes: &'a [u8] },
+    Received {
+        /// Whose connection they came from.
+        peer: PeerId,
+        /// The bytes, in the order read.
+        bytes: &'a [u8],
+    },
     /// The connection ended: `None` for an orderly close, else the error.
     Closed {
+        /// Whose connection ended.
         peer: PeerId,
+        /// The error, in words; `None` for an orderly close.
         error: Option<&'a str>,
     },
     /// The time asked for by [`Output::Timeout`] has come. `held` names the peers
     /// whose received bytes the shell holds unfed (flow control, a turn's budget):
     /// they are alive, and a frame they are in the middle of is late by our doing.
-    Timeout { held: &'a [PeerId] },
+    Timeout {
+        /// The peers with received bytes not fed yet.
+        held: &'a [PeerId],
+    },
     /// Dial again a peer in [`Phase::Reconnecting`](super::Phase::Reconnecting) (the shell keeps where it was
     /// dialled, and when to try); answered like a `connect`'s [`Output::Connect`].
     Redial {
+        /// The peer to dial, as [`Phase::Reconnecting`](super::Phase::Reconnecting).
         peer: PeerId,
+        /// The host it was dialled at.
         host: &'a str,
+        /// The port it was dialled at.
         port: u16,
     },
 }
@@ -58,18 +84,27 @@ pub enum Output<'a> {
     /// the same bytes as the previous `Transmit` of this drain (a room message's
     /// next receiver), so a shell that copies them may reuse that copy.
     Transmit {
+        /// Whose connection to write to.
         peer: PeerId,
+        /// The bytes, lent until the next poll.
         data: &'a [u8],
+        /// The bytes are those of the previous `Transmit` of this drain.
         shared: bool,
     },
     /// Dial `host:port` for this peer, then report [`Input::Connected`] or [`Input::ConnectFailed`].
     Connect {
+        /// The peer the connection is for.
         peer: PeerId,
+        /// The host name or address to dial.
         host: &'a str,
+        /// The TCP port to dial.
         port: u16,
     },
     /// Send what is queued for the peer, then close its connection.
-    Close { peer: PeerId },
+    Close {
+        /// Whose connection to close.
+        peer: PeerId,
+    },
     /// Something to show the person.
     Event(Event<&'a str>),
     /// Nothing more to do now: call again with [`Input::Timeout`] at this time, if any.

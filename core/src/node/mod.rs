@@ -53,10 +53,15 @@ pub struct Stats {
 /// What [`Node::peers`] shows of a peer.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerInfo<'a> {
+    /// The peer's id, for inputs and commands (`#id`).
     pub id: PeerId,
+    /// What the person calls it.
     pub alias: &'a str,
+    /// Its remote address; `None` while the dial is under way.
     pub addr: Option<SocketAddr>,
+    /// Who dialled whom.
     pub direction: Direction,
+    /// How far its connection is.
     pub phase: Phase,
     /// Messages awaiting their receipt.
     pub unacked: usize,
@@ -109,6 +114,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     /// Job slots kept free before taking one more frame: enough to drop a peer.
     const RESERVE_JOBS: usize = WINDOW + 8;
 
+    /// A node with no peers, configured by `config`.
     pub fn new(config: Config) -> Self {
         const {
             assert!(F >= 256, "frames must allow at least 256 bytes");
@@ -132,6 +138,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
+    /// The configuration the node was made with.
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -142,6 +149,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         self.config.max_text.clamp(1, Self::MAX_TEXT)
     }
 
+    /// What the node dropped or refused so far.
     pub fn stats(&self) -> Stats {
         self.stats
     }
