@@ -452,6 +452,30 @@ fn a_native_peer_over_the_per_ip_limit_that_knows_typed_refusals_gets_one_with_t
 }
 
 #[test]
+fn a_refused_native_peer_that_sends_no_hello_is_told_why_in_words_at_the_deadline() {
+    let mut b = per_ip_node(1);
+    let first = accept(&mut b, addr(7, 1));
+    receive(&mut b, Instant::ZERO, first, b"hi\n");
+    let second = accept(&mut b, addr(7, 2));
+    receive(&mut b, secs(1), second, b"MESHTALK/1 carol\n");
+    let outs = timeout(&mut b, secs(30));
+    let said = decoded(&sent_bytes(&outs, second));
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with("Bye") && said[0].contains("too many connections"),
+        "{said:?}"
+    );
+    assert!(outs.contains(&Out::Close(second)));
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            why: Refusal::PerIp { max: 1 },
+            ..
+        }
+    )));
+}
+
+#[test]
 fn the_per_ip_limit_leaves_other_addresses_and_freed_places_alone() {
     let mut b = per_ip_node(1);
     let first = accept(&mut b, addr(7, 1));
