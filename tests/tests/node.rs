@@ -882,26 +882,78 @@ fn a_node_refused_as_busy_is_told_so_typed_and_does_not_dial_it_again() {
     assert_eq!(d.peers().count(), 0, "not kept to be dialled again");
 }
 
+/// A frame of `msg`.
+fn frame_of(msg: Message<'_>) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = msg.encode_frame(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
 #[test]
 fn an_older_nodes_busy_goodbye_before_the_hello_reads_as_the_typed_refusal() {
-    let mut d = reconnecting_node();
+    for (reason, why) in [(BUSY, Refusal::Busy), (BUSY_SERVING, Refusal::Serving)] {
+        let mut d = reconnecting_node();
+        let (peer, _, _) = dial(&mut d, &mut node("bob", 2), 4000);
+        receive(&mut d, at(1), peer, b"MESHTALK/1 bob\n");
+        let outs = receive(&mut d, at(1), peer, &frame_of(Message::Bye { reason }));
+        let gone = events(&outs).into_iter().find_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason),
+            _ => None,
+        });
+        assert_eq!(gone, Some(Reason::Refused(why)), "{reason}");
+        assert_eq!(d.peers().count(), 0, "not kept to be dialled again");
+    }
+}
+
+#[test]
+fn a_busy_worded_goodbye_after_the_hello_is_a_goodbye_and_is_dialled_again() {
+    for reason in [BUSY, BUSY_SERVING] {
+        let mut d = reconnecting_node();
+        let mut c = node("carol", 5);
+        let peer = linked(&mut d, &mut c);
+        let outs = receive(&mut d, at(1), peer, &frame_of(Message::Bye { reason }));
+        let gone = events(&outs).into_iter().find_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason),
+            _ => None,
+        });
+        assert_eq!(gone, Some(Reason::Bye(reason.to_string())));
+        assert_eq!(d.peers().count(), 1, "kept to be dialled again");
+    }
+}
+
+#[test]
+fn a_message_before_the_hello_is_a_protocol_error() {
+    let mut d = node("dave", 4);
     let (peer, _, _) = dial(&mut d, &mut node("bob", 2), 4000);
     receive(&mut d, at(1), peer, b"MESHTALK/1 bob\n");
-    let mut buf = [0u8; 128];
-    let n = Message::Bye {
-        reason: BUSY_SERVING,
-    }
-    .encode_frame(&mut buf)
-    .unwrap();
-    let outs = receive(&mut d, at(1), peer, &buf[..n]);
+    let chat = frame_of(Message::Chat {
+        id: 1,
+        text: "early",
+    });
+    let outs = receive(&mut d, at(1), peer, &chat);
     assert!(events(&outs).iter().any(|e| matches!(
         e,
         Event::Disconnected {
-            reason: Reason::Refused(Refusal::Serving),
+            reason: Reason::Fault(Fault::NoHello),
             ..
         }
     )));
-    assert_eq!(d.peers().count(), 0, "not kept to be dialled again");
+    assert!(messages(&outs).is_empty(), "not shown");
+}
+
+#[test]
+fn a_receipt_for_no_message_awaiting_one_is_counted_as_stray() {
+    let mut pair = pair();
+    let ack = frame_of(Message::Ack { id: 99 });
+    let outs = receive(&mut pair.a, at(1), pair.a_to_b, &ack);
+    assert!(
+        !events(&outs)
+            .iter()
+            .any(|e| matches!(e, Event::Delivered { .. }))
+    );
+    assert_eq!(pair.a.stats().stray_acks, 1);
+    receive(&mut pair.a, at(1), pair.a_to_b, &ack);
+    assert_eq!(pair.a.stats().stray_acks, 2);
 }
 
 #[test]
