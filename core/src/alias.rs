@@ -31,11 +31,13 @@ impl fmt::Display for Target<'_> {
 /// What is wrong with an alias; [`validate_alias`] reports the first problem it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AliasError {
+    /// No characters at all.
     Empty,
     /// A character other than an ASCII letter, digit, `_`, `.` or `-`.
     BadChar(char),
     /// More than [`MAX_NAME`] characters; `chars` is how many.
     TooLong {
+        /// How many characters the alias has.
         chars: usize,
     },
 }

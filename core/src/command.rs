@@ -75,8 +75,11 @@ pub enum Command<'a> {
     /// `connect <host> <port> [alias]`, also `connect <host>:<port> [alias]`, with an IPv6
     /// host in brackets (`[::1]:4000`, `[::1] 4000`); `host` is without the brackets.
     Connect {
+        /// The host name or address to dial, without IPv6 brackets.
         host: &'a str,
+        /// The TCP port to dial.
         port: u16,
+        /// The alias to give the peer, instead of the name it announces.
         alias: Option<&'a str>,
     },
     /// `send <message>` or `send <target> <message>`. Which one depends on the peers, so both
@@ -91,30 +94,59 @@ pub enum Command<'a> {
     /// otherwise `target` must name a known peer and `text` must not be empty, else it is an
     /// error and nothing is sent (a mistyped alias never reaches the only peer).
     Send {
+        /// The first word, when more follows: the peer it may name.
         target: Option<Target<'a>>,
+        /// The message if `target` names a peer.
         text: &'a str,
+        /// The message if there is no target (a one-peer chat).
         all: &'a str,
     },
     /// `broadcast <message>`: to every peer (the room).
-    Broadcast { text: &'a str },
+    Broadcast {
+        /// The message, as typed.
+        text: &'a str,
+    },
     /// A line at the chat prompt that is no command, or `/say <message>`: to the peer in
     /// a one-peer chat, else to the room. The text is kept exactly as typed.
-    Say { text: &'a str },
+    Say {
+        /// The message, exactly as typed.
+        text: &'a str,
+    },
     /// `/me <action>`: said like [`Command::Say`], as `* <our name> <action>` ([`Emote`]).
-    Me { action: &'a str },
+    Me {
+        /// What the person does, after their name.
+        action: &'a str,
+    },
     /// `/nick <name>`: the name peers see from now on; the name is checked by [`validate_alias`].
-    Nick { name: &'a str },
+    Nick {
+        /// The new name.
+        name: &'a str,
+    },
     /// `/log <file>`: keep a transcript in the file from now on; `/log` alone stops it.
     /// The file is the rest of the line, spaces inside kept.
-    Log { file: Option<&'a str> },
+    Log {
+        /// The transcript's file; `None` stops the transcript.
+        file: Option<&'a str>,
+    },
     /// `disconnect [<target>]`; without a target, the only peer.
-    Disconnect { target: Option<Target<'a>> },
+    Disconnect {
+        /// The peer to leave; `None` for the only one.
+        target: Option<Target<'a>>,
+    },
     /// `set_alias <target> <alias>`; the alias is already checked by [`validate_alias`].
-    SetAlias { target: Target<'a>, alias: &'a str },
+    SetAlias {
+        /// The peer to rename.
+        target: Target<'a>,
+        /// Its new alias.
+        alias: &'a str,
+    },
     /// `list_connections`
     List,
     /// `help` or `help <command>`; the topic is a known command word or synonym, as typed.
-    Help { topic: Option<&'a str> },
+    Help {
+        /// The command asked about; `None` for the list of all.
+        topic: Option<&'a str>,
+    },
     /// `exit`
     Exit,
 }
@@ -142,17 +174,29 @@ impl Command<'_> {
 /// The kinds of command, each with its seed word, synonyms, usage and help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Verb {
+    /// `connect`: dial a peer.
     Connect,
+    /// `send`: a message to one peer.
     Send,
+    /// `/say`: a line to the peer or the room.
     Say,
+    /// `/me`: an action, said like `/say`.
     Me,
+    /// `broadcast`: a message to the room.
     Broadcast,
+    /// `disconnect`: leave a peer.
     Disconnect,
+    /// `set_alias`: rename a peer here.
     SetAlias,
+    /// `/nick`: the name peers see.
     Nick,
+    /// `list_connections`: who is here.
     List,
+    /// `/log`: keep a transcript.
     Log,
+    /// `help`: what each command does.
     Help,
+    /// `exit`: leave every peer and stop.
     Exit,
 }
 
@@ -345,15 +389,24 @@ pub enum ParseError<'a> {
     /// typed only with `/`; at the chat prompt (`as_text`) the line was not sent, and
     /// `/say` would send it.
     Misspelt {
+        /// The word as typed.
         word: &'a str,
+        /// The command word it is one edit from.
         meant: &'static str,
+        /// `meant` is a slash command (`/nick`).
         slash: bool,
+        /// At the chat prompt: the line was not sent as text.
         as_text: bool,
     },
     /// Fewer words than the command needs.
     MissingArguments(Verb),
     /// More words than the command takes; `extra` is the first one too many.
-    TooManyArguments { verb: Verb, extra: &'a str },
+    TooManyArguments {
+        /// The command.
+        verb: Verb,
+        /// The first word too many.
+        extra: &'a str,
+    },
     /// `send` or `broadcast` with nothing to send.
     MissingMessage(Verb),
     /// The port has something other than decimal digits.
@@ -363,9 +416,19 @@ pub enum ParseError<'a> {
     /// A word starting with `#` that is not `#` and a number from 1.
     BadPeerNumber(&'a str),
     /// An alias that [`validate_alias`] refuses.
-    BadAlias { alias: &'a str, error: AliasError },
+    BadAlias {
+        /// The alias as typed.
+        alias: &'a str,
+        /// What is wrong with it.
+        error: AliasError,
+    },
     /// A `/nick` name that [`validate_alias`] refuses (names and aliases are alike).
-    BadName { name: &'a str, error: AliasError },
+    BadName {
+        /// The name as typed.
+        name: &'a str,
+        /// What is wrong with it.
+        error: AliasError,
+    },
     /// `help <word>` where the word is no command.
     UnknownHelpTopic(&'a str),
 }

@@ -9,7 +9,10 @@ use crate::command::{Grammar, Verb};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
     /// The first word: a command word, typed with `/` or bare.
-    Command { slash: bool },
+    Command {
+        /// Typed with a leading `/`, so the candidates keep it.
+        slash: bool,
+    },
     /// The first argument of `connect` (any form): a host.
     Host,
     /// Any other argument: a peer's alias or `#id`.
@@ -23,6 +26,7 @@ pub struct Completion<'a> {
     pub start: usize,
     /// The word as typed so far: candidates begin with it.
     pub typed: &'a str,
+    /// What kind of word it is, so the shell knows which candidates to offer.
     pub slot: Slot,
 }
 

@@ -7,12 +7,8 @@ use core::net::SocketAddr;
 use crate::frame::FrameError;
 use crate::peers::{Direction, PeerId};
 use crate::time::Duration;
+pub use crate::wire::{BUSY, BUSY_SERVING, Refusal};
 use crate::wire::{BannerError, WireError};
-
-/// What a one-peer node tells a second peer before closing its connection.
-pub const BUSY: &str = "busy: in a chat with someone else; try again later";
-/// What a one-peer server tells a second client before closing its connection.
-pub const BUSY_SERVING: &str = "busy: serving another client; try again later";
 
 /// How a peer talks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,43 +33,90 @@ pub enum TextMode {
 pub enum Event<S> {
     /// A peer is ready to chat.
     Connected {
+        /// The peer's id, for later inputs and commands (`#id`).
         peer: PeerId,
+        /// What the person calls it.
         alias: S,
+        /// Its remote address.
         addr: SocketAddr,
+        /// Who dialled whom.
         direction: Direction,
+        /// Whether it is another meshtalk or a plain-text program.
         kind: Kind,
     },
     /// A `connect` failed.
-    ConnectFailed { peer: PeerId, alias: S, reason: S },
+    ConnectFailed {
+        /// The dial's peer id, gone unless it is dialled again.
+        peer: PeerId,
+        /// What the person called the dial.
+        alias: S,
+        /// The shell's error, for the person.
+        reason: S,
+    },
     /// A message: from a peer directly, or a room message (`room` set) that
     /// arrived over the link `peer` from the node `from`.
     Message {
+        /// The link it came over.
         peer: PeerId,
+        /// Who said it: the link's alias, or a room message's sender.
         from: S,
+        /// What was said, as the peer sent it (make it safe to show).
         text: S,
+        /// Where a room message began; `None` for a direct message.
         room: Option<Room>,
     },
     /// A message of ours left for `peer`; a native peer's receipt follows as
     /// [`Event::Delivered`] or [`Event::Undelivered`] when `receipt` is true.
     Sent {
+        /// Who it went to.
         peer: PeerId,
+        /// Our id of the message, named again by its receipt.
         id: u32,
+        /// A receipt will follow (a native peer); a text peer sends none.
         receipt: bool,
     },
     /// The peer confirmed message `id`.
-    Delivered { peer: PeerId, id: u32 },
+    Delivered {
+        /// Who confirmed it.
+        peer: PeerId,
+        /// Our id of the message.
+        id: u32,
+    },
     /// The link to `peer` ended before it confirmed message `id`.
-    Undelivered { peer: PeerId, id: u32 },
+    Undelivered {
+        /// The link that ended.
+        peer: PeerId,
+        /// Our id of the message that went unconfirmed.
+        id: u32,
+    },
     /// A connection was told why it may not join, and closed.
-    Refused { addr: SocketAddr, why: Refusal },
+    Refused {
+        /// Where the connection came from.
+        addr: SocketAddr,
+        /// What it was told.
+        why: Refusal,
+    },
     /// Our broadcast `seq` left for `peers` direct peers.
-    Broadcast { seq: u32, peers: usize },
+    Broadcast {
+        /// Our sequence number of the room message.
+        seq: u32,
+        /// How many direct peers it left for.
+        peers: usize,
+    },
     /// The peer's alias changed (a person's choice, or the name it announced).
-    Alias { peer: PeerId, alias: S },
+    Alias {
+        /// Whose alias changed.
+        peer: PeerId,
+        /// The alias now.
+        alias: S,
+    },
     /// The peer is gone.
     Disconnected {
+        /// The peer's id, no longer valid.
         peer: PeerId,
+        /// What the person called it.
         alias: S,
+        /// Why it left.
         reason: Reason<S>,
     },
 }
@@ -81,7 +124,9 @@ pub enum Event<S> {
 /// Where a room message came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Room {
+    /// The node id of the room message's first sender.
     pub origin: u64,
+    /// That node's sequence number of it.
     pub seq: u32,
 }
 
@@ -99,40 +144,26 @@ pub enum Reason<S> {
     /// The peer broke the protocol.
     Fault(Fault),
     /// A second link to a node already linked as `keep` (known as `alias`): this one goes.
-    Duplicate { keep: PeerId, alias: S },
+    Duplicate {
+        /// The link that stays.
+        keep: PeerId,
+        /// The alias of the link that stays.
+        alias: S,
+    },
     /// Nothing came from the peer for this long, not even an answer to a ping.
     NoAnswer(Duration),
-}
-
-/// Why an accepted connection was turned away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// A one-peer node is in a chat already: [`BUSY`].
-    Busy,
-    /// A one-peer server is serving another client: [`BUSY_SERVING`].
-    Serving,
-    /// Already this many connections from the same IP address.
-    PerIp { max: usize },
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::Busy => f.write_str(BUSY),
-            Refusal::Serving => f.write_str(BUSY_SERVING),
-            Refusal::PerIp { max } => write!(
-                f,
-                "too many connections from your address (at most {max}); close one and try again"
-            ),
-        }
-    }
+    /// The node we dialled would not take us, and said why.
+    Refused(Refusal),
 }
 
 /// Ways a peer breaks the protocol; each closes that peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// A frame could not be read.
     Frame(FrameError),
+    /// A frame's body is no valid message.
     Wire(WireError),
+    /// The banner line is wrong.
     Banner(BannerError),
     /// The banner was started but not finished in time.
     BannerUnfinished,
@@ -171,19 +202,24 @@ impl<S: fmt::Display> fmt::Display for Reason<S> {
             Reason::Fault(fault) => write!(f, "protocol error: {fault}"),
             Reason::Duplicate { keep, alias } => write!(f, "already connected to {alias} ({keep})"),
             Reason::NoAnswer(silent) => write!(f, "no answer for {silent}"),
+            Reason::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
 
-impl<S: AsRef<str>> Reason<S> {
+impl<S> Reason<S> {
     /// Whether an outbound peer that dropped for this reason is dialled again
     /// (`--reconnect`): not one a person disconnected, a second link the node closed,
-    /// one that refused us as busy, or this very node.
+    /// one that refused us as busy (a typed [`Refusal`]), or this very node.
     pub fn redials(&self) -> bool {
         match self {
             Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
-            Reason::Bye(why) => why.as_ref() != BUSY && why.as_ref() != BUSY_SERVING,
-            Reason::Closed | Reason::Lost(_) | Reason::NoAnswer(_) | Reason::Fault(_) => true,
+            Reason::Refused(why) => !why.is_busy(),
+            Reason::Bye(_)
+            | Reason::Closed
+            | Reason::Lost(_)
+            | Reason::NoAnswer(_)
+            | Reason::Fault(_) => true,
         }
     }
 }
@@ -201,6 +237,7 @@ impl<S> Reason<S> {
                 alias: f(alias),
             },
             Reason::NoAnswer(silent) => Reason::NoAnswer(silent),
+            Reason::Refused(why) => Reason::Refused(why),
         }
     }
 }

@@ -27,7 +27,12 @@ const LAST_BYTE_MAX: u8 = 0x0f;
 pub enum FrameError {
     /// The header announced a body longer than this decoder accepts. Not fatal: the
     /// decoder skips exactly `len` body bytes and then decodes the next frame.
-    Oversized { len: u32, max: usize },
+    Oversized {
+        /// The length the header announced.
+        len: u32,
+        /// The longest body this decoder takes.
+        max: usize,
+    },
     /// The length prefix is not a valid varint (more than 5 bytes, or above u32::MAX).
     /// Fatal: the stream cannot be resynchronised; the decoder stays failed (sticky) and the peer must be closed.
     BadHeader,
@@ -323,6 +328,7 @@ impl<const N: usize> Default for FrameDecoder<N> {
 /// can announce (`u32::MAX` bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufferTooSmall {
+    /// Bytes of room the encoding needs.
     pub needed: usize,
 }
 

@@ -396,7 +396,10 @@ impl<'d> Run<'d> {
                     _ => Instant::from_millis(u64::from(b) * 20),
                 };
                 self.now = self.now.max(next);
-                self.input(Input::Timeout);
+                // With 8, the shell holds bytes of every peer it knows (flow control).
+                let known = self.peers.clone();
+                let held: &[PeerId] = if op % 10 == 8 { &known } else { &[] };
+                self.input(Input::Timeout { held });
             }
             _ => {
                 let Some(peer) = self.peer() else { return };

@@ -2,6 +2,7 @@
 //! allocation. The host feeds a [`node::Node`] inputs and drains its outputs.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod alias;
 pub mod command;

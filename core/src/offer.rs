@@ -62,7 +62,12 @@ pub enum Answer<'a> {
     /// `help`, or `help <command>` for a command offered: the text to show.
     Help(&'static str),
     /// A command the mode does not offer (or `help` on one): `word` as typed.
-    NotHere { word: &'a str, mode: &'static str },
+    NotHere {
+        /// The command word as the person typed it.
+        word: &'a str,
+        /// The mode's name, for the answer ("not in chat mode").
+        mode: &'static str,
+    },
 }
 
 /// The refusal a person reads, naming the word and the mode.

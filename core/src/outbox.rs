@@ -13,18 +13,25 @@ use crate::peers::PeerId;
 use crate::wire::Message;
 
 /// How many outputs may wait at once.
-pub const JOBS: usize = 64;
+pub(crate) const JOBS: usize = 64;
 
 /// A byte range in the arena.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Span {
+pub(crate) struct Span {
     start: u32,
     len: u32,
 }
 
 impl Span {
+    /// The span as one number, equal for equal spans: what [`Node`](crate::node::Node)
+    /// compares to mark a transmit of the same bytes as the one before.
+    #[inline]
+    pub(crate) fn key(self) -> u64 {
+        (u64::from(self.start) << 32) | u64::from(self.len)
+    }
+
     /// The same span without its last `n` bytes.
-    pub fn shorter(self, n: usize) -> Span {
+    pub(crate) fn shorter(self, n: usize) -> Span {
         Span {
             start: self.start,
             len: self.len.saturating_sub(n as u32),
@@ -34,7 +41,7 @@ impl Span {
 
 /// One pending output.
 #[derive(Clone, Copy, Debug)]
-pub enum Job {
+pub(crate) enum Job {
     /// Bytes for one peer.
     Send {
         peer: PeerId,
@@ -60,10 +67,10 @@ pub enum Job {
     Event(Event<Span>),
 }
 
-pub struct Outbox<const A: usize> {
+pub(crate) struct Outbox<const A: usize> {
     arena: [u8; A],
     used: usize,
-    pub jobs: Deque<Job, JOBS>,
+    pub(crate) jobs: Deque<Job, JOBS>,
 }
 
 impl<const A: usize> Default for Outbox<A> {
@@ -78,27 +85,27 @@ impl<const A: usize> Default for Outbox<A> {
 
 impl<const A: usize> Outbox<A> {
     /// True when at least `bytes` of arena and `jobs` job slots are free.
-    pub fn has_room(&self, bytes: usize, jobs: usize) -> bool {
+    pub(crate) fn has_room(&self, bytes: usize, jobs: usize) -> bool {
         A - self.used >= bytes && JOBS - self.jobs.len() >= jobs
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
 
     /// Forgets the arena's bytes; only once no job refers to them.
-    pub fn reset_if_empty(&mut self) {
+    pub(crate) fn reset_if_empty(&mut self) {
         if self.jobs.is_empty() {
             self.used = 0;
         }
     }
 
     /// Queues a job; false (and nothing queued) when the queue is full.
-    pub fn push(&mut self, job: Job) -> bool {
+    pub(crate) fn push(&mut self, job: Job) -> bool {
         self.jobs.push_back(job).is_ok()
     }
 
-    pub fn bytes(&self, span: Span) -> &[u8] {
+    pub(crate) fn bytes(&self, span: Span) -> &[u8] {
         let start = span.start as usize;
         self.arena
             .get(start..start + span.len as usize)
@@ -108,12 +115,12 @@ impl<const A: usize> Outbox<A> {
     /// The text in a span. Spans given to this were copied from `str`s, so they
     /// are valid UTF-8; anything else would come out empty. Safe Rust needs the
     /// check to lend a `&str` of arena bytes: simdutf8's is the cheap one.
-    pub fn text(&self, span: Span) -> &str {
+    pub(crate) fn text(&self, span: Span) -> &str {
         utf8(self.bytes(span))
     }
 
     /// Copies `parts`, one after another, into one span.
-    pub fn put(&mut self, parts: &[&[u8]]) -> Option<Span> {
+    pub(crate) fn put(&mut self, parts: &[&[u8]]) -> Option<Span> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let free = self.arena.get_mut(self.used..)?;
         let dst = free.get_mut(..len)?;
@@ -128,7 +135,7 @@ impl<const A: usize> Outbox<A> {
 
     /// Copies `bytes` as UTF-8 text, each invalid sequence replaced by U+FFFD,
     /// stopping at a character boundary before `max` bytes.
-    pub fn put_lossy(&mut self, bytes: &[u8], max: usize) -> Option<Span> {
+    pub(crate) fn put_lossy(&mut self, bytes: &[u8], max: usize) -> Option<Span> {
         let start = self.used;
         let room = (A - self.used).min(max);
         // Most text is valid and fits: one fast check and one copy.
@@ -167,7 +174,7 @@ impl<const A: usize> Outbox<A> {
     /// Writes `text` (shown by `show`, say [`crate::display::SafeStr`]) then `end`, for a
     /// text peer's terminal. What does not fit in the arena is cut off at a whole piece of
     /// the shown form, so the line is shorter but still safe and still ends with `end`.
-    pub fn put_shown<'t, D: fmt::Display>(
+    pub(crate) fn put_shown<'t, D: fmt::Display>(
         &mut self,
         text: &'t str,
         show: impl FnOnce(&'t str) -> D,
@@ -179,7 +186,12 @@ impl<const A: usize> Outbox<A> {
     /// Writes `shown` (at most `max` bytes of it) then `end`: a line the node composes
     /// for a text peer (a notice, a reply). What does not fit is cut off at a whole
     /// piece, and the line still ends with `end`.
-    pub fn put_fmt(&mut self, shown: impl fmt::Display, max: usize, end: &[u8]) -> Option<Span> {
+    pub(crate) fn put_fmt(
+        &mut self,
+        shown: impl fmt::Display,
+        max: usize,
+        end: &[u8],
+    ) -> Option<Span> {
         let free = self.arena.get_mut(self.used..)?;
         let room = free.len().checked_sub(end.len())?.min(max);
         let mut out = SliceWriter {
@@ -197,7 +209,7 @@ impl<const A: usize> Outbox<A> {
     /// someone else's, every character made safe for a terminal ([`SafeStr`]): a line feed
     /// in `text` shows as `^J` and cannot forge a second line. Both are in the arena.
     /// A line too long for the arena is cut, as [`Outbox::put_shown`] cuts one.
-    pub fn put_safe_line(&mut self, name: Option<Span>, text: Span) -> Option<Span> {
+    pub(crate) fn put_safe_line(&mut self, name: Option<Span>, text: Span) -> Option<Span> {
         let (done, free) = self.arena.split_at_mut(self.used);
         let read = |span: Span| {
             let start = span.start as usize;
@@ -225,7 +237,7 @@ impl<const A: usize> Outbox<A> {
 
     /// Encodes a message as a frame. `make` may borrow text already in the
     /// arena (`texts` are handed to it as `&str`).
-    pub fn put_frame(
+    pub(crate) fn put_frame(
         &mut self,
         texts: [Span; 2],
         make: impl for<'x> FnOnce([&'x str; 2]) -> Message<'x>,
@@ -244,14 +256,14 @@ impl<const A: usize> Outbox<A> {
     }
 
     /// Encodes a message that borrows nothing from the arena.
-    pub fn put_message(&mut self, msg: &Message<'_>) -> Result<Span, BufferTooSmall> {
+    pub(crate) fn put_message(&mut self, msg: &Message<'_>) -> Result<Span, BufferTooSmall> {
         let free = self.arena.get_mut(self.used..).unwrap_or_default();
         let len = msg.encode_frame(free)?;
         Ok(self.claim(len))
     }
 
     /// Lets `write` fill the free arena and keeps the bytes it says it wrote.
-    pub fn put_with<E>(
+    pub(crate) fn put_with<E>(
         &mut self,
         write: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<Span, E> {

@@ -55,24 +55,31 @@ pub enum Direction {
 /// Where a peer's alias came from: a person's choice is never replaced by a default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AliasSource {
+    /// A person here chose it (`connect ... alias`, `set_alias`).
     Chosen,
+    /// The name the peer announced.
     Announced,
+    /// The peer's IP, for want of a name.
     Address,
 }
 
 /// One peer and the state its owner keeps for it.
 #[derive(Debug)]
 pub struct Peer<S> {
+    /// The peer's handle, never reused for another peer.
     pub id: PeerId,
     /// The remote address; `None` while a dial is under way.
     pub addr: Option<SocketAddr>,
+    /// Who dialled whom.
     pub direction: Direction,
     alias: Alias,
     alias_source: AliasSource,
+    /// What the table's owner keeps for the peer.
     pub state: S,
 }
 
 impl<S> Peer<S> {
+    /// The alias the person sees, unique in the table.
     pub fn alias(&self) -> &str {
         &self.alias
     }
@@ -82,6 +89,7 @@ impl<S> Peer<S> {
         (&self.alias, &mut self.state)
     }
 
+    /// Where the alias came from.
     pub fn alias_source(&self) -> AliasSource {
         self.alias_source
     }
@@ -91,7 +99,10 @@ impl<S> Peer<S> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertError {
     /// Every slot (or the configured limit) is taken.
-    Full { limit: usize },
+    Full {
+        /// The table's limit.
+        limit: usize,
+    },
     /// The chosen alias belongs to another peer.
     AliasTaken(PeerId),
     /// The chosen alias breaks the alias rules.
@@ -114,11 +125,15 @@ impl fmt::Display for InsertError {
 /// Why a target did not name exactly one peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LookupError<'a> {
+    /// No peer has this number (`#id`).
     NoSuchId(u32),
+    /// No peer has this alias or IP.
     NoSuchName(&'a str),
     /// Several peers share this IP: an alias or `#id` is needed.
     Ambiguous {
+        /// The shared IP.
         ip: IpAddr,
+        /// How many peers have it.
         count: usize,
     },
 }
@@ -169,14 +184,17 @@ impl<S, const N: usize> PeerTable<S, N> {
         }
     }
 
+    /// How many peers there are.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether there are no peers.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The most peers the table takes.
     pub fn limit(&self) -> usize {
         self.limit
     }
@@ -227,6 +245,7 @@ impl<S, const N: usize> PeerTable<S, N> {
         Ok(id)
     }
 
+    /// Takes a peer out of the table; `None` if `id` is gone already.
     pub fn remove(&mut self, id: PeerId) -> Option<Peer<S>> {
         let slot = self.slots.get_mut(usize::from(id.slot))?;
         if slot.as_ref().is_some_and(|p| p.id == id) {
@@ -241,6 +260,7 @@ impl<S, const N: usize> PeerTable<S, N> {
         }
     }
 
+    /// The peer `id`, unless it is gone (its slot may hold another).
     pub fn get(&self, id: PeerId) -> Option<&Peer<S>> {
         self.slots
             .get(usize::from(id.slot))?
@@ -248,6 +268,7 @@ impl<S, const N: usize> PeerTable<S, N> {
             .filter(|p| p.id == id)
     }
 
+    /// The peer `id` to change, unless it is gone.
     pub fn get_mut(&mut self, id: PeerId) -> Option<&mut Peer<S>> {
         self.slots
             .get_mut(usize::from(id.slot))?
@@ -265,10 +286,12 @@ impl<S, const N: usize> PeerTable<S, N> {
         self.end
     }
 
+    /// Every peer, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = &Peer<S>> {
         self.slots.iter().take(self.end).flatten()
     }
 
+    /// Every peer to change, in slot order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Peer<S>> {
         self.slots.iter_mut().take(self.end).flatten()
     }

@@ -69,6 +69,7 @@ impl<const N: usize> Default for SeenCache<N> {
 }
 
 impl<const N: usize> SeenCache<N> {
+    /// A cache that has seen nothing.
     pub const fn new() -> Self {
         SeenCache {
             origins: [Origin::EMPTY; N],

@@ -13,10 +13,12 @@ impl Instant {
     /// The origin; tests start their clock here.
     pub const ZERO: Instant = Instant { millis: 0 };
 
+    /// The instant `millis` after the origin.
     pub const fn from_millis(millis: u64) -> Self {
         Instant { millis }
     }
 
+    /// Milliseconds since the origin.
     pub const fn as_millis(self) -> u64 {
         self.millis
     }
@@ -34,18 +36,22 @@ pub struct Duration {
 }
 
 impl Duration {
+    /// No time at all.
     pub const ZERO: Duration = Duration { millis: 0 };
 
+    /// A duration of `millis` milliseconds.
     pub const fn from_millis(millis: u64) -> Self {
         Duration { millis }
     }
 
+    /// A duration of `secs` seconds (saturating).
     pub const fn from_secs(secs: u64) -> Self {
         Duration {
             millis: secs.saturating_mul(1000),
         }
     }
 
+    /// The duration in whole milliseconds.
     pub const fn as_millis(self) -> u64 {
         self.millis
     }

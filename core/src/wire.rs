@@ -12,9 +12,12 @@ pub use crate::limits::{MAX_BANNER, MAX_NAME};
 /// The protocol's major version: a peer with another one cannot talk to us.
 pub const VERSION: u16 = 1;
 /// Minor version: additions a v1 peer may ignore.
-pub const MINOR: u16 = 1;
+pub const MINOR: u16 = 2;
 /// The first minor version that knows [`Message::Ping`] and [`Message::Pong`].
 pub const MINOR_PING: u16 = 1;
+/// The first minor version that knows [`Message::Refuse`]; an older peer is
+/// refused with a [`Message::Bye`] that says why in words.
+pub const MINOR_REFUSE: u16 = 2;
 /// Every banner starts with these bytes; a stream that cannot begin with them is a text peer.
 pub const BANNER_PREFIX: &[u8] = b"MESHTALK/";
 
@@ -25,28 +28,159 @@ pub enum Message<'a> {
     /// Sent again, with the new name, when the person takes another (`/nick`); a node
     /// that predates this ignores a second hello.
     Hello {
+        /// The sender's minor version: which additions it knows.
         minor: u16,
+        /// The sender's node id, unique per run: loops and twin links are told by it.
         node: u64,
+        /// The sender's name, shown as its alias by default.
         name: &'a str,
     },
     /// A direct message, acknowledged by [`Message::Ack`] with the same id.
-    Chat { id: u32, text: &'a str },
+    Chat {
+        /// The sender's id of the message, named again by its receipt.
+        id: u32,
+        /// The message.
+        text: &'a str,
+    },
     /// Delivery receipt for the chat message `id`.
-    Ack { id: u32 },
+    Ack {
+        /// The id of the chat message received.
+        id: u32,
+    },
     /// A room message, relayed node to node until `hops` runs out.
     Broadcast {
+        /// The node id of the first sender.
         origin: u64,
+        /// The first sender's sequence number: with `origin`, what duplicates are told by.
         seq: u32,
+        /// Relays left.
         hops: u8,
+        /// The first sender's name.
         name: &'a str,
+        /// The message.
         text: &'a str,
     },
     /// The sender is closing the connection, and why.
-    Bye { reason: &'a str },
+    Bye {
+        /// Why, in words for the person.
+        reason: &'a str,
+    },
     /// Are you there? Sent to a peer that has been silent; answered by [`Message::Pong`].
-    Ping { nonce: u32 },
+    Ping {
+        /// Sent back in the pong.
+        nonce: u32,
+    },
     /// The answer to [`Message::Ping`], with its nonce.
-    Pong { nonce: u32 },
+    Pong {
+        /// The ping's nonce.
+        nonce: u32,
+    },
+    /// The connection may not join, and why ([`Refusal::code`]); sent instead of
+    /// a hello, then the sender closes. An unknown code is [`Refusal::Unknown`].
+    Refuse {
+        /// Which refusal ([`Refusal::from_code`]).
+        code: u8,
+        /// Its count (a limit), or 0.
+        arg: u32,
+    },
+}
+
+/// What a one-peer node tells a second peer before closing its connection.
+pub const BUSY: &str = "busy: in a chat with someone else; try again later";
+/// What a one-peer server tells a second client before closing its connection.
+pub const BUSY_SERVING: &str = "busy: serving another client; try again later";
+
+/// Why a connection was turned away: told to it as [`Message::Refuse`], or as a
+/// [`write_refusal_line`] line before any banner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A one-peer node is in a chat already: [`BUSY`].
+    Busy,
+    /// A one-peer server is serving another client: [`BUSY_SERVING`].
+    Serving,
+    /// Already this many connections from the same IP address.
+    PerIp {
+        /// The most connections from one address.
+        max: usize,
+    },
+    /// The node's peer table is full (this many peers).
+    Full {
+        /// The most peers the node takes.
+        limit: usize,
+    },
+    /// A reason this version does not know (a newer peer's).
+    Unknown,
+}
+
+impl Refusal {
+    /// The refusal as a wire code and its argument (a count, or 0).
+    pub fn code(self) -> (u8, u32) {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        match self {
+            Refusal::Busy => (1, 0),
+            Refusal::Serving => (2, 0),
+            Refusal::PerIp { max } => (3, count(max)),
+            Refusal::Full { limit } => (4, count(limit)),
+            Refusal::Unknown => (0, 0),
+        }
+    }
+
+    /// The refusal a wire code stands for; [`Refusal::Unknown`] for a code this
+    /// version does not know, so a newer peer's refusal is still one.
+    pub fn from_code(code: u8, arg: u32) -> Self {
+        let count = arg as usize;
+        match code {
+            1 => Refusal::Busy,
+            2 => Refusal::Serving,
+            3 => Refusal::PerIp { max: count },
+            4 => Refusal::Full { limit: count },
+            _ => Refusal::Unknown,
+        }
+    }
+
+    /// The refusing node is busy with someone else: not worth dialling again
+    /// (`--reconnect`) until a person asks.
+    pub fn is_busy(self) -> bool {
+        matches!(self, Refusal::Busy | Refusal::Serving)
+    }
+
+    /// The reason in a few words, for a refusal line with no room for the whole.
+    fn short(self) -> &'static str {
+        match self {
+            Refusal::Busy | Refusal::Serving => "busy; try again later\n",
+            Refusal::PerIp { .. } => "too many from your address; try again later\n",
+            Refusal::Full { .. } => "this node is full; try again later\n",
+            Refusal::Unknown => "try again later\n",
+        }
+    }
+
+    /// The word for the refusal in a [`write_refusal_line`] line.
+    fn word(self) -> &'static str {
+        match self {
+            Refusal::Busy => "busy",
+            Refusal::Serving => "serving",
+            Refusal::PerIp { .. } => "per-ip",
+            Refusal::Full { .. } => "full",
+            Refusal::Unknown => "other",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Busy => f.write_str(BUSY),
+            Refusal::Serving => f.write_str(BUSY_SERVING),
+            Refusal::PerIp { max } => write!(
+                f,
+                "too many connections from your address (at most {max}); close one and try again"
+            ),
+            Refusal::Full { limit } => {
+                write!(f, "this node is full ({limit} peers); try again later")
+            }
+            Refusal::Unknown => f.write_str("refused for a reason this version does not know"),
+        }
+    }
 }
 
 /// Why a frame body is not a valid message.
@@ -132,7 +266,7 @@ impl<'a> Message<'a> {
             Message::Ack { .. } => 0,
             Message::Broadcast { name, text, .. } => name.len() + text.len(),
             Message::Bye { reason } => reason.len(),
-            Message::Ping { .. } | Message::Pong { .. } => 0,
+            Message::Ping { .. } | Message::Pong { .. } | Message::Refuse { .. } => 0,
         };
         FRAME_OVERHEAD + strings
     }
@@ -283,7 +417,9 @@ fn short_varint(bytes: &[u8]) -> Option<(u32, &[u8])> {
 /// A parsed banner line: `MESHTALK/<major>[.<minor>] <name>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Banner<'a> {
+    /// The protocol's major version.
     pub major: u16,
+    /// The name the peer announces.
     pub name: &'a str,
 }
 
@@ -297,7 +433,10 @@ pub enum BannerError {
     /// The name breaks the alias rule ([`crate::alias::validate_alias`]).
     BadName,
     /// A protocol version this node does not speak.
-    Version { major: u16 },
+    Version {
+        /// The version the peer speaks.
+        major: u16,
+    },
 }
 
 impl fmt::Display for BannerError {
@@ -319,6 +458,64 @@ impl fmt::Display for BannerError {
     }
 }
 
+/// How a refusal line begins: a node that cannot take a connection at all (its
+/// table is full) writes one line, before any banner, that a person at netcat
+/// reads and a meshtalk that dialled recognises as a [`Sniff::Refused`].
+pub const REFUSAL_PREFIX: &[u8] = b"MESHTALK/refused ";
+
+/// Writes the refusal line `MESHTALK/refused <word> [<count>]: <why>\n` into
+/// `out`, at most [`MAX_BANNER`] bytes long (the reason shortened to fit) so a
+/// dialler reads it whole as it would a banner.
+pub fn write_refusal_line(why: Refusal, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let mut line: heapless::String<MAX_BANNER> = heapless::String::new();
+    let head = match why {
+        Refusal::PerIp { max: n } | Refusal::Full { limit: n } => {
+            fmt::write(&mut line, format_args!("{} {n}: ", why.word()))
+        }
+        _ => fmt::write(&mut line, format_args!("{}: ", why.word())),
+    };
+    let mut full: heapless::String<160> = heapless::String::new();
+    let _ = fmt::write(&mut full, format_args!("{why}\n"));
+    let prefix = REFUSAL_PREFIX.len();
+    let fits = |text: &str| head.is_ok() && prefix + line.len() + text.len() <= MAX_BANNER;
+    let Some(tail) = [full.as_str(), why.short(), "try again later\n"]
+        .into_iter()
+        .find(|text| fits(text))
+    else {
+        return Err(BufferTooSmall { needed: usize::MAX });
+    };
+    let parts: [&[u8]; 3] = [REFUSAL_PREFIX, line.as_bytes(), tail.as_bytes()];
+    let needed = parts.iter().map(|p| p.len()).sum();
+    let Some(out) = out.get_mut(..needed) else {
+        return Err(BufferTooSmall { needed });
+    };
+    let mut at = 0;
+    for part in parts {
+        // In bounds: `out` is exactly as long as the parts together.
+        out[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    Ok(needed)
+}
+
+/// The refusal a complete refusal line (without its prefix) names.
+fn parse_refusal(rest: &[u8]) -> Refusal {
+    let head = rest.split(|&b| b == b':').next().unwrap_or_default();
+    let mut words = head.split(|&b| b == b' ');
+    let word = words.next().unwrap_or_default();
+    let count = words
+        .next()
+        .and_then(|n| core::str::from_utf8(n).ok())
+        .and_then(|n| n.parse::<u32>().ok());
+    match (word, count) {
+        (b"busy", _) => Refusal::Busy,
+        (b"serving", _) => Refusal::Serving,
+        (b"per-ip", Some(n)) => Refusal::from_code(3, n),
+        (b"full", Some(n)) => Refusal::from_code(4, n),
+        _ => Refusal::Unknown,
+    }
+}
+
 /// What the first bytes of a connection say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sniff<'a> {
@@ -327,9 +524,16 @@ pub enum Sniff<'a> {
     /// These bytes can never begin a banner: the peer speaks plain text.
     Text,
     /// A complete banner line of `len` bytes (newline included).
-    Banner { banner: Banner<'a>, len: usize },
+    Banner {
+        /// The banner read.
+        banner: Banner<'a>,
+        /// The line's length, newline included.
+        len: usize,
+    },
     /// A banner that is wrong.
     Error(BannerError),
+    /// A refusal line ([`write_refusal_line`]): the node will not take us.
+    Refused(Refusal),
 }
 
 /// Looks at the first bytes received on a connection.
@@ -350,6 +554,9 @@ pub fn sniff(bytes: &[u8]) -> Sniff<'_> {
     }
     let line = bytes.get(..newline).unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if let Some(rest) = line.strip_prefix(REFUSAL_PREFIX) {
+        return Sniff::Refused(parse_refusal(rest));
+    }
     match parse_banner(line) {
         Ok(banner) => Sniff::Banner {
             banner,

@@ -122,7 +122,7 @@ fn main() -> ! {
         }
         if shell.wake.is_some_and(|at| at <= now) {
             busy = true;
-            let _ = node.handle_input(now, Input::Timeout);
+            let _ = node.handle_input(now, Input::Timeout { held: &[] });
             shell.drain(node, now);
         }
         while let Some(reply) = shell.replies.pop_front() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use meshtalk_core::command::{self, Command, Emote, Grammar, HELP};
 use meshtalk_core::limits::RATE_PIECE;
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output, Phase};
-use meshtalk_core::peers::{Direction, InsertError, PeerId};
+use meshtalk_core::peers::{Direction, PeerId};
 use meshtalk_core::shell::backoff::Backoff;
 use meshtalk_core::shell::feed::{Feeder, Next};
 use meshtalk_core::shell::flow::{self, Flow};
@@ -704,8 +704,8 @@ impl Driver {
             Ok(_) => {}
             Err(e) => {
                 self.render.error(&format!("refused {addr}: {e}"));
-                if let NodeError::Table(InsertError::Full { limit }) = e {
-                    tell_full(stream, limit);
+                if let NodeError::Accept(refused) = e {
+                    tell(stream, refused.response());
                 }
                 // Dropping the stream closes it.
             }
@@ -774,7 +774,7 @@ impl Driver {
         loop {
             let now = self.now();
             // A peer that is not ready yet feeds nobody: its greeting goes on.
-            let feeds = self.flow.feeds(peer) || !self.aliases.contains_key(&peer);
+            let feeds = self.flow.feeds(peer) || !self.node.is_ready(peer);
             let Some(conn) = self.conns.get(&peer) else {
                 return;
             };
@@ -848,17 +848,13 @@ impl Driver {
         if self.wake.is_some_and(|at| at <= self.now()) {
             // Bytes held back by flow control or a turn's budget are the peer's
             // sign of life: its silence and a half-fed frame are ours.
-            let now = self.now();
             let held: Vec<PeerId> = self
                 .conns
                 .iter()
                 .filter(|(_, conn)| !conn.pending().is_empty())
                 .map(|(&peer, _)| peer)
                 .collect();
-            for peer in held {
-                let _ = self.node.handle_input(now, Input::Held { peer });
-            }
-            self.input(Input::Timeout);
+            self.input(Input::Timeout { held: &held });
         }
         let now = self.now();
         if self.mode.deadline().is_some_and(|at| at <= now) {
@@ -916,9 +912,7 @@ impl Driver {
 
     /// Whether the node keeps `peer` to be dialled again (`--reconnect`).
     fn reconnecting(&self, peer: PeerId) -> bool {
-        self.node
-            .peers()
-            .any(|p| p.id == peer && p.phase == Phase::Reconnecting)
+        self.node.phase(peer) == Some(Phase::Reconnecting)
     }
 
     /// Disconnects every peer that took none of its waiting bytes for the stall
@@ -952,23 +946,23 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
-                    // The arena's bytes are gone: a span's address may come back.
-                    self.conns.last = None;
                     if !self.batching {
                         self.flush();
                     }
                     self.act();
                     return;
                 }
-                Output::Transmit { peer, data } => match self.conns.transmit(peer, data) {
-                    Some(first) => {
-                        if first {
-                            self.dirty.push(peer);
+                Output::Transmit { peer, data, shared } => {
+                    match self.conns.transmit(peer, data, shared) {
+                        Some(first) => {
+                            if first {
+                                self.dirty.push(peer);
+                            }
+                            self.flow.queued(now, peer, data.len());
                         }
-                        self.flow.queued(now, peer, data.len());
+                        None => debug!("{peer} has no connection for its bytes"),
                     }
-                    None => debug!("{peer} has no connection for its bytes"),
-                },
+                }
                 Output::Connect { peer, host, port } => {
                     if let Some(line) = self.current_line {
                         self.dial_line.insert(peer, line);
@@ -1230,33 +1224,36 @@ struct Conns {
     slots: Vec<Option<(PeerId, Conn)>>,
     /// The bytes queued since the last flush, each node output once.
     pool: Vec<u8>,
-    /// The last output copied into the pool, by the address and length of the
-    /// node's bytes (its outbox span: unique until the node's drain ends), and
-    /// where it is in the pool.
-    last: Option<(usize, usize, Range<usize>)>,
+    /// Where the last output copied into the pool is: the node marks a
+    /// transmit of the same bytes `shared`, and it is written from there.
+    last: Option<Range<usize>>,
 }
 
 /// A pool emptied by a flush keeps at most this much room.
 const POOL_KEEP: usize = 4 << 20;
 
 impl Conns {
-    /// Queues the node's `data` for `peer`; `Some(true)` when it is the first
-    /// since the last flush, `None` when the peer has no connection.
-    fn transmit(&mut self, peer: PeerId, data: &[u8]) -> Option<bool> {
+    /// Queues the node's `data` for `peer` (the bytes copied last, when the node
+    /// says they are `shared`); `Some(true)` when it is the first since the last
+    /// flush, `None` when the peer has no connection.
+    fn transmit(&mut self, peer: PeerId, data: &[u8], shared: bool) -> Option<bool> {
+        if !shared {
+            // Other bytes: what was copied last is not theirs, whoever they are for.
+            self.last = None;
+        }
         let Some(Some((id, conn))) = self.slots.get_mut(peer.slot()) else {
             return None;
         };
         if *id != peer {
             return None;
         }
-        let key = (data.as_ptr() as usize, data.len());
         let range = match &self.last {
-            Some((at, len, range)) if (*at, *len) == key => range.clone(),
+            Some(range) if shared => range.clone(),
             _ => {
                 let start = self.pool.len();
                 self.pool.extend_from_slice(data);
                 let range = start..self.pool.len();
-                self.last = Some((key.0, key.1, range.clone()));
+                self.last = Some(range.clone());
                 range
             }
         };
@@ -1345,13 +1342,12 @@ fn event_peer<S>(event: &Event<S>) -> Option<PeerId> {
     }
 }
 
-/// Tells a connection refused for want of room why, in one line any client can
-/// show, before it is closed. The socket is new and its buffer empty: the write
-/// does not wait (and is not allowed to).
-fn tell_full(mut stream: TcpStream, limit: usize) {
-    let line = format!("meshtalk: this node is full ({limit} peers); try again later\n");
+/// Writes the node's refusal to a connection it could not take, before it is
+/// closed. The socket is new and its buffer empty: the write does not wait (and
+/// is not allowed to).
+fn tell(mut stream: TcpStream, response: &[u8]) {
     if stream.set_nonblocking(true).is_ok() {
-        let _ = stream.write_all(line.as_bytes());
+        let _ = stream.write_all(response);
     }
 }
 

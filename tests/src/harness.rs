@@ -26,7 +26,7 @@ pub fn drain(node: &mut TestNode, now: Instant) -> (Vec<Out>, Option<Instant>) {
     let mut outs = Vec::new();
     for _ in 0..100_000 {
         match node.poll_output(now) {
-            Output::Transmit { peer, data } => outs.push(Out::Tx(peer, data.to_vec())),
+            Output::Transmit { peer, data, .. } => outs.push(Out::Tx(peer, data.to_vec())),
             Output::Connect { peer, host, port } => {
                 outs.push(Out::Connect(peer, host.into(), port))
             }
@@ -38,9 +38,13 @@ pub fn drain(node: &mut TestNode, now: Instant) -> (Vec<Out>, Option<Instant>) {
     panic!("drain did not end");
 }
 
-/// Hands the node one input and drains it.
+/// Hands the node one input (not bytes: see [`receive`]) and drains it.
 pub fn input(node: &mut TestNode, now: Instant, input: Input<'_>) -> Vec<Out> {
-    node.handle_input(now, input).unwrap();
+    let handled = node.handle_input(now, input).unwrap();
+    assert!(
+        !matches!(handled, Handled::Consumed(_)),
+        "bytes go through receive(), which feeds the rest"
+    );
     drain(node, now).0
 }
 

@@ -27,7 +27,7 @@ fn secs(s: u64) -> Instant {
 }
 
 fn timeout(node: &mut TestNode, now: Instant) -> Vec<Out> {
-    input(node, now, Input::Timeout)
+    input(node, now, Input::Timeout { held: &[] })
 }
 
 fn accept(node: &mut TestNode, from: SocketAddr) -> PeerId {
@@ -299,10 +299,10 @@ fn a_peer_whose_bytes_the_shell_holds_is_neither_dead_nor_late_with_its_frame() 
     });
     receive(&mut link.b, secs(1), link.b_to_a, &chat[..2]);
     // Flow control holds the rest of the peer's bytes for a minute; the shell
-    // says so before each timeout.
+    // says so with each timeout.
     for at in (5..=60).step_by(5) {
-        input(&mut link.b, secs(at), Input::Held { peer: link.b_to_a });
-        let outs = timeout(&mut link.b, secs(at));
+        let held = [link.b_to_a];
+        let outs = input(&mut link.b, secs(at), Input::Timeout { held: &held });
         assert_eq!(disconnected(&outs), None, "at {at} s");
     }
     let outs = receive(&mut link.b, secs(61), link.b_to_a, &chat[2..]);
@@ -405,16 +405,74 @@ fn a_native_peer_over_the_per_ip_limit_gets_a_banner_and_a_goodbye_saying_why() 
     receive(&mut b, Instant::ZERO, first, b"hi\n");
     let second = accept(&mut b, addr(7, 2));
     let outs = receive(&mut b, secs(1), second, b"MESHTALK/1 carol\n");
-    let reply = sent_bytes(&outs, second);
-    let banner = b"MESHTALK/1 bob\n";
-    assert!(reply.starts_with(banner));
-    let said = decoded(&reply[banner.len()..]);
+    // The banner first: the peer's hello then says how it can be told why.
+    assert_eq!(sent_bytes(&outs, second), b"MESHTALK/1 bob\n");
+    // A node of minor version 1 knows no typed refusal: a goodbye in words.
+    let hello = frame(Message::Hello {
+        minor: 1,
+        node: 3,
+        name: "carol",
+    });
+    let outs = receive(&mut b, secs(1), second, &hello);
+    let said = decoded(&sent_bytes(&outs, second));
     assert_eq!(said.len(), 1);
     assert!(
         said[0].starts_with("Bye") && said[0].contains("too many connections"),
         "{said:?}"
     );
     assert!(outs.contains(&Out::Close(second)));
+}
+
+#[test]
+fn a_native_peer_over_the_per_ip_limit_that_knows_typed_refusals_gets_one_with_the_limit() {
+    let mut b = per_ip_node(1);
+    let first = accept(&mut b, addr(7, 1));
+    receive(&mut b, Instant::ZERO, first, b"hi\n");
+    let second = accept(&mut b, addr(7, 2));
+    receive(&mut b, secs(1), second, b"MESHTALK/1 carol\n");
+    let hello = frame(Message::Hello {
+        minor: wire::MINOR_REFUSE,
+        node: 3,
+        name: "carol",
+    });
+    let outs = receive(&mut b, secs(1), second, &hello);
+    let (code, arg) = Refusal::PerIp { max: 1 }.code();
+    assert_eq!(
+        sent_bytes(&outs, second),
+        frame(Message::Refuse { code, arg })
+    );
+    assert!(outs.contains(&Out::Close(second)));
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            why: Refusal::PerIp { max: 1 },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_refused_native_peer_that_sends_no_hello_is_told_why_in_words_at_the_deadline() {
+    let mut b = per_ip_node(1);
+    let first = accept(&mut b, addr(7, 1));
+    receive(&mut b, Instant::ZERO, first, b"hi\n");
+    let second = accept(&mut b, addr(7, 2));
+    receive(&mut b, secs(1), second, b"MESHTALK/1 carol\n");
+    let outs = timeout(&mut b, secs(30));
+    let said = decoded(&sent_bytes(&outs, second));
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with("Bye") && said[0].contains("too many connections"),
+        "{said:?}"
+    );
+    assert!(outs.contains(&Out::Close(second)));
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            why: Refusal::PerIp { max: 1 },
+            ..
+        }
+    )));
 }
 
 #[test]

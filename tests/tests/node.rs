@@ -464,11 +464,11 @@ fn a_banner_with_no_hello_after_it_is_dropped_at_the_banner_timeout() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
     receive(&mut b, at(0), peer, b"MESHTALK/1 mute\n");
-    let outs = input(&mut b, at(1999), Input::Timeout);
+    let outs = input(&mut b, at(1999), Input::Timeout { held: &[] });
     assert!(events(&outs).is_empty());
     let (_, wake) = drain(&mut b, at(1999));
     assert_eq!(wake, Some(at(2000)));
-    let outs = input(&mut b, at(2000), Input::Timeout);
+    let outs = input(&mut b, at(2000), Input::Timeout { held: &[] });
     assert!(events(&outs).iter().any(|e| matches!(
         e,
         Event::Disconnected {
@@ -551,7 +551,7 @@ fn text_without_a_newline_becomes_a_message_after_100_ms_idle() {
     assert!(messages(&outs).is_empty());
     let (_, wake) = drain(&mut b, at(0));
     assert_eq!(wake, Some(at(100)));
-    let outs = input(&mut b, at(100), Input::Timeout);
+    let outs = input(&mut b, at(100), Input::Timeout { held: &[] });
     assert_eq!(messages(&outs), ["bare text"]);
 }
 
@@ -560,7 +560,7 @@ fn once_a_text_peer_has_sent_a_line_a_pause_mid_line_does_not_cut_it() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
     receive(&mut b, at(0), peer, b"first\nsec");
-    let outs = input(&mut b, at(1000), Input::Timeout);
+    let outs = input(&mut b, at(1000), Input::Timeout { held: &[] });
     assert!(messages(&outs).is_empty());
     let outs = receive(&mut b, at(1001), peer, b"ond\n");
     assert_eq!(messages(&outs), ["second"]);
@@ -576,7 +576,7 @@ fn a_text_peer_is_answered_the_way_it_speaks() {
 
     let bare = accept(&mut b);
     receive(&mut b, at(0), bare, b"hello");
-    input(&mut b, at(100), Input::Timeout);
+    input(&mut b, at(100), Input::Timeout { held: &[] });
     let outs = command(&mut b, at(101), &format!("send #{} hi", bare.number()));
     assert_eq!(sent_bytes(&outs, bare), b"hi");
     assert!(
@@ -603,7 +603,7 @@ fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
     );
     let (_, wake) = drain(&mut a, at(0));
     assert_eq!(wake, Some(at(500)));
-    let outs = input(&mut a, at(500), Input::Timeout);
+    let outs = input(&mut a, at(500), Input::Timeout { held: &[] });
     assert!(events(&outs).iter().any(|e| matches!(
         e,
         Event::Connected {
@@ -619,7 +619,7 @@ fn a_dialled_peer_that_stays_silent_becomes_a_bare_text_peer_after_500_ms() {
 fn a_silent_peer_whose_banner_comes_late_is_still_a_native_peer() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
-    let outs = input(&mut b, at(500), Input::Timeout);
+    let outs = input(&mut b, at(500), Input::Timeout { held: &[] });
     assert!(events(&outs).iter().any(|e| matches!(
         e,
         Event::Connected {
@@ -647,7 +647,7 @@ fn a_silent_peer_whose_banner_comes_late_is_still_a_native_peer() {
 fn a_silent_peer_that_then_speaks_text_is_announced_once() {
     let mut b = node("bob", 2);
     let peer = accept(&mut b);
-    let mut outs = input(&mut b, at(500), Input::Timeout);
+    let mut outs = input(&mut b, at(500), Input::Timeout { held: &[] });
     outs.extend(receive(&mut b, at(900), peer, b"hello\n"));
     let connected = events(&outs)
         .iter()
@@ -787,7 +787,7 @@ fn a_one_peer_node_tells_a_second_silent_peer_it_is_busy_when_the_greeting_time_
     let first = accept(&mut b);
     receive(&mut b, at(0), first, b"hi\n");
     let second = accept(&mut b);
-    let outs = input(&mut b, at(500), Input::Timeout);
+    let outs = input(&mut b, at(500), Input::Timeout { held: &[] });
     assert_eq!(
         sent_bytes(&outs, second),
         format!("meshtalk: {BUSY}\n").as_bytes()
@@ -826,14 +826,153 @@ fn a_one_peer_node_answers_a_second_native_peer_with_a_goodbye() {
     receive(&mut b, at(0), first, b"hi\n");
     let second = accept(&mut b);
     let outs = receive(&mut b, at(1), second, b"MESHTALK/1 carol\n");
-    let mut expected = b"MESHTALK/1 bob\n".to_vec();
+    assert_eq!(sent_bytes(&outs, second), b"MESHTALK/1 bob\n");
+    // Its hello says minor version 1, which knows no typed refusal: words in a goodbye.
     let mut buf = [0u8; 128];
+    let n = Message::Hello {
+        minor: 1,
+        node: 3,
+        name: "carol",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    let outs = receive(&mut b, at(1), second, &buf[..n]);
     let n = Message::Bye { reason: BUSY }
         .encode_frame(&mut buf)
         .unwrap();
-    expected.extend_from_slice(&buf[..n]);
-    assert_eq!(sent_bytes(&outs, second), expected);
+    assert_eq!(sent_bytes(&outs, second), &buf[..n]);
     assert!(outs.contains(&Out::Close(second)));
+}
+
+/// `from` dials the busy one-peer node `to` and both talk until nothing moves;
+/// what `from` showed.
+fn dial_busy(from: &mut TestNode, to: &mut TestNode) -> Vec<Event<String>> {
+    let first = accept(to);
+    receive(to, at(0), first, b"hi\n");
+    let (out, inbound, mut to_b) = dial(from, to, 4000);
+    let mut shown = Vec::new();
+    for _ in 0..4 {
+        let to_a = sent_bytes(&receive(to, at(1), inbound, &to_b), inbound);
+        let outs = receive(from, at(1), out, &to_a);
+        shown.extend(events(&outs));
+        to_b = sent_bytes(&outs, out);
+    }
+    shown
+}
+
+#[test]
+fn a_node_refused_as_busy_is_told_so_typed_and_does_not_dial_it_again() {
+    let mut d = reconnecting_node();
+    let mut b = chat("bob", 2);
+    let shown = dial_busy(&mut d, &mut b);
+    assert!(
+        shown.iter().any(|e| matches!(
+            e,
+            Event::Disconnected {
+                reason: Reason::Refused(Refusal::Busy),
+                ..
+            }
+        )),
+        "{shown:?}"
+    );
+    assert!(
+        !shown.iter().any(|e| matches!(e, Event::Connected { .. })),
+        "a refused link never was a peer: {shown:?}"
+    );
+    assert_eq!(d.peers().count(), 0, "not kept to be dialled again");
+}
+
+/// A frame of `msg`.
+fn frame_of(msg: Message<'_>) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = msg.encode_frame(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+#[test]
+fn an_older_nodes_busy_goodbye_before_the_hello_reads_as_the_typed_refusal() {
+    for (reason, why) in [(BUSY, Refusal::Busy), (BUSY_SERVING, Refusal::Serving)] {
+        let mut d = reconnecting_node();
+        let (peer, _, _) = dial(&mut d, &mut node("bob", 2), 4000);
+        receive(&mut d, at(1), peer, b"MESHTALK/1 bob\n");
+        let outs = receive(&mut d, at(1), peer, &frame_of(Message::Bye { reason }));
+        let gone = events(&outs).into_iter().find_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason),
+            _ => None,
+        });
+        assert_eq!(gone, Some(Reason::Refused(why)), "{reason}");
+        assert_eq!(d.peers().count(), 0, "not kept to be dialled again");
+    }
+}
+
+#[test]
+fn a_busy_worded_goodbye_after_the_hello_is_a_goodbye_and_is_dialled_again() {
+    for reason in [BUSY, BUSY_SERVING] {
+        let mut d = reconnecting_node();
+        let mut c = node("carol", 5);
+        let peer = linked(&mut d, &mut c);
+        let outs = receive(&mut d, at(1), peer, &frame_of(Message::Bye { reason }));
+        let gone = events(&outs).into_iter().find_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason),
+            _ => None,
+        });
+        assert_eq!(gone, Some(Reason::Bye(reason.to_string())));
+        assert_eq!(d.peers().count(), 1, "kept to be dialled again");
+    }
+}
+
+#[test]
+fn a_message_before_the_hello_is_a_protocol_error() {
+    let mut d = node("dave", 4);
+    let (peer, _, _) = dial(&mut d, &mut node("bob", 2), 4000);
+    receive(&mut d, at(1), peer, b"MESHTALK/1 bob\n");
+    let chat = frame_of(Message::Chat {
+        id: 1,
+        text: "early",
+    });
+    let outs = receive(&mut d, at(1), peer, &chat);
+    assert!(events(&outs).iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: Reason::Fault(Fault::NoHello),
+            ..
+        }
+    )));
+    assert!(messages(&outs).is_empty(), "not shown");
+}
+
+#[test]
+fn a_receipt_for_no_message_awaiting_one_is_counted_as_stray() {
+    let mut pair = pair();
+    let ack = frame_of(Message::Ack { id: 99 });
+    let outs = receive(&mut pair.a, at(1), pair.a_to_b, &ack);
+    assert!(
+        !events(&outs)
+            .iter()
+            .any(|e| matches!(e, Event::Delivered { .. }))
+    );
+    assert_eq!(pair.a.stats().stray_acks, 1);
+    receive(&mut pair.a, at(1), pair.a_to_b, &ack);
+    assert_eq!(pair.a.stats().stray_acks, 2);
+}
+
+#[test]
+fn the_node_says_whether_a_peer_is_ready_and_in_which_phase() {
+    let mut b = node("bob", 2);
+    let peer = accept(&mut b);
+    assert_eq!(b.phase(peer), Some(meshtalk_core::node::Phase::Greeting));
+    assert!(!b.is_ready(peer));
+    receive(&mut b, at(0), peer, b"hi\n");
+    assert_eq!(
+        b.phase(peer),
+        Some(meshtalk_core::node::Phase::Ready(Kind::Text(
+            TextMode::Lines
+        )))
+    );
+    assert!(b.is_ready(peer));
+    input(&mut b, at(1), Input::Closed { peer, error: None });
+    assert_eq!(b.phase(peer), None, "gone");
+    assert!(!b.is_ready(peer));
 }
 
 #[test]
@@ -1058,7 +1197,9 @@ fn a_node_for_a_small_device_fits_in_32_kib_and_is_the_size_the_readme_says() {
         let (config, stats) = (size_of::<Config>(), size_of::<Stats>());
         let small = 4 + size_of::<Option<Instant>>() + 8 + 1;
         let rest = config + stats + small.next_multiple_of(8);
-        // The outbox is private: what is left, of which the arena is exactly A.
+        // The outbox is private: what is left (with the last transmit's span key, 8,
+        // and 8 of padding),
+        // of which the arena is exactly A.
         let outputs = size - table - seen - roster - rest;
         let arena = size_of::<Node<8, 1024, 8192>>() - size;
         let parts = [
@@ -1070,7 +1211,7 @@ fn a_node_for_a_small_device_fits_in_32_kib_and_is_the_size_the_readme_says() {
         assert_eq!(
             parts,
             [
-                25_288, 1_448, 11_616, 7_712, 4_096, 5_648, 104, 136, 40, 208
+                25_304, 1_448, 11_616, 7_728, 4_096, 5_648, 104, 136, 40, 208
             ],
             "the README's Memory table no longer matches: update it"
         );
@@ -1345,7 +1486,7 @@ fn what_the_room_says_before_a_connections_kind_is_known_is_held_and_delivered_i
     );
     command(&mut h, at(200), "broadcast also early");
     // The greeting time is up: a text peer that speaks lines.
-    let outs = input(&mut h, at(500), Input::Timeout);
+    let outs = input(&mut h, at(500), Input::Timeout { held: &[] });
     let got = lines(&sent_bytes(&outs, newcomer));
     assert_eq!(got, ["<127.0.0.1> early", "<hub> also early"]);
 }
@@ -1360,7 +1501,7 @@ fn held_room_lines_come_before_a_line_said_in_the_same_input_that_decided_the_co
     // Bare text: a message once idle for 100 ms, at 500, when the newcomer's greeting
     // time is up too; the quiet one's slot comes first.
     receive(&mut h, at(400), quiet, b"late");
-    let outs = input(&mut h, at(500), Input::Timeout);
+    let outs = input(&mut h, at(500), Input::Timeout { held: &[] });
     let got = lines(&sent_bytes(&outs, newcomer));
     assert_eq!(
         got,
@@ -1383,7 +1524,7 @@ fn room_lines_held_for_a_connection_are_bounded_by_its_buffer() {
         receive(&mut h, at(i), first, format!("{line}\n").as_bytes());
     }
     assert!(h.stats().unheld > 0, "some were not held");
-    let outs = input(&mut h, at(500), Input::Timeout);
+    let outs = input(&mut h, at(500), Input::Timeout { held: &[] });
     let got = sent_bytes(&outs, newcomer);
     assert!(got.len() <= 4096 + 200, "{} bytes", got.len());
     assert!(got.ends_with(b"\n"), "whole lines only");
@@ -1573,7 +1714,71 @@ fn only_a_peer_lost_or_gone_by_itself_is_dialled_again() {
     assert!(Reason::Lost("reset").redials());
     assert!(Reason::Bye("exit").redials());
     assert!(!Reason::<&str>::Local.redials());
-    assert!(!Reason::Bye(BUSY).redials());
-    assert!(!Reason::Bye(BUSY_SERVING).redials());
+    assert!(!Reason::<&str>::Refused(Refusal::Busy).redials());
+    assert!(!Reason::<&str>::Refused(Refusal::Serving).redials());
+    assert!(Reason::<&str>::Refused(Refusal::Full { limit: 8 }).redials());
+    assert!(Reason::<&str>::Refused(Refusal::Unknown).redials());
     assert!(!Reason::<&str>::Fault(Fault::Itself).redials());
+}
+
+/// Every `Output::Transmit` of one drain: receiver, bytes, and `shared`.
+fn transmits(node: &mut TestNode, now: Instant) -> Vec<(PeerId, Vec<u8>, bool)> {
+    let mut seen = Vec::new();
+    for _ in 0..10_000 {
+        match node.poll_output(now) {
+            meshtalk_core::node::Output::Timeout(_) => return seen,
+            meshtalk_core::node::Output::Transmit { peer, data, shared } => {
+                seen.push((peer, data.to_vec(), shared))
+            }
+            _ => {}
+        }
+    }
+    panic!("drain did not end");
+}
+
+#[test]
+fn a_room_line_to_several_peers_is_one_transmit_then_shared_ones_within_a_drain() {
+    let mut b = node("bob", 2);
+    let peers: Vec<PeerId> = (0..3)
+        .map(|_| {
+            let p = accept(&mut b);
+            receive(&mut b, at(0), p, b"hi\n");
+            p
+        })
+        .collect();
+    for round in 0..2 {
+        let cmd = command::parse("broadcast to all").unwrap().unwrap();
+        let _ = b.handle_input(at(1 + round), Input::Command(cmd)).unwrap();
+        let seen = transmits(&mut b, at(1 + round));
+        let to: Vec<PeerId> = seen.iter().map(|(p, ..)| *p).collect();
+        assert_eq!(to, peers, "round {round}");
+        assert!(seen.iter().all(|(_, data, _)| data == &seen[0].1));
+        let shared: Vec<bool> = seen.iter().map(|&(.., s)| s).collect();
+        // A new drain's first transmit is never shared: the arena may have moved on.
+        assert_eq!(shared, [false, true, true], "round {round}");
+    }
+}
+
+#[test]
+fn a_transmit_is_shared_only_when_its_bytes_are_those_of_the_transmit_before() {
+    // alice's room: bob (native, a frame) first, then two text peers (a line each).
+    let mut pair = pair();
+    let texts: Vec<PeerId> = (0..2)
+        .map(|_| {
+            let p = accept(&mut pair.a);
+            receive(&mut pair.a, at(0), p, b"hi\n");
+            p
+        })
+        .collect();
+    let cmd = command::parse("broadcast to all").unwrap().unwrap();
+    let _ = pair.a.handle_input(at(1), Input::Command(cmd)).unwrap();
+    let seen = transmits(&mut pair.a, at(1));
+    let got: Vec<(PeerId, bool)> = seen.iter().map(|&(p, _, s)| (p, s)).collect();
+    assert_eq!(
+        got,
+        [(pair.a_to_b, false), (texts[0], false), (texts[1], true)],
+        "the frame, then the line, then the same line again"
+    );
+    assert_ne!(seen[0].1, seen[1].1);
+    assert_eq!(seen[1].1, seen[2].1);
 }

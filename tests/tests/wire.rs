@@ -4,7 +4,10 @@
 
 use meshtalk_core::command::validate_alias;
 use meshtalk_core::frame::{Decoded, FrameDecoder};
-use meshtalk_core::wire::{BANNER_PREFIX, Banner, MAX_BANNER, Message, Sniff, sniff, write_banner};
+use meshtalk_core::wire::{
+    BANNER_PREFIX, Banner, MAX_BANNER, Message, REFUSAL_PREFIX, Refusal, Sniff, sniff,
+    write_banner, write_refusal_line,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -29,6 +32,7 @@ enum Owned {
     Ack(u32),
     Broadcast(u64, u32, u8, String, String),
     Bye(String),
+    Refuse(u8, u32),
 }
 
 impl Owned {
@@ -49,6 +53,10 @@ impl Owned {
                 text,
             },
             Owned::Bye(reason) => Message::Bye { reason },
+            Owned::Refuse(code, arg) => Message::Refuse {
+                code: *code,
+                arg: *arg,
+            },
         }
     }
 }
@@ -70,6 +78,7 @@ fn message() -> impl Strategy<Value = Owned> {
         (any::<u64>(), any::<u32>(), any::<u8>(), text(), text())
             .prop_map(|(o, s, h, n, t)| Owned::Broadcast(o, s, h, n, t)),
         text().prop_map(Owned::Bye),
+        (any::<u8>(), any::<u32>()).prop_map(|(c, a)| Owned::Refuse(c, a)),
     ]
 }
 
@@ -200,6 +209,10 @@ proptest! {
                 prop_assert!(could_begin_a_banner(&bytes));
                 prop_assert!(newline.is_some() || bytes.len() >= MAX_BANNER);
             }
+            Sniff::Refused(_) => {
+                prop_assert!(bytes.starts_with(REFUSAL_PREFIX));
+                prop_assert!(newline.is_some_and(|n| n < MAX_BANNER), "a refusal is a whole line");
+            }
         }
         // Text exactly when the bytes cannot begin a banner.
         prop_assert_eq!(sniff(&bytes) == Sniff::Text, !could_begin_a_banner(&bytes));
@@ -257,6 +270,10 @@ fn every_prefix_of_every_message_decodes_or_fails_without_panicking() {
             text: &text,
         },
         Message::Bye { reason: &text },
+        Message::Refuse {
+            code: u8::MAX,
+            arg: u32::MAX,
+        },
     ];
     for msg in messages {
         let mut out = [0; ROOM];
@@ -266,4 +283,74 @@ fn every_prefix_of_every_message_decodes_or_fails_without_panicking() {
             decode_all(&out[..len]);
         }
     }
+}
+
+/// Decodes one encoded frame's body as a message.
+fn round_trip(msg: Message<'_>, check: impl FnOnce(Message<'_>)) {
+    let mut out = [0; ROOM];
+    let n = encode(&msg, &mut out);
+    let mut decoder = FrameDecoder::<ROOM>::new();
+    let (_, found) = decoder.decode(&out[..n]);
+    let Decoded::Frame(body) = found else {
+        panic!("no frame: {found:?}")
+    };
+    check(Message::decode(body).expect("decodes"));
+}
+
+#[test]
+fn a_peers_typed_refusal_is_decoded_from_the_wire_with_its_count() {
+    for why in [
+        Refusal::Busy,
+        Refusal::Serving,
+        Refusal::PerIp { max: 3 },
+        Refusal::Full { limit: 64 },
+    ] {
+        let (code, arg) = why.code();
+        round_trip(Message::Refuse { code, arg }, |got| {
+            let Message::Refuse { code, arg } = got else {
+                panic!("{got:?}")
+            };
+            assert_eq!(Refusal::from_code(code, arg), why);
+        });
+    }
+}
+
+#[test]
+fn a_refusal_code_this_version_does_not_know_decodes_as_a_generic_refusal() {
+    round_trip(Message::Refuse { code: 200, arg: 7 }, |got| {
+        assert_eq!(got, Message::Refuse { code: 200, arg: 7 });
+    });
+    assert_eq!(Refusal::from_code(200, 7), Refusal::Unknown);
+    assert_eq!(Refusal::from_code(0, 0), Refusal::Unknown);
+}
+
+#[test]
+fn a_refusal_line_is_one_readable_line_that_sniffs_as_the_refusal_it_names() {
+    for why in [
+        Refusal::Busy,
+        Refusal::Serving,
+        Refusal::PerIp { max: 2 },
+        Refusal::Full { limit: 8 },
+        Refusal::Full { limit: 65_535 },
+        Refusal::Unknown,
+    ] {
+        let mut out = [0u8; 128];
+        let n = write_refusal_line(why, &mut out).expect("fits");
+        let line = std::str::from_utf8(&out[..n]).expect("text");
+        assert!(n <= MAX_BANNER, "{line:?} is longer than a banner");
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line:?}"
+        );
+        assert!(line.starts_with("MESHTALK/refused "), "{line:?}");
+        assert!(line.contains("try again"), "{line:?} says what to do");
+        assert_eq!(sniff(&out[..n]), Sniff::Refused(why), "{line:?}");
+    }
+    let mut out = [0u8; 128];
+    let n = write_refusal_line(Refusal::Full { limit: 8 }, &mut out).unwrap();
+    assert_eq!(
+        &out[..n],
+        b"MESHTALK/refused full 8: this node is full; try again later\n".as_slice()
+    );
+    assert!(REFUSAL_PREFIX.starts_with(BANNER_PREFIX));
 }

@@ -3,8 +3,53 @@
 use core::fmt;
 
 use crate::command::Verb;
-use crate::limits::{MAX_HOST, WINDOW};
+use crate::limits::{MAX_BANNER, MAX_HOST, WINDOW};
 use crate::peers::{InsertError, LookupError, PeerId};
+use crate::wire::{self, Refusal};
+
+/// An accepted connection the node cannot take (its peer table is full), as
+/// quinn-proto's `AcceptError`: the shell writes [`AcceptError::response`] to the
+/// connection, then closes it. No protocol text is the shell's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptError {
+    /// Why the node could not take it, for the person here.
+    pub cause: InsertError,
+    /// What the connection is told, typed.
+    pub refusal: Refusal,
+    response: [u8; MAX_BANNER],
+    len: usize,
+}
+
+impl AcceptError {
+    /// The refusal for `cause`, with its line ready for the connection.
+    pub(super) fn new(cause: InsertError) -> Self {
+        let refusal = match cause {
+            InsertError::Full { limit } => Refusal::Full { limit },
+            _ => Refusal::Unknown,
+        };
+        let mut response = [0; MAX_BANNER];
+        // A refusal line fits MAX_BANNER by construction; an empty one if not.
+        let len = wire::write_refusal_line(refusal, &mut response).unwrap_or(0);
+        AcceptError {
+            cause,
+            refusal,
+            response,
+            len,
+        }
+    }
+
+    /// The bytes to write to the refused connection before closing it: one line
+    /// that netcat shows and a meshtalk that dialled reads as a typed refusal.
+    pub fn response(&self) -> &[u8] {
+        self.response.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.cause)
+    }
+}
 
 /// A command the node could not carry out, or a misuse by the shell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,10 +58,17 @@ pub enum NodeError<'a> {
     Lookup(LookupError<'a>),
     /// The peer could not be added or renamed.
     Table(InsertError),
+    /// An accepted connection could not be taken: write its response, then close it.
+    Accept(AcceptError),
     /// Nobody is connected.
     NoPeers,
     /// Several peers are connected and the command (`verb`) did not say which.
-    WhichPeer { peers: usize, verb: Verb },
+    WhichPeer {
+        /// How many peers are connected.
+        peers: usize,
+        /// The command that needs a target.
+        verb: Verb,
+    },
     /// A `send` in a many-peer node without both a target and a message: the first
     /// word is always the target there, so a mistyped one never reaches the only peer.
     SendNeedsTarget,
@@ -29,7 +81,12 @@ pub enum NodeError<'a> {
     /// Too many messages to this peer await their receipt.
     WindowFull(PeerId),
     /// The message is longer than a frame can carry.
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The message's length in bytes.
+        len: usize,
+        /// The longest a message may be.
+        max: usize,
+    },
     /// The host name is longer than any host name can be.
     HostTooLong,
     /// The shell did not drain the outputs before giving a new input.
@@ -41,6 +98,7 @@ impl fmt::Display for NodeError<'_> {
         match self {
             NodeError::Lookup(e) => write!(f, "{e}"),
             NodeError::Table(e) => write!(f, "{e}"),
+            NodeError::Accept(e) => write!(f, "{e}"),
             NodeError::NoPeers => {
                 f.write_str("not connected to anyone; use connect <host> <port> first")
             }

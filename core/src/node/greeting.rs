@@ -5,7 +5,7 @@ use core::net::SocketAddr;
 
 use heapless::{String, Vec};
 
-use super::{Event, Fault, Kind, Node, Phase, Refusal, Rx, Step, TextMode};
+use super::{Event, Fault, Kind, Node, Phase, Reason, Refusal, Rx, Step, TextMode};
 use crate::frame::FrameDecoder;
 use crate::outbox::Job;
 use crate::peers::{Alias, Direction, PeerId};
@@ -111,15 +111,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let held = buf.clone();
         match wire::sniff(&held) {
             Sniff::Banner { .. } if p.state.refuse.is_some() => {
-                let why = p.state.refuse.unwrap_or(Refusal::Busy);
+                // Refused after its hello, which says whether it reads a typed
+                // refusal (see `refuse_native`); our banner lets it send one.
+                p.state.rx = Rx::Frames(FrameDecoder::new());
+                p.state.phase = Phase::Hello;
                 self.send_banner(peer);
-                let mut reason: String<128> = String::new();
-                let _ = fmt::write(&mut reason, format_args!("{why}"));
-                let bye = Message::Bye { reason: &reason };
-                if let Ok(data) = self.outbox.put_message(&bye) {
-                    self.outbox.push(Job::Send { peer, data });
-                }
-                self.refuse(peer, why);
+                self.set_deadline(peer, now + self.config.banner_timeout);
+            }
+            Sniff::Refused(why) if p.direction == Direction::Outbound => {
+                self.drop_peer(peer, Reason::Refused(why), true);
             }
             Sniff::Banner { banner, .. } => {
                 let inbound = p.direction == Direction::Inbound;
@@ -148,7 +148,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 }
                 self.fault(peer, Fault::Banner(e));
             }
-            Sniff::Partial | Sniff::Text => self.fault(peer, Fault::Banner(BannerError::Malformed)),
+            Sniff::Partial | Sniff::Text | Sniff::Refused(_) => {
+                self.fault(peer, Fault::Banner(BannerError::Malformed))
+            }
         }
         Step::Took(taken)
     }
@@ -158,6 +160,25 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         if let Ok(data) = self.outbox.put_with(|out| wire::write_banner(name, out)) {
             self.outbox.push(Job::Send { peer, data });
         }
+    }
+
+    /// Tells a native connection that may not join why, once its hello (or its
+    /// deadline) came: typed to a peer whose `minor` knows [`Message::Refuse`], in
+    /// words in a goodbye to an older one; then closes it.
+    pub(super) fn refuse_native(&mut self, peer: PeerId, why: Refusal, minor: u16) {
+        let mut reason: String<128> = String::new();
+        let (code, arg) = why.code();
+        let msg = match minor >= wire::MINOR_REFUSE {
+            true => Message::Refuse { code, arg },
+            false => {
+                let _ = fmt::write(&mut reason, format_args!("{why}"));
+                Message::Bye { reason: &reason }
+            }
+        };
+        if let Ok(data) = self.outbox.put_message(&msg) {
+            self.outbox.push(Job::Send { peer, data });
+        }
+        self.refuse(peer, why);
     }
 
     /// Closes a connection that may not join (its reason already queued).

@@ -8,6 +8,7 @@ mod greeting;
 mod io;
 mod link;
 mod native;
+mod roster;
 mod text;
 mod timers;
 
@@ -22,11 +23,12 @@ use crate::route::SeenCache;
 use crate::time::Instant;
 use crate::wire::Message;
 use link::Rx;
+use roster::Roster;
 
 pub use crate::event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
 pub use config::Config;
-pub use error::NodeError;
+pub use error::{AcceptError, NodeError};
 pub use io::{Handled, Input, Output};
 pub use link::{Link, Phase};
 
@@ -51,10 +53,15 @@ pub struct Stats {
 /// What [`Node::peers`] shows of a peer.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerInfo<'a> {
+    /// The peer's id, for inputs and commands (`#id`).
     pub id: PeerId,
+    /// What the person calls it.
     pub alias: &'a str,
+    /// Its remote address; `None` while the dial is under way.
     pub addr: Option<SocketAddr>,
+    /// Who dialled whom.
     pub direction: Direction,
+    /// How far its connection is.
     pub phase: Phase,
     /// Messages awaiting their receipt.
     pub unacked: usize,
@@ -90,14 +97,12 @@ pub struct Node<const P: usize, const F: usize, const A: usize> {
     outbox: Outbox<A>,
     wake: Option<Instant>,
     stats: Stats,
-    /// The ready peers in slot order, with their phase: fan-outs walk this, not
-    /// the table, whose slots each hold a receive buffer (a cache miss per peer
-    /// per message). Built by the first fan-out polled after an input.
-    roster: heapless::Vec<(PeerId, Phase), P>,
-    /// An input came since the roster was built: phases may have changed.
-    roster_stale: bool,
-    /// Where in the roster the front fan-out goes on (checked before use).
-    cursor: usize,
+    /// The peers a fan-out walks, and where the front fan-out is.
+    roster: Roster<P>,
+    /// The bytes of the last [`Output::Transmit`] of this drain, as a
+    /// [`Span::key`] (`u64::MAX`: none): the next one of the same bytes is
+    /// marked `shared`. One number, as this is on the fan-out's path.
+    last_sent: u64,
 }
 
 impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
@@ -109,6 +114,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     /// Job slots kept free before taking one more frame: enough to drop a peer.
     const RESERVE_JOBS: usize = WINDOW + 8;
 
+    /// A node with no peers, configured by `config`.
     pub fn new(config: Config) -> Self {
         const {
             assert!(F >= 256, "frames must allow at least 256 bytes");
@@ -127,12 +133,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             outbox: Outbox::default(),
             wake: None,
             stats: Stats::default(),
-            roster: heapless::Vec::new(),
-            roster_stale: true,
-            cursor: 0,
+            roster: Roster::new(),
+            last_sent: u64::MAX,
         }
     }
 
+    /// The configuration the node was made with.
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -149,6 +155,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         config.max_text.clamp(1, Self::MAX_TEXT)
     }
 
+    /// What the node dropped or refused so far.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -165,6 +172,17 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         })
     }
 
+    /// The phase of `peer`'s connection; `None` for a peer that is gone. The shell
+    /// asks this rather than guessing from what it was told.
+    pub fn phase(&self, peer: PeerId) -> Option<Phase> {
+        self.peers.get(peer).map(|p| p.state.phase)
+    }
+
+    /// Whether `peer` is ready to chat (its greeting is done, native or text).
+    pub fn is_ready(&self, peer: PeerId) -> bool {
+        matches!(self.phase(peer), Some(Phase::Ready(_)))
+    }
+
     /// The ids of our messages to `peer` that await its receipt, oldest first
     /// (none for a peer that is gone): what a shell that leaves now must report
     /// as undelivered.
@@ -178,19 +196,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         now: Instant,
         input: Input<'a>,
     ) -> Result<Handled, NodeError<'a>> {
-        self.roster_stale = true;
+        self.roster.mark_stale();
         if let Input::Received { peer, bytes } = input {
             return Ok(Handled::Consumed(self.on_received(now, peer, bytes)));
         }
-        if let Input::Held { peer } = input {
-            if let Some(p) = self.peers.get_mut(peer) {
-                p.state.last_rx = now;
-                p.state.pinged = None;
-                if p.state.frame_since.is_some() {
-                    p.state.frame_since = Some(now);
-                }
-            }
-            return Ok(Handled::Done);
+        if let Input::Timeout { held } = input {
+            // Marked even when the node is busy: the peers are alive all the same.
+            self.held(now, held);
         }
         if !self.ready_for_input() {
             return Err(NodeError::Busy);
@@ -203,7 +215,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let id = self
                     .peers
                     .insert(Some(addr), Direction::Inbound, None, link)
-                    .map_err(|(e, _)| NodeError::Table(e))?;
+                    .map_err(|(e, _)| NodeError::Accept(AcceptError::new(e)))?;
                 self.set_deadline(id, now + self.config.greeting_timeout);
                 Ok(Handled::Accepted(id))
             }
@@ -260,15 +272,30 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.drop_peer(peer, reason.unwrap_or(Reason::Closed), false);
                 Ok(Handled::Done)
             }
-            Input::Timeout => {
+            Input::Timeout { .. } => {
                 self.on_timeout(now);
                 Ok(Handled::Done)
             }
-            Input::Received { .. } | Input::Held { .. } => Ok(Handled::Done),
+            Input::Received { .. } => Ok(Handled::Done),
+        }
+    }
+
+    /// Peers whose bytes the shell holds unfed (flow control): each is alive, and
+    /// a frame it is in the middle of is late by our doing, not its own.
+    fn held(&mut self, now: Instant, held: &[PeerId]) {
+        for &peer in held {
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.state.last_rx = now;
+                p.state.pinged = None;
+                if p.state.frame_since.is_some() {
+                    p.state.frame_since = Some(now);
+                }
+            }
         }
     }
 
     /// The next thing to do; [`Output::Timeout`] once there is nothing.
+    #[must_use = "every output must be carried out, until Output::Timeout"]
     pub fn poll_output(&mut self, _now: Instant) -> Output<'_> {
         let job = loop {
             // Only a fan-out's few fields are copied: it stays queued until its last
@@ -276,6 +303,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             let (except, native, line, next) = match self.outbox.jobs.front() {
                 None => {
                     self.outbox.reset_if_empty();
+                    // The drain ends: the arena's spans may come back.
+                    self.last_sent = u64::MAX;
                     return Output::Timeout(self.wake);
                 }
                 Some(&Job::Fanout {
@@ -289,42 +318,27 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     None => continue,
                 },
             };
-            if self.roster_stale {
-                self.build_roster();
-            }
+            self.roster.refresh(&self.peers);
             // The roster is in slot order: the fan-out goes on at the first
             // slot from `next`, most often where the last poll left it.
-            let roster = &self.roster;
-            let slot_at = |i: usize| roster.get(i).map(|(id, _)| id.slot());
-            let cursor = self.cursor;
-            let resumes = (cursor == 0 || slot_at(cursor - 1).is_some_and(|s| s < next))
-                && slot_at(cursor).is_none_or(|s| s >= next);
-            let from = match resumes {
-                true => cursor,
-                false => roster.partition_point(|(id, _)| id.slot() < next),
-            };
-            let found = roster
-                .iter()
-                .enumerate()
-                .skip(from)
-                .find_map(|(i, &(id, phase))| {
-                    let data = match phase {
-                        _ if Some(id) == except => None,
-                        // Not known yet how it talks: its line is held for it.
-                        Phase::Greeting => return line.map(|_| (i, id, None)),
-                        Phase::Ready(Kind::Native) => native,
-                        Phase::Ready(Kind::Text(TextMode::Lines)) => line,
-                        Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
-                        _ => None,
-                    }?;
-                    Some((i, id, Some(data)))
-                });
+            let found = self.roster.onward(next).find_map(|(i, id, phase)| {
+                let data = match phase {
+                    _ if Some(id) == except => None,
+                    // Not known yet how it talks: its line is held for it.
+                    Phase::Greeting => return line.map(|_| (i, id, None)),
+                    Phase::Ready(Kind::Native) => native,
+                    Phase::Ready(Kind::Text(TextMode::Lines)) => line,
+                    Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
+                    _ => None,
+                }?;
+                Some((i, id, Some(data)))
+            });
             let Some((i, peer, data)) = found else {
-                self.cursor = 0;
+                self.roster.rewind();
                 self.outbox.jobs.pop_front();
                 continue;
             };
-            self.cursor = i + 1;
+            self.roster.advance(i);
             let slot = peer.slot();
             if let Some(Job::Fanout { next, .. }) = self.outbox.jobs.front_mut() {
                 *next = slot + 1;
@@ -333,9 +347,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.hold(peer, line);
                 continue;
             };
+            let key = data.key();
+            let shared = self.last_sent == key;
+            self.last_sent = key;
             return Output::Transmit {
                 peer,
                 data: self.outbox.bytes(data),
+                shared,
             };
         };
         self.job_output(job)
@@ -343,13 +361,18 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     /// The output for a job that is not a fan-out.
     #[inline(never)]
-    fn job_output(&self, job: Job) -> Output<'_> {
+    fn job_output(&mut self, job: Job) -> Output<'_> {
         let outbox = &self.outbox;
         match job {
-            Job::Send { peer, data } => Output::Transmit {
-                peer,
-                data: outbox.bytes(data),
-            },
+            Job::Send { peer, data } => {
+                // A span of its own: never the bytes of the Transmit before.
+                self.last_sent = data.key();
+                Output::Transmit {
+                    peer,
+                    data: outbox.bytes(data),
+                    shared: false,
+                }
+            }
             Job::Connect { peer, host, port } => Output::Connect {
                 peer,
                 host: outbox.text(host),
@@ -360,25 +383,6 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             // Handled in `poll_output`'s loop.
             Job::Fanout { .. } => Output::Timeout(self.wake),
         }
-    }
-
-    /// Lists the ready peers for the fan-outs of this drain (phases change only
-    /// with inputs, and a drain comes between two of them). Out of line, as are
-    /// [`Node::hold`] and [`Node::job_output`]: kept off the fan-out's hot path.
-    #[inline(never)]
-    fn build_roster(&mut self) {
-        self.roster.clear();
-        for slot in 0..self.peers.slots() {
-            // A connection not yet known to be native or text is in the room too.
-            if let Some(p) = self.peers.at(slot)
-                && (matches!(p.state.phase, Phase::Ready(_))
-                    || (p.state.phase == Phase::Greeting && p.state.refuse.is_none()))
-            {
-                // Fits: the roster holds as many as the table.
-                let _ = self.roster.push((p.id, p.state.phase));
-            }
-        }
-        self.roster_stale = false;
     }
 
     /// Keeps a room line for a connection whose kind is not known yet, if it fits

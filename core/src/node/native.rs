@@ -2,11 +2,13 @@
 
 use heapless::{String, Vec};
 
-use super::{Event, Fault, Kind, Node, Phase, Reason, Room, Rx, Step};
+use super::{
+    BUSY, BUSY_SERVING, Event, Fault, Kind, Node, Phase, Reason, Refusal, Room, Rx, Stats, Step,
+};
 use crate::frame::{Decoded, FrameError};
-use crate::outbox::Job;
+use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{AliasSource, PeerId};
-use crate::route::{self, Sight};
+use crate::route::{self, SeenCache, Sight};
 use crate::time::Instant;
 use crate::wire::{self, MAX_NAME, Message};
 
@@ -74,124 +76,160 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 return Step::Took(n);
             }
         };
+        if let Some(why) = link.refuse {
+            // A connection we refused: its hello says how to tell it so.
+            let minor = match msg {
+                Message::Hello { minor, .. } => minor,
+                _ => 0,
+            };
+            self.refuse_native(peer, why, minor);
+            return Step::Took(n);
+        }
+        let awaits_twin = link.awaits_twin;
         let hello_done = link.phase != Phase::Hello;
+        // Each kind has its handler. The message borrows the peer's receive
+        // buffer, so its text is first copied where the handler may read it (a
+        // name to the stack, the rest to the outbox) by what it borrows alone.
         match msg {
             Message::Hello { minor, node, name } => {
-                if link.awaits_twin {
-                    return Step::Took(n);
-                }
-                if hello_done {
-                    // A hello again: the peer took a new name (`/nick`).
-                    if node == link.remote {
-                        let mut owned: String<MAX_NAME> = String::new();
-                        let _ = owned.push_str(name);
-                        self.renamed(peer, &owned);
-                    }
-                    return Step::Took(n);
-                }
-                if node == self.config.node_id {
-                    self.fault(peer, Fault::Itself);
-                    return Step::Took(n);
-                }
-                link.remote = node;
-                link.pings = minor >= wire::MINOR_PING;
-                link.last_rx = now;
                 let mut owned: String<MAX_NAME> = String::new();
                 let _ = owned.push_str(name);
-                if self.twin(peer, node).is_some() {
-                    self.on_twin(now, peer, node, &owned);
-                    return Step::Took(n);
-                }
-                self.ready(peer);
-                self.peers.announce(peer, &owned);
-                self.connected_event(peer);
+                self.on_hello(now, peer, minor, node, &owned);
             }
-            Message::Bye { .. } if link.awaits_twin => {
+            Message::Bye { .. } if awaits_twin => {
                 // The deciding node kept the other link: this one goes.
                 self.close_twin(peer);
             }
             Message::Bye { reason } => {
-                let reason = self.outbox.put(&[reason.as_bytes()]).unwrap_or_default();
-                self.drop_peer(peer, Reason::Bye(reason), true);
+                let reason = bye_reason(&mut self.outbox, reason, hello_done);
+                self.drop_peer(peer, reason, true);
             }
+            // Before the hello it is a refusal; after it, a peer that changed its mind.
+            Message::Refuse { code, arg } => self.on_refuse(peer, code, arg),
             _ if !hello_done => self.fault(peer, Fault::NoHello),
             Message::Chat { id, text } => {
                 let from = self.outbox.put(&[from.as_bytes()]);
                 let text = self.outbox.put(&[text.as_bytes()]);
-                if let (Some(from), Some(text)) = (from, text) {
-                    self.event(Event::Message {
-                        peer,
-                        from,
-                        text,
-                        room: None,
-                    });
-                }
-                if let Ok(data) = self.outbox.put_message(&Message::Ack { id }) {
-                    self.outbox.push(Job::Send { peer, data });
-                }
+                self.on_chat(peer, id, from.zip(text));
             }
-            Message::Ping { nonce } => {
-                if let Ok(data) = self.outbox.put_message(&Message::Pong { nonce }) {
-                    self.outbox.push(Job::Send { peer, data });
-                }
-            }
+            Message::Ping { nonce } => self.on_ping(peer, nonce),
             // Its bytes were the sign of life that was asked for.
             Message::Pong { .. } => {}
-            Message::Ack { id } => match link.unacked.iter().position(|&x| x == id) {
-                Some(at) => {
-                    link.unacked.remove(at);
-                    self.event(Event::Delivered { peer, id });
-                }
-                None => self.stats.stray_acks += 1,
-            },
-            Message::Broadcast {
-                origin,
-                seq,
-                hops,
-                name,
-                text,
-            } => {
-                let sight = match origin == self.config.node_id {
-                    true => Sight::Duplicate,
-                    false => self.seen.sight(origin, seq, hops),
-                };
-                if sight == Sight::Duplicate {
-                    self.stats.duplicates += 1;
-                    return Step::Took(n);
-                }
-                // The relayed frame is encoded from the decoded `str`s, whose
-                // one UTF-8 check was the decoder's.
-                let relay = route::relay_hops(hops);
-                let native = relay.and_then(|hops| {
-                    let msg = Message::Broadcast {
-                        origin,
-                        seq,
-                        hops,
-                        name,
-                        text,
-                    };
-                    self.outbox.put_message(&msg).ok()
-                });
-                let from = self.outbox.put(&[name.as_bytes()]);
-                let text = self.outbox.put(&[text.as_bytes()]);
-                let (Some(from), Some(text)) = (from, text) else {
-                    return Step::Took(n);
-                };
-                let room = Room { origin, seq };
-                if sight == Sight::New {
-                    self.event(Event::Message {
-                        peer,
-                        from,
-                        text,
-                        room: Some(room),
-                    });
-                }
-                if relay.is_some() {
-                    self.fanout(Some(peer), native, from, text, true);
+            Message::Ack { id } => self.on_ack(peer, id),
+            Message::Broadcast { .. } => {
+                let staged = stage_broadcast(
+                    &mut self.outbox,
+                    &mut self.seen,
+                    &mut self.stats,
+                    self.config.node_id,
+                    msg,
+                );
+                if let Some(staged) = staged {
+                    self.on_broadcast(peer, staged);
                 }
             }
         }
         Step::Took(n)
+    }
+
+    /// A hello: the first makes the link ready (or a twin of one), a later one
+    /// is the peer taking a new name (`/nick`).
+    fn on_hello(&mut self, now: Instant, peer: PeerId, minor: u16, node: u64, name: &str) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let link = &mut p.state;
+        if link.awaits_twin {
+            return;
+        }
+        if link.phase != Phase::Hello {
+            if node == link.remote {
+                self.renamed(peer, name);
+            }
+            return;
+        }
+        if node == self.config.node_id {
+            self.fault(peer, Fault::Itself);
+            return;
+        }
+        link.remote = node;
+        link.pings = minor >= wire::MINOR_PING;
+        link.last_rx = now;
+        if self.twin(peer, node).is_some() {
+            self.on_twin(now, peer, node, name);
+            return;
+        }
+        self.ready(peer);
+        self.peers.announce(peer, name);
+        self.connected_event(peer);
+    }
+
+    /// The node we dialled would not take us, and said why (typed): it is gone.
+    fn on_refuse(&mut self, peer: PeerId, code: u8, arg: u32) {
+        let why = Refusal::from_code(code, arg);
+        self.drop_peer(peer, Reason::Refused(why), true);
+    }
+
+    /// A direct message (its sender's alias and text, copied): shown, and its
+    /// receipt sent.
+    fn on_chat(&mut self, peer: PeerId, id: u32, copied: Option<(Span, Span)>) {
+        if let Some((from, text)) = copied {
+            self.event(Event::Message {
+                peer,
+                from,
+                text,
+                room: None,
+            });
+        }
+        if let Ok(data) = self.outbox.put_message(&Message::Ack { id }) {
+            self.outbox.push(Job::Send { peer, data });
+        }
+    }
+
+    /// A ping: answered with its nonce.
+    fn on_ping(&mut self, peer: PeerId, nonce: u32) {
+        if let Ok(data) = self.outbox.put_message(&Message::Pong { nonce }) {
+            self.outbox.push(Job::Send { peer, data });
+        }
+    }
+
+    /// A receipt for one of our messages; one for no message awaiting it is counted.
+    fn on_ack(&mut self, peer: PeerId, id: u32) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let unacked = &mut p.state.unacked;
+        match unacked.iter().position(|&x| x == id) {
+            Some(at) => {
+                unacked.remove(at);
+                self.event(Event::Delivered { peer, id });
+            }
+            None => self.stats.stray_acks += 1,
+        }
+    }
+
+    /// A room message not seen before (or seen with fewer hops): shown once, and
+    /// relayed on while it has hops left.
+    fn on_broadcast(&mut self, peer: PeerId, staged: Staged) {
+        let Staged {
+            room,
+            new,
+            native,
+            relay,
+            from,
+            text,
+        } = staged;
+        if new {
+            self.event(Event::Message {
+                peer,
+                from,
+                text,
+                room: Some(room),
+            });
+        }
+        if relay {
+            self.fanout(Some(peer), native, from, text, true);
+        }
     }
 
     /// The peer announced a new name: it becomes the alias shown, unless a person here
@@ -308,5 +346,86 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         if let Some(after) = self.config.ping_after.filter(|_| p.state.pings) {
             self.wake_by(last_rx + after);
         }
+    }
+}
+
+/// A room message copied out of the receive buffer, for [`Node::on_broadcast`].
+struct Staged {
+    room: Room,
+    /// Not seen before: shown here.
+    new: bool,
+    /// The frame to relay, encoded with one hop less.
+    native: Option<Span>,
+    /// It has hops left: relayed to the room.
+    relay: bool,
+    from: Span,
+    text: Span,
+}
+
+/// Copies what [`Node::on_broadcast`] needs of a room message out of the receive
+/// buffer, or `None` for a duplicate (counted) or when the outbox has no room.
+#[inline]
+fn stage_broadcast<const A: usize, const N: usize>(
+    outbox: &mut Outbox<A>,
+    seen: &mut SeenCache<N>,
+    stats: &mut Stats,
+    node_id: u64,
+    msg: Message<'_>,
+) -> Option<Staged> {
+    let Message::Broadcast {
+        origin,
+        seq,
+        hops,
+        name,
+        text,
+    } = msg
+    else {
+        return None;
+    };
+    let sight = match origin == node_id {
+        true => Sight::Duplicate,
+        false => seen.sight(origin, seq, hops),
+    };
+    if sight == Sight::Duplicate {
+        stats.duplicates += 1;
+        return None;
+    }
+    // The relayed frame is encoded from the decoded `str`s, whose one UTF-8
+    // check was the decoder's.
+    let relay = route::relay_hops(hops);
+    let native = relay.and_then(|hops| {
+        let msg = Message::Broadcast {
+            origin,
+            seq,
+            hops,
+            name,
+            text,
+        };
+        outbox.put_message(&msg).ok()
+    });
+    let from = outbox.put(&[name.as_bytes()])?;
+    let text = outbox.put(&[text.as_bytes()])?;
+    Some(Staged {
+        room: Room { origin, seq },
+        new: sight == Sight::New,
+        native,
+        relay: relay.is_some(),
+        from,
+        text,
+    })
+}
+
+/// Why a peer said goodbye, its text copied to the outbox. Before its hello, an
+/// older node's busy goodbye is the typed refusal it stands for (such a node
+/// knows no [`Message::Refuse`]).
+fn bye_reason<const A: usize>(
+    outbox: &mut Outbox<A>,
+    reason: &str,
+    hello_done: bool,
+) -> Reason<Span> {
+    match reason {
+        BUSY if !hello_done => Reason::Refused(Refusal::Busy),
+        BUSY_SERVING if !hello_done => Reason::Refused(Refusal::Serving),
+        _ => Reason::Bye(outbox.put(&[reason.as_bytes()]).unwrap_or_default()),
     }
 }

@@ -1,6 +1,6 @@
 //! Time: each link's timers, and what happens when one fires.
 
-use super::{Fault, Kind, Link, Node, Phase, Reason, Rx, TextMode};
+use super::{Fault, Kind, Link, Node, Phase, Reason, Refusal, Rx, TextMode};
 use crate::outbox::Job;
 use crate::peers::{Direction, PeerId};
 use crate::time::Instant;
@@ -118,6 +118,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             (Rx::Banner(..), _) => self.fault(peer, Fault::BannerUnfinished),
             // The deciding node did not choose in time: the link in use stays.
             (Rx::Frames(_), Phase::Hello) if p.state.awaits_twin => self.close_twin(peer),
+            // A refused peer whose hello did not come: told in words, as an older one.
+            (Rx::Frames(_), Phase::Hello) if p.state.refuse.is_some() => {
+                let why = p.state.refuse.unwrap_or(Refusal::Unknown);
+                self.refuse_native(peer, why, 0)
+            }
             (Rx::Frames(_), Phase::Hello) => self.fault(peer, Fault::HelloMissing),
             (Rx::Text(buf), _) if !buf.is_empty() => {
                 // Idle after text with no newline: one bare message.

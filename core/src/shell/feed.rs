@@ -77,6 +77,7 @@ impl<const P: usize> Default for Ring<P> {
 }
 
 impl<const P: usize> Ring<P> {
+    /// An empty ring.
     pub const fn new() -> Self {
         Ring {
             slots: [None; P],
@@ -85,10 +86,12 @@ impl<const P: usize> Ring<P> {
         }
     }
 
+    /// How many peers wait in it.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether no peer waits in it.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -98,6 +101,7 @@ impl<const P: usize> Ring<P> {
         (0..self.len).filter_map(move |i| self.slots[(self.head + i) % P])
     }
 
+    /// Whether `peer` waits in it.
     pub fn contains(&self, peer: PeerId) -> bool {
         self.iter().any(|p| p == peer)
     }
@@ -152,6 +156,7 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// The peer whose bytes this turn feeds.
     pub fn peer(&self) -> PeerId {
         self.peer
     }
@@ -200,6 +205,7 @@ pub struct Resume {
 }
 
 impl<const P: usize> Feeder<P> {
+    /// A feeder with no peer waiting, by these rules.
     pub const fn new(settings: Settings) -> Self {
         Feeder {
             settings,
@@ -216,10 +222,12 @@ impl<const P: usize> Feeder<P> {
         }
     }
 
+    /// The rules it feeds by.
     pub fn settings(&self) -> Settings {
         self.settings
     }
 
+    /// What its rules did so far (turns cut, pauses, stuck drops), for reports.
     pub fn counters(&self) -> Counters {
         self.counters
     }

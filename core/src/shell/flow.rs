@@ -73,6 +73,7 @@ impl<const P: usize> Flow<P> {
         }
     }
 
+    /// How much may wait, and for how long.
     pub fn limits(&self) -> Limits {
         self.limits
     }

@@ -43,6 +43,7 @@ impl Rate {
         }
     }
 
+    /// The rate in thousandths of a message per second.
     pub const fn milli_per_sec(self) -> u32 {
         self.milli_per_sec
     }
@@ -128,6 +129,7 @@ pub struct Limiter<const P: usize> {
 }
 
 impl<const P: usize> Limiter<P> {
+    /// A limiter with no bucket yet; each peer gets a full one when first fed.
     pub const fn new(rate: Rate) -> Self {
         Limiter {
             rate,
@@ -136,6 +138,7 @@ impl<const P: usize> Limiter<P> {
         }
     }
 
+    /// The rate every peer is held to.
     pub fn rate(&self) -> Rate {
         self.rate
     }

@@ -345,8 +345,8 @@ impl Sim {
                 Ev::Deliver(c, d) => self.deliver(c, d),
                 Ev::Timer(i) => {
                     self.nodes[i].wake = None;
-                    self.held(i);
-                    self.input(i, Input::Timeout);
+                    let held = self.held(i);
+                    self.input(i, Input::Timeout { held: &held });
                 }
                 Ev::Stall(i) => self.drop_stalled(i),
                 Ev::Turn(i) => self.take_turn(i),
@@ -452,8 +452,7 @@ impl Sim {
             let pending = dir.pending;
             let node = &mut self.nodes[i];
             // A peer still greeting is fed, as by the host.
-            let ready = node.peers.get(&peer).is_some_and(|v| v.ready);
-            let feeds = node.flow.feeds(peer) || !ready;
+            let feeds = node.flow.feeds(peer) || !node.node.is_ready(peer);
             let Next::Offer(n) = node.feeder.next(&mut turn, pending, feeds) else {
                 break;
             };
@@ -498,7 +497,7 @@ impl Sim {
     fn poll(&mut self, i: usize) -> Out {
         let now = Instant::from_millis(self.now);
         match self.nodes[i].node.poll_output(now) {
-            Output::Transmit { peer, data } => Out::Transmit {
+            Output::Transmit { peer, data, .. } => Out::Transmit {
                 peer,
                 data: data.to_vec(),
             },

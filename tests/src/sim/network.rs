@@ -131,12 +131,12 @@ impl Sim {
         }
     }
 
-    /// Tells node `i` which peers' bytes wait in their pipes, unfed: their sign of life.
-    pub(super) fn held(&mut self, i: usize) {
+    /// The peers of node `i` whose bytes wait in their pipes, unfed: their sign of life.
+    pub(super) fn held(&self, i: usize) -> Vec<PeerId> {
         if self.sc.backpressure.is_none() {
-            return;
+            return Vec::new();
         }
-        let held: Vec<PeerId> = self.nodes[i]
+        self.nodes[i]
             .peers
             .keys()
             .copied()
@@ -144,11 +144,7 @@ impl Sim {
                 self.end_of(i, peer)
                     .is_some_and(|(c, e)| self.conns[c].dirs[1 - e].arrived(self.now))
             })
-            .collect();
-        let now = Instant::from_millis(self.now);
-        for peer in held {
-            let _ = self.nodes[i].node.handle_input(now, Input::Held { peer });
-        }
+            .collect()
     }
 
     pub(super) fn transmit(&mut self, i: usize, peer: PeerId, data: Vec<u8>) {
