@@ -30,10 +30,20 @@ pub fn type_in(session: &mut PtySession, text: &str) {
     session.flush().expect("flush");
 }
 
-/// Ends the session with Ctrl-D and waits for the process to exit.
+/// Ends the session with Ctrl-D and waits for the process to exit. A Ctrl-D that
+/// comes while the line editor is between two lines (the terminal back in cooked
+/// mode for a moment) is taken by the terminal as end-of-line, not by meshtalk: as
+/// a person would, press it again if the first went unseen (at most three times).
 pub fn leave(mut session: PtySession) {
-    session.send_control('d').expect("ctrl-d");
-    session.exp_eof().expect("meshtalk exits");
+    let mut last = None;
+    for _ in 0..3 {
+        session.send_control('d').expect("ctrl-d");
+        match session.exp_eof() {
+            Ok(_) => return,
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("meshtalk exits: {last:?}");
 }
 
 /// A directory of its own under the system's temporary one, removed on drop.
