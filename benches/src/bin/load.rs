@@ -402,6 +402,30 @@ fn blast_secs(shared: &Shared, start_ns: u64, end_ns: u64) -> f64 {
     last.saturating_sub(start_ns) as f64 * 1e-9
 }
 
+/// Connects `rx_count` receivers (two threads from 50 on) and, once every one is
+/// greeted, the sender; then lets the hub settle.
+fn join_room(
+    addr: SocketAddr,
+    setup: Setup,
+    rx_count: usize,
+    cfg: RxConfig,
+) -> Result<(Receivers, TcpStream), String> {
+    let threads = if rx_count >= 50 { 2 } else { 1 };
+    let rx = Receivers::start(addr, rx_count, threads, cfg)
+        .map_err(|e| format!("connecting receivers: {e}"))?;
+    if !rx.wait_ready(rx_count, ready_limit(rx_count)) {
+        return Err(format!(
+            "{}: receivers not greeted within {:?}",
+            setup.label(),
+            ready_limit(rx_count)
+        ));
+    }
+    let sender =
+        sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
+    settle(setup.hub, setup.wire);
+    Ok((rx, sender))
+}
+
 fn fanout(
     programs: &Programs,
     o: &Opts,
@@ -419,19 +443,7 @@ fn fanout(
         paced: o.paced,
         talk: None,
     };
-    let threads = if rx_count >= 50 { 2 } else { 1 };
-    let rx = Receivers::start(addr, rx_count, threads, cfg)
-        .map_err(|e| format!("connecting receivers: {e}"))?;
-    if !rx.wait_ready(rx_count, ready_limit(rx_count)) {
-        return Err(format!(
-            "{}: receivers not greeted within {:?}",
-            setup.label(),
-            ready_limit(rx_count)
-        ));
-    }
-    let mut sender =
-        sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
-    settle(setup.hub, setup.wire);
+    let (rx, mut sender) = join_room(addr, setup, rx_count, cfg)?;
     let mut run = Run::default();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut text = Vec::with_capacity(o.size + 32);
@@ -898,19 +910,7 @@ fn closed_loop(
         paced: 0,
         talk: None,
     };
-    let threads = if rx_count >= 50 { 2 } else { 1 };
-    let rx = Receivers::start(addr, rx_count, threads, cfg)
-        .map_err(|e| format!("connecting receivers: {e}"))?;
-    if !rx.wait_ready(rx_count, ready_limit(rx_count)) {
-        return Err(format!(
-            "{}: receivers not greeted within {:?}",
-            setup.label(),
-            ready_limit(rx_count)
-        ));
-    }
-    let mut sender =
-        sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
-    settle(setup.hub, setup.wire);
+    let (rx, mut sender) = join_room(addr, setup, rx_count, cfg)?;
     probe_until_heard(&mut sender, &rx, rx_count, setup, o.size)?;
     let shared = rx.shared.clone();
     // The readers wake this thread when a receiver moves on.

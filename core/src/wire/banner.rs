@@ -78,17 +78,7 @@ pub fn write_refusal_line(why: Refusal, out: &mut [u8]) -> Result<usize, BufferT
         return Err(BufferTooSmall { needed: usize::MAX });
     };
     let parts: [&[u8]; 3] = [REFUSAL_PREFIX, line.as_bytes(), tail.as_bytes()];
-    let needed = parts.iter().map(|p| p.len()).sum();
-    let Some(out) = out.get_mut(..needed) else {
-        return Err(BufferTooSmall { needed });
-    };
-    let mut at = 0;
-    for part in parts {
-        // In bounds: `out` is exactly as long as the parts together.
-        out[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
-    }
-    Ok(needed)
+    put_parts(&parts, out)
 }
 
 /// The refusal a complete refusal line (without its prefix) names.
@@ -180,6 +170,11 @@ fn parse_banner(line: &[u8]) -> Result<Banner<'_>, BannerError> {
 /// Writes this node's banner line, `MESHTALK/1 <name>\n`, into `out`.
 pub fn write_banner(name: &str, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
     let parts: [&[u8]; 4] = [BANNER_PREFIX, b"1 ", name.as_bytes(), b"\n"];
+    put_parts(&parts, out)
+}
+
+/// Writes `parts` one after another at the start of `out`; their length.
+fn put_parts(parts: &[&[u8]], out: &mut [u8]) -> Result<usize, BufferTooSmall> {
     let needed = parts.iter().map(|p| p.len()).sum();
     let Some(out) = out.get_mut(..needed) else {
         return Err(BufferTooSmall { needed });
