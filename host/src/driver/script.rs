@@ -1,0 +1,289 @@
+//! Stdin as a script: each input line carried out in order, the one that must wait
+//! (for a link, receipts, queues) held with its bound, end of input, and the exit code.
+
+use meshtalk_core::command::{self, Command, Emote, HELP};
+use meshtalk_core::node::{Event, Input, NodeError, Phase};
+use meshtalk_core::peers::{Direction, PeerId};
+use meshtalk_core::time::{self, Instant};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use super::{Driver, EXIT_FAILED, EXIT_FLUSH, EXIT_UNDELIVERED};
+use crate::said::Said;
+use crate::transcript;
+
+impl Driver {
+    /// Runs stdin's lines in order, each done before the next starts; stops at one
+    /// that must wait. After the end of input, waits for owed receipts (up to the
+    /// dead-after time), then finishes.
+    pub(super) fn run_script(&mut self) {
+        while let Some(item) = self.script.pop_front() {
+            let (no, text) = match item {
+                Script::End => {
+                    let now = self.now();
+                    if self.mode.end_of_input(now, &mut self.actions) {
+                        self.act();
+                    } else {
+                        self.ending = true;
+                    }
+                    continue;
+                }
+                Script::Line(no, text) => (no, text),
+            };
+            let step = match self.ending {
+                // After `exit`: read, not run.
+                true => Step::Done,
+                false => self.line(no, &text),
+            };
+            match step {
+                Step::Wait => {
+                    self.waiting_since
+                        .get_or_insert_with(std::time::Instant::now);
+                    self.script.push_front(Script::Line(no, text));
+                    return;
+                }
+                Step::Done => {}
+                Step::Exit => self.ending = true,
+            }
+            self.waiting_since = None;
+            // The prompt thread reads one line further (it is gone at the end).
+            let _ = self.credits.send(());
+            if self.quit.is_some() {
+                return;
+            }
+        }
+        if self.ending && !self.finished {
+            let owed = self.node.peers().any(|p| p.unacked > 0);
+            let now = self.now();
+            let by = *self
+                .end_by
+                .get_or_insert_with(|| now + self.node.config().dead_after);
+            self.finished = !owed || by <= now;
+        }
+    }
+
+    /// How long one input line may wait for receipts or for queues to drain: as long
+    /// as the node takes to give up on a silent peer; then it fails with its error.
+    pub(super) fn wait_limit(&self) -> Duration {
+        let config = self.node.config();
+        let ping = config.ping_after.unwrap_or(time::Duration::ZERO);
+        Duration::from_millis((ping + config.dead_after).as_millis())
+    }
+
+    /// One input line, numbered `no`: done, or waiting for what it needs, which
+    /// the node says is not there yet (a link still being set up, a full receipt
+    /// window, queues over their high water), until the wait's bound is reached.
+    fn line(&mut self, no: u64, line: &str) -> Step {
+        let now = self.now();
+        self.current_line = Some(no);
+        let step = self.command(no, line, now);
+        self.current_line = None;
+        step
+    }
+
+    fn command(&mut self, no: u64, line: &str, now: Instant) -> Step {
+        if self.mode.line(line, self.grammar, now, &mut self.actions) {
+            self.act();
+            return Step::Done;
+        }
+        let expired = self
+            .waiting_since
+            .is_some_and(|since| since.elapsed() >= self.wait_limit());
+        match command::parse_in(line, self.grammar) {
+            Ok(None) => {}
+            Err(e) => self.fail(no, &e.to_string()),
+            Ok(Some(Command::Exit)) => return Step::Exit,
+            Ok(Some(Command::Help { topic })) => {
+                self.render.help(command::help_text(topic).unwrap_or(HELP));
+            }
+            Ok(Some(Command::List)) => {
+                let now = self.now();
+                let backoff = &self.backoff;
+                let redial_in = |peer: PeerId| {
+                    let wait = backoff.redial_in(peer, now)?;
+                    Some(Duration::from_millis(wait.as_millis()))
+                };
+                self.render.peers(self.node.peers(), redial_in);
+            }
+            Ok(Some(Command::Log { file })) => self.log_to(no, file),
+            Ok(Some(cmd)) => {
+                let single = self.node.config().single_peer;
+                let says = matches!(cmd, Command::Say { .. } | Command::Me { .. });
+                let sends = says || matches!(cmd, Command::Send { .. } | Command::Broadcast { .. });
+                // A room message goes to every link: those being dialled too.
+                let room = (matches!(cmd, Command::Broadcast { .. }) || (says && !single))
+                    && self.dialing();
+                // Leaving a peer gives up on its receipts: those owed come first.
+                let owed = matches!(cmd, Command::Disconnect { .. })
+                    && self.node.peers().any(|p| p.unacked > 0);
+                if (((sends && self.flow.paused()) || owed) && !expired) || room {
+                    return Step::Wait;
+                }
+                if let Command::Connect { host, .. } = cmd {
+                    self.known_mut().saw_host(host);
+                }
+                self.said = self.said_of(&cmd);
+                let nick = match cmd {
+                    Command::Nick { name } => Some(name.to_string()),
+                    _ => None,
+                };
+                let step = match self.node.handle_input(now, Input::Command(cmd)) {
+                    Ok(_) => {
+                        if let Some(name) = nick {
+                            self.render.help(&format!("you are now known as {name}"));
+                        }
+                        Step::Done
+                    }
+                    Err(e) if self.waits(&e, expired) => Step::Wait,
+                    Err(e) => {
+                        self.fail(no, &e.to_string());
+                        Step::Done
+                    }
+                };
+                self.drain();
+                self.said = None;
+                return step;
+            }
+        }
+        Step::Done
+    }
+
+    /// What the person says with `cmd`, kept to show (`you -> bob: ...`) and for the
+    /// transcript: a line said at the prompt goes to the peer in a chat, else to the room.
+    fn said_of(&self, cmd: &Command<'_>) -> Option<Said> {
+        if !(self.interactive || transcript::on()) {
+            return None;
+        }
+        let text = match *cmd {
+            Command::Say { text } => text.to_string(),
+            Command::Me { action } => Emote {
+                name: &self.node.config().name,
+                action,
+            }
+            .to_string(),
+            _ => return Said::of(cmd),
+        };
+        Some(match self.node.config().single_peer {
+            true => Said::To {
+                target: None,
+                all: text.clone(),
+                text,
+            },
+            false => Said::Room(text),
+        })
+    }
+
+    /// `/log FILE`: keeps the transcript there from now on; `/log`: stops it.
+    fn log_to(&mut self, no: u64, file: Option<&str>) {
+        match file {
+            Some(file) => match transcript::open(std::path::Path::new(file)) {
+                Ok(()) => self.render.help(&format!("transcript kept in {file}")),
+                Err(e) => self.fail(no, &e.to_string()),
+            },
+            None => match transcript::close() {
+                Some(path) => self
+                    .render
+                    .help(&format!("transcript in {} stopped", path.display())),
+                None => self
+                    .render
+                    .help("no transcript is kept; /log FILE starts one"),
+            },
+        }
+    }
+
+    /// Whether a command refused with `e` may succeed once a link is set up or
+    /// receipts come: the node says the peer is still connecting, or the peer named
+    /// is not there (yet) while a dial is under way (the dial's outcome decides),
+    /// or its receipt window is full (until the wait has `expired`).
+    fn waits(&self, e: &NodeError<'_>, expired: bool) -> bool {
+        match e {
+            NodeError::NotReady(_) => true,
+            NodeError::WindowFull(_) => !expired,
+            NodeError::Lookup(_) | NodeError::NoPeers | NodeError::WhichPeer { .. } => {
+                self.dialing()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a link we dialled is still being set up (the node's phase for it).
+    fn dialing(&self) -> bool {
+        self.node.peers().any(|p| {
+            p.direction == Direction::Outbound
+                && matches!(p.phase, Phase::Dialing | Phase::Greeting | Phase::Hello)
+        })
+    }
+
+    /// Input line `no` failed with `message`: shown, and the exit status says so.
+    fn fail(&mut self, no: u64, message: &str) {
+        self.failed = true;
+        self.render.error_at(no, !self.interactive, message);
+    }
+
+    /// Shows an error: one that answers the input line being carried out names it.
+    pub(super) fn error(&mut self, message: &str) {
+        match self.current_line {
+            Some(no) => self.fail(no, message),
+            None => self.render.error(message),
+        }
+    }
+
+    /// 0 when every command from stdin succeeded and every message was delivered;
+    /// else [`EXIT_FAILED`], plus [`EXIT_UNDELIVERED`] for lost messages.
+    fn status(&self) -> i32 {
+        let failed = if self.failed { EXIT_FAILED } else { 0 };
+        let lost = if self.undelivered {
+            EXIT_UNDELIVERED
+        } else {
+            0
+        };
+        failed + lost
+    }
+
+    /// Reports every receipt still owed as undelivered, says goodbye to every peer,
+    /// lets the writer send it (bounded), returns the exit code.
+    pub(super) fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
+        // Receipts not in by now will not be waited for.
+        let owed: Vec<(PeerId, u32)> = self
+            .node
+            .peers()
+            .flat_map(|p| self.node.awaiting(p.id).iter().map(move |&id| (p.id, id)))
+            .collect();
+        for (peer, id) in owed {
+            self.show(&Event::Undelivered { peer, id });
+        }
+        if self.interactive {
+            let linked = self.node.peers().filter(|p| p.phase != Phase::Reconnecting);
+            self.render.goodbye(linked.count());
+        }
+        self.input(Input::Command(Command::Exit));
+        for (_, conn) in self.conns.drain() {
+            conn.close(&mut self.readers);
+        }
+        // Nothing is read any more: the lingering connections go too.
+        self.readers.clear();
+        // Once every writer has dropped its copy, this returns at once.
+        self.done = None;
+        crate::render::flush();
+        let _ = done_rx.recv_timeout(EXIT_FLUSH);
+        self.quit.unwrap_or_else(|| self.status())
+    }
+}
+
+/// What stdin gave the driver, waiting its turn.
+pub(super) enum Script {
+    /// A line, with its number (the first is 1).
+    Line(u64, String),
+    /// The end of input.
+    End,
+}
+
+/// What became of one input line.
+enum Step {
+    /// Done (carried out, or failed with its error).
+    Done,
+    /// It needs what is not there yet: it is tried again when something changes.
+    Wait,
+    /// `exit`: nothing after it runs.
+    Exit,
+}
