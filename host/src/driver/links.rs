@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 
 use meshtalk_core::node::{Handled, Input, NodeError, Phase};
 use meshtalk_core::peers::PeerId;
@@ -92,8 +91,8 @@ impl Driver {
         let Some(wait) = self.backoff.schedule(peer, self.now()) else {
             return;
         };
-        let wait = Duration::from_millis(wait.as_millis());
-        self.render.reconnecting(peer, &dial.host, dial.port, wait);
+        self.render
+            .reconnecting(peer, &dial.host, dial.port, wait.into());
     }
 
     /// Dials again each reconnecting peer whose wait is over, under its id and alias; a

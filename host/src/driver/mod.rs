@@ -18,6 +18,7 @@ use meshtalk_core::shell::rate::{Limiter, Rate, line_piece};
 use meshtalk_core::time::{self, Instant};
 
 use crate::channel::{Msg, ToDriver};
+use crate::clock::Clock;
 use crate::line::Shared;
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
@@ -76,7 +77,8 @@ pub fn run(
     // One write of what a turn printed, not one per event: flushed before the
     // driver sleeps, and on the way out.
     crate::render::buffer();
-    let readers = match Readers::new() {
+    let clock = Clock::start();
+    let readers = match Readers::new(clock) {
         Ok(readers) => readers,
         Err(e) => {
             diag!("cannot poll sockets: {e}");
@@ -120,8 +122,7 @@ pub fn run(
             return 1;
         }
     };
-    let stall =
-        time::Duration::from_millis(u64::try_from(options.stall.as_millis()).unwrap_or(u64::MAX));
+    let stall = time::Duration::from(options.stall);
     let limits = flow::Limits {
         stall: Some(stall),
         ..flow::Limits::default()
@@ -132,7 +133,7 @@ pub fn run(
             reconnect: options.reconnect,
             ..config
         }),
-        origin: std::time::Instant::now(),
+        clock,
         conns: Conns::default(),
         writers,
         readers,
@@ -192,8 +193,8 @@ struct Driver {
     node: HostNode,
     /// What waits for each peer: when input pauses and who stalls.
     flow: HostFlow,
-    /// The std time that is core time zero.
-    origin: std::time::Instant,
+    /// Core time, for the node and every deadline the driver keeps.
+    clock: Clock,
     conns: Conns,
     /// The writer thread, which writes what a socket would not take at once.
     writers: Writers,
@@ -248,7 +249,7 @@ struct Driver {
     /// The input line being carried out: its dials, sends and errors name it.
     current_line: Option<u64>,
     /// Since when the first line of `script` has waited (a wait has its bound).
-    waiting_since: Option<std::time::Instant>,
+    waiting_since: Option<Instant>,
     /// Input ended (or `exit` came): no more lines run; owed receipts are awaited.
     ending: bool,
     /// Owed receipts are awaited until then; the rest are undelivered.
@@ -274,15 +275,16 @@ struct Driver {
 }
 
 impl Driver {
-    /// Core time now: milliseconds since `origin`.
+    /// Core time now: the one clock of every deadline the driver keeps.
     fn now(&self) -> Instant {
-        let ms = self.origin.elapsed().as_millis();
-        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+        self.clock.now()
     }
 
     /// How long to sleep at most: until the node's or the mode's timeout, the next
-    /// stall check, re-dial or refilled bucket.
+    /// stall check, re-dial, refilled bucket, the bound of a waiting input line or
+    /// the end of a lingering close.
     fn next_wait(&self) -> Option<Duration> {
+        let waited = self.waiting_since.map(|since| since + self.wait_limit());
         let wake = [
             self.wake,
             self.mode.deadline(),
@@ -290,20 +292,13 @@ impl Driver {
             self.end_by,
             self.limiter.as_ref().and_then(Limiter::next_at),
             self.backoff.next_at(),
+            waited,
+            self.readers.linger_until(),
         ]
         .into_iter()
         .flatten()
-        .min();
-        let node =
-            wake.map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
-        let now = std::time::Instant::now();
-        let limit = self.waiting_since.map(|since| since + self.wait_limit());
-        limit
-            .into_iter()
-            .chain(self.readers.linger_until())
-            .map(|at| at.saturating_duration_since(now))
-            .chain(node)
-            .min()
+        .min()?;
+        Some(wake.saturating_since(self.now()).into())
     }
 
     /// Sleeps until a socket is readable, a message or a timeout; then handles the

@@ -37,8 +37,8 @@ impl Driver {
             };
             match step {
                 Step::Wait => {
-                    self.waiting_since
-                        .get_or_insert_with(std::time::Instant::now);
+                    let now = self.now();
+                    self.waiting_since.get_or_insert(now);
                     self.script.push_front(Script::Line(no, text));
                     return;
                 }
@@ -64,10 +64,10 @@ impl Driver {
 
     /// How long one input line may wait for receipts or for queues to drain: as long
     /// as the node takes to give up on a silent peer; then it fails with its error.
-    pub(super) fn wait_limit(&self) -> Duration {
+    pub(super) fn wait_limit(&self) -> time::Duration {
         let config = self.node.config();
         let ping = config.ping_after.unwrap_or(time::Duration::ZERO);
-        Duration::from_millis((ping + config.dead_after).as_millis())
+        ping + config.dead_after
     }
 
     /// One input line, numbered `no`: done, or waiting for what it needs, which
@@ -88,7 +88,7 @@ impl Driver {
         }
         let expired = self
             .waiting_since
-            .is_some_and(|since| since.elapsed() >= self.wait_limit());
+            .is_some_and(|since| now.saturating_since(since) >= self.wait_limit());
         match command::parse_in(line, self.grammar) {
             Ok(None) => {}
             Err(e) => self.fail(no, &e.to_string()),
@@ -99,10 +99,7 @@ impl Driver {
             Ok(Some(Command::List)) => {
                 let now = self.now();
                 let backoff = &self.backoff;
-                let redial_in = |peer: PeerId| {
-                    let wait = backoff.redial_in(peer, now)?;
-                    Some(Duration::from_millis(wait.as_millis()))
-                };
+                let redial_in = |peer: PeerId| backoff.redial_in(peer, now).map(Duration::from);
                 self.render.peers(self.node.peers(), redial_in);
             }
             Ok(Some(Command::Log { file })) => self.log_to(no, file),
