@@ -76,7 +76,7 @@ pub fn run(
 ) -> i32 {
     // One write of what a turn printed, not one per event: flushed before the
     // driver sleeps, and on the way out.
-    crate::render::buffer();
+    crate::screen::buffer();
     let clock = Clock::start();
     let readers = match Readers::new(clock) {
         Ok(readers) => readers,
@@ -185,7 +185,7 @@ pub fn run(
     driver.act();
     driver.serve(&rx);
     let code = driver.exit(&done_rx);
-    crate::render::flush();
+    crate::screen::flush();
     code
 }
 
@@ -317,7 +317,7 @@ impl Driver {
                 self.next_wait()
             };
             if wait != Some(Duration::ZERO) {
-                crate::render::flush();
+                crate::screen::flush();
             }
             self.readers.wait(wait, &mut readable);
             for slot in readable.drain(..) {

@@ -261,7 +261,7 @@ impl Driver {
         self.readers.clear();
         // Once every writer has dropped its copy, this returns at once.
         self.done = None;
-        crate::render::flush();
+        crate::screen::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
         self.quit.unwrap_or_else(|| self.status())
     }
