@@ -71,7 +71,8 @@ impl Driver {
                 let Some(info) = self.node.peers().find(|p| p.id == peer) else {
                     return false;
                 };
-                let text = said.text_to(&info, self.node.config().single_peer);
+                // The node chose the peer; the text is what the command said.
+                let text = said.text();
                 transcript::write(transcript::Line::To(info.alias), text);
                 if self.interactive {
                     self.render.said_to(info.alias, text);
@@ -87,7 +88,7 @@ impl Driver {
                     }
                     self.interactive
                 }
-                Said::To { .. } => false,
+                Said::To(_) => false,
             },
             _ => false,
         }

@@ -151,6 +151,7 @@ impl Driver {
         if !(self.interactive || transcript::on()) {
             return None;
         }
+        let single = self.node.config().single_peer;
         let text = match *cmd {
             Command::Say { text } => text.to_string(),
             Command::Me { action } => Emote {
@@ -158,14 +159,10 @@ impl Driver {
                 action,
             }
             .to_string(),
-            _ => return Said::of(cmd),
+            _ => return Said::of(cmd, single),
         };
-        Some(match self.node.config().single_peer {
-            true => Said::To {
-                target: None,
-                all: text.clone(),
-                text,
-            },
+        Some(match single {
+            true => Said::To(text),
             false => Said::Room(text),
         })
     }
