@@ -94,36 +94,6 @@ impl Driver {
         }
     }
 
-    /// The input line an event answers, if any; notes failed dials and lost messages.
-    fn line_of(&mut self, event: &Event<String>) -> Option<u64> {
-        match *event {
-            Event::Sent {
-                peer,
-                id,
-                receipt: true,
-            } => {
-                let line = self.current_line?;
-                self.sent_line.insert((peer, id), line);
-                Some(line)
-            }
-            Event::Delivered { peer, id } => self.sent_line.remove(&(peer, id)),
-            Event::Undelivered { peer, id } => {
-                self.undelivered = true;
-                self.sent_line.remove(&(peer, id))
-            }
-            Event::ConnectFailed { peer, .. } => {
-                let line = self.dial_line.remove(&peer);
-                self.failed |= line.is_some();
-                line
-            }
-            Event::Connected { peer, .. } | Event::Disconnected { peer, .. } => {
-                self.dial_line.remove(&peer).or(self.current_line)
-            }
-            // What carrying out a line brings about answers that line.
-            _ => self.current_line,
-        }
-    }
-
     /// The prompt's completions, to update.
     pub(super) fn known_mut(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known

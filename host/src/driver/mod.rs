@@ -156,18 +156,10 @@ pub fn run(
         mode,
         actions: Vec::new(),
         quit: None,
-        script: VecDeque::new(),
-        lines_read: 0,
-        credits,
+        script: Script::new(credits),
         current_line: None,
-        waiting_since: None,
-        ending: false,
-        end_by: None,
         finished: false,
-        sent_line: HashMap::new(),
         dial_line: HashMap::new(),
-        failed: false,
-        undelivered: false,
         interactive: prompt.interactive(),
         said: None,
         grammar,
@@ -239,31 +231,14 @@ struct Driver {
     actions: Vec<Action>,
     /// Set when the mode ends the program: the exit code.
     quit: Option<i32>,
-    /// Stdin's lines (and its end) not yet done, in order: the first may wait for
-    /// a link being set up or for the receipt window, and the others wait behind it.
-    script: VecDeque<Script>,
-    /// The number of the last line read from stdin.
-    lines_read: u64,
-    /// One credit per line done, to the prompt thread, which reads only so far ahead.
-    credits: Sender<()>,
+    /// Stdin's lines waiting their turn, and how they went (see [`Script`]).
+    script: Script,
     /// The input line being carried out: its dials, sends and errors name it.
     current_line: Option<u64>,
-    /// Since when the first line of `script` has waited (a wait has its bound).
-    waiting_since: Option<Instant>,
-    /// Input ended (or `exit` came): no more lines run; owed receipts are awaited.
-    ending: bool,
-    /// Owed receipts are awaited until then; the rest are undelivered.
-    end_by: Option<Instant>,
     /// Everything is done: the program says goodbye and exits.
     finished: bool,
-    /// The input line of each sent message whose receipt is owed.
-    sent_line: HashMap<(PeerId, u32), u64>,
     /// The input line of each dial under way.
     dial_line: HashMap<PeerId, u64>,
-    /// A command from stdin failed: the exit status says so.
-    failed: bool,
-    /// A message went undelivered: the exit status says so.
-    undelivered: bool,
     /// A person types at a terminal: text errors carry no line numbers.
     interactive: bool,
     /// At a terminal, the message of the command being carried out, shown as `you -> ...`.
@@ -284,15 +259,13 @@ impl Driver {
     /// stall check, re-dial, refilled bucket, the bound of a waiting input line or
     /// the end of a lingering close.
     fn next_wait(&self) -> Option<Duration> {
-        let waited = self.waiting_since.map(|since| since + self.wait_limit());
         let wake = [
             self.wake,
             self.mode.deadline(),
             self.stall_wake,
-            self.end_by,
             self.limiter.as_ref().and_then(Limiter::next_at),
             self.backoff.next_at(),
-            waited,
+            self.script.next_at(self.wait_limit()),
             self.readers.linger_until(),
         ]
         .into_iter()
@@ -400,11 +373,8 @@ impl Driver {
     /// One message (or the timeout); true when the program is to end.
     fn handle(&mut self, msg: Msg) -> bool {
         match msg {
-            Msg::Line(line) => {
-                self.lines_read += 1;
-                self.script.push_back(Script::Line(self.lines_read, line));
-            }
-            Msg::EndOfInput => self.script.push_back(Script::End),
+            Msg::Line(line) => self.script.push_line(line),
+            Msg::EndOfInput => self.script.end_of_input(),
             Msg::Signal(name) => {
                 debug!("{name}: saying goodbye to every peer");
                 return true;

@@ -5,7 +5,8 @@ use meshtalk_core::command::{self, Command, Emote, HELP};
 use meshtalk_core::node::{Event, Input, NodeError, Phase};
 use meshtalk_core::peers::{Direction, PeerId};
 use meshtalk_core::time::{self, Instant};
-use std::sync::mpsc::Receiver;
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use super::{Driver, EXIT_FAILED, EXIT_FLUSH, EXIT_UNDELIVERED};
@@ -17,20 +18,20 @@ impl Driver {
     /// that must wait. After the end of input, waits for owed receipts (up to the
     /// dead-after time), then finishes.
     pub(super) fn run_script(&mut self) {
-        while let Some(item) = self.script.pop_front() {
+        while let Some(item) = self.script.items.pop_front() {
             let (no, text) = match item {
-                Script::End => {
+                Item::End => {
                     let now = self.now();
                     if self.mode.end_of_input(now, &mut self.actions) {
                         self.act();
                     } else {
-                        self.ending = true;
+                        self.script.ending = true;
                     }
                     continue;
                 }
-                Script::Line(no, text) => (no, text),
+                Item::Line(no, text) => (no, text),
             };
-            let step = match self.ending {
+            let step = match self.script.ending {
                 // After `exit`: read, not run.
                 true => Step::Done,
                 false => self.line(no, &text),
@@ -38,24 +39,25 @@ impl Driver {
             match step {
                 Step::Wait => {
                     let now = self.now();
-                    self.waiting_since.get_or_insert(now);
-                    self.script.push_front(Script::Line(no, text));
+                    self.script.waiting_since.get_or_insert(now);
+                    self.script.items.push_front(Item::Line(no, text));
                     return;
                 }
                 Step::Done => {}
-                Step::Exit => self.ending = true,
+                Step::Exit => self.script.ending = true,
             }
-            self.waiting_since = None;
+            self.script.waiting_since = None;
             // The prompt thread reads one line further (it is gone at the end).
-            let _ = self.credits.send(());
+            let _ = self.script.credits.send(());
             if self.quit.is_some() {
                 return;
             }
         }
-        if self.ending && !self.finished {
+        if self.script.ending && !self.finished {
             let owed = self.node.peers().any(|p| p.unacked > 0);
             let now = self.now();
             let by = *self
+                .script
                 .end_by
                 .get_or_insert_with(|| now + self.node.config().dead_after);
             self.finished = !owed || by <= now;
@@ -87,6 +89,7 @@ impl Driver {
             return Step::Done;
         }
         let expired = self
+            .script
             .waiting_since
             .is_some_and(|since| now.saturating_since(since) >= self.wait_limit());
         match command::parse_in(line, self.grammar) {
@@ -210,7 +213,7 @@ impl Driver {
 
     /// Input line `no` failed with `message`: shown, and the exit status says so.
     fn fail(&mut self, no: u64, message: &str) {
-        self.failed = true;
+        self.script.failed = true;
         self.render.error_at(no, !self.interactive, message);
     }
 
@@ -222,16 +225,34 @@ impl Driver {
         }
     }
 
-    /// 0 when every command from stdin succeeded and every message was delivered;
-    /// else [`EXIT_FAILED`], plus [`EXIT_UNDELIVERED`] for lost messages.
-    fn status(&self) -> i32 {
-        let failed = if self.failed { EXIT_FAILED } else { 0 };
-        let lost = if self.undelivered {
-            EXIT_UNDELIVERED
-        } else {
-            0
-        };
-        failed + lost
+    /// The input line an event answers, if any; notes failed dials and lost messages.
+    pub(super) fn line_of(&mut self, event: &Event<String>) -> Option<u64> {
+        match *event {
+            Event::Sent {
+                peer,
+                id,
+                receipt: true,
+            } => {
+                let line = self.current_line?;
+                self.script.sent_line.insert((peer, id), line);
+                Some(line)
+            }
+            Event::Delivered { peer, id } => self.script.sent_line.remove(&(peer, id)),
+            Event::Undelivered { peer, id } => {
+                self.script.undelivered = true;
+                self.script.sent_line.remove(&(peer, id))
+            }
+            Event::ConnectFailed { peer, .. } => {
+                let line = self.dial_line.remove(&peer);
+                self.script.failed |= line.is_some();
+                line
+            }
+            Event::Connected { peer, .. } | Event::Disconnected { peer, .. } => {
+                self.dial_line.remove(&peer).or(self.current_line)
+            }
+            // What carrying out a line brings about answers that line.
+            _ => self.current_line,
+        }
     }
 
     /// Reports every receipt still owed as undelivered, says goodbye to every peer,
@@ -260,12 +281,83 @@ impl Driver {
         self.done = None;
         crate::screen::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
-        self.quit.unwrap_or_else(|| self.status())
+        self.quit.unwrap_or_else(|| self.script.status())
+    }
+}
+
+/// Stdin run as a script: its lines waiting their turn, the first one's wait, the end
+/// of input, and what went wrong, for the exit code.
+pub(super) struct Script {
+    /// Stdin's lines (and its end) not yet done, in order: the first may wait for
+    /// a link being set up or for the receipt window, and the others wait behind it.
+    items: VecDeque<Item>,
+    /// The number of the last line read from stdin.
+    lines_read: u64,
+    /// One credit per line done, to the prompt thread, which reads only so far ahead.
+    credits: Sender<()>,
+    /// Since when the first line has waited (a wait has its bound).
+    waiting_since: Option<Instant>,
+    /// Input ended (or `exit` came): no more lines run; owed receipts are awaited.
+    ending: bool,
+    /// Owed receipts are awaited until then; the rest are undelivered.
+    end_by: Option<Instant>,
+    /// The input line of each sent message whose receipt is owed.
+    sent_line: HashMap<(PeerId, u32), u64>,
+    /// A command from stdin failed: the exit status says so.
+    failed: bool,
+    /// A message went undelivered: the exit status says so.
+    undelivered: bool,
+}
+
+impl Script {
+    /// An empty script; `credits` lets the prompt thread read a line further.
+    pub(super) fn new(credits: Sender<()>) -> Script {
+        Script {
+            items: VecDeque::new(),
+            lines_read: 0,
+            credits,
+            waiting_since: None,
+            ending: false,
+            end_by: None,
+            sent_line: HashMap::new(),
+            failed: false,
+            undelivered: false,
+        }
+    }
+
+    /// A line read from stdin, numbered in order (the first is 1).
+    pub(super) fn push_line(&mut self, line: String) {
+        self.lines_read += 1;
+        self.items.push_back(Item::Line(self.lines_read, line));
+    }
+
+    /// Stdin ended: what is queued runs, then the end.
+    pub(super) fn end_of_input(&mut self) {
+        self.items.push_back(Item::End);
+    }
+
+    /// When the driver must wake for the script: the bound of the waiting line
+    /// (`wait_limit` after it began to wait), or the end of the wait for receipts.
+    pub(super) fn next_at(&self, wait_limit: time::Duration) -> Option<Instant> {
+        let waited = self.waiting_since.map(|since| since + wait_limit);
+        waited.into_iter().chain(self.end_by).min()
+    }
+
+    /// 0 when every command from stdin succeeded and every message was delivered;
+    /// else [`EXIT_FAILED`], plus [`EXIT_UNDELIVERED`] for lost messages.
+    fn status(&self) -> i32 {
+        let failed = if self.failed { EXIT_FAILED } else { 0 };
+        let lost = if self.undelivered {
+            EXIT_UNDELIVERED
+        } else {
+            0
+        };
+        failed + lost
     }
 }
 
 /// What stdin gave the driver, waiting its turn.
-pub(super) enum Script {
+enum Item {
     /// A line, with its number (the first is 1).
     Line(u64, String),
     /// The end of input.
