@@ -71,17 +71,6 @@ impl Driver {
         }
     }
 
-    /// Gives the peers whose bucket has a token again their turn.
-    pub(super) fn refilled(&mut self) {
-        let now = self.now();
-        let Some(limiter) = &mut self.limiter else {
-            return;
-        };
-        while let Some(peer) = limiter.next_refilled(now) {
-            self.feeder.give_turn(peer);
-        }
-    }
-
     /// Says that `peer`, which the node keeps as reconnecting, will be dialled again,
     /// and when; the wait doubles for the next time (the kit's backoff).
     pub(super) fn schedule(&mut self, peer: PeerId) {
@@ -121,30 +110,6 @@ impl Driver {
     /// Whether the node keeps `peer` to be dialled again (`--reconnect`).
     pub(super) fn reconnecting(&self, peer: PeerId) -> bool {
         self.node.phase(peer) == Some(Phase::Reconnecting)
-    }
-
-    /// Disconnects every peer that took none of its waiting bytes for the stall
-    /// timeout, and sets the next check.
-    pub(super) fn check_stalls(&mut self) {
-        let now = self.now();
-        let secs = self
-            .flow
-            .limits()
-            .stall
-            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
-        while let Some(peer) = self.flow.next_stalled(now) {
-            if let Some(conn) = self.conns.remove(&peer) {
-                conn.abort();
-            }
-            self.feeder.forget(peer);
-            let reason = format!("not reading (no bytes taken for {secs} s)");
-            self.input(Input::Closed {
-                peer,
-                error: Some(&reason),
-            });
-        }
-        self.stall_wake = self.flow.next_stall();
-        self.resume();
     }
 }
 

@@ -7,9 +7,9 @@ use std::ops::Range;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
-use meshtalk_core::command::Grammar;
+use meshtalk_core::command::{Command, Grammar};
 use meshtalk_core::limits::RATE_PIECE;
-use meshtalk_core::node::{Config, Handled, Input, Node, Output};
+use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output, Phase};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::shell::backoff::Backoff;
 use meshtalk_core::shell::feed::{Feeder, Next};
@@ -26,7 +26,6 @@ use crate::net::{self, Conn, Got, Readers, Writers};
 use crate::render::Render;
 use crate::said::Said;
 
-mod act;
 mod events;
 mod links;
 mod script;
@@ -513,6 +512,41 @@ impl Driver {
         }
     }
 
+    /// Gives the peers whose bucket has a token again their turn.
+    fn refilled(&mut self) {
+        let now = self.now();
+        let Some(limiter) = &mut self.limiter else {
+            return;
+        };
+        while let Some(peer) = limiter.next_refilled(now) {
+            self.feeder.give_turn(peer);
+        }
+    }
+
+    /// Disconnects every peer that took none of its waiting bytes for the stall
+    /// timeout, and sets the next check.
+    fn check_stalls(&mut self) {
+        let now = self.now();
+        let secs = self
+            .flow
+            .limits()
+            .stall
+            .map_or(0.0, |d| d.as_millis() as f64 / 1000.0);
+        while let Some(peer) = self.flow.next_stalled(now) {
+            if let Some(conn) = self.conns.remove(&peer) {
+                conn.abort();
+            }
+            self.feeder.forget(peer);
+            let reason = format!("not reading (no bytes taken for {secs} s)");
+            self.input(Input::Closed {
+                peer,
+                error: Some(&reason),
+            });
+        }
+        self.stall_wake = self.flow.next_stall();
+        self.resume();
+    }
+
     /// Carries out the node's outputs until it asks only for a timeout.
     fn drain(&mut self) {
         let now = self.now();
@@ -580,6 +614,85 @@ impl Driver {
             }
         }
         self.conns.recycle();
+    }
+
+    /// Reports every receipt still owed as undelivered, says goodbye to every peer,
+    /// lets the writer send it (bounded), returns the exit code.
+    fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
+        // Receipts not in by now will not be waited for.
+        let owed: Vec<(PeerId, u32)> = self
+            .node
+            .peers()
+            .flat_map(|p| self.node.awaiting(p.id).iter().map(move |&id| (p.id, id)))
+            .collect();
+        for (peer, id) in owed {
+            self.show(&Event::Undelivered { peer, id });
+        }
+        if self.interactive {
+            let linked = self.node.peers().filter(|p| p.phase != Phase::Reconnecting);
+            self.render.goodbye(linked.count());
+        }
+        self.input(Input::Command(Command::Exit));
+        for (_, conn) in self.conns.drain() {
+            conn.close(&mut self.readers);
+        }
+        // Nothing is read any more: the lingering connections go too.
+        self.readers.clear();
+        // Once every writer has dropped its copy, this returns at once.
+        self.done = None;
+        crate::screen::flush();
+        let _ = done_rx.recv_timeout(EXIT_FLUSH);
+        self.quit.unwrap_or_else(|| self.script.status())
+    }
+
+    /// Carries out what the mode asked for, in order (each command drains the node,
+    /// which may queue more).
+    fn act(&mut self) {
+        while !self.actions.is_empty() {
+            let action = self.actions.remove(0);
+            let now = self.now();
+            let cmd = match &action {
+                Action::Connect { host, port } => Command::Connect {
+                    host,
+                    port: *port,
+                    alias: None,
+                },
+                Action::Send(text) => Command::Send {
+                    target: None,
+                    text,
+                    all: text,
+                },
+                Action::Disconnect => Command::Disconnect { target: None },
+                Action::Help(text) => {
+                    self.render.help(text);
+                    continue;
+                }
+                Action::Error(message) => {
+                    self.error(message);
+                    continue;
+                }
+                Action::LogSent { peer, lines } => {
+                    self.render.log_sent(*peer, *lines);
+                    continue;
+                }
+                Action::Log(lines) => {
+                    self.render.log(lines);
+                    continue;
+                }
+                Action::Quit(code) => {
+                    self.quit.get_or_insert(*code);
+                    continue;
+                }
+            };
+            let refused = self.node.handle_input(now, Input::Command(cmd)).err();
+            if let Some(e) = refused {
+                self.error(&e.to_string());
+                if !matches!(action, Action::Disconnect) {
+                    self.mode.refused(now, &mut self.actions);
+                }
+            }
+            self.drain();
+        }
     }
 }
 

@@ -6,10 +6,10 @@ use meshtalk_core::node::{Event, Input, NodeError, Phase};
 use meshtalk_core::peers::{Direction, PeerId};
 use meshtalk_core::time::{self, Instant};
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use super::{Driver, EXIT_FAILED, EXIT_FLUSH, EXIT_UNDELIVERED};
+use super::{Driver, EXIT_FAILED, EXIT_UNDELIVERED};
 use crate::said::Said;
 use crate::transcript;
 
@@ -254,35 +254,6 @@ impl Driver {
             _ => self.current_line,
         }
     }
-
-    /// Reports every receipt still owed as undelivered, says goodbye to every peer,
-    /// lets the writer send it (bounded), returns the exit code.
-    pub(super) fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
-        // Receipts not in by now will not be waited for.
-        let owed: Vec<(PeerId, u32)> = self
-            .node
-            .peers()
-            .flat_map(|p| self.node.awaiting(p.id).iter().map(move |&id| (p.id, id)))
-            .collect();
-        for (peer, id) in owed {
-            self.show(&Event::Undelivered { peer, id });
-        }
-        if self.interactive {
-            let linked = self.node.peers().filter(|p| p.phase != Phase::Reconnecting);
-            self.render.goodbye(linked.count());
-        }
-        self.input(Input::Command(Command::Exit));
-        for (_, conn) in self.conns.drain() {
-            conn.close(&mut self.readers);
-        }
-        // Nothing is read any more: the lingering connections go too.
-        self.readers.clear();
-        // Once every writer has dropped its copy, this returns at once.
-        self.done = None;
-        crate::screen::flush();
-        let _ = done_rx.recv_timeout(EXIT_FLUSH);
-        self.quit.unwrap_or_else(|| self.script.status())
-    }
 }
 
 /// Stdin run as a script: its lines waiting their turn, the first one's wait, the end
@@ -345,7 +316,7 @@ impl Script {
 
     /// 0 when every command from stdin succeeded and every message was delivered;
     /// else [`EXIT_FAILED`], plus [`EXIT_UNDELIVERED`] for lost messages.
-    fn status(&self) -> i32 {
+    pub(super) fn status(&self) -> i32 {
         let failed = if self.failed { EXIT_FAILED } else { 0 };
         let lost = if self.undelivered {
             EXIT_UNDELIVERED
