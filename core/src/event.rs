@@ -243,6 +243,22 @@ impl<S> Reason<S> {
 }
 
 impl<S> Event<S> {
+    /// The peer the event is about; `None` for a room broadcast's count and a refused
+    /// connection, which no peer was made for.
+    pub fn peer(&self) -> Option<PeerId> {
+        match self {
+            Event::Connected { peer, .. }
+            | Event::ConnectFailed { peer, .. }
+            | Event::Message { peer, .. }
+            | Event::Sent { peer, .. }
+            | Event::Delivered { peer, .. }
+            | Event::Undelivered { peer, .. }
+            | Event::Alias { peer, .. }
+            | Event::Disconnected { peer, .. } => Some(*peer),
+            Event::Broadcast { .. } | Event::Refused { .. } => None,
+        }
+    }
+
     /// The same event with its text converted by `f`. Inline: `event_text`, in
     /// another module (so another codegen unit), calls it once per polled event.
     #[inline]

@@ -3,6 +3,7 @@
 
 mod channel;
 mod cli;
+mod clock;
 mod docs;
 mod driver;
 mod line;

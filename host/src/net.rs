@@ -14,17 +14,19 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use meshtalk_core::peers::PeerId;
+use meshtalk_core::time;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::{SockRef, TcpKeepalive};
 
 use crate::channel::{Msg, ToDriver};
+use crate::clock::Clock;
 use crate::log::{debug, diag};
 
 /// How long a dial may take before it is given up.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// After we close our side, how long to wait for the peer to close its side.
-const LINGER: Duration = Duration::from_secs(5);
+const LINGER: time::Duration = time::Duration::from_secs(5);
 /// One read's buffer.
 const READ_BUF: usize = 64 * 1024;
 /// An emptied output buffer keeps at most this much room (memory per peer).
@@ -656,7 +658,7 @@ const LINGER_TOKENS: usize = 1 << 40;
 struct Linger {
     stream: TcpStream,
     entry: Weak<Entry>,
-    at: Instant,
+    at: time::Instant,
 }
 
 /// The driver's readiness for reading: its poll, a waker for the other threads,
@@ -671,10 +673,12 @@ pub struct Readers {
     /// Closed connections read (and dropped) until the peer closes too, by token.
     lingering: HashMap<usize, Linger>,
     next_linger: usize,
+    /// The driver's clock, for when lingering connections were last heard from.
+    clock: Clock,
 }
 
 impl Readers {
-    pub fn new() -> io::Result<Readers> {
+    pub fn new(clock: Clock) -> io::Result<Readers> {
         let poll = Poll::new()?;
         let registry = Arc::new(poll.registry().try_clone()?);
         let waker = Arc::new(Waker::new(poll.registry(), DRIVER_WAKER)?);
@@ -686,6 +690,7 @@ impl Readers {
             buf: vec![0; READ_BUF],
             lingering: HashMap::new(),
             next_linger: LINGER_TOKENS,
+            clock,
         })
     }
 
@@ -738,7 +743,7 @@ impl Readers {
         let linger = Linger {
             stream,
             entry: Arc::downgrade(entry),
-            at: Instant::now(),
+            at: self.clock.now(),
         };
         self.lingering.insert(token, linger);
         // Bytes may already wait, with no edge to come.
@@ -753,7 +758,7 @@ impl Readers {
         let ended = loop {
             match (&linger.stream).read(&mut self.buf) {
                 Ok(0) => break true,
-                Ok(_) => linger.at = Instant::now(),
+                Ok(_) => linger.at = self.clock.now(),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
                 Err(_) => break true,
@@ -772,19 +777,19 @@ impl Readers {
     }
 
     /// When the next lingering connection may be given up.
-    pub fn linger_until(&self) -> Option<Instant> {
+    pub fn linger_until(&self) -> Option<time::Instant> {
         self.lingering.values().map(|l| l.at + LINGER).min()
     }
 
     /// Gives up lingering connections quiet for [`LINGER`] since written out
     /// (one the writer thread still writes to lingers on).
     pub fn expire(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut over = Vec::new();
         for (token, linger) in &mut self.lingering {
             if linger.entry.strong_count() > 0 {
                 linger.at = now;
-            } else if now.saturating_duration_since(linger.at) >= LINGER {
+            } else if now.saturating_since(linger.at) >= LINGER {
                 over.push(*token);
             }
         }
@@ -830,7 +835,7 @@ mod tests {
     #[test]
     fn bytes_a_socket_cannot_take_at_once_arrive_whole_and_in_order_then_the_close() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut readers = Readers::new().expect("poll");
+        let mut readers = Readers::new(Clock::start()).expect("poll");
         let writers =
             Writers::start(readers.to_driver(tx), Duration::from_secs(5)).expect("writers");
         let (listener, near) = stream();

@@ -22,9 +22,6 @@ use serde_json::{Value, json};
 use crate::screen::{indent, print_line, write_out};
 use crate::transcript;
 
-/// The driver flushes what a turn printed through these (see [`crate::screen`]).
-pub use crate::screen::{buffer, flush};
-
 /// Prints events to stdout, in the chosen format.
 #[derive(Clone, Copy, Debug)]
 pub struct Render {

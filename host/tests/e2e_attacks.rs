@@ -14,7 +14,7 @@ use common::{Native, Node, Rng, WAIT, assert_closed, assert_still_serving, conne
 use meshtalk_core::wire::Message;
 use socket2::{Domain, Socket, Type};
 
-/// The largest frame body the host accepts (`HostNode` in `host/src/driver.rs`).
+/// The largest frame body the host accepts (`HostNode` in `host/src/driver/mod.rs`).
 const MAX_FRAME: usize = 8192;
 
 /// `value` as an unbounded LEB128 varint (any length, unlike a frame header).

@@ -78,6 +78,37 @@ fn the_dialling_side_sends_only_its_banner_line_until_it_hears_one() {
 }
 
 #[test]
+fn every_event_about_a_link_names_its_peer_and_a_room_count_names_none() {
+    let mut pair = pair();
+    pair.a_says("send bob hello");
+    pair.a_says("broadcast hi all");
+    let (bob, alice) = (pair.a_to_b, pair.b_to_a);
+    let mut kinds = 0;
+    for event in &pair.a_events {
+        match event {
+            Event::Broadcast { .. } => assert_eq!(event.peer(), None, "{event:?}"),
+            _ => {
+                assert_eq!(event.peer(), Some(bob), "{event:?}");
+                kinds += 1;
+            }
+        }
+    }
+    assert!(
+        kinds >= 3,
+        "connected, sent and delivered: {:?}",
+        pair.a_events
+    );
+    assert!(
+        pair.a_events
+            .iter()
+            .any(|e| matches!(e, Event::Broadcast { .. }))
+    );
+    for event in &pair.b_events {
+        assert_eq!(event.peer(), Some(alice), "{event:?}");
+    }
+}
+
+#[test]
 fn a_chat_message_is_delivered_and_its_receipt_comes_back() {
     let mut pair = pair();
     pair.a_says("send bob hello there");

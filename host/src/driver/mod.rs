@@ -2,16 +2,15 @@
 //! inputs and the node's outputs into writes, dials, closes and printed events.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
-use meshtalk_core::command::{self, Command, Emote, Grammar, HELP};
+use meshtalk_core::command::{Command, Grammar};
 use meshtalk_core::limits::RATE_PIECE;
-use meshtalk_core::node::{Config, Event, Handled, Input, Node, NodeError, Output, Phase};
-use meshtalk_core::peers::{Direction, PeerId};
+use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output, Phase};
+use meshtalk_core::peers::PeerId;
 use meshtalk_core::shell::backoff::Backoff;
 use meshtalk_core::shell::feed::{Feeder, Next};
 use meshtalk_core::shell::flow::{self, Flow};
@@ -19,13 +18,20 @@ use meshtalk_core::shell::rate::{Limiter, Rate, line_piece};
 use meshtalk_core::time::{self, Instant};
 
 use crate::channel::{Msg, ToDriver};
-use crate::line::{Known, Shared};
+use crate::clock::Clock;
+use crate::line::Shared;
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, Writers};
 use crate::render::Render;
 use crate::said::Said;
-use crate::transcript;
+
+mod events;
+mod links;
+mod script;
+
+use links::Dial;
+use script::Script;
 
 /// The most peers the host's node holds (`--max-peers` at most).
 pub const MAX_PEERS: usize = 1024;
@@ -69,8 +75,9 @@ pub fn run(
 ) -> i32 {
     // One write of what a turn printed, not one per event: flushed before the
     // driver sleeps, and on the way out.
-    crate::render::buffer();
-    let readers = match Readers::new() {
+    crate::screen::buffer();
+    let clock = Clock::start();
+    let readers = match Readers::new(clock) {
         Ok(readers) => readers,
         Err(e) => {
             diag!("cannot poll sockets: {e}");
@@ -114,8 +121,7 @@ pub fn run(
             return 1;
         }
     };
-    let stall =
-        time::Duration::from_millis(u64::try_from(options.stall.as_millis()).unwrap_or(u64::MAX));
+    let stall = time::Duration::from(options.stall);
     let limits = flow::Limits {
         stall: Some(stall),
         ..flow::Limits::default()
@@ -126,7 +132,7 @@ pub fn run(
             reconnect: options.reconnect,
             ..config
         }),
-        origin: std::time::Instant::now(),
+        clock,
         conns: Conns::default(),
         writers,
         readers,
@@ -149,18 +155,10 @@ pub fn run(
         mode,
         actions: Vec::new(),
         quit: None,
-        script: VecDeque::new(),
-        lines_read: 0,
-        credits,
+        script: Script::new(credits),
         current_line: None,
-        waiting_since: None,
-        ending: false,
-        end_by: None,
         finished: false,
-        sent_line: HashMap::new(),
         dial_line: HashMap::new(),
-        failed: false,
-        undelivered: false,
         interactive: prompt.interactive(),
         said: None,
         grammar,
@@ -178,7 +176,7 @@ pub fn run(
     driver.act();
     driver.serve(&rx);
     let code = driver.exit(&done_rx);
-    crate::render::flush();
+    crate::screen::flush();
     code
 }
 
@@ -186,8 +184,8 @@ struct Driver {
     node: HostNode,
     /// What waits for each peer: when input pauses and who stalls.
     flow: HostFlow,
-    /// The std time that is core time zero.
-    origin: std::time::Instant,
+    /// Core time, for the node and every deadline the driver keeps.
+    clock: Clock,
     conns: Conns,
     /// The writer thread, which writes what a socket would not take at once.
     writers: Writers,
@@ -232,31 +230,14 @@ struct Driver {
     actions: Vec<Action>,
     /// Set when the mode ends the program: the exit code.
     quit: Option<i32>,
-    /// Stdin's lines (and its end) not yet done, in order: the first may wait for
-    /// a link being set up or for the receipt window, and the others wait behind it.
-    script: VecDeque<Script>,
-    /// The number of the last line read from stdin.
-    lines_read: u64,
-    /// One credit per line done, to the prompt thread, which reads only so far ahead.
-    credits: Sender<()>,
+    /// Stdin's lines waiting their turn, and how they went (see [`Script`]).
+    script: Script,
     /// The input line being carried out: its dials, sends and errors name it.
     current_line: Option<u64>,
-    /// Since when the first line of `script` has waited (a wait has its bound).
-    waiting_since: Option<std::time::Instant>,
-    /// Input ended (or `exit` came): no more lines run; owed receipts are awaited.
-    ending: bool,
-    /// Owed receipts are awaited until then; the rest are undelivered.
-    end_by: Option<Instant>,
     /// Everything is done: the program says goodbye and exits.
     finished: bool,
-    /// The input line of each sent message whose receipt is owed.
-    sent_line: HashMap<(PeerId, u32), u64>,
     /// The input line of each dial under way.
     dial_line: HashMap<PeerId, u64>,
-    /// A command from stdin failed: the exit status says so.
-    failed: bool,
-    /// A message went undelivered: the exit status says so.
-    undelivered: bool,
     /// A person types at a terminal: text errors carry no line numbers.
     interactive: bool,
     /// At a terminal, the message of the command being carried out, shown as `you -> ...`.
@@ -267,55 +248,29 @@ struct Driver {
     known: Shared,
 }
 
-/// What stdin gave the driver, waiting its turn.
-enum Script {
-    /// A line, with its number (the first is 1).
-    Line(u64, String),
-    /// The end of input.
-    End,
-}
-
-/// What became of one input line.
-enum Step {
-    /// Done (carried out, or failed with its error).
-    Done,
-    /// It needs what is not there yet: it is tried again when something changes.
-    Wait,
-    /// `exit`: nothing after it runs.
-    Exit,
-}
-
 impl Driver {
-    /// Core time now: milliseconds since `origin`.
+    /// Core time now: the one clock of every deadline the driver keeps.
     fn now(&self) -> Instant {
-        let ms = self.origin.elapsed().as_millis();
-        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+        self.clock.now()
     }
 
     /// How long to sleep at most: until the node's or the mode's timeout, the next
-    /// stall check, re-dial or refilled bucket.
+    /// stall check, re-dial, refilled bucket, the bound of a waiting input line or
+    /// the end of a lingering close.
     fn next_wait(&self) -> Option<Duration> {
         let wake = [
             self.wake,
             self.mode.deadline(),
             self.stall_wake,
-            self.end_by,
             self.limiter.as_ref().and_then(Limiter::next_at),
             self.backoff.next_at(),
+            self.script.next_at(self.wait_limit()),
+            self.readers.linger_until(),
         ]
         .into_iter()
         .flatten()
-        .min();
-        let node =
-            wake.map(|at| Duration::from_millis(at.saturating_since(self.now()).as_millis()));
-        let now = std::time::Instant::now();
-        let limit = self.waiting_since.map(|since| since + self.wait_limit());
-        limit
-            .into_iter()
-            .chain(self.readers.linger_until())
-            .map(|at| at.saturating_duration_since(now))
-            .chain(node)
-            .min()
+        .min()?;
+        Some(wake.saturating_since(self.now()).into())
     }
 
     /// Sleeps until a socket is readable, a message or a timeout; then handles the
@@ -334,7 +289,7 @@ impl Driver {
                 self.next_wait()
             };
             if wait != Some(Duration::ZERO) {
-                crate::render::flush();
+                crate::screen::flush();
             }
             self.readers.wait(wait, &mut readable);
             for slot in readable.drain(..) {
@@ -417,11 +372,8 @@ impl Driver {
     /// One message (or the timeout); true when the program is to end.
     fn handle(&mut self, msg: Msg) -> bool {
         match msg {
-            Msg::Line(line) => {
-                self.lines_read += 1;
-                self.script.push_back(Script::Line(self.lines_read, line));
-            }
-            Msg::EndOfInput => self.script.push_back(Script::End),
+            Msg::Line(line) => self.script.push_line(line),
+            Msg::EndOfInput => self.script.end_of_input(),
             Msg::Signal(name) => {
                 debug!("{name}: saying goodbye to every peer");
                 return true;
@@ -442,251 +394,6 @@ impl Driver {
         self.recheck();
     }
 
-    /// Runs stdin's lines in order, each done before the next starts; stops at one
-    /// that must wait. After the end of input, waits for owed receipts (up to the
-    /// dead-after time), then finishes.
-    fn run_script(&mut self) {
-        while let Some(item) = self.script.pop_front() {
-            let (no, text) = match item {
-                Script::End => {
-                    let now = self.now();
-                    if self.mode.end_of_input(now, &mut self.actions) {
-                        self.act();
-                    } else {
-                        self.ending = true;
-                    }
-                    continue;
-                }
-                Script::Line(no, text) => (no, text),
-            };
-            let step = match self.ending {
-                // After `exit`: read, not run.
-                true => Step::Done,
-                false => self.line(no, &text),
-            };
-            match step {
-                Step::Wait => {
-                    self.waiting_since
-                        .get_or_insert_with(std::time::Instant::now);
-                    self.script.push_front(Script::Line(no, text));
-                    return;
-                }
-                Step::Done => {}
-                Step::Exit => self.ending = true,
-            }
-            self.waiting_since = None;
-            // The prompt thread reads one line further (it is gone at the end).
-            let _ = self.credits.send(());
-            if self.quit.is_some() {
-                return;
-            }
-        }
-        if self.ending && !self.finished {
-            let owed = self.node.peers().any(|p| p.unacked > 0);
-            let now = self.now();
-            let by = *self
-                .end_by
-                .get_or_insert_with(|| now + self.node.config().dead_after);
-            self.finished = !owed || by <= now;
-        }
-    }
-
-    /// How long one input line may wait for receipts or for queues to drain: as long
-    /// as the node takes to give up on a silent peer; then it fails with its error.
-    fn wait_limit(&self) -> Duration {
-        let config = self.node.config();
-        let ping = config.ping_after.unwrap_or(time::Duration::ZERO);
-        Duration::from_millis((ping + config.dead_after).as_millis())
-    }
-
-    /// One input line, numbered `no`: done, or waiting for what it needs, which
-    /// the node says is not there yet (a link still being set up, a full receipt
-    /// window, queues over their high water), until the wait's bound is reached.
-    fn line(&mut self, no: u64, line: &str) -> Step {
-        let now = self.now();
-        self.current_line = Some(no);
-        let step = self.command(no, line, now);
-        self.current_line = None;
-        step
-    }
-
-    fn command(&mut self, no: u64, line: &str, now: Instant) -> Step {
-        if self.mode.line(line, self.grammar, now, &mut self.actions) {
-            self.act();
-            return Step::Done;
-        }
-        let expired = self
-            .waiting_since
-            .is_some_and(|since| since.elapsed() >= self.wait_limit());
-        match command::parse_in(line, self.grammar) {
-            Ok(None) => {}
-            Err(e) => self.fail(no, &e.to_string()),
-            Ok(Some(Command::Exit)) => return Step::Exit,
-            Ok(Some(Command::Help { topic })) => {
-                self.render.help(command::help_text(topic).unwrap_or(HELP));
-            }
-            Ok(Some(Command::List)) => {
-                let now = self.now();
-                let backoff = &self.backoff;
-                let redial_in = |peer: PeerId| {
-                    let wait = backoff.redial_in(peer, now)?;
-                    Some(Duration::from_millis(wait.as_millis()))
-                };
-                self.render.peers(self.node.peers(), redial_in);
-            }
-            Ok(Some(Command::Log { file })) => self.log_to(no, file),
-            Ok(Some(cmd)) => {
-                let single = self.node.config().single_peer;
-                let says = matches!(cmd, Command::Say { .. } | Command::Me { .. });
-                let sends = says || matches!(cmd, Command::Send { .. } | Command::Broadcast { .. });
-                // A room message goes to every link: those being dialled too.
-                let room = (matches!(cmd, Command::Broadcast { .. }) || (says && !single))
-                    && self.dialing();
-                // Leaving a peer gives up on its receipts: those owed come first.
-                let owed = matches!(cmd, Command::Disconnect { .. })
-                    && self.node.peers().any(|p| p.unacked > 0);
-                if (((sends && self.flow.paused()) || owed) && !expired) || room {
-                    return Step::Wait;
-                }
-                if let Command::Connect { host, .. } = cmd {
-                    self.known_mut().saw_host(host);
-                }
-                self.said = self.said_of(&cmd);
-                let nick = match cmd {
-                    Command::Nick { name } => Some(name.to_string()),
-                    _ => None,
-                };
-                let step = match self.node.handle_input(now, Input::Command(cmd)) {
-                    Ok(_) => {
-                        if let Some(name) = nick {
-                            self.render.help(&format!("you are now known as {name}"));
-                        }
-                        Step::Done
-                    }
-                    Err(e) if self.waits(&e, expired) => Step::Wait,
-                    Err(e) => {
-                        self.fail(no, &e.to_string());
-                        Step::Done
-                    }
-                };
-                self.drain();
-                self.said = None;
-                return step;
-            }
-        }
-        Step::Done
-    }
-
-    /// What the person says with `cmd`, kept to show (`you -> bob: ...`) and for the
-    /// transcript: a line said at the prompt goes to the peer in a chat, else to the room.
-    fn said_of(&self, cmd: &Command<'_>) -> Option<Said> {
-        if !(self.interactive || transcript::on()) {
-            return None;
-        }
-        let text = match *cmd {
-            Command::Say { text } => text.to_string(),
-            Command::Me { action } => Emote {
-                name: &self.node.config().name,
-                action,
-            }
-            .to_string(),
-            _ => return Said::of(cmd),
-        };
-        Some(match self.node.config().single_peer {
-            true => Said::To {
-                target: None,
-                all: text.clone(),
-                text,
-            },
-            false => Said::Room(text),
-        })
-    }
-
-    /// `/log FILE`: keeps the transcript there from now on; `/log`: stops it.
-    fn log_to(&mut self, no: u64, file: Option<&str>) {
-        match file {
-            Some(file) => match transcript::open(std::path::Path::new(file)) {
-                Ok(()) => self.render.help(&format!("transcript kept in {file}")),
-                Err(e) => self.fail(no, &e.to_string()),
-            },
-            None => match transcript::close() {
-                Some(path) => self
-                    .render
-                    .help(&format!("transcript in {} stopped", path.display())),
-                None => self
-                    .render
-                    .help("no transcript is kept; /log FILE starts one"),
-            },
-        }
-    }
-
-    /// The prompt's completions, to update.
-    fn known_mut(&self) -> std::sync::MutexGuard<'_, Known> {
-        self.known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Tells the prompt the peers as they are now (aliases, numbers, hosts), for Tab.
-    fn publish(&self) {
-        if !self.interactive {
-            return;
-        }
-        let peers: Vec<(String, u32)> = self
-            .node
-            .peers()
-            .map(|p| (p.alias.to_string(), p.id.number()))
-            .collect();
-        let hosts: Vec<String> = self
-            .node
-            .peers()
-            .filter_map(|p| p.addr)
-            .map(|a| a.ip().to_string())
-            .collect();
-        let mut known = self.known_mut();
-        known.peers = peers;
-        for host in hosts {
-            known.saw_host(&host);
-        }
-    }
-
-    /// Whether a command refused with `e` may succeed once a link is set up or
-    /// receipts come: the node says the peer is still connecting, or the peer named
-    /// is not there (yet) while a dial is under way (the dial's outcome decides),
-    /// or its receipt window is full (until the wait has `expired`).
-    fn waits(&self, e: &NodeError<'_>, expired: bool) -> bool {
-        match e {
-            NodeError::NotReady(_) => true,
-            NodeError::WindowFull(_) => !expired,
-            NodeError::Lookup(_) | NodeError::NoPeers | NodeError::WhichPeer { .. } => {
-                self.dialing()
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether a link we dialled is still being set up (the node's phase for it).
-    fn dialing(&self) -> bool {
-        self.node.peers().any(|p| {
-            p.direction == Direction::Outbound
-                && matches!(p.phase, Phase::Dialing | Phase::Greeting | Phase::Hello)
-        })
-    }
-
-    /// Input line `no` failed with `message`: shown, and the exit status says so.
-    fn fail(&mut self, no: u64, message: &str) {
-        self.failed = true;
-        self.render.error_at(no, !self.interactive, message);
-    }
-
-    /// Shows an error: one that answers the input line being carried out names it.
-    fn error(&mut self, message: &str) {
-        match self.current_line {
-            Some(no) => self.fail(no, message),
-            None => self.render.error(message),
-        }
-    }
-
     /// Feeds one input (not bytes) and drains the outputs; a refusal is printed.
     fn input(&mut self, input: Input<'_>) {
         let now = self.now();
@@ -694,64 +401,6 @@ impl Driver {
             self.render.error(&e.to_string());
         }
         self.drain();
-    }
-
-    fn accepted(&mut self, stream: TcpStream, addr: SocketAddr) {
-        let addr = canonical(addr);
-        let now = self.now();
-        match self.node.handle_input(now, Input::Accepted { addr }) {
-            Ok(Handled::Accepted(peer)) => self.start(peer, stream),
-            Ok(_) => {}
-            Err(e) => {
-                self.render.error(&format!("refused {addr}: {e}"));
-                if let NodeError::Accept(refused) = e {
-                    tell(stream, refused.response());
-                }
-                // Dropping the stream closes it.
-            }
-        }
-        self.drain();
-    }
-
-    fn dialed(&mut self, peer: PeerId, result: io::Result<TcpStream>) {
-        let connected = result.and_then(|stream| Ok((canonical(stream.peer_addr()?), stream)));
-        match connected {
-            Ok((addr, stream)) => {
-                // A peer disconnected while dialling gets a Close from the node.
-                self.start(peer, stream);
-                self.input(Input::Connected { peer, addr });
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                self.input(Input::ConnectFailed {
-                    peer,
-                    reason: &reason,
-                });
-            }
-        }
-    }
-
-    /// Starts a connection's threads; a failure closes the peer in the node.
-    fn start(&mut self, peer: PeerId, stream: TcpStream) {
-        let Some(done) = self.done.clone() else {
-            return;
-        };
-        if let Some(idle) = self.keepalive
-            && let Err(e) = net::keepalive(&stream, idle)
-        {
-            debug!("{peer}: no TCP keepalive: {e}");
-        }
-        let token = mio::Token(peer.slot());
-        match Conn::start(peer, stream, &self.writers, &self.readers, token, done) {
-            Ok(conn) => {
-                self.conns.insert(peer, conn);
-                // Bytes may have come before the socket was registered.
-                self.mark_readable(peer.slot());
-            }
-            Err(e) => {
-                let _ = self.tx.send(Msg::Closed(peer, Some(e.to_string())));
-            }
-        }
     }
 
     /// Feeds a peer's turn (see [`Driver::feed_turn`]); what the whole turn queued
@@ -874,47 +523,6 @@ impl Driver {
         }
     }
 
-    /// Says that `peer`, which the node keeps as reconnecting, will be dialled again,
-    /// and when; the wait doubles for the next time (the kit's backoff).
-    fn schedule(&mut self, peer: PeerId) {
-        let Some(dial) = self.dials.get(&peer) else {
-            return;
-        };
-        let Some(wait) = self.backoff.schedule(peer, self.now()) else {
-            return;
-        };
-        let wait = Duration::from_millis(wait.as_millis());
-        self.render.reconnecting(peer, &dial.host, dial.port, wait);
-    }
-
-    /// Dials again each reconnecting peer whose wait is over, under its id and alias; a
-    /// peer disconnected meanwhile is gone from the node, and its dial forgotten.
-    fn redial_due(&mut self) {
-        let now = self.now();
-        while let Some(peer) = self.backoff.next_due(now) {
-            let Some(dial) = self.dials.get(&peer) else {
-                continue;
-            };
-            let (host, port) = (dial.host.clone(), dial.port);
-            let redial = Input::Redial {
-                peer,
-                host: &host,
-                port,
-            };
-            if let Err(e) = self.node.handle_input(self.now(), redial) {
-                debug!("{peer}: not dialled again: {e}");
-                self.dials.remove(&peer);
-                self.backoff.forget(peer);
-            }
-            self.drain();
-        }
-    }
-
-    /// Whether the node keeps `peer` to be dialled again (`--reconnect`).
-    fn reconnecting(&self, peer: PeerId) -> bool {
-        self.node.phase(peer) == Some(Phase::Reconnecting)
-    }
-
     /// Disconnects every peer that took none of its waiting bytes for the stall
     /// timeout, and sets the next check.
     fn check_stalls(&mut self) {
@@ -1008,132 +616,6 @@ impl Driver {
         self.conns.recycle();
     }
 
-    /// Prints an event with its peer's alias as of that event. The node may already
-    /// have dropped the peer (its bytes and its close came in one read), so the
-    /// aliases are tracked from the events themselves.
-    fn show(&mut self, event: &Event<String>) {
-        match event {
-            Event::Connected { peer, alias, .. } => {
-                self.aliases.insert(*peer, alias.clone());
-                self.backoff.connected(*peer);
-            }
-            Event::Alias { peer, alias } => {
-                self.aliases.insert(*peer, alias.clone());
-            }
-            Event::Message { peer, .. } => {
-                if let Some(limiter) = &mut self.limiter {
-                    limiter.shown(*peer);
-                }
-            }
-            _ => {}
-        }
-        let line = self.line_of(event);
-        let alias = event_peer(event).and_then(|peer| self.aliases.get(&peer));
-        let now = self.now();
-        if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {
-            self.render.event_at(event, alias.map(String::as_str), line);
-        }
-        // A peer the node keeps as reconnecting is dialled again (said after its
-        // drop); one that is gone (disconnected here, say) is dialled no more.
-        if let Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } = event {
-            if let Some(limiter) = &mut self.limiter {
-                limiter.forget(*peer);
-            }
-            self.aliases.remove(peer);
-            if self.reconnecting(*peer) {
-                self.schedule(*peer);
-            } else {
-                self.dials.remove(peer);
-                self.backoff.forget(*peer);
-            }
-        }
-        if matches!(
-            event,
-            Event::Connected { .. }
-                | Event::Alias { .. }
-                | Event::Disconnected { .. }
-                | Event::ConnectFailed { .. }
-        ) {
-            self.publish();
-        }
-    }
-
-    /// Puts the person's own message in the transcript where the node says it went,
-    /// and at a terminal shows it (`you -> bob: text`) in place of the `sent` or
-    /// `broadcast` line; false if that line is still to be shown.
-    fn show_said(&self, event: &Event<String>) -> bool {
-        let Some(said) = &self.said else {
-            return false;
-        };
-        match *event {
-            Event::Sent { peer, .. } => {
-                let Some(info) = self.node.peers().find(|p| p.id == peer) else {
-                    return false;
-                };
-                let text = said.text_to(&info, self.node.config().single_peer);
-                transcript::write(transcript::Line::To(info.alias), text);
-                if self.interactive {
-                    self.render.said_to(info.alias, text);
-                }
-                self.interactive
-            }
-            // Said to nobody: the `broadcast ... 0 peer(s)` line tells so.
-            Event::Broadcast { peers, .. } if peers > 0 => match said {
-                Said::Room(text) => {
-                    transcript::write(transcript::Line::ToRoom, text);
-                    if self.interactive {
-                        self.render.said_to_room(text);
-                    }
-                    self.interactive
-                }
-                Said::To { .. } => false,
-            },
-            _ => false,
-        }
-    }
-
-    /// The input line an event answers, if any; notes failed dials and lost messages.
-    fn line_of(&mut self, event: &Event<String>) -> Option<u64> {
-        match *event {
-            Event::Sent {
-                peer,
-                id,
-                receipt: true,
-            } => {
-                let line = self.current_line?;
-                self.sent_line.insert((peer, id), line);
-                Some(line)
-            }
-            Event::Delivered { peer, id } => self.sent_line.remove(&(peer, id)),
-            Event::Undelivered { peer, id } => {
-                self.undelivered = true;
-                self.sent_line.remove(&(peer, id))
-            }
-            Event::ConnectFailed { peer, .. } => {
-                let line = self.dial_line.remove(&peer);
-                self.failed |= line.is_some();
-                line
-            }
-            Event::Connected { peer, .. } | Event::Disconnected { peer, .. } => {
-                self.dial_line.remove(&peer).or(self.current_line)
-            }
-            // What carrying out a line brings about answers that line.
-            _ => self.current_line,
-        }
-    }
-
-    /// 0 when every command from stdin succeeded and every message was delivered;
-    /// else [`EXIT_FAILED`], plus [`EXIT_UNDELIVERED`] for lost messages.
-    fn status(&self) -> i32 {
-        let failed = if self.failed { EXIT_FAILED } else { 0 };
-        let lost = if self.undelivered {
-            EXIT_UNDELIVERED
-        } else {
-            0
-        };
-        failed + lost
-    }
-
     /// Reports every receipt still owed as undelivered, says goodbye to every peer,
     /// lets the writer send it (bounded), returns the exit code.
     fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
@@ -1158,9 +640,9 @@ impl Driver {
         self.readers.clear();
         // Once every writer has dropped its copy, this returns at once.
         self.done = None;
-        crate::render::flush();
+        crate::screen::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
-        self.quit.unwrap_or_else(|| self.status())
+        self.quit.unwrap_or_else(|| self.script.status())
     }
 
     /// Carries out what the mode asked for, in order (each command drains the node,
@@ -1327,47 +809,9 @@ impl Conns {
     }
 }
 
-/// The peer an event is about, if any.
-fn event_peer<S>(event: &Event<S>) -> Option<PeerId> {
-    match event {
-        Event::Connected { peer, .. }
-        | Event::ConnectFailed { peer, .. }
-        | Event::Message { peer, .. }
-        | Event::Sent { peer, .. }
-        | Event::Delivered { peer, .. }
-        | Event::Undelivered { peer, .. }
-        | Event::Alias { peer, .. }
-        | Event::Disconnected { peer, .. } => Some(*peer),
-        Event::Broadcast { .. } | Event::Refused { .. } => None,
-    }
-}
-
-/// Writes the node's refusal to a connection it could not take, before it is
-/// closed. The socket is new and its buffer empty: the write does not wait (and
-/// is not allowed to).
-fn tell(mut stream: TcpStream, response: &[u8]) {
-    if stream.set_nonblocking(true).is_ok() {
-        let _ = stream.write_all(response);
-    }
-}
-
-/// An address as people write it: an IPv4 peer of a socket bound to `::` arrives as
-/// `[::ffff:127.0.0.1]:port`, and is `127.0.0.1:port` (also to the per-address limit).
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
-}
-
 /// `--rate-limit` messages a second as the kit counts them, in thousandths (a
 /// rate the command line let through is at least one thousandth).
 fn rate(per_sec: f64) -> Option<Rate> {
     let milli = (per_sec * 1000.0).round().clamp(1.0, f64::from(u32::MAX));
     Rate::new(milli as u32).ok()
-}
-
-/// Where an outbound peer was dialled, for `mesh --reconnect` to dial it again
-/// (when is the kit's [`Backoff`]).
-#[derive(Clone, Debug)]
-struct Dial {
-    host: String,
-    port: u16,
 }
