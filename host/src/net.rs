@@ -3,7 +3,7 @@
 //! thread itself, when its [`Readers`] poll says they are readable.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, IoSlice, Read};
+use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
@@ -33,9 +33,6 @@ const KEEP: usize = 32 * 1024;
 const COMPACT_AT: usize = 64 * 1024;
 /// Unanswered keepalive probes after which a connection is dead.
 const KEEPALIVE_PROBES: u32 = 3;
-/// Ranges of the driver's pool one connection queues before it copies them:
-/// up to this many go in one vectored send, uncopied.
-const RANGES: usize = 8;
 
 /// Starts a thread that passes what comes on the returned plain channel on to the
 /// driver (for threads that know only a `Sender`: the prompt's and the signal's).
@@ -226,10 +223,9 @@ pub struct Conn {
     readers: Arc<Registry>,
     /// Bytes queued in this drain, written (or handed on) by [`Conn::flush`].
     staged: Vec<u8>,
-    /// Or, while `staged` is empty: the bytes queued are these ranges of the
-    /// driver's pool (in order, at most [`RANGES`]), which holds a room message
-    /// once for all its peers.
-    pooled: Vec<Range<usize>>,
+    /// Or, while `staged` is empty: the bytes queued are this range of the
+    /// driver's pool, which holds a room message once for all its peers.
+    pooled: Option<Range<usize>>,
     /// The last chunk read, of which `taken` bytes were fed to the node; the
     /// socket is not read again until all are (so TCP slows a sender the node
     /// cannot keep up with).
@@ -306,7 +302,7 @@ impl Conn {
             shared,
             readers: Arc::clone(&readers.registry),
             staged: Vec::new(),
-            pooled: Vec::with_capacity(RANGES),
+            pooled: None,
             pending: Vec::new(),
             taken: 0,
             // Bytes may have come before the registration.
@@ -340,35 +336,27 @@ impl Conn {
     }
 
     /// Queues `pool[range]` for the peer, without copying it while its queued
-    /// bytes are at most [`RANGES`] ranges of `pool`; they go at the next
-    /// [`Conn::flush_from`], which must get the same pool (or [`Conn::settle`] first).
+    /// bytes are one range of `pool`; they go at the next [`Conn::flush_from`],
+    /// which must get the same pool (or [`Conn::settle`] first).
     pub fn send_shared(&mut self, pool: &[u8], range: Range<usize>) {
         if self.ended {
             return;
         }
-        if self.staged.is_empty() {
-            let room = self.pooled.len() < RANGES;
-            match self.pooled.last_mut() {
-                Some(queued) if queued.end == range.start => {
-                    queued.end = range.end;
-                    return;
-                }
-                _ if room => {
-                    self.pooled.push(range);
-                    return;
-                }
-                _ => {}
+        match &mut self.pooled {
+            None if self.staged.is_empty() => self.pooled = Some(range),
+            Some(queued) if queued.end == range.start => queued.end = range.end,
+            _ => {
+                self.settle(pool);
+                self.staged
+                    .extend_from_slice(pool.get(range).unwrap_or_default());
             }
         }
-        self.settle(pool);
-        self.staged
-            .extend_from_slice(pool.get(range).unwrap_or_default());
     }
 
-    /// Copies the queued ranges of `pool` into the connection's own staging
+    /// Copies the queued range of `pool` into the connection's own staging
     /// buffer: needed before the pool is reused or the connection dropped.
     pub fn settle(&mut self, pool: &[u8]) {
-        for range in self.pooled.drain(..) {
+        if let Some(range) = self.pooled.take() {
             self.staged
                 .extend_from_slice(pool.get(range).unwrap_or_default());
         }
@@ -377,42 +365,27 @@ impl Conn {
     /// [`Conn::flush`] for a connection whose queued bytes may be in `pool`: they
     /// are written from there, and only what the socket would not take is copied.
     pub fn flush_from(&mut self, pool: &[u8]) -> usize {
-        if self.pooled.is_empty() {
+        let Some(range) = self.pooled.take() else {
             return self.flush();
-        }
+        };
         if self.ended {
-            self.pooled.clear();
             return 0;
         }
-        let mut parts = [IoSlice::new(&[]); RANGES];
-        let count = self.pooled.len().min(RANGES);
-        for (part, range) in parts.iter_mut().zip(self.pooled.drain(..)) {
-            *part = IoSlice::new(pool.get(range).unwrap_or_default());
-        }
-        let parts = parts.get(..count).unwrap_or_default();
+        let bytes = pool.get(range).unwrap_or_default();
         let mut out = lock(&self.entry.out);
         if out.at < out.buf.len() {
             // Bytes already wait for writability: these go after them.
-            for part in parts {
-                out.buf.extend_from_slice(part);
-            }
+            out.buf.extend_from_slice(bytes);
             return 0;
         }
-        let result = match parts {
-            [one] => send_now(&self.entry.stream, one),
-            _ => send_vectored_now(&self.entry.stream, parts),
-        };
-        if let Ok(n) = result {
-            // What the socket did not take waits for the writer thread.
+        let result = send_now(&self.entry.stream, bytes);
+        if let Ok(n) = result
+            && n < bytes.len()
+        {
             out.buf.clear();
+            out.buf
+                .extend_from_slice(bytes.get(n..).unwrap_or_default());
             out.at = 0;
-            let mut skip = n;
-            for part in parts {
-                let sent = skip.min(part.len());
-                skip -= sent;
-                out.buf
-                    .extend_from_slice(part.get(sent..).unwrap_or_default());
-            }
         }
         if result.as_ref().is_ok_and(|&n| n > 0) && out.closing {
             out.progress = Instant::now();
@@ -462,7 +435,7 @@ impl Conn {
 
     /// Bytes queued since the last [`Conn::flush`].
     pub fn staged(&self) -> usize {
-        self.staged.len() + self.pooled.iter().map(Range::len).sum::<usize>()
+        self.staged.len() + self.pooled.as_ref().map_or(0, Range::len)
     }
 
     /// What the node has not taken yet of the last chunk read.
@@ -569,38 +542,6 @@ fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
                 ));
             }
             Ok(n) => at += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(at)
-}
-
-/// [`send_now`] for bytes in several pieces: one `sendmsg` takes them all (the
-/// socket permitting), with no copy to make them one.
-fn send_vectored_now(stream: &TcpStream, parts: &[IoSlice<'_>]) -> io::Result<usize> {
-    let socket = SockRef::from(stream);
-    let total: usize = parts.iter().map(|part| part.len()).sum();
-    let mut rest = [IoSlice::new(&[]); RANGES];
-    let count = parts.len().min(RANGES);
-    rest.get_mut(..count)
-        .unwrap_or_default()
-        .copy_from_slice(parts.get(..count).unwrap_or_default());
-    let mut rest = rest.get_mut(..count).unwrap_or_default();
-    let mut at = 0;
-    while at < total {
-        match socket.send_vectored_with_flags(rest, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    ErrorKind::WriteZero,
-                    "connection wrote nothing",
-                ));
-            }
-            Ok(n) => {
-                at += n;
-                IoSlice::advance_slices(&mut rest, n);
-            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
@@ -956,9 +897,9 @@ mod tests {
         let mut conn = Conn::start(peer, near, &writers, &readers, Token(0), done).expect("conn");
         let pool: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
         let mut want = Vec::new();
-        // Five pieces of 1 MiB with gaps: one vectored send, more than the socket
-        // takes at once; then more pieces than a connection keeps: copied.
-        for (count, len, stride) in [(5, 1 << 20, 3 << 19), (3 * RANGES, 1000, 2000)] {
+        // Five pieces of 1 MiB with gaps, more than the socket takes at once;
+        // then many small pieces, which go after them.
+        for (count, len, stride) in [(5, 1 << 20, 3 << 19), (24, 1000, 2000)] {
             for k in 0..count {
                 let range = k * stride..k * stride + len;
                 want.extend_from_slice(&pool[range.clone()]);
