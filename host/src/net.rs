@@ -886,6 +886,49 @@ mod tests {
     }
 
     #[test]
+    fn pieces_of_the_pool_apart_from_each_other_arrive_whole_and_in_order() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let mut readers = Readers::new().expect("poll");
+        let writers =
+            Writers::start(readers.to_driver(tx), Duration::from_secs(5)).expect("writers");
+        let (listener, near) = stream();
+        let (mut far, _) = listener.accept().expect("accept");
+        let (done, _done_rx) = std::sync::mpsc::channel();
+        let mut table = meshtalk_core::peers::PeerTable::<(), 1>::new(1);
+        let peer = table
+            .insert(None, meshtalk_core::peers::Direction::Inbound, None, ())
+            .map_err(|_| "table full")
+            .expect("peer");
+        let mut conn = Conn::start(peer, near, &writers, &readers, Token(0), done).expect("conn");
+        let pool: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let mut want = Vec::new();
+        // Five pieces of 1 MiB with gaps, more than the socket takes at once;
+        // then many small pieces, which go after them.
+        for (count, len, stride) in [(5, 1 << 20, 3 << 19), (24, 1000, 2000)] {
+            for k in 0..count {
+                let range = k * stride..k * stride + len;
+                want.extend_from_slice(&pool[range.clone()]);
+                conn.send_shared(&pool, range);
+            }
+            let taken = conn.flush_from(&pool);
+            if count == 5 {
+                assert!(taken > 0, "the socket took none of the pieces");
+                assert!(taken < 5 << 20, "the socket took all {taken} bytes at once");
+            }
+        }
+        conn.close(&mut readers);
+        let _ = far.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut got = Vec::new();
+        far.read_to_end(&mut got).expect("read to the close");
+        assert!(
+            got == want,
+            "{} bytes of {} arrived, or out of order",
+            got.len(),
+            want.len()
+        );
+    }
+
+    #[test]
     fn keepalive_probes_after_idle_every_third_of_it_three_times() {
         let (_listener, stream) = stream();
         keepalive(&stream, Duration::from_secs(9)).expect("keepalive");

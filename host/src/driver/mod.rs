@@ -274,9 +274,14 @@ impl Driver {
     }
 
     /// Sleeps until a socket is readable, a message or a timeout; then handles the
-    /// messages, reads each readable peer once and feeds one held turn, round
+    /// messages, reads each readable peer once and feeds the held turns, round
     /// after round until there is nothing to do; returns when the person quits.
+    /// What a round of input queues for each peer goes in one write at its end
+    /// (the turn budget is for fairness between senders, not for writing).
     fn serve(&mut self, rx: &Receiver<Msg>) {
+        /// Turns fed in one round at most, after its reads (16 KiB each): sockets
+        /// that became readable, the writer's progress and timers wait no longer.
+        const ROUND_TURNS: usize = 64;
         let mut readable = Vec::new();
         loop {
             if self.quit.is_some() || self.finished {
@@ -310,8 +315,16 @@ impl Driver {
             if self.next_wait().is_some_and(|w| w.is_zero()) {
                 self.timeout();
             }
+            self.batching = true;
             self.read_round();
-            self.take_turn();
+            for _ in 0..ROUND_TURNS {
+                if self.feeder.turns().is_empty() {
+                    break;
+                }
+                self.take_turn();
+            }
+            self.batching = false;
+            self.flush();
             self.run_script();
         }
     }
@@ -404,7 +417,8 @@ impl Driver {
     }
 
     /// Feeds a peer's turn (see [`Driver::feed_turn`]); what the whole turn queued
-    /// for each peer goes in one write, not one per drain.
+    /// for each peer goes in one write, not one per drain (in `serve`'s rounds,
+    /// one per round: the round writes it).
     fn feed(&mut self, peer: PeerId) {
         let outer = std::mem::replace(&mut self.batching, true);
         self.feed_turn(peer);
@@ -554,7 +568,9 @@ impl Driver {
             match self.node.poll_output(now) {
                 Output::Timeout(at) => {
                     self.wake = at;
-                    if !self.batching {
+                    // A round's batch is written early once it holds much: memory
+                    // and latency stay bounded, far below the flow's high water.
+                    if !self.batching || self.conns.full() {
                         self.flush();
                     }
                     self.act();
@@ -600,7 +616,7 @@ impl Driver {
         }
     }
 
-    /// Writes what this drain queued, one write per peer; what a socket would not
+    /// Writes what this drain (or batch) queued, one write per peer; what a socket would not
     /// take waits in the writer thread, and may pause input or arm the stall check.
     fn flush(&mut self) {
         let now = self.now();
@@ -709,12 +725,21 @@ struct Conns {
     /// Where the last output copied into the pool is: the node marks a
     /// transmit of the same bytes `shared`, and it is written from there.
     last: Option<Range<usize>>,
+    /// The most bytes queued for one peer since the last flush.
+    most: usize,
 }
 
 /// A pool emptied by a flush keeps at most this much room.
 const POOL_KEEP: usize = 4 << 20;
 
 impl Conns {
+    /// Bytes queued for one peer past which a batch is written before its round
+    /// ends: well below the flow's high water (1 MiB a peer).
+    const FLUSH_AT: usize = 64 << 10;
+    /// Bytes in the pool past which a batch is written before its round ends: the
+    /// room it keeps (a native room message is one copy per receiver).
+    const POOL_FLUSH_AT: usize = POOL_KEEP;
+
     /// Queues the node's `data` for `peer` (the bytes copied last, when the node
     /// says they are `shared`); `Some(true)` when it is the first since the last
     /// flush, `None` when the peer has no connection.
@@ -741,6 +766,7 @@ impl Conns {
         };
         let first = conn.staged() == 0;
         conn.send_shared(&self.pool, range);
+        self.most = self.most.max(conn.staged());
         Some(first)
     }
 
@@ -754,10 +780,17 @@ impl Conns {
         Some(conn.flush_from(pool))
     }
 
+    /// Whether what is queued has reached [`Conns::FLUSH_AT`] for a peer or
+    /// [`Conns::POOL_FLUSH_AT`] in all: time to write it.
+    fn full(&self) -> bool {
+        self.pool.len() >= Self::POOL_FLUSH_AT || self.most >= Self::FLUSH_AT
+    }
+
     /// Empties the pool once every connection has been flushed.
     fn recycle(&mut self) {
         self.pool.clear();
         self.last = None;
+        self.most = 0;
         if self.pool.capacity() > POOL_KEEP {
             self.pool = Vec::new();
         }
