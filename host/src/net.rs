@@ -888,7 +888,7 @@ mod tests {
     #[test]
     fn pieces_of_the_pool_apart_from_each_other_arrive_whole_and_in_order() {
         let (tx, _rx) = std::sync::mpsc::channel();
-        let mut readers = Readers::new().expect("poll");
+        let mut readers = Readers::new(Clock::start()).expect("poll");
         let writers =
             Writers::start(readers.to_driver(tx), Duration::from_secs(5)).expect("writers");
         let (listener, near) = stream();
