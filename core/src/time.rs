@@ -78,7 +78,7 @@ impl Sub<Instant> for Instant {
     }
 }
 
-/// A measured or configured span (`std::time::Duration` is this type) as the core's:
+/// A measured or configured span (the standard library's `Duration` is this type) as the core's:
 /// whole milliseconds, rounded down, saturating. How a shell hands time to the core.
 impl From<core::time::Duration> for Duration {
     fn from(d: core::time::Duration) -> Duration {
@@ -86,7 +86,7 @@ impl From<core::time::Duration> for Duration {
     }
 }
 
-/// The core's span as `core::time::Duration` (`std::time::Duration`), for a shell's
+/// The core's span as `core::time::Duration` (the standard library's too), for a shell's
 /// sleeps and timeouts.
 impl From<Duration> for core::time::Duration {
     fn from(d: Duration) -> core::time::Duration {

@@ -420,8 +420,7 @@ fn join_room(
             ready_limit(rx_count)
         ));
     }
-    let sender =
-        sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
+    let sender = sender_for(addr, setup.wire).map_err(|e| format!("connecting the sender: {e}"))?;
     settle(setup.hub, setup.wire);
     Ok((rx, sender))
 }

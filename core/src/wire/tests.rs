@@ -1,4 +1,5 @@
-//! The wire format's own tests: round trips, limits, banners and refusals.
+//! The wire format's own tests: round trips, limits, banners and refusals
+//! (compiled only under `#[cfg(test)]`, from `mod.rs`).
 
 use super::*;
 
