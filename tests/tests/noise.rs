@@ -394,6 +394,34 @@ fn linked(room: Option<&[u8; 32]>) -> (Session, Session) {
 }
 
 #[test]
+fn the_overhead_says_what_each_message_adds_to_its_payload() {
+    let room = key(9);
+    for (room, first) in [(None, 32), (Some(&room), 32 + TAG)] {
+        let mut i = session(Role::Initiator, 1, 3, room);
+        let mut r = session(Role::Responder, 2, 4, room);
+        let (mut buf, mut got) = ([0u8; 256], [0u8; 256]);
+        // e; then e, s (tagged) and the tag of the payload; then s and the tag.
+        for (step, want) in [first, 32 + 48 + TAG, 48 + TAG].into_iter().enumerate() {
+            let (w, rd) = if step % 2 == 0 {
+                (&mut i, &mut r)
+            } else {
+                (&mut r, &mut i)
+            };
+            assert_eq!(
+                (w.overhead(), rd.overhead()),
+                (want, want),
+                "message {}",
+                step + 1
+            );
+            let n = w.write_handshake(b"hello", &mut buf).unwrap();
+            assert_eq!(n, want + 5);
+            rd.read_handshake(&buf[..n], &mut got).unwrap();
+        }
+        assert_eq!((i.overhead(), r.overhead()), (TAG, TAG));
+    }
+}
+
+#[test]
 fn a_flipped_bit_in_a_transport_message_is_refused_and_ends_the_session() {
     let text = b"meet at noon";
     let len = text.len() + TAG;

@@ -230,7 +230,8 @@ impl Session {
 
     /// Writes our next handshake message, carrying `payload`, into `out`, and
     /// returns its length. The last one (message 3, the initiator's) moves the
-    /// session to [`Step::Transport`].
+    /// session to [`Step::Transport`]. Message 1's payload is sent in the clear
+    /// (XX) or under the room key only (XXpsk0), so meshtalk leaves it empty.
     pub fn write_handshake(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, NoiseError> {
         let State::Handshake { hs, done, .. } = &mut self.state else {
             return Err(self.out_of_turn());
