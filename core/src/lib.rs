@@ -15,6 +15,7 @@ pub mod fuzz;
 pub mod limits;
 mod names;
 pub mod node;
+pub mod noise;
 pub mod offer;
 mod outbox;
 pub mod peers;
