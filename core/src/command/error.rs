@@ -41,14 +41,14 @@ pub enum ParseError<'a> {
     PortOutOfRange(&'a str),
     /// A word starting with `#` that is not `#` and a number from 1.
     BadPeerNumber(&'a str),
-    /// An alias that [`validate_alias`] refuses.
+    /// An alias that [`validate_alias`](crate::alias::validate_alias) refuses.
     BadAlias {
         /// The alias as typed.
         alias: &'a str,
         /// What is wrong with it.
         error: AliasError,
     },
-    /// A `/nick` name that [`validate_alias`] refuses (names and aliases are alike).
+    /// A `/nick` name that [`validate_alias`](crate::alias::validate_alias) refuses (names and aliases are alike).
     BadName {
         /// The name as typed.
         name: &'a str,

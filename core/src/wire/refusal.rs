@@ -7,8 +7,8 @@ pub const BUSY: &str = "busy: in a chat with someone else; try again later";
 /// What a one-peer server tells a second client before closing its connection.
 pub const BUSY_SERVING: &str = "busy: serving another client; try again later";
 
-/// Why a connection was turned away: told to it as [`Message::Refuse`], or as a
-/// [`write_refusal_line`] line before any banner.
+/// Why a connection was turned away: told to it as [`Message::Refuse`](super::Message::Refuse), or as a
+/// [`write_refusal_line`](super::write_refusal_line) line before any banner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// A one-peer node is in a chat already: [`BUSY`].
@@ -71,7 +71,7 @@ impl Refusal {
         }
     }
 
-    /// The word for the refusal in a [`write_refusal_line`] line.
+    /// The word for the refusal in a [`write_refusal_line`](super::write_refusal_line) line.
     pub(super) fn word(self) -> &'static str {
         match self {
             Refusal::Busy => "busy",
