@@ -5,12 +5,12 @@
 use std::net::SocketAddr;
 
 use meshtalk_core::command::{self, Command};
-use meshtalk_core::node::{Config, Event, Kind, NodeError, Reason};
+use meshtalk_core::node::{Config, Event, Handled, Input, Kind, NodeError, Reason};
 use meshtalk_core::peers::{Direction, LookupError, PeerId, PeerTable};
 use meshtalk_core::shell::script::{EXIT_FAILED, EXIT_UNDELIVERED, Next, Script, Status, Step};
 use meshtalk_core::time::{Duration, Instant};
 
-use meshtalk_tests::harness::{Pair, TestNode, command};
+use meshtalk_tests::harness::{Pair, TestNode, command, drain};
 
 /// The script of a node with the default config (a line waits 25 s at most,
 /// the end of input 10 s).
@@ -205,6 +205,18 @@ fn a_room_message_waits_for_a_dial_under_way_past_the_bound() {
     assert!(script.holds(at(10 * WAIT), &parse("broadcast hi"), &node, false));
     assert!(script.holds(at(10 * WAIT), &Command::Say { text: "hi" }, &node, false));
     assert!(!script.holds(at(0), &parse("broadcast hi"), &idle_node(), false));
+}
+
+#[test]
+fn a_link_ready_or_one_that_came_in_is_no_dial_under_way() {
+    let pair = Pair::connect(|name, id| Config::new(name, id).unwrap());
+    let mut accepting = idle_node();
+    let accepted = accepting.handle_input(at(0), Input::Accepted { addr: addr() });
+    assert!(matches!(accepted, Ok(Handled::Accepted(_))));
+    drain(&mut accepting, at(0));
+    let broadcast = parse("broadcast hi");
+    assert!(!script().holds(at(0), &broadcast, &pair.a, false));
+    assert!(!script().holds(at(0), &broadcast, &accepting, false));
 }
 
 #[test]
