@@ -42,3 +42,4 @@ pub mod backoff;
 pub mod feed;
 pub mod flow;
 pub mod rate;
+pub mod script;

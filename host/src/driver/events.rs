@@ -28,7 +28,7 @@ impl Driver {
             }
             _ => {}
         }
-        let line = self.line_of(event);
+        let line = self.script.rules.answers(event);
         let alias = event.peer().and_then(|peer| self.aliases.get(&peer));
         let now = self.now();
         if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {

@@ -45,11 +45,6 @@ type HostFeeder = Feeder<MAX_PEERS>;
 /// How long the writers get to send what is queued when the program ends.
 pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
 
-/// The exit status when a command from stdin failed (a dial included).
-pub const EXIT_FAILED: i32 = 1;
-/// The exit status when a message went undelivered (added to [`EXIT_FAILED`]: 5 is both).
-pub const EXIT_UNDELIVERED: i32 = 4;
-
 /// How the host runs its connections, from the command line.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
@@ -126,6 +121,7 @@ pub fn run(
         stall: Some(stall),
         ..flow::Limits::default()
     };
+    let script = Script::new(credits, &config);
     let mut driver = Driver {
         flow: HostFlow::new(limits, config.node_id),
         node: HostNode::new(Config {
@@ -155,10 +151,7 @@ pub fn run(
         mode,
         actions: Vec::new(),
         quit: None,
-        script: Script::new(credits),
-        current_line: None,
-        finished: false,
-        dial_line: HashMap::new(),
+        script,
         interactive: prompt.interactive(),
         said: None,
         grammar,
@@ -232,12 +225,6 @@ struct Driver {
     quit: Option<i32>,
     /// Stdin's lines waiting their turn, and how they went (see [`Script`]).
     script: Script,
-    /// The input line being carried out: its dials, sends and errors name it.
-    current_line: Option<u64>,
-    /// Everything is done: the program says goodbye and exits.
-    finished: bool,
-    /// The input line of each dial under way.
-    dial_line: HashMap<PeerId, u64>,
     /// A person types at a terminal: text errors carry no line numbers.
     interactive: bool,
     /// At a terminal, the message of the command being carried out, shown as `you -> ...`.
@@ -264,7 +251,7 @@ impl Driver {
             self.stall_wake,
             self.limiter.as_ref().and_then(Limiter::next_at),
             self.backoff.next_at(),
-            self.script.next_at(self.wait_limit()),
+            self.script.rules.next_at(),
             self.readers.linger_until(),
         ]
         .into_iter()
@@ -284,7 +271,7 @@ impl Driver {
         const ROUND_TURNS: usize = 64;
         let mut readable = Vec::new();
         loop {
-            if self.quit.is_some() || self.finished {
+            if self.quit.is_some() || self.script.rules.finished() {
                 return;
             }
             let busy = !self.ready.is_empty() || !self.feeder.turns().is_empty();
@@ -588,9 +575,7 @@ impl Driver {
                     }
                 }
                 Output::Connect { peer, host, port } => {
-                    if let Some(line) = self.current_line {
-                        self.dial_line.insert(peer, line);
-                    }
+                    self.script.rules.dialled(peer);
                     if self.reconnect {
                         // A re-dial keeps its backoff.
                         let host = host.to_string();
@@ -658,7 +643,8 @@ impl Driver {
         self.done = None;
         crate::screen::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
-        self.quit.unwrap_or_else(|| self.script.status())
+        self.quit
+            .unwrap_or_else(|| i32::from(self.script.rules.status().code()))
     }
 
     /// Carries out what the mode asked for, in order (each command drains the node,
