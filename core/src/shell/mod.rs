@@ -5,7 +5,9 @@
 //! A shell moves bytes; these rules decide *when*: whose bytes the node is fed
 //! next and how many ([`feed`]), when input pauses because output waits and who is
 //! dropped for not reading ([`flow`]), how fast one peer may speak ([`rate`]), and
-//! when a dropped link is dialled again ([`backoff`]). Like the node they are
+//! when a dropped link is dialled again ([`backoff`]), and how input run as a
+//! script goes: which line runs, which waits and until when, which line an event
+//! answers, and the exit status ([`script`]). Like the node they are
 //! pure: no clock (`now` comes in), no allocation (fixed capacity `P`, one slot per
 //! peer-table slot), no panic on any input.
 //!
@@ -29,8 +31,9 @@
 //!   writes progress -> flow.taken; then feeder.resume() / next_resumed: the paused
 //!   peers the flow lets go on are fed first, in the order they paused
 //!        v
-//!   one turn of feeder.next_turn(); flow.next_stalled(now) drops non-readers;
-//!   backoff.next_due(now) dials again
+//!   the turns of feeder.next_turn() (a round's writes go out once, at its end);
+//!   flow.next_stalled(now) drops non-readers; backoff.next_due(now) dials again;
+//!   script.next_line(): the next input line runs, waits or is done
 //! ```
 //!
 //! A module of the core rather than a crate of its own: the rules speak the core's
