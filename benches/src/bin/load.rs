@@ -425,6 +425,68 @@ fn join_room(
     Ok((rx, sender))
 }
 
+/// A blast's measures from its start: the hub's CPU and syscalls, the tool's CPU,
+/// and the deliveries so far. `end` drains, takes the receivers' tallies and fills
+/// in the run's throughput, CPU and blast latencies, the same for every load.
+struct Blast {
+    span: Span,
+    tool_cpu0: f64,
+    delivered0: u64,
+    settled0: u64,
+    start_ns: u64,
+    shared: std::sync::Arc<Shared>,
+}
+
+impl Blast {
+    fn start(hub: &Hub, shared: &std::sync::Arc<Shared>, perf: bool) -> Blast {
+        Blast {
+            span: Span::start(hub, perf),
+            tool_cpu0: own_cpu(false),
+            delivered0: shared.delivered.load(Ordering::Relaxed),
+            settled0: shared.settled(),
+            start_ns: now_ns(),
+            shared: shared.clone(),
+        }
+    }
+
+    /// Ends the blast once `expected` more deliveries are settled (or the drain
+    /// gives up), with `last` the last sequence sent.
+    fn end(self, run: &mut Run, hub: Hub, rx: Receivers, expected: u64, last: u32) {
+        let shared = &self.shared;
+        let end_ns = now_ns();
+        drain(shared, || self.settled0 + expected, end_ns);
+        let wall = blast_secs(shared, self.start_ns, end_ns);
+        let delivered = shared.delivered.load(Ordering::Relaxed) - self.delivered0;
+        let hub_cpu = self.span.end(&hub, run);
+        let tool_cpu = own_cpu(false) - self.tool_cpu0;
+        let closed = shared.closed.load(Ordering::Relaxed);
+        let (tallies, rx_cpu) = rx.finish(last);
+        drop(hub);
+        if closed > 0 {
+            run.saturated
+                .push(format!("{closed} receivers closed by the hub"));
+        }
+        if rx_cpu > 0.9 * wall {
+            run.saturated.push(format!(
+                "a receiver thread busy {:.0}%",
+                rx_cpu * 100.0 / wall
+            ));
+        }
+        run.delivered = delivered;
+        run.msgs_per_s = delivered as f64 / wall;
+        run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
+        run.tool_cpu_pct = tool_cpu * 100.0 / wall;
+        for t in tallies {
+            run.tally.add(t);
+        }
+        run.tally.blast_us.sort_unstable();
+        let ms = |us: u32| f64::from(us) / 1000.0;
+        run.blast_p50 = ms(percentile(&run.tally.blast_us, 50.0));
+        run.blast_p99 = ms(percentile(&run.tally.blast_us, 99.0));
+        run.tally.blast_us = Vec::new();
+    }
+}
+
 fn fanout(
     programs: &Programs,
     o: &Opts,
@@ -478,13 +540,10 @@ fn fanout(
         / shared.delivered.load(Ordering::Relaxed).max(1) as f64;
 
     // Blast: as fast as the hub takes it, at most `window` messages in flight per receiver.
-    let span = Span::start(&hub, o.perf);
-    let tool_cpu0 = own_cpu(false);
+    let blast = Blast::start(&hub, &shared, o.perf);
     let sender_cpu0 = own_cpu(true);
-    let delivered0 = shared.delivered.load(Ordering::Relaxed);
-    let settled0 = shared.settled();
+    let settled0 = blast.settled0;
     let start = Instant::now();
-    let start_ns = now_ns();
     let stop_at = start + Duration::from_secs_f64(o.blast);
     let mut seq = o.paced;
     let batch = 16;
@@ -510,25 +569,9 @@ fn fanout(
             .map_err(|e| format!("sending: {e}"))?;
     }
     let sending = start.elapsed().as_secs_f64();
-    let end_ns = now_ns();
     let sent = u64::from(seq - o.paced);
-    drain(&shared, || settled0 + sent * rxn, end_ns);
-    let wall = blast_secs(&shared, start_ns, end_ns);
     let sender_cpu = own_cpu(true) - sender_cpu0;
-    let delivered = shared.delivered.load(Ordering::Relaxed) - delivered0;
-    let hub_cpu = span.end(&hub, &mut run);
-    run.delivered = delivered;
-    let tool_cpu = own_cpu(false) - tool_cpu0;
-    let closed = shared.closed.load(Ordering::Relaxed);
-    let (tallies, rx_cpu) = rx.finish(seq);
-    drop(hub);
-    if closed > 0 {
-        run.saturated
-            .push(format!("{closed} receivers closed by the hub"));
-    }
-    run.msgs_per_s = delivered as f64 / wall;
-    run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
-    run.tool_cpu_pct = tool_cpu * 100.0 / wall;
+    blast.end(&mut run, hub, rx, sent * rxn, seq);
     run.sender_wait_pct = waited.as_secs_f64() * 100.0 / sending;
     let busy = sending - waited.as_secs_f64();
     if sender_cpu > 0.9 * busy.max(1e-9) && waited.as_secs_f64() < 0.05 * sending {
@@ -537,24 +580,12 @@ fn fanout(
             sender_cpu * 100.0 / sending
         ));
     }
-    if rx_cpu > 0.9 * wall {
-        run.saturated.push(format!(
-            "a receiver thread busy {:.0}%",
-            rx_cpu * 100.0 / wall
-        ));
-    }
-    for t in tallies {
-        run.tally.add(t);
-    }
     run.tally.paced_us.sort_unstable();
-    run.tally.blast_us.sort_unstable();
     let ms = |us: u32| f64::from(us) / 1000.0;
     run.paced_p50 = ms(percentile(&run.tally.paced_us, 50.0));
     run.paced_p99 = ms(percentile(&run.tally.paced_us, 99.0));
     run.paced_max = ms(percentile(&run.tally.paced_us, 100.0));
-    run.blast_p99 = ms(percentile(&run.tally.blast_us, 99.0));
     run.tally.paced_us = Vec::new();
-    run.tally.blast_us = Vec::new();
     Ok(run)
 }
 
@@ -916,12 +947,8 @@ fn closed_loop(
     let _ = shared.waiter.set(thread::current());
     let mut run = Run::default();
     let (mut buf, mut text) = (Vec::with_capacity(64 * 1024), Vec::new());
-    let span = Span::start(&hub, o.perf);
-    let tool_cpu0 = own_cpu(false);
-    let delivered0 = shared.delivered.load(Ordering::Relaxed);
-    let settled0 = shared.settled();
+    let blast = Blast::start(&hub, &shared, o.perf);
     let start = Instant::now();
-    let start_ns = now_ns();
     let stop_at = start + Duration::from_secs_f64(o.blast);
     let w = o.closed_window;
     let (mut next, mut writes) = (1u32, 0u64);
@@ -962,42 +989,10 @@ fn closed_loop(
         }
         thread::park_timeout(Duration::from_millis(1));
     }
-    let end_ns = now_ns();
     let sent = next - 1;
-    let rxn = rx_count as u64;
-    drain(&shared, || settled0 + u64::from(sent) * rxn, end_ns);
-    let wall = blast_secs(&shared, start_ns, end_ns);
-    let delivered = shared.delivered.load(Ordering::Relaxed) - delivered0;
-    let hub_cpu = span.end(&hub, &mut run);
-    let tool_cpu = own_cpu(false) - tool_cpu0;
-    let closed = shared.closed.load(Ordering::Relaxed);
-    let (tallies, rx_cpu) = rx.finish(sent);
-    drop(hub);
-    if closed > 0 {
-        run.saturated
-            .push(format!("{closed} receivers closed by the hub"));
-    }
-    if rx_cpu > 0.9 * wall {
-        run.saturated.push(format!(
-            "a receiver thread busy {:.0}%",
-            rx_cpu * 100.0 / wall
-        ));
-    }
-    run.delivered = delivered;
-    run.msgs_per_s = delivered as f64 / wall;
-    run.hub_cpu_us_per_msg = hub_cpu * 1e6 / delivered.max(1) as f64;
-    run.tool_cpu_pct = tool_cpu * 100.0 / wall;
+    blast.end(&mut run, hub, rx, u64::from(sent) * rx_count as u64, sent);
     run.sender_writes = writes;
     run.lines_sent = u64::from(sent);
-    for t in tallies {
-        run.tally.add(t);
-    }
-    run.tally.blast_us.sort_unstable();
-    let ms = |us: u32| f64::from(us) / 1000.0;
-    run.blast_p50 = ms(percentile(&run.tally.blast_us, 50.0));
-    run.blast_p99 = ms(percentile(&run.tally.blast_us, 99.0));
-    run.tally.paced_us = Vec::new();
-    run.tally.blast_us = Vec::new();
     Ok(run)
 }
 
