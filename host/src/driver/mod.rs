@@ -723,7 +723,7 @@ impl Conns {
     /// ends: well below the flow's high water (1 MiB a peer).
     const FLUSH_AT: usize = 64 << 10;
     /// Bytes in the pool past which a batch is written before its round ends: the
-    /// room it keeps (a native room message is one copy per receiver).
+    /// room it keeps (a fan-out to peers of mixed kinds copies its bytes again at each change of kind).
     const POOL_FLUSH_AT: usize = POOL_KEEP;
 
     /// Queues the node's `data` for `peer` (the bytes copied last, when the node
