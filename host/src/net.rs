@@ -832,21 +832,52 @@ mod tests {
         assert_eq!(plain_error(&other), "name or service not known");
     }
 
-    #[test]
-    fn bytes_a_socket_cannot_take_at_once_arrive_whole_and_in_order_then_the_close() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut readers = Readers::new(Clock::start()).expect("poll");
+    /// A connection's near end with its poll and writer thread, and the far end.
+    struct Opened {
+        conn: Conn,
+        far: TcpStream,
+        readers: Readers,
+        writers: Writers,
+        /// What the writer thread tells the driver.
+        progress: std::sync::mpsc::Receiver<Msg>,
+        /// Disconnected once every holder of the connection's `done` is gone.
+        done: std::sync::mpsc::Receiver<()>,
+    }
+
+    fn open() -> Opened {
+        let (tx, progress) = std::sync::mpsc::channel();
+        let readers = Readers::new(Clock::start()).expect("poll");
         let writers =
             Writers::start(readers.to_driver(tx), Duration::from_secs(5)).expect("writers");
         let (listener, near) = stream();
-        let (mut far, _) = listener.accept().expect("accept");
-        let (done, done_rx) = std::sync::mpsc::channel();
+        let (far, _) = listener.accept().expect("accept");
+        let (done_tx, done) = std::sync::mpsc::channel();
         let mut table = meshtalk_core::peers::PeerTable::<(), 1>::new(1);
         let peer = table
             .insert(None, meshtalk_core::peers::Direction::Inbound, None, ())
             .map_err(|_| "table full")
             .expect("peer");
-        let mut conn = Conn::start(peer, near, &writers, &readers, Token(0), done).expect("conn");
+        let conn = Conn::start(peer, near, &writers, &readers, Token(0), done_tx).expect("conn");
+        Opened {
+            conn,
+            far,
+            readers,
+            writers,
+            progress,
+            done,
+        }
+    }
+
+    #[test]
+    fn bytes_a_socket_cannot_take_at_once_arrive_whole_and_in_order_then_the_close() {
+        let Opened {
+            mut conn,
+            mut far,
+            mut readers,
+            writers: _writers,
+            progress: rx,
+            done: done_rx,
+        } = open();
         // Far more than a loopback socket buffers: most of it waits for the writer thread.
         let sent: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
         for start in (0..sent.len()).step_by(1000) {
@@ -887,19 +918,14 @@ mod tests {
 
     #[test]
     fn pieces_of_the_pool_apart_from_each_other_arrive_whole_and_in_order() {
-        let (tx, _rx) = std::sync::mpsc::channel();
-        let mut readers = Readers::new(Clock::start()).expect("poll");
-        let writers =
-            Writers::start(readers.to_driver(tx), Duration::from_secs(5)).expect("writers");
-        let (listener, near) = stream();
-        let (mut far, _) = listener.accept().expect("accept");
-        let (done, _done_rx) = std::sync::mpsc::channel();
-        let mut table = meshtalk_core::peers::PeerTable::<(), 1>::new(1);
-        let peer = table
-            .insert(None, meshtalk_core::peers::Direction::Inbound, None, ())
-            .map_err(|_| "table full")
-            .expect("peer");
-        let mut conn = Conn::start(peer, near, &writers, &readers, Token(0), done).expect("conn");
+        let Opened {
+            mut conn,
+            mut far,
+            mut readers,
+            writers: _writers,
+            progress: _progress,
+            done: _done,
+        } = open();
         let pool: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
         let mut want = Vec::new();
         // Five pieces of 1 MiB with gaps, more than the socket takes at once;

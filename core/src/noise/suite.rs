@@ -23,6 +23,11 @@ pub(super) type Pair = KeyPair<<X25519 as Dh>::PubKey, <X25519 as Dh>::PrivateKe
 #[derive(Default, Clone)]
 pub(super) struct NoRng;
 
+// Unreachable by construction: the one place a handshake is made,
+// `Session::with_prologue`, always hands clatter `Some(ephemeral)`, and clatter
+// draws from its RNG only to make an ephemeral key it was not given. Every
+// handshake test (vectors, snow, random bytes) runs through here without a call.
+// A panic, not zeros: a predictable key would be worse than stopping.
 impl RngCore for NoRng {
     fn next_u32(&mut self) -> u32 {
         unreachable!("meshtalk hands every ephemeral key in")
