@@ -5,6 +5,7 @@ use core::fmt;
 use core::net::SocketAddr;
 
 use crate::frame::FrameError;
+use crate::noise::PeerError;
 use crate::peers::{Direction, PeerId};
 use crate::time::Duration;
 pub use crate::wire::{BUSY, BUSY_SERVING, Refusal};
@@ -43,6 +44,10 @@ pub enum Event<S> {
         direction: Direction,
         /// Whether it is another meshtalk or a plain-text program.
         kind: Kind,
+        /// The link is encrypted and the peer authenticated (protocol 2); its
+        /// key is [`Node::remote_key`](crate::node::Node::remote_key). A text
+        /// peer never is.
+        encrypted: bool,
     },
     /// A `connect` failed.
     ConnectFailed {
@@ -175,6 +180,8 @@ pub enum Fault {
     FrameUnfinished,
     /// The connection loops back to this very node.
     Itself,
+    /// The secure link failed: its handshake, or a message's integrity check.
+    Secure(PeerError),
 }
 
 impl fmt::Display for Fault {
@@ -188,6 +195,7 @@ impl fmt::Display for Fault {
             Fault::HelloMissing => f.write_str("no hello after the banner"),
             Fault::FrameUnfinished => f.write_str("frame not finished in time"),
             Fault::Itself => f.write_str("connected to this node itself"),
+            Fault::Secure(e) => write!(f, "{e}"),
         }
     }
 }
@@ -213,7 +221,9 @@ impl<S> Reason<S> {
     /// one that refused us as busy (a typed [`Refusal`]), or this very node.
     pub fn redials(&self) -> bool {
         match self {
-            Reason::Local | Reason::Duplicate { .. } | Reason::Fault(Fault::Itself) => false,
+            Reason::Local
+            | Reason::Duplicate { .. }
+            | Reason::Fault(Fault::Itself | Fault::Secure(PeerError::RoomKey)) => false,
             Reason::Refused(why) => !why.is_busy(),
             Reason::Bye(_)
             | Reason::Closed
@@ -270,7 +280,9 @@ impl<S> Event<S> {
                 addr,
                 direction,
                 kind,
+                encrypted,
             } => Event::Connected {
+                encrypted,
                 peer,
                 alias: f(alias),
                 addr,

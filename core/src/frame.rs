@@ -377,6 +377,21 @@ const fn header_len_u32(len: u32) -> usize {
     bits.div_ceil(7) as usize
 }
 
+/// The body of `frame`, one whole frame as [`encode`] writes it; `None` when
+/// `frame` is not exactly one frame (a header that is no varint, or a length
+/// other than what is left).
+pub fn body_of(frame: &[u8]) -> Option<&[u8]> {
+    let mut len: u64 = 0;
+    for (i, &b) in frame.iter().enumerate().take(MAX_HEADER) {
+        len |= u64::from(b & PAYLOAD) << (7 * i);
+        if b & CONTINUE == 0 {
+            let body = frame.get(i + 1..)?;
+            return (body.len() as u64 == len).then_some(body);
+        }
+    }
+    None
+}
+
 /// Writes `body` framed (header + body) at the start of `out`; returns the frame length. If `out` is too
 /// small, returns the size needed and leaves `out` untouched.
 ///

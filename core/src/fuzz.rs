@@ -322,7 +322,10 @@ impl<'d> Run<'d> {
             0 => {
                 let Some(b) = self.byte() else { return };
                 let addr = Self::addr(b);
-                self.input(Input::Accepted { addr });
+                self.input(Input::Accepted {
+                    addr,
+                    entropy: [0; 32],
+                });
             }
             1 => {
                 // A banner, then whatever follows.
@@ -382,7 +385,11 @@ impl<'d> Run<'d> {
                 let b = self.byte().unwrap_or(0);
                 if b & 1 == 0 {
                     let addr = Self::addr(b >> 1);
-                    self.input(Input::Connected { peer, addr });
+                    self.input(Input::Connected {
+                        peer,
+                        addr,
+                        entropy: [0; 32],
+                    });
                 } else {
                     let reason = "refused";
                     self.input(Input::ConnectFailed { peer, reason });

@@ -17,8 +17,9 @@ pub const DEFAULT_HOPS: u8 = 8;
 pub const WINDOW: usize = 32;
 /// Origins whose broadcasts the node remembers.
 pub const ORIGINS: usize = 64;
-/// Bytes a frame needs besides its text (tag, ids, the sender's name, lengths).
-pub const FRAME_OVERHEAD: usize = 64;
+/// Bytes a frame needs besides its text (tag, ids, the sender's name, lengths,
+/// and on a secure link the 16-byte authentication tag).
+pub const FRAME_OVERHEAD: usize = 80;
 /// The longest host name a `connect` may carry.
 pub const MAX_HOST: usize = 253;
 

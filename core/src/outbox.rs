@@ -42,8 +42,15 @@ impl Span {
 /// One pending output.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Job {
-    /// Bytes for one peer.
+    /// A frame or a text peer's line for one peer (a frame is sealed as it
+    /// goes out on a secure link).
     Send {
+        peer: PeerId,
+        data: Span,
+    },
+    /// Bytes for one peer that go as they are: banners, handshake messages,
+    /// refusal lines, and frames sealed already.
+    Raw {
         peer: PeerId,
         data: Span,
     },

@@ -166,7 +166,7 @@ impl Shell {
             None => {
                 // The far end of the UART has no address the firmware could know.
                 let addr = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
-                let accepted = node.handle_input(now, Input::Accepted { addr });
+                let accepted = node.handle_input(now, Input::Accepted { addr, entropy: [0; 32] });
                 self.drain(node, now);
                 match accepted {
                     Ok(Handled::Accepted(peer)) => {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use meshtalk_core::alias::mentions;
 use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
-use meshtalk_core::node::{Event, PeerInfo, Phase};
+use meshtalk_core::node::{Event, Kind, PeerInfo, Phase};
 use meshtalk_core::peers::PeerId;
 use serde_json::{Value, json};
 
@@ -279,9 +279,11 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             addr,
             direction: d,
             kind: k,
+            encrypted,
         } => json!({
             "event": "connected", "peer": peer.number(), "alias": alias,
             "addr": addr.to_string(), "direction": d.name(), "kind": k.name(),
+            "encrypted": encrypted,
         }),
         Event::ConnectFailed {
             peer,
@@ -362,13 +364,19 @@ impl Display for EventText<'_> {
                 addr,
                 direction: d,
                 kind: k,
+                encrypted,
             } => write!(
                 f,
-                "{} {peer} {} ({addr}, {}, {})",
+                "{} {peer} {} ({addr}, {}, {}){}",
                 Paint(GREEN, "connected"),
                 Name(alias),
                 d.name(),
-                k.name()
+                k.name(),
+                match (encrypted, k) {
+                    (true, _) => ", encrypted",
+                    (false, Kind::Text(_)) => ", unencrypted",
+                    (false, Kind::Native) => "",
+                }
             ),
             // The reason says where: `127.0.0.1 port 1: connection refused`.
             Event::ConnectFailed { reason, .. } => write!(

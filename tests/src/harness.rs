@@ -105,6 +105,8 @@ pub struct Pair {
     pub b_to_a: PeerId,
     pub a_events: Vec<Event<String>>,
     pub b_events: Vec<Event<String>>,
+    /// Every byte carried between them, both ways, in the order carried.
+    pub wire: Vec<u8>,
 }
 
 impl Pair {
@@ -121,7 +123,13 @@ impl Pair {
         };
         assert_eq!(host, "127.0.0.1");
         let Handled::Accepted(b_to_a) = b
-            .handle_input(now, Input::Accepted { addr: addr(5000) })
+            .handle_input(
+                now,
+                Input::Accepted {
+                    addr: addr(5000),
+                    entropy: [0xb0; 32],
+                },
+            )
             .unwrap()
         else {
             panic!("not accepted")
@@ -133,8 +141,10 @@ impl Pair {
             b_to_a,
             a_events: vec![],
             b_events: vec![],
+            wire: vec![],
         };
         let connected = Input::Connected {
+            entropy: [0xa0; 32],
             peer: a_to_b,
             addr: addr(4000),
         };
@@ -160,6 +170,7 @@ impl Pair {
                     _ => {}
                 }
             }
+            self.wire.extend(&bytes);
             if !bytes.is_empty() {
                 queue.push((receive(node, Instant::from_millis(0), to, &bytes), !from_a));
             }

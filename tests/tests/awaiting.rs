@@ -20,7 +20,13 @@ fn frame(msg: Message<'_>) -> Vec<u8> {
 fn node_with_bob() -> (TestNode, PeerId) {
     let mut node = TestNode::new(Config::new("alice", 1).unwrap());
     let addr = SocketAddr::from(([10, 0, 0, 2], 5000));
-    let peer = match node.handle_input(Instant::ZERO, Input::Accepted { addr }) {
+    let peer = match node.handle_input(
+        Instant::ZERO,
+        Input::Accepted {
+            addr,
+            entropy: [0; 32],
+        },
+    ) {
         Ok(Handled::Accepted(peer)) => peer,
         other => panic!("{other:?}"),
     };

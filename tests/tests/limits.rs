@@ -32,7 +32,13 @@ fn timeout(node: &mut TestNode, now: Instant) -> Vec<Out> {
 
 fn accept(node: &mut TestNode, from: SocketAddr) -> PeerId {
     match node
-        .handle_input(Instant::ZERO, Input::Accepted { addr: from })
+        .handle_input(
+            Instant::ZERO,
+            Input::Accepted {
+                addr: from,
+                entropy: [0; 32],
+            },
+        )
         .unwrap()
     {
         Handled::Accepted(peer) => peer,
@@ -109,6 +115,7 @@ impl Link {
             &mut link.a,
             Instant::ZERO,
             Input::Connected {
+                entropy: [0; 32],
                 peer: a_to_b,
                 addr: addr(2, 4000),
             },

@@ -211,7 +211,13 @@ fn a_room_message_waits_for_a_dial_under_way_past_the_bound() {
 fn a_link_ready_or_one_that_came_in_is_no_dial_under_way() {
     let pair = Pair::connect(|name, id| Config::new(name, id).unwrap());
     let mut accepting = idle_node();
-    let accepted = accepting.handle_input(at(0), Input::Accepted { addr: addr() });
+    let accepted = accepting.handle_input(
+        at(0),
+        Input::Accepted {
+            addr: addr(),
+            entropy: [0; 32],
+        },
+    );
     assert!(matches!(accepted, Ok(Handled::Accepted(_))));
     drain(&mut accepting, at(0));
     let broadcast = parse("broadcast hi");
@@ -426,6 +432,7 @@ fn a_dials_outcome_answers_the_line_that_dialled() {
         addr: addr(),
         direction: Direction::Outbound,
         kind: Kind::Native,
+        encrypted: true,
     };
     assert_eq!(script.answers(&connected), Some(1));
     // Its later departure answers whatever line is running.

@@ -234,7 +234,13 @@ fn a_text_peers_line_is_shown_and_the_node_goes_on() {
         let mut node = Box::new(SimNode::new(config));
         let t = Instant::ZERO;
         let addr = "10.0.0.9:4000".parse().unwrap();
-        let Ok(Handled::Accepted(peer)) = node.handle_input(t, Input::Accepted { addr }) else {
+        let Ok(Handled::Accepted(peer)) = node.handle_input(
+            t,
+            Input::Accepted {
+                addr,
+                entropy: [0; 32],
+            },
+        ) else {
             panic!("not accepted");
         };
         while !matches!(node.poll_output(t), Output::Timeout(_)) {}

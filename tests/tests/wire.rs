@@ -229,7 +229,7 @@ proptest! {
         prop_assert!(validate_alias(&name).is_ok());
         let mut out = [0u8; MAX_BANNER + 16];
         let n = write_banner(&name, &mut out).unwrap();
-        let expected = Sniff::Banner { banner: Banner { major: 1, name: &name }, len: n };
+        let expected = Sniff::Banner { banner: Banner { major: 1, name: &name, room: false }, len: n };
         prop_assert_eq!(sniff(&out[..n]), expected);
         // Whatever follows the line does not change it.
         let mut stream = out[..n].to_vec();

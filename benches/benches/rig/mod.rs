@@ -122,8 +122,13 @@ pub fn text_peer(node: &mut BenchNode, i: usize) -> PeerId {
 fn accept(node: &mut BenchNode, i: usize) -> PeerId {
     let port = u16::try_from(10_000 + i).expect("a port");
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(Handled::Accepted(peer)) = node.handle_input(Instant::ZERO, Input::Accepted { addr })
-    else {
+    let Ok(Handled::Accepted(peer)) = node.handle_input(
+        Instant::ZERO,
+        Input::Accepted {
+            addr,
+            entropy: [0; 32],
+        },
+    ) else {
         panic!("accept refused");
     };
     drain(node, &mut Drained::default());

@@ -4,6 +4,7 @@ use heapless::String;
 
 use crate::command::{AliasError, validate_alias};
 use crate::limits;
+use crate::noise::KEY_LEN;
 use crate::route;
 use crate::time::Duration;
 use crate::wire::MAX_NAME;
@@ -51,6 +52,49 @@ pub struct Config {
     pub ping_after: Option<Duration>,
     /// A pinged peer that sends nothing at all for this long is dropped.
     pub dead_after: Duration,
+    /// Secure links (protocol 2: Noise after the banners) with these keys;
+    /// `None`: protocol 1, plaintext, which goes once every shell speaks 2.
+    pub secure: Option<Secure>,
+}
+
+/// The keys of a node with secure links, from the shell (the core reads no
+/// files and draws no randomness).
+#[derive(Clone)]
+pub struct Secure {
+    /// Our long-term static secret key; peers see and pin its public half.
+    pub identity: [u8; KEY_LEN],
+    /// A private room's key: only nodes holding the same key link (Noise psk0).
+    pub room_key: Option<[u8; KEY_LEN]>,
+    /// With a room key, let plain-text peers (netcat) join all the same, shown
+    /// as unencrypted; without it they are refused with a line saying why.
+    pub allow_text: bool,
+}
+
+/// Shows whether there is a room key, never a key.
+impl core::fmt::Debug for Secure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Secure")
+            .field("room", &self.room_key.is_some())
+            .field("allow_text", &self.allow_text)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Secure {
+    /// Secure links with `identity`, no room key, text peers allowed.
+    pub fn new(identity: [u8; KEY_LEN]) -> Self {
+        Secure {
+            identity,
+            room_key: None,
+            allow_text: false,
+        }
+    }
+
+    /// Whether text peers may join: always without a room key; with one, only
+    /// when allowed.
+    pub fn admits_text(&self) -> bool {
+        self.room_key.is_none() || self.allow_text
+    }
 }
 
 impl Config {
@@ -78,6 +122,7 @@ impl Config {
             frame_timeout: limits::FRAME_TIMEOUT,
             ping_after: Some(limits::PING_AFTER),
             dead_after: limits::DEAD_AFTER,
+            secure: None,
         })
     }
 }

@@ -5,15 +5,23 @@ use core::net::SocketAddr;
 
 use heapless::{String, Vec};
 
+use super::link::Noise;
 use super::{Event, Fault, Kind, Node, Phase, Reason, Refusal, Rx, Step, TextMode};
 use crate::frame::FrameDecoder;
+use crate::noise::{KEY_LEN, PeerError};
 use crate::outbox::Job;
 use crate::peers::{Alias, Direction, PeerId};
 use crate::time::Instant;
 use crate::wire::{self, BANNER_PREFIX, BannerError, MAX_BANNER, Message, Sniff};
 
 impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
-    pub(super) fn on_connected(&mut self, now: Instant, peer: PeerId, addr: SocketAddr) {
+    pub(super) fn on_connected(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        entropy: [u8; KEY_LEN],
+    ) {
         let Some(p) = self
             .peers
             .get_mut(peer)
@@ -24,6 +32,9 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return;
         };
         p.state.phase = Phase::Greeting;
+        if self.config.secure.is_some() {
+            p.state.noise = Noise::Entropy(entropy);
+        }
         self.peers.set_addr(peer, addr);
         self.send_banner(peer);
         self.set_deadline(peer, now + self.config.greeting_timeout);
@@ -109,7 +120,32 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return Step::Took(taken);
         };
         let held = buf.clone();
-        match wire::sniff(&held) {
+        let ours = match &self.config.secure {
+            Some(_) => wire::SECURE_VERSION,
+            None => wire::VERSION,
+        };
+        let sniffed = match wire::sniff(&held) {
+            Sniff::Banner { banner, .. } if banner.major != ours => {
+                Sniff::Error(BannerError::Version {
+                    major: banner.major,
+                    ours,
+                })
+            }
+            Sniff::Error(BannerError::Version { major, .. }) => {
+                Sniff::Error(BannerError::Version { major, ours })
+            }
+            other => other,
+        };
+        let inbound = p.direction == Direction::Inbound;
+        let secure = self.config.secure.is_some();
+        match sniffed {
+            Sniff::Banner { .. } if secure && p.state.refuse.is_some() => {
+                // Protocol 2 refuses at once, in the line a dialler reads in
+                // place of a banner (there are no keys to seal a message with).
+                if let Some(why) = p.state.refuse {
+                    self.refuse_with_line(peer, why);
+                }
+            }
             Sniff::Banner { .. } if p.state.refuse.is_some() => {
                 // Refused after its hello, which says whether it reads a typed
                 // refusal (see `refuse_native`); our banner lets it send one.
@@ -118,11 +154,32 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.send_banner(peer);
                 self.set_deadline(peer, now + self.config.banner_timeout);
             }
-            Sniff::Refused(why) if p.direction == Direction::Outbound => {
+            Sniff::Refused(why) if !inbound => {
                 self.drop_peer(peer, Reason::Refused(why), true);
             }
+            Sniff::Banner { banner, .. } if banner.major == wire::SECURE_VERSION => {
+                let room = self
+                    .config
+                    .secure
+                    .as_ref()
+                    .is_some_and(|s| s.room_key.is_some());
+                if inbound {
+                    // Our banner either way: a dialler with another room key
+                    // learns why, too.
+                    self.send_banner(peer);
+                }
+                if banner.room != room {
+                    self.fault(peer, Fault::Secure(PeerError::RoomKey));
+                    return Step::Took(taken);
+                }
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.state.rx = Rx::Frames(FrameDecoder::new());
+                    p.state.phase = Phase::Hello;
+                }
+                self.start_handshake(peer);
+                self.set_deadline(peer, now + self.config.banner_timeout);
+            }
             Sniff::Banner { banner, .. } => {
-                let inbound = p.direction == Direction::Inbound;
                 p.state.rx = Rx::Frames(FrameDecoder::new());
                 p.state.phase = Phase::Hello;
                 // The Connected event that follows hello carries the alias.
@@ -142,8 +199,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.set_deadline(peer, now + self.config.banner_timeout);
             }
             Sniff::Error(e) => {
-                if matches!(e, BannerError::Version { .. }) && p.direction == Direction::Inbound {
-                    // Let the other side say why, too.
+                if matches!(e, BannerError::Version { .. }) && inbound {
+                    // Let the other side say why, too: our banner names our version.
                     self.send_banner(peer);
                 }
                 self.fault(peer, Fault::Banner(e));
@@ -155,11 +212,16 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         Step::Took(taken)
     }
 
-    fn send_banner(&mut self, peer: PeerId) {
-        let name = &self.config.name;
-        if let Ok(data) = self.outbox.put_with(|out| wire::write_banner(name, out)) {
-            self.outbox.push(Job::Send { peer, data });
+    /// Refuses a connection with one plain line (a text peer reads it; a
+    /// dialling meshtalk reads it in place of a banner), then closes it.
+    fn refuse_with_line(&mut self, peer: PeerId, why: Refusal) {
+        if let Ok(data) = self
+            .outbox
+            .put_with(|out| wire::write_refusal_line(why, out))
+        {
+            self.outbox.push(Job::Raw { peer, data });
         }
+        self.refuse(peer, why);
     }
 
     /// Tells a native connection that may not join why, once its hello (or its
@@ -189,15 +251,23 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
+    /// Why a text peer may not join, if it may not: a private room (a room
+    /// key) that does not allow text.
+    pub(super) fn text_refusal(&self) -> Option<Refusal> {
+        let secure = self.config.secure.as_ref()?;
+        (!secure.admits_text()).then_some(Refusal::Private)
+    }
+
     pub(super) fn become_text(&mut self, now: Instant, peer: PeerId, held: &[u8], mode: TextMode) {
+        let private = self.text_refusal();
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
-        if let Some(why) = p.state.refuse {
-            let mut line: String<128> = String::new();
+        if let Some(why) = p.state.refuse.or(private) {
+            let mut line: String<256> = String::new();
             let _ = fmt::write(&mut line, format_args!("meshtalk: {why}\n"));
             if let Some(data) = self.outbox.put(&[line.as_bytes()]) {
-                self.outbox.push(Job::Send { peer, data });
+                self.outbox.push(Job::Raw { peer, data });
             }
             self.refuse(peer, why);
             return;
@@ -233,6 +303,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         };
         let direction = p.direction;
         let alias = Alias::try_from(p.alias()).unwrap_or_default();
+        let encrypted = self.is_encrypted(peer);
         if let Some(p) = self.peers.get_mut(peer) {
             // Got through: with `reconnect`, a drop by itself is dialled again.
             p.state.redial = direction == Direction::Outbound;
@@ -244,6 +315,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 addr,
                 direction,
                 kind,
+                encrypted,
             });
         }
         self.notice(Some(peer), format_args!("{alias} joined"));

@@ -4,6 +4,7 @@ use core::net::SocketAddr;
 
 use super::Event;
 use crate::command::Command;
+use crate::noise::KEY_LEN;
 use crate::peers::PeerId;
 use crate::time::Instant;
 
@@ -16,6 +17,9 @@ pub enum Input<'a> {
     Accepted {
         /// The remote address (its IP counts toward the per-address limit).
         addr: SocketAddr,
+        /// 32 fresh random bytes (the OS's; a test's seed): the ephemeral key of
+        /// the connection's Noise handshake. Never reuse them.
+        entropy: [u8; KEY_LEN],
     },
     /// The dial asked for by [`Output::Connect`] succeeded.
     Connected {
@@ -23,6 +27,8 @@ pub enum Input<'a> {
         peer: PeerId,
         /// The address actually connected to.
         addr: SocketAddr,
+        /// 32 fresh random bytes, as for [`Input::Accepted`].
+        entropy: [u8; KEY_LEN],
     },
     /// The dial asked for by [`Output::Connect`] failed; `reason` is shown to the person.
     ConnectFailed {

@@ -5,6 +5,7 @@ use heapless::Vec;
 use super::{Kind, Refusal};
 use crate::frame::FrameDecoder;
 use crate::limits::WINDOW;
+use crate::noise::{KEY_LEN, Session};
 use crate::time::Instant;
 use crate::wire::MAX_BANNER;
 
@@ -15,7 +16,8 @@ pub enum Phase {
     Dialing,
     /// Connected; waiting for the first bytes or a banner.
     Greeting,
-    /// Banners exchanged; waiting for the peer's hello.
+    /// Banners exchanged; waiting for the peer's hello (protocol 1), or the
+    /// Noise handshake under way, whose last messages carry the hellos (2).
     Hello,
     /// Ready to chat.
     Ready(Kind),
@@ -32,8 +34,21 @@ pub(super) enum Rx<const F: usize> {
     Text(Vec<u8, F>),
 }
 
+/// A connection's secure session, from its first entropy to its transport keys.
+#[allow(clippy::large_enum_variant)] // no alloc: the slot is always a session's size
+pub(super) enum Noise {
+    /// Plaintext: protocol 1, or a text peer.
+    Plain,
+    /// The shell's 32 random bytes for our ephemeral key, kept until the
+    /// banners say the connection speaks protocol 2.
+    Entropy([u8; KEY_LEN]),
+    /// The handshake, then the transport ciphers.
+    Session(Session),
+}
+
 /// The node's state for one connection.
 pub struct Link<const F: usize> {
+    pub(super) noise: Noise,
     pub(super) phase: Phase,
     pub(super) rx: Rx<F>,
     pub(super) unacked: Vec<u32, WINDOW>,
@@ -70,6 +85,7 @@ pub struct Link<const F: usize> {
 impl<const F: usize> Link<F> {
     pub(super) fn new(phase: Phase) -> Self {
         Link {
+            noise: Noise::Plain,
             phase,
             rx: Rx::Banner(Vec::new(), Vec::new()),
             unacked: Vec::new(),

@@ -9,6 +9,7 @@ mod io;
 mod link;
 mod native;
 mod roster;
+mod secure;
 mod text;
 mod timers;
 
@@ -22,12 +23,13 @@ use crate::peers::{Alias, AliasSource, Direction, LookupError, PeerId, PeerTable
 use crate::route::SeenCache;
 use crate::time::Instant;
 use crate::wire::Message;
-use link::Rx;
+use link::{Noise, Rx};
 use roster::Roster;
+use secure::Carry;
 
 pub use crate::event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
-pub use config::Config;
+pub use config::{Config, Secure};
 pub use error::{AcceptError, NodeError};
 pub use io::{Handled, Input, Output};
 pub use link::{Link, Phase};
@@ -103,6 +105,9 @@ pub struct Node<const P: usize, const F: usize, const A: usize> {
     /// [`Span::key`] (`u64::MAX`: none): the next one of the same bytes is
     /// marked `shared`. One number, as this is on the fan-out's path.
     last_sent: u64,
+    /// A frame's plaintext as it is opened, or its ciphertext as it is sealed
+    /// (lent by the Transmit that carries it): secure links only.
+    scratch: [u8; F],
 }
 
 impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
@@ -135,6 +140,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             stats: Stats::default(),
             roster: Roster::new(),
             last_sent: u64::MAX,
+            scratch: [0; F],
         }
     }
 
@@ -209,9 +215,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
         match input {
             Input::Command(command) => self.on_command(command).map(|()| Handled::Done),
-            Input::Accepted { addr } => {
+            Input::Accepted { addr, entropy } => {
                 let mut link = Link::new(Phase::Greeting);
                 link.refuse = self.refusal(addr);
+                if self.is_secure() {
+                    link.noise = Noise::Entropy(entropy);
+                }
                 let id = self
                     .peers
                     .insert(Some(addr), Direction::Inbound, None, link)
@@ -219,8 +228,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.set_deadline(id, now + self.config.greeting_timeout);
                 Ok(Handled::Accepted(id))
             }
-            Input::Connected { peer, addr } => {
-                self.on_connected(now, peer, addr);
+            Input::Connected {
+                peer,
+                addr,
+                entropy,
+            } => {
+                self.on_connected(now, peer, addr, entropy);
                 Ok(Handled::Done)
             }
             Input::ConnectFailed { peer, reason } => {
@@ -266,7 +279,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             }
             Input::Closed { peer, error } => {
                 let reason = match error {
-                    None => Some(Reason::Closed),
+                    None => self.closed_reason(peer).or(Some(Reason::Closed)),
                     Some(e) => self.outbox.put(&[e.as_bytes()]).map(Reason::Lost),
                 };
                 self.drop_peer(peer, reason.unwrap_or(Reason::Closed), false);
@@ -314,6 +327,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     next,
                 }) => (except, native, line, next),
                 Some(_) => match self.outbox.jobs.pop_front() {
+                    // A frame for a secure link is sealed for it, or not sent.
+                    Some(Job::Send { peer, data }) => match self.carry(peer) {
+                        Carry::Raw => break Job::Send { peer, data },
+                        Carry::Seal => match self.seal_for(peer, data) {
+                            Some(len) => return self.sealed(peer, len),
+                            None => continue,
+                        },
+                        Carry::Skip => continue,
+                    },
                     Some(job) => break job,
                     None => continue,
                 },
@@ -325,15 +347,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 let data = match phase {
                     _ if Some(id) == except => None,
                     // Not known yet how it talks: its line is held for it.
-                    Phase::Greeting => return line.map(|_| (i, id, None)),
+                    Phase::Greeting => return line.map(|_| (i, id, None, false)),
                     Phase::Ready(Kind::Native) => native,
                     Phase::Ready(Kind::Text(TextMode::Lines)) => line,
                     Phase::Ready(Kind::Text(TextMode::Bare)) => line.map(|l| l.shorter(1)),
                     _ => None,
                 }?;
-                Some((i, id, Some(data)))
+                Some((i, id, Some(data), phase == Phase::Ready(Kind::Native)))
             });
-            let Some((i, peer, data)) = found else {
+            let Some((i, peer, data, native)) = found else {
                 self.roster.rewind();
                 self.outbox.jobs.pop_front();
                 continue;
@@ -347,6 +369,18 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.hold(peer, line);
                 continue;
             };
+            if native {
+                match self.carry(peer) {
+                    Carry::Raw => {}
+                    Carry::Seal => {
+                        let Some(len) = self.seal_for(peer, data) else {
+                            continue;
+                        };
+                        return self.sealed(peer, len);
+                    }
+                    Carry::Skip => continue,
+                }
+            }
             let key = data.key();
             let shared = self.last_sent == key;
             self.last_sent = key;
@@ -359,12 +393,23 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         self.job_output(job)
     }
 
+    /// The Transmit of the first `len` bytes of the scratch buffer: a frame
+    /// sealed for `peer` alone, so never shared.
+    fn sealed(&mut self, peer: PeerId, len: usize) -> Output<'_> {
+        self.last_sent = u64::MAX;
+        Output::Transmit {
+            peer,
+            data: self.scratch.get(..len).unwrap_or_default(),
+            shared: false,
+        }
+    }
+
     /// The output for a job that is not a fan-out.
     #[inline(never)]
     fn job_output(&mut self, job: Job) -> Output<'_> {
         let outbox = &self.outbox;
         match job {
-            Job::Send { peer, data } => {
+            Job::Send { peer, data } | Job::Raw { peer, data } => {
                 // A span of its own: never the bytes of the Transmit before.
                 self.last_sent = data.key();
                 Output::Transmit {
@@ -444,7 +489,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let again = self.config.reconnect
             && self.peers.get(peer).is_some_and(|p| p.state.redial)
             && reason.map(|s| self.outbox.text(s)).redials();
-        let (link, alias, source) = match again {
+        let (mut link, alias, source) = match again {
             true => {
                 let Some(p) = self.peers.get_mut(peer) else {
                     return;
@@ -496,8 +541,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                         );
                     }
                 }
-                if let Ok(data) = self.outbox.put_message(&Message::Bye { reason: &why }) {
-                    self.outbox.push(Job::Send { peer, data });
+                match &mut link.noise {
+                    // Sealed now: the session goes with the link.
+                    Noise::Session(session) => self.seal_bye(peer, session, &why),
+                    _ if self.is_secure() => {}
+                    _ => {
+                        if let Ok(data) = self.outbox.put_message(&Message::Bye { reason: &why }) {
+                            self.outbox.push(Job::Send { peer, data });
+                        }
+                    }
                 }
             }
             self.outbox.push(Job::Close { peer });

@@ -2,10 +2,12 @@
 
 use heapless::{String, Vec};
 
+use super::link::Noise;
 use super::{
     BUSY, BUSY_SERVING, Event, Fault, Kind, Node, Phase, Reason, Refusal, Room, Rx, Stats, Step,
 };
 use crate::frame::{Decoded, FrameError};
+use crate::noise::{NoiseError, PeerError, Step as NoiseStep};
 use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{AliasSource, PeerId};
 use crate::route::{self, SeenCache, Sight};
@@ -22,7 +24,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return Step::Took(0);
         };
         let (n, decoded) = decoder.decode(bytes);
-        let body = match decoded {
+        let sealed = match decoded {
             Decoded::NeedMore => {
                 let partial = !decoder.is_at_boundary();
                 if partial && link.frame_since.is_none() {
@@ -38,7 +40,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             }
             Decoded::Error(FrameError::Oversized { .. }) => {
                 // Skipped by the decoder; the stream goes on at the next frame,
-                // which the skip must reach in time, as a frame must end.
+                // which the skip must reach in time, as a frame must end. A
+                // secure link's next message has the nonce after the skipped one.
+                if let Noise::Session(session) = &mut link.noise {
+                    session.skip();
+                }
                 self.stats.oversized += 1;
                 return Step::Took(n);
             }
@@ -46,6 +52,37 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.fault(peer, Fault::Frame(e));
                 return Step::Took(n);
             }
+        };
+        // Protocol 2: a handshake message, or a sealed body opened into the
+        // scratch buffer; protocol 1: the body as it came.
+        let body = match &mut link.noise {
+            Noise::Session(session) if session.step() == NoiseStep::Transport => {
+                match session.decrypt(sealed, &mut self.scratch) {
+                    Ok(len) => self.scratch.get(..len).unwrap_or_default(),
+                    Err(NoiseError::Peer(e)) => {
+                        self.fault(peer, Fault::Secure(e));
+                        return Step::Took(n);
+                    }
+                    // Cannot be: a body fits the scratch buffer, both F bytes.
+                    Err(NoiseError::Local(_)) => {
+                        self.fault(peer, Fault::Secure(PeerError::Integrity));
+                        return Step::Took(n);
+                    }
+                }
+            }
+            Noise::Session(_) => {
+                let len = sealed.len().min(F);
+                if let (Some(to), Some(from)) = (self.scratch.get_mut(..len), sealed.get(..len)) {
+                    to.copy_from_slice(from);
+                }
+                self.on_handshake(now, peer, len);
+                return Step::Took(n);
+            }
+            Noise::Entropy(_) => {
+                self.fault(peer, Fault::NoHello);
+                return Step::Took(n);
+            }
+            Noise::Plain => sealed,
         };
         // Rare: the deciding node talks on a link that waits for its decision, so it
         // kept this one. The link takes over before its message is read; the message
@@ -134,7 +171,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     /// A hello: the first makes the link ready (or a twin of one), a later one
     /// is the peer taking a new name (`/nick`).
-    fn on_hello(&mut self, now: Instant, peer: PeerId, minor: u16, node: u64, name: &str) {
+    pub(super) fn on_hello(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        minor: u16,
+        node: u64,
+        name: &str,
+    ) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
@@ -155,12 +199,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         link.remote = node;
         link.pings = minor >= wire::MINOR_PING;
         link.last_rx = now;
+        // Protocol 1 announced the name in the banner; 2 does it here, for a
+        // twin too, whose link may yet take over.
+        self.peers.announce(peer, name);
         if self.twin(peer, node).is_some() {
             self.on_twin(now, peer, node, name);
             return;
         }
         self.ready(peer);
-        self.peers.announce(peer, name);
         self.connected_event(peer);
     }
 

@@ -84,6 +84,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     }
 
     fn on_deadline(&mut self, now: Instant, peer: PeerId) {
+        let private = self.text_refusal().is_some();
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
@@ -96,7 +97,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     Direction::Outbound => TextMode::Bare,
                     Direction::Inbound => TextMode::Lines,
                 };
-                if p.state.refuse.is_some() {
+                if p.state.refuse.is_some() || private {
                     // No room for it: told why as text, and closed.
                     self.become_text(now, peer, &[], mode);
                     return;

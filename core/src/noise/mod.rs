@@ -347,6 +347,16 @@ impl Session {
         }
     }
 
+    /// Steps over one transport message the caller skipped unread (a frame
+    /// over its size limit, never opened): the next one is opened with the
+    /// nonce after it. The skipped message is not authenticated.
+    pub fn skip(&mut self) {
+        if let State::Transport(t) = &mut self.state {
+            let next = t.rx.get_nonce().saturating_add(1);
+            t.rx.set_nonce(next);
+        }
+    }
+
     /// Fails the session for good (the keys are wiped as the state drops).
     fn fail(&mut self, why: PeerError) -> NoiseError {
         self.state = State::Failed;

@@ -3,17 +3,21 @@
 
 use core::fmt;
 
-use super::{BANNER_PREFIX, MAX_BANNER, MAX_NAME, Refusal, VERSION};
+use super::{BANNER_PREFIX, MAX_BANNER, MAX_NAME, Refusal, SECURE_VERSION, VERSION};
 use crate::alias::validate_alias;
 use crate::frame::BufferTooSmall;
 
-/// A parsed banner line: `MESHTALK/<major>[.<minor>] <name>`.
+/// A parsed banner line: `MESHTALK/1[.<minor>] <name>` (plaintext), or
+/// `MESHTALK/2 XX` / `MESHTALK/2 XXpsk0` (a Noise handshake follows; the name
+/// travels inside it, encrypted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Banner<'a> {
     /// The protocol's major version.
     pub major: u16,
-    /// The name the peer announces.
+    /// The name the peer announces (protocol 1 only; empty in 2).
     pub name: &'a str,
+    /// Protocol 2: the handshake is `XXpsk0`, keyed by a room key.
+    pub room: bool,
 }
 
 /// Why a banner line was refused.
@@ -29,6 +33,8 @@ pub enum BannerError {
     Version {
         /// The version the peer speaks.
         major: u16,
+        /// The version this node speaks.
+        ours: u16,
     },
 }
 
@@ -36,16 +42,18 @@ impl fmt::Display for BannerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BannerError::TooLong => write!(f, "banner longer than {MAX_BANNER} bytes"),
-            BannerError::Malformed => f.write_str("malformed banner (want MESHTALK/1 <name>)"),
+            BannerError::Malformed => {
+                f.write_str("malformed banner (want MESHTALK/2 XX, or MESHTALK/1 <name>)")
+            }
             BannerError::BadName => {
                 write!(
                     f,
                     "banner name must be 1-{MAX_NAME} letters, digits, '_', '.' or '-'"
                 )
             }
-            BannerError::Version { major } => write!(
+            BannerError::Version { major, ours } => write!(
                 f,
-                "peer speaks MESHTALK/{major}, this node speaks MESHTALK/{VERSION}; upgrade the older one"
+                "peer speaks MESHTALK/{major}, this node speaks MESHTALK/{ours}; upgrade the older one"
             ),
         }
     }
@@ -95,6 +103,7 @@ fn parse_refusal(rest: &[u8]) -> Refusal {
         (b"serving", _) => Refusal::Serving,
         (b"per-ip", Some(n)) => Refusal::from_code(3, n),
         (b"full", Some(n)) => Refusal::from_code(4, n),
+        (b"private", _) => Refusal::Private,
         _ => Refusal::Unknown,
     }
 }
@@ -160,16 +169,50 @@ fn parse_banner(line: &[u8]) -> Result<Banner<'_>, BannerError> {
         return Err(BannerError::Malformed);
     }
     let major: u16 = major.parse().map_err(|_| BannerError::Malformed)?;
-    if major != VERSION {
-        return Err(BannerError::Version { major });
+    match major {
+        VERSION => {
+            validate_alias(name).map_err(|_| BannerError::BadName)?;
+            Ok(Banner {
+                major,
+                name,
+                room: false,
+            })
+        }
+        SECURE_VERSION => {
+            let room = match name.as_bytes() {
+                PATTERN_XX => false,
+                PATTERN_XX_PSK0 => true,
+                _ => return Err(BannerError::Malformed),
+            };
+            Ok(Banner {
+                major,
+                name: "",
+                room,
+            })
+        }
+        _ => Err(BannerError::Version {
+            major,
+            ours: SECURE_VERSION,
+        }),
     }
-    validate_alias(name).map_err(|_| BannerError::BadName)?;
-    Ok(Banner { major, name })
 }
 
-/// Writes this node's banner line, `MESHTALK/1 <name>\n`, into `out`.
+/// The handshake word of a protocol 2 banner without a room key.
+const PATTERN_XX: &[u8] = b"XX";
+/// The handshake word of a protocol 2 banner with a room key.
+const PATTERN_XX_PSK0: &[u8] = b"XXpsk0";
+
+/// Writes a protocol 1 banner line, `MESHTALK/1 <name>\n`, into `out`.
 pub fn write_banner(name: &str, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
     let parts: [&[u8]; 4] = [BANNER_PREFIX, b"1 ", name.as_bytes(), b"\n"];
+    put_parts(&parts, out)
+}
+
+/// Writes a protocol 2 banner line, `MESHTALK/2 XX\n` (or `XXpsk0` with a room
+/// key), into `out`: no name, which the handshake carries encrypted.
+pub fn write_secure_banner(room: bool, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let pattern = if room { PATTERN_XX_PSK0 } else { PATTERN_XX };
+    let parts: [&[u8]; 4] = [BANNER_PREFIX, b"2 ", pattern, b"\n"];
     put_parts(&parts, out)
 }
 

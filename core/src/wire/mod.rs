@@ -1,5 +1,8 @@
-//! Wire protocol v1: the banner line that opens a connection, then postcard
-//! messages, each in one frame (see [`crate::frame`]).
+//! The wire protocol: the banner line that opens a connection, then postcard
+//! messages, each in one frame (see [`crate::frame`]). Protocol 1 sends the
+//! frames in the clear; protocol 2 runs a Noise handshake after the banners
+//! and sends every frame's body as a Noise transport message (see
+//! [`crate::noise`]).
 
 use core::fmt;
 
@@ -8,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::frame::{self, BufferTooSmall, MAX_HEADER};
 pub use crate::limits::{MAX_BANNER, MAX_NAME};
 
-/// The protocol's major version: a peer with another one cannot talk to us.
+/// The plaintext protocol's major version: a peer with another one cannot talk to us.
 pub const VERSION: u16 = 1;
+/// The secure protocol's major version (Noise after the banners).
+pub const SECURE_VERSION: u16 = 2;
 /// Minor version: additions a v1 peer may ignore.
 pub const MINOR: u16 = 2;
 /// The first minor version that knows [`Message::Ping`] and [`Message::Pong`].

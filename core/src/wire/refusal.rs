@@ -25,6 +25,9 @@ pub enum Refusal {
         /// The most peers the node takes.
         limit: usize,
     },
+    /// The node is a private room (it has a room key) and the connection speaks
+    /// plain text, which cannot join one.
+    Private,
     /// A reason this version does not know (a newer peer's).
     Unknown,
 }
@@ -38,6 +41,7 @@ impl Refusal {
             Refusal::Serving => (2, 0),
             Refusal::PerIp { max } => (3, count(max)),
             Refusal::Full { limit } => (4, count(limit)),
+            Refusal::Private => (5, 0),
             Refusal::Unknown => (0, 0),
         }
     }
@@ -51,6 +55,7 @@ impl Refusal {
             2 => Refusal::Serving,
             3 => Refusal::PerIp { max: count },
             4 => Refusal::Full { limit: count },
+            5 => Refusal::Private,
             _ => Refusal::Unknown,
         }
     }
@@ -67,6 +72,7 @@ impl Refusal {
             Refusal::Busy | Refusal::Serving => "busy; try again later\n",
             Refusal::PerIp { .. } => "too many from your address; try again later\n",
             Refusal::Full { .. } => "this node is full; try again later\n",
+            Refusal::Private => "private room; text clients cannot join\n",
             Refusal::Unknown => "try again later\n",
         }
     }
@@ -78,6 +84,7 @@ impl Refusal {
             Refusal::Serving => "serving",
             Refusal::PerIp { .. } => "per-ip",
             Refusal::Full { .. } => "full",
+            Refusal::Private => "private",
             Refusal::Unknown => "other",
         }
     }
@@ -95,6 +102,10 @@ impl fmt::Display for Refusal {
             Refusal::Full { limit } => {
                 write!(f, "this node is full ({limit} peers); try again later")
             }
+            Refusal::Private => f.write_str(
+                "this is a private meshtalk room (encrypted with a room key); a plain-text \
+                 client such as netcat cannot join it",
+            ),
             Refusal::Unknown => f.write_str("refused for a reason this version does not know"),
         }
     }

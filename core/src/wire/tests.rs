@@ -189,7 +189,8 @@ fn a_valid_banner_is_recognised_with_its_length() {
         Sniff::Banner {
             banner: Banner {
                 major: 1,
-                name: "alice"
+                name: "alice",
+                room: false,
             },
             len: 17
         }
@@ -212,13 +213,52 @@ fn a_prefix_of_a_banner_waits_and_anything_else_is_text() {
 
 #[test]
 fn another_major_version_is_refused_with_both_versions_named() {
-    let Sniff::Error(e) = sniff(b"MESHTALK/2 bob\n") else {
+    let Sniff::Error(e) = sniff(b"MESHTALK/3 bob\n") else {
         panic!()
     };
-    assert_eq!(e, BannerError::Version { major: 2 });
+    assert_eq!(e, BannerError::Version { major: 3, ours: 2 });
     let mut text = heapless::String::<128>::new();
     core::fmt::write(&mut text, format_args!("{e}")).unwrap();
-    assert!(text.contains("MESHTALK/2") && text.contains("MESHTALK/1"));
+    assert!(text.contains("MESHTALK/3") && text.contains("MESHTALK/2"));
+}
+
+#[test]
+fn a_protocol_2_banner_names_its_handshake_and_no_name() {
+    let banner = |room| Banner {
+        major: 2,
+        name: "",
+        room,
+    };
+    assert_eq!(
+        sniff(b"MESHTALK/2 XX\n"),
+        Sniff::Banner {
+            banner: banner(false),
+            len: 14
+        }
+    );
+    assert_eq!(
+        sniff(b"MESHTALK/2 XXpsk0\n"),
+        Sniff::Banner {
+            banner: banner(true),
+            len: 18
+        }
+    );
+    assert_eq!(
+        sniff(b"MESHTALK/2 alice\n"),
+        Sniff::Error(BannerError::Malformed)
+    );
+}
+
+#[test]
+fn our_protocol_2_banner_sniffs_as_one_with_its_room_flag() {
+    for room in [false, true] {
+        let mut buf = [0u8; MAX_BANNER];
+        let n = write_secure_banner(room, &mut buf).unwrap();
+        let Sniff::Banner { banner, len } = sniff(&buf[..n]) else {
+            panic!()
+        };
+        assert_eq!((banner.major, banner.room, len), (2, room, n));
+    }
 }
 
 #[test]

@@ -16,7 +16,13 @@ impl Driver {
     pub(super) fn accepted(&mut self, stream: TcpStream, addr: SocketAddr) {
         let addr = canonical(addr);
         let now = self.now();
-        match self.node.handle_input(now, Input::Accepted { addr }) {
+        match self.node.handle_input(
+            now,
+            Input::Accepted {
+                addr,
+                entropy: [0; 32],
+            },
+        ) {
             Ok(Handled::Accepted(peer)) => self.start(peer, stream),
             Ok(_) => {}
             Err(e) => {
@@ -36,7 +42,11 @@ impl Driver {
             Ok((addr, stream)) => {
                 // A peer disconnected while dialling gets a Close from the node.
                 self.start(peer, stream);
-                self.input(Input::Connected { peer, addr });
+                self.input(Input::Connected {
+                    peer,
+                    addr,
+                    entropy: [0; 32],
+                });
             }
             Err(e) => {
                 let reason = e.to_string();

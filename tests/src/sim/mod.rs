@@ -38,7 +38,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use meshtalk_core::command;
 use meshtalk_core::limits::WINDOW;
-use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, NodeError, Output, Reason};
+use meshtalk_core::node::{
+    Config, Event, Handled, Input, Kind, Node, NodeError, Output, Reason, Secure,
+};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::shell::feed::{Feeder, Next, Settings};
 use meshtalk_core::shell::flow::{Flow, Limits};
@@ -140,6 +142,9 @@ enum Ev {
 struct Sim {
     sc: Scenario,
     rng: Rng,
+    /// Keys and handshake entropy, drawn apart from `rng` so that encryption
+    /// leaves every other random choice of a seed as it was.
+    keys: Rng,
     now: u64,
     nodes: Vec<SimNodeState>,
     conns: Vec<Conn>,
@@ -163,6 +168,7 @@ struct Sim {
 impl Sim {
     fn new(sc: Scenario) -> Self {
         let mut rng = Rng::new(sc.seed);
+        let mut keys = Rng::new(!sc.seed);
         let n = sc.nodes;
         assert!((2..=16).contains(&n), "2 to 16 nodes");
         let slow = if sc.slow_reader {
@@ -176,6 +182,9 @@ impl Sim {
                 let id = rng.next_u64() | 1;
                 let mut config = Config::new(&name(i), id).expect("valid name");
                 config.hops = hops;
+                // Every link secure: the Noise handshake and sealed frames under
+                // all of the simulator's checks.
+                config.secure = Some(Secure::new(keys.key()));
                 // A run ends when every node is idle: keepalive pings would never let it.
                 config.ping_after = None;
                 SimNodeState {
@@ -250,6 +259,7 @@ impl Sim {
         Sim {
             sc,
             rng,
+            keys,
             now: 0,
             nodes,
             conns: Vec::new(),

@@ -238,9 +238,14 @@ impl Sim {
         let c = self.conns.len();
         let from_addr = SocketAddr::new(ip(d.node), 40_000 + c as u16);
         let to_addr = SocketAddr::new(ip(d.to), PORT);
-        let Some(Handled::Accepted(accepted)) =
-            self.input(d.to, Input::Accepted { addr: from_addr })
-        else {
+        let entropy = self.keys.key();
+        let Some(Handled::Accepted(accepted)) = self.input(
+            d.to,
+            Input::Accepted {
+                addr: from_addr,
+                entropy,
+            },
+        ) else {
             self.violation(format!("n{}: refused a connection from n{}", d.to, d.node));
             let reason = "refused";
             self.input(
@@ -287,9 +292,11 @@ impl Sim {
         if let Some(v) = self.nodes[d.node].peers.get_mut(&d.peer) {
             v.conn = Some(c);
         }
+        let entropy = self.keys.key();
         self.input(
             d.node,
             Input::Connected {
+                entropy,
                 peer: d.peer,
                 addr: to_addr,
             },

@@ -18,6 +18,15 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// 32 bytes: a key, or a connection's entropy (a test's, not secret).
+    pub fn key(&mut self) -> [u8; 32] {
+        let mut key = [0; 32];
+        for chunk in key.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        key
+    }
+
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
