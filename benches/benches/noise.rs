@@ -26,7 +26,7 @@
 //!   share is timed against the other side's messages recorded once (the bench
 //!   checks snow writes the very same bytes). meshtalk's share includes
 //!   `Session::new`, which derives both public keys (two base-point
-//!   multiplications); `new` alone is shown too.
+//!   multiplications); `new` alone is shown too (`handshake/new`).
 //!
 //! Ratios are times (above 1 = slower), each the median over rounds of the
 //! per-round ratio. Run: `cargo bench -p meshtalk-benches --bench noise [filter]`.
@@ -398,6 +398,13 @@ fn main() {
     }
 
     for (pattern, room) in [("XX", None), ("XXpsk0", Some(&ROOM))] {
+        let group = |part: &str| format!("handshake/{pattern}/{part}");
+        if !["initiator", "responder", "whole"]
+            .iter()
+            .any(|part| harness.wants(&group(part)))
+        {
+            continue;
+        }
         // The messages every handshake writes, by us and by snow alike.
         let (i, r, wire) = ours_whole(room);
         let (si, sr, snow_wire) = snow_whole(room);
@@ -439,10 +446,7 @@ fn main() {
             ),
         ];
         for (part, ours, theirs) in parts {
-            let group = format!(
-                "handshake/{pattern}/{}",
-                part.split(' ').next().unwrap_or(part)
-            );
+            let group = group(part.split(' ').next().unwrap_or(part));
             if !harness.wants(&group) {
                 continue;
             }
@@ -460,18 +464,26 @@ fn main() {
         }
     }
 
-    // What `Session::new` alone costs: both public keys derived from the secrets.
+    // What `Session::new` alone costs: both public keys derived from the
+    // secrets; snow's builder does the same.
     if harness.wants("handshake/new") {
-        let mut cases = [Case::new("meshtalk", || {
-            let s = session(Role::Initiator, None);
-            u64::from(s.overhead() as u8)
-        })];
-        let o = harness.run(&mut cases, &[]);
-        let _ = writeln!(
-            handshake,
-            "| XX | `Session::new` alone (both public keys) | meshtalk | {:.1} | - |",
-            o[0].secs * 1e6
-        );
+        let mut cases = [
+            Case::new("meshtalk", || {
+                u64::from(session(Role::Initiator, None).overhead() as u8)
+            }),
+            Case::new("snow", || {
+                u64::from(snow_side(Role::Initiator, None).is_initiator())
+            }),
+        ];
+        for o in harness.run(&mut cases, &["snow"]) {
+            let _ = writeln!(
+                handshake,
+                "| XX | a new session alone (both public keys) | {} | {:.1} | {:.2} |",
+                o.name,
+                o.secs * 1e6,
+                slower(o.ratios[0]),
+            );
+        }
         eprintln!("handshake/new done");
     }
 
