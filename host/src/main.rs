@@ -6,6 +6,7 @@ mod cli;
 mod clock;
 mod docs;
 mod driver;
+mod keys;
 mod line;
 mod log;
 mod mode;
