@@ -13,6 +13,7 @@ use meshtalk_core::limits;
 use meshtalk_core::node::Config;
 
 use crate::driver::{self, Options};
+use crate::keys::KeygenArgs;
 use crate::prompt;
 use crate::render;
 use crate::transcript;
@@ -52,6 +53,9 @@ pub enum Cmd {
     },
     /// Prints the manual page (roff), e.g. `meshtalk man | man -l -`.
     Man,
+    /// Makes this node's identity (its secret key) and shows its fingerprint;
+    /// with `--room FILE`, makes a room key instead.
+    Keygen(KeygenArgs),
 }
 
 /// Where to listen, and how to print.

@@ -6,6 +6,7 @@ mod cli;
 mod clock;
 mod docs;
 mod driver;
+mod keys;
 mod line;
 mod log;
 mod mode;
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
         }
         Cmd::Completions { shell } => exit_code(docs::completions(shell)),
         Cmd::Man => exit_code(docs::man()),
+        Cmd::Keygen(args) => exit_code(keys::keygen(&args)),
         Cmd::Send(args) => {
             let render = Render { json: args.json };
             if args.text {

@@ -18,12 +18,14 @@
 //! [clatter]: https://docs.rs/clatter
 
 mod error;
+mod fingerprint;
 mod suite;
 
 use clatter::bytearray::ByteArray;
 use clatter::traits::Handshaker;
 
 pub use error::{LocalError, NoiseError, PeerError};
+pub use fingerprint::Fingerprint;
 use suite::{Cipher, Handshake};
 
 use crate::limits::MAX_BANNER;
