@@ -115,6 +115,16 @@ pub enum Event<S> {
         /// The alias now.
         alias: S,
     },
+    /// A secure link's handshake is done and the peer proved its key
+    /// ([`Node::remote_key`](crate::node::Node::remote_key)): the shell answers
+    /// [`Input::Vetted`](crate::node::Input::Vetted) before the peer is ready
+    /// (only with [`Secure::vet`](crate::node::Secure::vet)).
+    Vet {
+        /// The peer's id.
+        peer: PeerId,
+        /// The name it announced, as its alias here.
+        alias: S,
+    },
     /// The peer is gone.
     Disconnected {
         /// The peer's id, no longer valid.
@@ -159,6 +169,9 @@ pub enum Reason<S> {
     NoAnswer(Duration),
     /// The node we dialled would not take us, and said why.
     Refused(Refusal),
+    /// The shell did not trust the key the peer proved (`known_peers` pins
+    /// another key to its name, or `--strict-keys` knows none).
+    Untrusted,
 }
 
 /// Ways a peer breaks the protocol; each closes that peer.
@@ -211,6 +224,7 @@ impl<S: fmt::Display> fmt::Display for Reason<S> {
             Reason::Duplicate { keep, alias } => write!(f, "already connected to {alias} ({keep})"),
             Reason::NoAnswer(silent) => write!(f, "no answer for {silent}"),
             Reason::Refused(why) => write!(f, "refused: {why}"),
+            Reason::Untrusted => f.write_str("its key is not the one trusted for its name here"),
         }
     }
 }
@@ -222,6 +236,7 @@ impl<S> Reason<S> {
     pub fn redials(&self) -> bool {
         match self {
             Reason::Local
+            | Reason::Untrusted
             | Reason::Duplicate { .. }
             | Reason::Fault(Fault::Itself | Fault::Secure(PeerError::RoomKey)) => false,
             Reason::Refused(why) => !why.is_busy(),
@@ -248,6 +263,7 @@ impl<S> Reason<S> {
             },
             Reason::NoAnswer(silent) => Reason::NoAnswer(silent),
             Reason::Refused(why) => Reason::Refused(why),
+            Reason::Untrusted => Reason::Untrusted,
         }
     }
 }
@@ -264,6 +280,7 @@ impl<S> Event<S> {
             | Event::Delivered { peer, .. }
             | Event::Undelivered { peer, .. }
             | Event::Alias { peer, .. }
+            | Event::Vet { peer, .. }
             | Event::Disconnected { peer, .. } => Some(*peer),
             Event::Broadcast { .. } | Event::Refused { .. } => None,
         }
@@ -315,6 +332,10 @@ impl<S> Event<S> {
             Event::Refused { addr, why } => Event::Refused { addr, why },
             Event::Broadcast { seq, peers } => Event::Broadcast { seq, peers },
             Event::Alias { peer, alias } => Event::Alias {
+                peer,
+                alias: f(alias),
+            },
+            Event::Vet { peer, alias } => Event::Vet {
                 peer,
                 alias: f(alias),
             },

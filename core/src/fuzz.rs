@@ -200,6 +200,13 @@ fn check_command(command: &Command<'_>) {
         Command::Me { action } => assert!(!action.is_empty(), "an action of nothing"),
         Command::Nick { name } => assert!(validate_alias(name).is_ok(), "a bad name got through"),
         Command::Log { file } => assert!(file.is_none_or(|f| !f.is_empty()), "an empty file name"),
+        Command::Whoami => {}
+        Command::Verify { target } => {
+            if let Some(target) = target {
+                check_target(target);
+            }
+        }
+        Command::Trust { name } => assert!(validate_alias(name).is_ok(), "a bad name got through"),
         Command::Disconnect { target } => {
             if let Some(target) = target {
                 check_target(target);

@@ -31,7 +31,10 @@ Commands (each also as /word; at the prompt a line that is no command is sent to
   /say <message>         send the text as it is
   /me <action>           say what you do, shown as '* yourname <action>'
   /nick <name>           change the name the peer sees
-  /log [<file>]          keep a transcript in <file> from now on; alone, stop",
+  /log [<file>]          keep a transcript in <file> from now on; alone, stop
+  /whoami                show this node's key fingerprint
+  /verify                show the peer's key fingerprint, to compare with its owner
+  /trust <alias>         accept the new key a known name was refused with",
     verbs: &[
         Verb::Connect,
         Verb::Send,
@@ -40,6 +43,9 @@ Commands (each also as /word; at the prompt a line that is no command is sent to
         Verb::Disconnect,
         Verb::Nick,
         Verb::Log,
+        Verb::Whoami,
+        Verb::Verify,
+        Verb::Trust,
         Verb::Help,
         Verb::Exit,
     ],

@@ -13,7 +13,7 @@ use meshtalk_core::limits;
 use meshtalk_core::node::Config;
 
 use crate::driver::{self, Options};
-use crate::keys::KeygenArgs;
+use crate::keys::{KeyArgs, KeygenArgs};
 use crate::prompt;
 use crate::render;
 use crate::transcript;
@@ -87,6 +87,8 @@ pub struct ListenArgs {
     pub prompt: PromptArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// How the prompt at a terminal keeps what was typed and said.
@@ -180,6 +182,8 @@ pub struct SendArgs {
     /// One JSON object per event on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 #[derive(Args)]

@@ -31,10 +31,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use meshtalk_core::alias::alias_from_host_name;
 use meshtalk_core::command::parse_port;
-use meshtalk_core::node::Config;
+use meshtalk_core::node::{Config, Secure};
 
 use crate::cli::{Cli, Cmd, DEFAULT_KEEPALIVE, DEFAULT_STALL, ListenArgs, keepalive, options};
 use crate::driver::{HostNode, Options};
+use crate::keys::{KeyArgs, Keys};
 use crate::mode::{Chat, Mesh, Mode};
 use crate::render::Render;
 
@@ -96,6 +97,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             config.single_peer = true;
+            let Some(keys) = secure(&mut config, &args.keys) else {
+                return ExitCode::from(2);
+            };
             let client = send::Client::new(args.host, args.port);
             let options = Options {
                 stall: DEFAULT_STALL,
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
                 reconnect: false,
                 rate_limit: None,
             };
-            run(config, None, render, Box::new(client), options)
+            run(config, keys, None, render, Box::new(client), options)
         }
     }
 }
@@ -124,6 +128,26 @@ fn config(name: Option<String>) -> Option<Config> {
     }
 }
 
+/// The keys `args` name (the identity made on first run), set on `config` for
+/// secure links; `None` after saying why they cannot be had.
+fn secure(config: &mut Config, args: &KeyArgs) -> Option<Keys> {
+    match Keys::load(args) {
+        Ok(keys) => {
+            config.secure = Some(Secure {
+                identity: keys.secret,
+                room_key: keys.room_key,
+                allow_text: keys.allow_text,
+                vet: true,
+            });
+            Some(keys)
+        }
+        Err(e) => {
+            eprintln!("meshtalk: {e}");
+            None
+        }
+    }
+}
+
 /// Binds, prints the address, then runs the node until the person (or the mode) quits;
 /// `mode` is made for the node's configuration, the command line's limits applied.
 fn listen_and_run(
@@ -132,7 +156,10 @@ fn listen_and_run(
     options: Options,
     mode: impl FnOnce(&Config) -> Box<dyn Mode>,
 ) -> ExitCode {
-    let config = args.limits.apply(config);
+    let mut config = args.limits.apply(config);
+    let Some(keys) = secure(&mut config, &args.keys) else {
+        return ExitCode::from(2);
+    };
     let mode = mode(&config);
     if let Err(e) = args.prompt.apply(config.name.as_str()) {
         eprintln!("meshtalk: {e}");
@@ -146,12 +173,13 @@ fn listen_and_run(
             return ExitCode::FAILURE;
         }
     };
-    run(config, Some(listener), render, mode, options)
+    run(config, keys, Some(listener), render, mode, options)
 }
 
 /// Runs the node on its own thread until the person (or the mode) quits.
 fn run(
     config: Config,
+    keys: Keys,
     listener: Option<TcpListener>,
     render: Render,
     mode: Box<dyn Mode>,
@@ -160,7 +188,7 @@ fn run(
     let driver = std::thread::Builder::new()
         .name("driver".into())
         .stack_size(DRIVER_STACK)
-        .spawn(move || driver::run(config, listener, render, mode, options));
+        .spawn(move || driver::run(config, keys, listener, render, mode, options));
     let code = match driver.map(|handle| handle.join()) {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => 101,

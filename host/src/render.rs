@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use meshtalk_core::alias::mentions;
 use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
 use meshtalk_core::node::{Event, Kind, PeerInfo, Phase};
+use meshtalk_core::noise::Fingerprint;
 use meshtalk_core::peers::PeerId;
 use serde_json::{Value, json};
 
@@ -30,11 +31,17 @@ pub struct Render {
 
 impl Render {
     /// The address the listener got (the port matters when 0 was asked for).
-    pub fn listening(&self, addr: SocketAddr) {
+    /// The address bound, then this node's key fingerprint (on a line of its
+    /// own: scripts read the address off the first).
+    pub fn listening(&self, addr: SocketAddr, fingerprint: Fingerprint) {
         if self.json {
-            emit(json!({"event": "listening", "addr": addr.to_string(), "port": addr.port()}));
+            emit(json!({
+                "event": "listening", "addr": addr.to_string(), "port": addr.port(),
+                "fingerprint": fingerprint.to_string(),
+            }));
         } else {
             human(format_args!("listening on {addr}"));
+            human(format_args!("your key's fingerprint: {fingerprint}"));
         }
     }
 
@@ -116,12 +123,13 @@ impl Render {
         }
     }
 
-    /// One event from the node; `alias` is the current alias of the event's peer, if known.
-    pub fn event(&self, event: &Event<String>, alias: Option<&str>) {
+    /// One event from the node; `alias` is the current alias of the event's peer, if
+    /// known; `key`, a secure peer's key as vetted when it connected.
+    pub fn event(&self, event: &Event<String>, alias: Option<&str>, key: Option<&KeyNote>) {
         record(event, alias);
         if self.json {
             write_out(|out| {
-                let _ = write_event_json(out, event);
+                let _ = write_event_json(out, event, key);
             });
         } else {
             let alert = alerts(event);
@@ -131,7 +139,8 @@ impl Render {
                 EventText {
                     event,
                     alias,
-                    alert
+                    alert,
+                    key,
                 }
             ));
         }
@@ -139,13 +148,19 @@ impl Render {
 
     /// As [`Render::event`], for an event that answers input line `line`: its JSON
     /// object says so (`"line": N`), so a script knows which command it answers.
-    pub fn event_at(&self, event: &Event<String>, alias: Option<&str>, line: Option<u64>) {
+    pub fn event_at(
+        &self,
+        event: &Event<String>,
+        alias: Option<&str>,
+        line: Option<u64>,
+        key: Option<&KeyNote>,
+    ) {
         let Some(line) = line.filter(|_| self.json) else {
-            return self.event(event, alias);
+            return self.event(event, alias, key);
         };
         record(event, alias);
         let mut object = Vec::new();
-        let _ = write_event_json(&mut object, event);
+        let _ = write_event_json(&mut object, event, key);
         if object.ends_with(b"}\n") {
             object.truncate(object.len() - 2);
             let _ = writeln!(object, ",\"line\":{line}}}");
@@ -271,7 +286,11 @@ fn record(event: &Event<String>, alias: Option<&str>) {
 /// One event as a JSON line. Keys are in alphabetical order, as serde_json's map
 /// writes them; a message, the event a busy room prints for each of its messages,
 /// is written directly, without building a map.
-fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Result<()> {
+fn write_event_json(
+    out: &mut dyn Write,
+    event: &Event<String>,
+    key: Option<&KeyNote>,
+) -> std::io::Result<()> {
     let value = match event {
         Event::Connected {
             peer,
@@ -284,6 +303,8 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
             "event": "connected", "peer": peer.number(), "alias": alias,
             "addr": addr.to_string(), "direction": d.name(), "kind": k.name(),
             "encrypted": encrypted,
+            "fingerprint": key.map(|k| k.fingerprint.to_string()),
+            "key": key.map(|k| k.trust.name()),
         }),
         Event::ConnectFailed {
             peer,
@@ -334,6 +355,9 @@ fn write_event_json(out: &mut dyn Write, event: &Event<String>) -> std::io::Resu
         Event::Alias { peer, alias } => {
             json!({"event": "alias", "peer": peer.number(), "alias": alias})
         }
+        Event::Vet { peer, alias } => {
+            json!({"event": "vet", "peer": peer.number(), "alias": alias})
+        }
         Event::Disconnected {
             peer,
             alias,
@@ -352,6 +376,36 @@ struct EventText<'a> {
     alias: Option<&'a str>,
     /// A message for the person (a direct one, or one naming them): its author is highlighted.
     alert: bool,
+    /// A secure peer's key, as vetted when it connected.
+    key: Option<&'a KeyNote>,
+}
+
+/// A secure peer's key as it was vetted: shown with its connected event.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyNote {
+    /// The key's fingerprint, to read aloud and compare.
+    pub fingerprint: Fingerprint,
+    /// What `known_peers` said of it.
+    pub trust: Trust,
+}
+
+/// What `known_peers` said of a peer's key when it connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Its name was new here: the key is pinned now.
+    First,
+    /// The key pinned to its name.
+    Known,
+}
+
+impl Trust {
+    /// The word for it, in text and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trust::First => "first seen",
+            Trust::Known => "known",
+        }
+    }
 }
 
 impl Display for EventText<'_> {
@@ -365,19 +419,25 @@ impl Display for EventText<'_> {
                 direction: d,
                 kind: k,
                 encrypted,
-            } => write!(
-                f,
-                "{} {peer} {} ({addr}, {}, {}){}",
-                Paint(GREEN, "connected"),
-                Name(alias),
-                d.name(),
-                k.name(),
-                match (encrypted, k) {
-                    (true, _) => ", encrypted",
-                    (false, Kind::Text(_)) => ", unencrypted",
-                    (false, Kind::Native) => "",
+            } => {
+                write!(
+                    f,
+                    "{} {peer} {} ({addr}, {}, {}){}",
+                    Paint(GREEN, "connected"),
+                    Name(alias),
+                    d.name(),
+                    k.name(),
+                    match (encrypted, k) {
+                        (true, _) => ", encrypted",
+                        (false, Kind::Text(_)) => ", unencrypted",
+                        (false, Kind::Native) => "",
+                    }
+                )?;
+                match self.key {
+                    Some(key) => write!(f, ", key {} ({})", key.fingerprint, key.trust.name()),
+                    None => Ok(()),
                 }
-            ),
+            }
             // The reason says where: `127.0.0.1 port 1: connection refused`.
             Event::ConnectFailed { reason, .. } => write!(
                 f,
@@ -431,6 +491,9 @@ impl Display for EventText<'_> {
             Event::Refused { addr, why } => write!(f, "refused {addr}: {why}"),
             Event::Alias { peer, alias } => {
                 write!(f, "{peer} is now known as {}", SafeStr(alias))
+            }
+            Event::Vet { peer, alias } => {
+                write!(f, "{peer} {}: checking its key", SafeStr(alias))
             }
             Event::Disconnected {
                 peer,
@@ -678,7 +741,7 @@ mod tests {
     /// The event's JSON line with its `time` (checked: RFC 3339, about now) shown as `T`.
     fn line(event: &Event<String>) -> String {
         let mut out = Vec::new();
-        write_event_json(&mut out, event).expect("written to a Vec");
+        write_event_json(&mut out, event, None).expect("written to a Vec");
         let line = String::from_utf8(out).expect("JSON is UTF-8");
         let start = line.find("\"time\":\"").expect("a time field") + 8;
         let len = line[start..].find('"').expect("the time's end");

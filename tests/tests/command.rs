@@ -285,7 +285,35 @@ fn valid_args(verb: Verb) -> &'static str {
         Verb::Me => " waves",
         Verb::Nick => " carl",
         Verb::Log => " chat.log",
+        Verb::Whoami => "",
+        Verb::Verify => " #2",
+        Verb::Trust => " bob",
     }
+}
+
+#[test]
+fn the_key_commands_parse_with_their_arguments() {
+    assert_eq!(ok("/whoami"), Command::Whoami);
+    assert_eq!(
+        ok("/verify bob"),
+        Command::Verify {
+            target: Some(Target::Name("bob"))
+        }
+    );
+    assert_eq!(ok("/verify"), Command::Verify { target: None });
+    assert_eq!(ok("/trust bob"), Command::Trust { name: "bob" });
+    assert!(matches!(
+        parse("/trust"),
+        Err(ParseError::MissingArguments(Verb::Trust))
+    ));
+    assert!(matches!(
+        parse("/trust b@d"),
+        Err(ParseError::BadAlias { .. })
+    ));
+    assert!(matches!(
+        parse("/whoami now"),
+        Err(ParseError::TooManyArguments { .. })
+    ));
 }
 
 #[test]

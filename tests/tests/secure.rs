@@ -424,3 +424,84 @@ fn a_frame_over_the_receivers_limit_is_skipped_and_the_next_sealed_one_opens() {
     assert_eq!(texts(&events(&got)), ["after"]);
     assert_eq!(small.stats().oversized, 1);
 }
+
+/// [`secure`], with the shell vetting every peer's key.
+fn vetting(name: &str, id: u64) -> Config {
+    let mut config = secure(name, id);
+    if let Some(s) = config.secure.as_mut() {
+        s.vet = true;
+    }
+    config
+}
+
+#[test]
+fn a_vetted_peer_is_held_unready_until_the_shell_trusts_its_key() {
+    let mut pair = Pair::connect(|name, id| {
+        if id == 2 {
+            vetting(name, id)
+        } else {
+            secure(name, id)
+        }
+    });
+    assert!(
+        pair.b_events
+            .iter()
+            .any(|e| matches!(e, Event::Vet { alias, .. } if alias == "alice")),
+        "{:?}",
+        pair.b_events
+    );
+    assert!(connected(&pair.b_events).is_empty());
+    assert_eq!(pair.b.remote_key(pair.b_to_a), Some(&public_key(&[1; 32])));
+    // Alice is ready (her handshake is done) and talks at once: held by bob.
+    let outs = command(&mut pair.a, NOW, "send bob early words");
+    let bytes = sent_bytes(&outs, pair.a_to_b);
+    let held = pair.b.handle_input(
+        NOW,
+        Input::Received {
+            peer: pair.b_to_a,
+            bytes: &bytes,
+        },
+    );
+    assert_eq!(held.unwrap(), Handled::Consumed(0));
+    assert!(texts(&events(&drain(&mut pair.b, NOW).0)).is_empty());
+    let outs = input(
+        &mut pair.b,
+        NOW,
+        Input::Vetted {
+            peer: pair.b_to_a,
+            trusted: true,
+        },
+    );
+    assert_eq!(connected(&events(&outs)).len(), 1);
+    let got = receive(&mut pair.b, NOW, pair.b_to_a, &bytes);
+    assert_eq!(texts(&events(&got)), ["early words"]);
+}
+
+#[test]
+fn an_untrusted_key_closes_the_link_and_the_peer_is_told_why() {
+    let mut pair = Pair::connect(|name, id| {
+        if id == 2 {
+            vetting(name, id)
+        } else {
+            secure(name, id)
+        }
+    });
+    let outs = input(
+        &mut pair.b,
+        NOW,
+        Input::Vetted {
+            peer: pair.b_to_a,
+            trusted: false,
+        },
+    );
+    assert_eq!(reasons(&events(&outs)), [Reason::Untrusted]);
+    assert!(outs.contains(&Out::Close(pair.b_to_a)));
+    let bye = sent_bytes(&outs, pair.b_to_a);
+    let got = receive(&mut pair.a, NOW, pair.a_to_b, &bye);
+    let told = reasons(&events(&got));
+    assert!(
+        matches!(&told[..], [Reason::Bye(why)] if why.contains("your key")),
+        "{told:?}"
+    );
+    assert!(!Reason::<String>::Untrusted.redials());
+}

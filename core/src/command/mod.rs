@@ -111,6 +111,18 @@ pub enum Command<'a> {
         /// The transcript's file; `None` stops the transcript.
         file: Option<&'a str>,
     },
+    /// `/whoami`: this node's key fingerprint.
+    Whoami,
+    /// `/verify [<target>]`: a peer's key fingerprint; without a target, the only peer's.
+    Verify {
+        /// The peer whose key to show; `None` for the only one.
+        target: Option<Target<'a>>,
+    },
+    /// `/trust <alias>`: accept the new key a known name was refused with.
+    Trust {
+        /// The name, as its alias was.
+        name: &'a str,
+    },
     /// `disconnect [<target>]`; without a target, the only peer.
     Disconnect {
         /// The peer to leave; `None` for the only one.
@@ -145,6 +157,9 @@ impl Command<'_> {
             Command::Me { .. } => Verb::Me,
             Command::Nick { .. } => Verb::Nick,
             Command::Log { .. } => Verb::Log,
+            Command::Whoami => Verb::Whoami,
+            Command::Verify { .. } => Verb::Verify,
+            Command::Trust { .. } => Verb::Trust,
             Command::Disconnect { .. } => Verb::Disconnect,
             Command::SetAlias { .. } => Verb::SetAlias,
             Command::List => Verb::List,
@@ -276,6 +291,23 @@ fn arguments(verb: Verb, rest: &str) -> Result<Command<'_>, ParseError<'_>> {
             Command::Log {
                 file: (!file.is_empty()).then_some(file),
             }
+        }
+        Verb::Whoami => {
+            no_more(verb, args)?;
+            Command::Whoami
+        }
+        Verb::Verify => {
+            let target = args.next().map(Target::parse).transpose()?;
+            no_more(verb, args)?;
+            Command::Verify { target }
+        }
+        Verb::Trust => {
+            let Some(name) = args.next() else {
+                return Err(ParseError::MissingArguments(verb));
+            };
+            no_more(verb, args)?;
+            check_alias(name)?;
+            Command::Trust { name }
         }
         Verb::Disconnect => {
             let target = args.next().map(Target::parse).transpose()?;

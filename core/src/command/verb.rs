@@ -17,7 +17,10 @@ a message to the room, and /say sends any line as it is):
   /say <message>                    send the text as it is, to the room
   /me <action>                      say what you do, shown as '* yourname <action>'
   /nick <name>                      change the name peers see (they are told)
-  /log [<file>]                     keep a transcript in <file> from now on; alone, stop";
+  /log [<file>]                     keep a transcript in <file> from now on; alone, stop
+  /whoami                           show this node's key fingerprint, to read to others
+  /verify [<alias|ip|#id>]          show a peer's key fingerprint, to compare with its owner
+  /trust <alias>                    accept the new key a known name came with (check it first)";
 
 /// The kinds of command, each with its seed word, synonyms, usage and help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +45,12 @@ pub enum Verb {
     List,
     /// `/log`: keep a transcript.
     Log,
+    /// `/whoami`: this node's key fingerprint.
+    Whoami,
+    /// `/verify`: a peer's key fingerprint.
+    Verify,
+    /// `/trust`: accept a known name's new key.
+    Trust,
     /// `help`: what each command does.
     Help,
     /// `exit`: leave every peer and stop.
@@ -50,7 +59,7 @@ pub enum Verb {
 
 impl Verb {
     /// Every verb, in the order `help` lists them.
-    pub const ALL: [Verb; 12] = [
+    pub const ALL: [Verb; 15] = [
         Verb::Connect,
         Verb::Send,
         Verb::Say,
@@ -61,6 +70,9 @@ impl Verb {
         Verb::Nick,
         Verb::List,
         Verb::Log,
+        Verb::Whoami,
+        Verb::Verify,
+        Verb::Trust,
         Verb::Help,
         Verb::Exit,
     ];
@@ -79,9 +91,19 @@ impl Verb {
     }
 
     /// True for the commands new to the prompt, which are typed only with `/`
-    /// (`say`, `me`, `nick`, `log`): as bare words they would swallow sentences.
+    /// (`say`, `me`, `nick`, `log`, and the key commands): as bare words they
+    /// would swallow sentences.
     pub const fn slash_only(self) -> bool {
-        matches!(self, Verb::Say | Verb::Me | Verb::Nick | Verb::Log)
+        matches!(
+            self,
+            Verb::Say
+                | Verb::Me
+                | Verb::Nick
+                | Verb::Log
+                | Verb::Whoami
+                | Verb::Verify
+                | Verb::Trust
+        )
     }
 
     /// The words that name this command without `/` in `grammar`: in scripts the name
@@ -110,6 +132,9 @@ impl Verb {
             Verb::Nick => &["nick"],
             Verb::List => &["list_connections", "list", "ls", "peers", "who"],
             Verb::Log => &["log"],
+            Verb::Whoami => &["whoami"],
+            Verb::Verify => &["verify"],
+            Verb::Trust => &["trust"],
             Verb::Help => &["help", "h", "?"],
             Verb::Exit => &["exit", "quit", "q"],
         }
@@ -138,6 +163,9 @@ impl Verb {
             Verb::Nick => "/nick <name>",
             Verb::List => "list_connections",
             Verb::Log => "/log [<file>]",
+            Verb::Whoami => "/whoami",
+            Verb::Verify => "/verify [<alias|ip|#id>]",
+            Verb::Trust => "/trust <alias>",
             Verb::Help => "help [<command>]",
             Verb::Exit => "exit",
         }
@@ -183,6 +211,23 @@ impl Verb {
                 "/log [<file>]\n  \
                  Keep a transcript of what is said in <file> (appended, readable by you only)\n  \
                  from now on, as --log does; /log alone stops it."
+            }
+            Verb::Whoami => {
+                "/whoami\n  \
+                 Show this node's key fingerprint (e.g. d2z5-kjdt-2t7a-2sbr): read it to the\n  \
+                 people you chat with, who compare it with what /verify shows them."
+            }
+            Verb::Verify => {
+                "/verify [<alias|ip|#id>]\n  \
+                 Show a connected peer's key fingerprint, to compare with what its owner's\n  \
+                 /whoami shows (by phone, in person): the same means no one is in between.\n  \
+                 With one peer, the target may be left out."
+            }
+            Verb::Trust => {
+                "/trust <alias>\n  \
+                 A known name came back with another key and was refused: after checking the\n  \
+                 new fingerprint with its owner, accept it (known_peers is updated), then\n  \
+                 connect again."
             }
             Verb::Disconnect => {
                 "disconnect [<alias|ip|#id>]\n  \

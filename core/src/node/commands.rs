@@ -71,10 +71,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 Ok(())
             }
             Command::Disconnect { target } => {
-                let peer = match target {
-                    Some(t) => self.peers.resolve(t)?,
-                    None => self.only_peer(Verb::Disconnect)?,
-                };
+                let peer = self.resolve(target, Verb::Disconnect)?;
                 self.drop_peer(peer, Reason::Local, true);
                 Ok(())
             }
@@ -95,7 +92,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 Ok(())
             }
             // The shell answers these from `peers()` and the help text, and keeps the transcript.
-            Command::List | Command::Help { .. } | Command::Log { .. } => Ok(()),
+            // The shell's: what it shows, and the files it keeps.
+            Command::List
+            | Command::Help { .. }
+            | Command::Log { .. }
+            | Command::Whoami
+            | Command::Verify { .. }
+            | Command::Trust { .. } => Ok(()),
         }
     }
 
@@ -202,6 +205,19 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     }
 
     /// The one peer there is, for a command (`verb`) that names none.
+    /// The peer a command's target names; with none, the only peer (`verb`
+    /// says which command, for the error when there are several).
+    pub fn resolve<'t>(
+        &self,
+        target: Option<Target<'t>>,
+        verb: Verb,
+    ) -> Result<PeerId, NodeError<'t>> {
+        match target {
+            Some(t) => Ok(self.peers.resolve(t)?),
+            None => self.only_peer(verb),
+        }
+    }
+
     fn only_peer(&self, verb: Verb) -> Result<PeerId, NodeError<'static>> {
         let mut peers = self.peers.iter().filter(|p| p.state.refuse.is_none());
         match (peers.next(), peers.next()) {

@@ -68,6 +68,10 @@ pub struct Secure {
     /// With a room key, let plain-text peers (netcat) join all the same, shown
     /// as unencrypted; without it they are refused with a line saying why.
     pub allow_text: bool,
+    /// The shell vets each peer's key (trust on first use): after the
+    /// handshake the node tells [`Event::Vet`](super::Event::Vet) and takes no
+    /// more from the peer until [`Input::Vetted`](super::Input::Vetted).
+    pub vet: bool,
 }
 
 /// Shows whether there is a room key, never a key.
@@ -76,6 +80,7 @@ impl core::fmt::Debug for Secure {
         f.debug_struct("Secure")
             .field("room", &self.room_key.is_some())
             .field("allow_text", &self.allow_text)
+            .field("vet", &self.vet)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +92,7 @@ impl Secure {
             identity,
             room_key: None,
             allow_text: false,
+            vet: false,
         }
     }
 

@@ -56,6 +56,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 // The peer is gone: its bytes mean nothing now.
                 return bytes.len();
             };
+            if p.state.vetting {
+                // Held until the shell's verdict on the peer's key.
+                return used;
+            }
             let rest = bytes.get(used..).unwrap_or_default();
             let step = match &mut p.state.rx {
                 // Nothing left: a text step on no bytes takes none, and would loop.

@@ -58,6 +58,15 @@ pub enum Input<'a> {
         /// The peers with received bytes not fed yet.
         held: &'a [PeerId],
     },
+    /// The shell's verdict on the key of a peer it was told to vet
+    /// ([`Event::Vet`](super::Event::Vet)): trusted, the peer is ready; not,
+    /// it is told so and closed ([`Reason::Untrusted`](super::Reason::Untrusted)).
+    Vetted {
+        /// The peer vetted.
+        peer: PeerId,
+        /// Whether its key is trusted.
+        trusted: bool,
+    },
     /// Dial again a peer in [`Phase::Reconnecting`](super::Phase::Reconnecting) (the shell keeps where it was
     /// dialled, and when to try); answered like a `connect`'s [`Output::Connect`].
     Redial {

@@ -1,13 +1,13 @@
 //! A connection's state: its phase, receive buffer, receipts and timers' marks.
 
-use heapless::Vec;
+use heapless::{String, Vec};
 
 use super::{Kind, Refusal};
 use crate::frame::FrameDecoder;
 use crate::limits::WINDOW;
 use crate::noise::{KEY_LEN, Session};
 use crate::time::Instant;
-use crate::wire::MAX_BANNER;
+use crate::wire::{MAX_BANNER, MAX_NAME};
 
 /// A connection's progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +77,12 @@ pub struct Link<const F: usize> {
     /// lower id) decides which of the two stays: this one waits, not ready, until it
     /// closes one of them (see [`Node::on_twin`](super::Node::on_twin)).
     pub(super) awaits_twin: bool,
+    /// The handshake is done and the shell vets the peer's key: nothing more
+    /// is taken from it until its verdict.
+    pub(super) vetting: bool,
+    /// The name its first hello announced (its alias may differ: a clash, or
+    /// a person's choice): what a twin link hands over.
+    pub(super) name: String<MAX_NAME>,
     /// An outbound link that got through once (or is dialled again): with
     /// `reconnect`, kept as [`Phase::Reconnecting`] when it drops by itself.
     pub(super) redial: bool,
@@ -100,6 +106,8 @@ impl<const F: usize> Link<F> {
             frame_since: None,
             sends_lines: false,
             awaits_twin: false,
+            vetting: false,
+            name: String::new(),
             redial: false,
         }
     }

@@ -289,6 +289,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.on_timeout(now);
                 Ok(Handled::Done)
             }
+            Input::Vetted { peer, trusted } => {
+                self.vetted(now, peer, trusted);
+                Ok(Handled::Done)
+            }
             Input::Received { .. } => Ok(Handled::Done),
         }
     }
@@ -533,6 +537,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     }
                     Reason::Duplicate { .. } => {
                         let _ = why.push_str("duplicate link");
+                    }
+                    Reason::Untrusted => {
+                        let _ = why.push_str(
+                            "your key is not the one pinned for your name here; after checking \
+                             your fingerprint, its owner may /trust you",
+                        );
                     }
                     _ => {
                         let _ = fmt::write(

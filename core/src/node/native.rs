@@ -199,14 +199,33 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         link.remote = node;
         link.pings = minor >= wire::MINOR_PING;
         link.last_rx = now;
-        // Protocol 1 announced the name in the banner; 2 does it here, for a
-        // twin too, whose link may yet take over.
-        self.peers.announce(peer, name);
+        link.name = String::try_from(name).unwrap_or_default();
+        if self.is_secure() {
+            // Protocol 1 announced the name in the banner; 2 does it here, for
+            // a twin too, whose link may yet take over.
+            self.peers.announce(peer, name);
+        }
+        if self.config.secure.as_ref().is_some_and(|s| s.vet) {
+            self.ask_vet(peer);
+            return;
+        }
+        self.admit(now, peer);
+    }
+
+    /// The hello is in (and the peer's key trusted, when vetted): the link is
+    /// ready, or waits on its twin.
+    pub(super) fn admit(&mut self, now: Instant, peer: PeerId) {
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
+        let node = p.state.remote;
+        let name = p.state.name.clone();
         if self.twin(peer, node).is_some() {
-            self.on_twin(now, peer, node, name);
+            self.on_twin(now, peer, node, &name);
             return;
         }
         self.ready(peer);
+        self.peers.announce(peer, &name);
         self.connected_event(peer);
     }
 

@@ -201,6 +201,29 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
+    /// Asks the shell to vet `peer`'s key; nothing more is taken from it meanwhile.
+    pub(super) fn ask_vet(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.state.vetting = true;
+        if let Some(alias) = self.outbox.put(&[p.alias().as_bytes()]) {
+            self.event(super::Event::Vet { peer, alias });
+        }
+    }
+
+    /// The shell's verdict on a vetted peer's key.
+    pub(super) fn vetted(&mut self, now: Instant, peer: PeerId, trusted: bool) {
+        let Some(p) = self.peers.get_mut(peer).filter(|p| p.state.vetting) else {
+            return;
+        };
+        p.state.vetting = false;
+        match trusted {
+            true => self.admit(now, peer),
+            false => self.drop_peer(peer, Reason::Untrusted, true),
+        }
+    }
+
     /// Our hello's body in `out`; its length.
     fn hello_body(&self, out: &mut [u8; HELLO_ROOM]) -> usize {
         let hello = Message::Hello {

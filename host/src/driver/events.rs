@@ -14,6 +14,11 @@ impl Driver {
     /// aliases are tracked from the events themselves.
     pub(super) fn show(&mut self, event: &Event<String>) {
         match event {
+            // Decided here, never shown: the connected event says what was decided.
+            Event::Vet { peer, alias } => {
+                self.vet(*peer, alias);
+                return;
+            }
             Event::Connected { peer, alias, .. } => {
                 self.aliases.insert(*peer, alias.clone());
                 self.backoff.connected(*peer);
@@ -32,7 +37,9 @@ impl Driver {
         let alias = event.peer().and_then(|peer| self.aliases.get(&peer));
         let now = self.now();
         if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {
-            self.render.event_at(event, alias.map(String::as_str), line);
+            let key = event.peer().and_then(|peer| self.key_note(peer));
+            self.render
+                .event_at(event, alias.map(String::as_str), line, key);
         }
         // A peer the node keeps as reconnecting is dialled again (said after its
         // drop); one that is gone (disconnected here, say) is dialled no more.
@@ -41,6 +48,7 @@ impl Driver {
                 limiter.forget(*peer);
             }
             self.aliases.remove(peer);
+            self.forget_key(*peer);
             if self.reconnecting(*peer) {
                 self.schedule(*peer);
             } else {

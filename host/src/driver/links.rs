@@ -16,13 +16,16 @@ impl Driver {
     pub(super) fn accepted(&mut self, stream: TcpStream, addr: SocketAddr) {
         let addr = canonical(addr);
         let now = self.now();
-        match self.node.handle_input(
-            now,
-            Input::Accepted {
-                addr,
-                entropy: [0; 32],
-            },
-        ) {
+        let Some(entropy) = entropy() else {
+            self.render.error(&format!(
+                "refused {addr}: the OS gave no random bytes for its keys"
+            ));
+            return;
+        };
+        match self
+            .node
+            .handle_input(now, Input::Accepted { addr, entropy })
+        {
             Ok(Handled::Accepted(peer)) => self.start(peer, stream),
             Ok(_) => {}
             Err(e) => {
@@ -40,12 +43,17 @@ impl Driver {
         let connected = result.and_then(|stream| Ok((canonical(stream.peer_addr()?), stream)));
         match connected {
             Ok((addr, stream)) => {
+                let Some(entropy) = entropy() else {
+                    let reason = "the OS gave no random bytes for the link's keys";
+                    self.input(Input::ConnectFailed { peer, reason });
+                    return;
+                };
                 // A peer disconnected while dialling gets a Close from the node.
                 self.start(peer, stream);
                 self.input(Input::Connected {
                     peer,
                     addr,
-                    entropy: [0; 32],
+                    entropy,
                 });
             }
             Err(e) => {
@@ -144,4 +152,11 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 pub(super) struct Dial {
     pub(super) host: String,
     pub(super) port: u16,
+}
+
+/// 32 fresh random bytes from the OS: a connection's ephemeral key.
+fn entropy() -> Option<[u8; 32]> {
+    let mut bytes = [0; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes)
 }

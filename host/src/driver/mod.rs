@@ -19,14 +19,17 @@ use meshtalk_core::time::{self, Instant};
 
 use crate::channel::{Msg, ToDriver};
 use crate::clock::Clock;
+use crate::keys::Keys;
 use crate::line::Shared;
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, Writers};
 use crate::render::Render;
 use crate::said::Said;
+use keys::KeyRing;
 
 mod events;
+mod keys;
 mod links;
 mod script;
 
@@ -63,6 +66,7 @@ pub struct Options {
 /// listener: dial only.
 pub fn run(
     config: Config,
+    keys: Keys,
     listener: Option<TcpListener>,
     render: Render,
     mode: Box<dyn Mode>,
@@ -156,11 +160,12 @@ pub fn run(
         said: None,
         grammar,
         known,
+        keys: KeyRing::new(keys),
     };
     // Said only now that the node is built, so that a peer told this address is
     // served at once, not after the node's ~10 MB are set up.
     match listening {
-        Some(Ok(addr)) => driver.render.listening(addr),
+        Some(Ok(addr)) => driver.render.listening(addr, driver.keys.fingerprint()),
         Some(Err(e)) => diag!("listening, but on which address? {e}"),
         None => {}
     }
@@ -233,6 +238,8 @@ struct Driver {
     grammar: Grammar,
     /// What the prompt completes with: peers' aliases and numbers, hosts seen.
     known: Shared,
+    /// This node's keys and its peers' vetted keys.
+    keys: KeyRing,
 }
 
 impl Driver {
@@ -560,6 +567,7 @@ impl Driver {
                     if !self.batching || self.conns.full() {
                         self.flush();
                     }
+                    self.give_verdicts();
                     self.act();
                     return;
                 }

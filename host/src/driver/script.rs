@@ -76,6 +76,17 @@ impl Driver {
                 self.render.peers(self.node.peers(), redial_in);
             }
             Ok(Some(Command::Log { file })) => self.log_to(no, file),
+            Ok(Some(Command::Whoami)) => self.whoami(),
+            Ok(Some(Command::Verify { target })) => {
+                if let Err(e) = self.verify(target) {
+                    self.fail(no, &e);
+                }
+            }
+            Ok(Some(Command::Trust { name })) => {
+                if let Err(e) = self.trust(name) {
+                    self.fail(no, &e);
+                }
+            }
             Ok(Some(cmd)) => {
                 if self
                     .script

@@ -49,10 +49,14 @@ impl KnownPeers {
             let Some((name, key)) = parse(line).map_err(bad)? else {
                 continue;
             };
-            if peers.iter().any(|(known, _)| known == name) {
-                return Err(bad("this name is pinned on an earlier line too"));
+            match peers.iter().find(|(known, _)| known == name) {
+                // Two meshtalks that met the name at once both pinned it.
+                Some((_, pinned)) if *pinned == key => continue,
+                Some(_) => {
+                    return Err(bad("this name is pinned to another key on an earlier line"));
+                }
+                None => peers.push((name.to_string(), key)),
             }
-            peers.push((name.to_string(), key));
         }
         Ok(KnownPeers {
             path: path.to_path_buf(),
@@ -275,6 +279,15 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn a_name_pinned_twice_to_the_same_key_is_known_once() {
+        let dir = test_dir("twice");
+        let path = dir.join("known_peers");
+        fs::write(&path, format!("bob {}\nbob {}\n", hex(&A), hex(&A))).unwrap();
+        let known = KnownPeers::load(&path).unwrap();
+        assert_eq!(known.check("bob", &A), Verdict::Known);
     }
 
     #[test]

@@ -6,11 +6,6 @@
 //! (`meshtalk-identity-v1 …`, `meshtalk-room-key-v1 …`), so neither can be
 //! taken for the other, and both must be readable by their owner only.
 
-// Until the host speaks protocol 2 (issue 13: the core does, the host, the
-// load tool and the firmware move together) only `keygen` uses this module;
-// `KeyArgs` joins the listening modes' flags then. Remove this with it.
-#![allow(dead_code, unused_imports)]
-
 mod identity;
 mod known_peers;
 mod room;
@@ -69,8 +64,6 @@ pub struct KeygenArgs {
 pub struct Keys {
     /// Our static secret.
     pub secret: [u8; 32],
-    /// Our static public key, which peers pin.
-    pub public: [u8; 32],
     /// Our public key's fingerprint (`/whoami`).
     pub fingerprint: Fingerprint,
     /// The room key, from `--room-key` or the passphrase; `None`: no private room.
@@ -107,7 +100,6 @@ impl Keys {
         let public = noise::public_key(&secret);
         Ok(Keys {
             secret,
-            public,
             fingerprint: Fingerprint::of(&public),
             room_key,
             known: KnownPeers::load(&path.with_file_name("known_peers"))?,
@@ -417,8 +409,8 @@ mod tests {
         fs::write(dir.join("known_peers"), format!("bob {}\n", hex(&[7; 32]))).unwrap();
         let keys = Keys::load_with(&args(&dir), None).unwrap();
         assert_eq!(keys.secret, load_identity(&dir.join("id")).unwrap());
-        assert_eq!(keys.public, noise::public_key(&keys.secret));
-        assert_eq!(keys.fingerprint, Fingerprint::of(&keys.public));
+        let public = noise::public_key(&keys.secret);
+        assert_eq!(keys.fingerprint, Fingerprint::of(&public));
         assert_eq!(keys.known.check("bob", &[7; 32]), Verdict::Known);
         assert_eq!(keys.room_key, None);
     }

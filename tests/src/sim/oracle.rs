@@ -416,6 +416,7 @@ impl Sim {
                 self.report.broadcasts_sent += 1;
             }
             Event::Alias { .. } => {}
+            Event::Vet { .. } => self.violation(format!("n{i}: asked to vet a key unasked")),
             Event::Disconnected { peer, reason, .. } => {
                 if let Reason::Fault(f) = reason {
                     self.violation(format!("n{i}: dropped {peer} for a protocol fault: {f}"));
