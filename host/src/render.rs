@@ -109,6 +109,10 @@ impl Render {
             let state = match redial_in(p.id).filter(|_| p.phase == Phase::Reconnecting) {
                 // Whole seconds, rounded up: "in 0 s" only when it is under way.
                 Some(wait) => format!("reconnecting in {} s", wait.as_millis().div_ceil(1000)),
+                // Nothing a text peer says is encrypted: said wherever it is listed.
+                None if matches!(p.phase, Phase::Ready(Kind::Text(_))) => {
+                    format!("{}, unencrypted", p.phase.name())
+                }
                 None => p.phase.name().to_string(),
             };
             human(format_args!(
@@ -124,12 +128,12 @@ impl Render {
     }
 
     /// One event from the node; `alias` is the current alias of the event's peer, if
-    /// known; `key`, a secure peer's key as vetted when it connected.
-    pub fn event(&self, event: &Event<String>, alias: Option<&str>, key: Option<&KeyNote>) {
+    /// known; `note`, what is known of its link (a secure peer's vetted key).
+    pub fn event(&self, event: &Event<String>, alias: Option<&str>, note: Option<&Note>) {
         record(event, alias);
         if self.json {
             write_out(|out| {
-                let _ = write_event_json(out, event, key);
+                let _ = write_event_json(out, event, note);
             });
         } else {
             let alert = alerts(event);
@@ -140,7 +144,8 @@ impl Render {
                     event,
                     alias,
                     alert,
-                    key,
+                    note,
+                    plain_shown: false,
                 }
             ));
         }
@@ -153,14 +158,14 @@ impl Render {
         event: &Event<String>,
         alias: Option<&str>,
         line: Option<u64>,
-        key: Option<&KeyNote>,
+        note: Option<&Note>,
     ) {
         let Some(line) = line.filter(|_| self.json) else {
-            return self.event(event, alias, key);
+            return self.event(event, alias, note);
         };
         record(event, alias);
         let mut object = Vec::new();
-        let _ = write_event_json(&mut object, event, key);
+        let _ = write_event_json(&mut object, event, note);
         if object.ends_with(b"}\n") {
             object.truncate(object.len() - 2);
             let _ = writeln!(object, ",\"line\":{line}}}");
@@ -289,8 +294,12 @@ fn record(event: &Event<String>, alias: Option<&str>) {
 fn write_event_json(
     out: &mut dyn Write,
     event: &Event<String>,
-    key: Option<&KeyNote>,
+    note: Option<&Note>,
 ) -> std::io::Result<()> {
+    let key = match note {
+        Some(Note::Key(key)) => Some(key),
+        _ => None,
+    };
     let value = match event {
         Event::Connected {
             peer,
@@ -376,8 +385,19 @@ struct EventText<'a> {
     alias: Option<&'a str>,
     /// A message for the person (a direct one, or one naming them): its author is highlighted.
     alert: bool,
-    /// A secure peer's key, as vetted when it connected.
-    key: Option<&'a KeyNote>,
+    /// What is known of the peer's link: its key, or that it is plaintext.
+    note: Option<&'a Note>,
+    /// The plaintext mark is written (the rest of the line follows).
+    plain_shown: bool,
+}
+
+/// What the shell knows of a peer's link, shown with its events.
+#[derive(Clone, Copy, Debug)]
+pub enum Note {
+    /// A secure link, and its key as vetted.
+    Key(KeyNote),
+    /// A plain-text peer (netcat): nothing it says is encrypted.
+    Plain,
 }
 
 /// A secure peer's key as it was vetted: shown with its connected event.
@@ -433,10 +453,23 @@ impl Display for EventText<'_> {
                         (false, Kind::Native) => "",
                     }
                 )?;
-                match self.key {
-                    Some(key) => write!(f, ", key {} ({})", key.fingerprint, key.trust.name()),
-                    None => Ok(()),
+                match self.note {
+                    Some(Note::Key(key)) => {
+                        write!(f, ", key {} ({})", key.fingerprint, key.trust.name())
+                    }
+                    _ => Ok(()),
                 }
+            }
+            // A plain-text peer's words, marked: anyone on the way could read or change them.
+            Event::Message { .. }
+                if matches!(self.note, Some(Note::Plain)) && !self.plain_shown =>
+            {
+                write!(f, "[unencrypted] ")?;
+                EventText {
+                    plain_shown: true,
+                    ..*self
+                }
+                .fmt(f)
             }
             // The reason says where: `127.0.0.1 port 1: connection refused`.
             Event::ConnectFailed { reason, .. } => write!(

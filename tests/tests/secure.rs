@@ -505,3 +505,72 @@ fn an_untrusted_key_closes_the_link_and_the_peer_is_told_why() {
     );
     assert!(!Reason::<String>::Untrusted.redials());
 }
+
+#[test]
+fn a_text_peer_of_a_secure_node_gets_its_lines_in_the_clear() {
+    let mut b = TestNode::new(secure("bob", 2));
+    let peer = accept(&mut b);
+    receive(&mut b, NOW, peer, b"hi\n");
+    let outs = command(&mut b, NOW, "send #1 hello netcat");
+    assert_eq!(sent_bytes(&outs, peer), b"hello netcat\n");
+}
+
+#[test]
+fn frames_queued_for_a_secure_peer_that_is_dropped_are_never_sent_unsealed() {
+    let mut pair = Pair::connect(secure);
+    // A chat (its receipt queued) and, in the same read, a tampered frame.
+    let outs = command(&mut pair.a, NOW, "send bob one");
+    let mut bytes = sent_bytes(&outs, pair.a_to_b);
+    let outs = command(&mut pair.a, NOW, "send bob two");
+    let mut second = sent_bytes(&outs, pair.a_to_b);
+    let last = second.len() - 1;
+    second[last] ^= 1;
+    bytes.extend(second);
+    let got = receive(&mut pair.b, NOW, pair.b_to_a, &bytes);
+    assert_eq!(texts(&events(&got)), ["one"]);
+    // Nothing goes out: the receipt of "one" would be plaintext now that the
+    // session is gone, and a failed session seals no goodbye.
+    let sent = got
+        .iter()
+        .filter(|o| matches!(o, Out::Tx(p, _) if *p == pair.b_to_a))
+        .count();
+    assert_eq!(sent, 0, "{got:?}");
+    assert!(got.contains(&Out::Close(pair.b_to_a)));
+}
+
+#[test]
+fn a_link_closed_mid_handshake_without_a_room_key_is_just_closed() {
+    for (a_key, b_key) in [(None, None), (Some(4), Some(4))] {
+        let mut a = TestNode::new(keyed("alice", 1, a_key));
+        let mut b = TestNode::new(keyed("bob", 2, b_key));
+        let outs = command(&mut a, NOW, "connect 127.0.0.1 4000");
+        let Some(&Out::Connect(to_b, ..)) = outs.first() else {
+            panic!()
+        };
+        let to_a = accept(&mut b);
+        let outs = input(
+            &mut a,
+            NOW,
+            Input::Connected {
+                peer: to_b,
+                addr: addr(4000),
+                entropy: [0xa2; 32],
+            },
+        );
+        // Bob's banner reaches alice; her message 1 is sent; then bob goes.
+        let back = receive(&mut b, NOW, to_a, &sent_bytes(&outs, to_b));
+        let _ = receive(&mut a, NOW, to_b, &sent_bytes(&back, to_a));
+        let closed = |node: &mut TestNode, peer| {
+            reasons(&events(&input(
+                node,
+                NOW,
+                Input::Closed { peer, error: None },
+            )))
+        };
+        if a_key.is_none() {
+            assert_eq!(closed(&mut a, to_b), [Reason::Closed]);
+        }
+        // The listener's side of a room link that closes is just closed.
+        assert_eq!(closed(&mut b, to_a), [Reason::Closed], "{b_key:?}");
+    }
+}

@@ -1,7 +1,7 @@
 //! The node's events on screen and in the transcript: each with its peer's alias as of
 //! that event, the input line it answers, and the prompt's completions kept current.
 
-use meshtalk_core::node::Event;
+use meshtalk_core::node::{Event, Kind};
 
 use super::Driver;
 use crate::line::Known;
@@ -19,7 +19,12 @@ impl Driver {
                 self.vet(*peer, alias);
                 return;
             }
-            Event::Connected { peer, alias, .. } => {
+            Event::Connected {
+                peer, alias, kind, ..
+            } => {
+                if let Kind::Text(_) = kind {
+                    self.plain(*peer);
+                }
                 self.aliases.insert(*peer, alias.clone());
                 self.backoff.connected(*peer);
             }
@@ -37,9 +42,9 @@ impl Driver {
         let alias = event.peer().and_then(|peer| self.aliases.get(&peer));
         let now = self.now();
         if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {
-            let key = event.peer().and_then(|peer| self.key_note(peer));
+            let note = event.peer().and_then(|peer| self.note(peer));
             self.render
-                .event_at(event, alias.map(String::as_str), line, key);
+                .event_at(event, alias.map(String::as_str), line, note);
         }
         // A peer the node keeps as reconnecting is dialled again (said after its
         // drop); one that is gone (disconnected here, say) is dialled no more.

@@ -11,13 +11,14 @@ use meshtalk_core::peers::PeerId;
 
 use super::Driver;
 use crate::keys::{Keys, Verdict};
-use crate::render::{KeyNote, Trust};
+use crate::render::{KeyNote, Note, Trust};
 
 /// The keys of a node with secure links, and what was decided of its peers' keys.
 pub(crate) struct KeyRing {
     keys: Keys,
-    /// How each ready secure peer's key was vetted, for its connected event.
-    notes: HashMap<PeerId, KeyNote>,
+    /// How each secure peer's key was vetted, or that a peer is plaintext:
+    /// shown with its events.
+    notes: HashMap<PeerId, Note>,
     /// The last key each name was refused with, for `/trust`.
     refused: HashMap<String, [u8; 32]>,
     /// Verdicts to give the node once its drain ends.
@@ -82,7 +83,8 @@ impl Driver {
         let ring = &mut self.keys;
         match trust {
             Some(trust) => {
-                ring.notes.insert(peer, KeyNote { fingerprint, trust });
+                ring.notes
+                    .insert(peer, Note::Key(KeyNote { fingerprint, trust }));
             }
             None => {
                 ring.refused.insert(alias.to_string(), key);
@@ -98,9 +100,14 @@ impl Driver {
         }
     }
 
-    /// How `peer`'s key was vetted (for its connected event).
-    pub(super) fn key_note(&self, peer: PeerId) -> Option<&KeyNote> {
+    /// What is known of `peer`'s link, for its events.
+    pub(super) fn note(&self, peer: PeerId) -> Option<&Note> {
         self.keys.notes.get(&peer)
+    }
+
+    /// `peer` is a plain-text peer: its events say so.
+    pub(super) fn plain(&mut self, peer: PeerId) {
+        self.keys.notes.insert(peer, Note::Plain);
     }
 
     /// `peer` is gone: its note with it.
