@@ -391,7 +391,9 @@ fn a_repeated_connect_by_the_higher_node_id_keeps_the_live_link_and_its_alias() 
 /// Runs `meshtalk <args>` with no stdin for at most 3 s; returns whether it exited (and
 /// how) and what it wrote to stderr. A program still running then is killed.
 fn run_briefly(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtalk"))
+    let home = common::home::TempDir::new("briefly");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
+    let mut child = common::home::live_in(&mut command, home.path())
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -549,8 +551,9 @@ fn an_ipv4_peer_of_a_node_bound_to_every_ipv6_address_shows_its_ipv4_address() {
 #[test]
 fn verbose_diagnostics_at_a_prompt_are_printed_above_the_half_typed_line() {
     use rexpect::session::spawn_command;
+    let home = common::home::TempDir::new("verbose");
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
-    command
+    common::home::live_in(&mut command, home.path())
         .args([
             "-v",
             "mesh",

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::pty::{TempDir, leave, spawn_at_a_terminal, type_in};
+use common::home::TempDir;
+use common::pty::{leave, spawn_at_a_terminal, type_in};
 use rexpect::session::PtySession;
 
 /// The longest any one expected output may take.

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::pty::TempDir;
+use common::home::TempDir;
 use regex::Regex;
 
 /// Runs `meshtalk args` to the end with HOME and XDG_CONFIG_HOME in `home`.

@@ -11,6 +11,7 @@ use std::sync::mpsc::channel;
 use std::thread;
 use std::time::Duration;
 
+use common::home::{TempDir, live_in};
 use common::proc::{Proc as Node, port_of};
 use common::pty::spawn_at_a_terminal;
 use rexpect::session::PtySession;
@@ -21,9 +22,11 @@ const WAIT: Duration = Duration::from_secs(10);
 const SGR: &str = "\x1b\\[[0-9;]*m";
 
 /// Starts `meshtalk mesh` named alice on a pseudo-terminal (stdin, stdout and
-/// stderr); `colour` leaves `NO_COLOR` unset. Returns the session and its port.
-fn alice_at_a_terminal(colour: bool) -> (PtySession, u16) {
+/// stderr), living in `home`; `colour` leaves `NO_COLOR` unset. Returns the
+/// session and its port.
+fn alice_at_a_terminal(home: &TempDir, colour: bool) -> (PtySession, u16) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshtalk"));
+    live_in(&mut command, home.path());
     command
         .args([
             "mesh",
@@ -55,7 +58,8 @@ impl Node {
 
 #[test]
 fn message_is_printed_above_a_half_typed_line_which_is_then_sent_whole() {
-    let (mut alice, port) = alice_at_a_terminal(false);
+    let home = TempDir::new("prompt");
+    let (mut alice, port) = alice_at_a_terminal(&home, false);
     alice.send("send bob hel").expect("type");
     alice.flush().expect("flush");
     alice
@@ -81,7 +85,8 @@ fn message_is_printed_above_a_half_typed_line_which_is_then_sent_whole() {
 
 #[test]
 fn ctrl_d_at_the_prompt_says_goodbye_and_exits() {
-    let (mut alice, port) = alice_at_a_terminal(false);
+    let home = TempDir::new("prompt");
+    let (mut alice, port) = alice_at_a_terminal(&home, false);
     let mut bob = Node::start("bob");
     bob.type_lines(&format!("connect 127.0.0.1 {port}\n"));
     bob.expect("connected", WAIT, |_| true);
@@ -95,7 +100,8 @@ fn ctrl_d_at_the_prompt_says_goodbye_and_exits() {
 
 #[test]
 fn with_no_color_set_a_terminal_gets_no_colour() {
-    let (mut alice, _) = alice_at_a_terminal(false);
+    let home = TempDir::new("prompt");
+    let (mut alice, _) = alice_at_a_terminal(&home, false);
     alice.send("/frobnicate\r").expect("type");
     alice.flush().expect("flush");
     let (before, error) = alice
@@ -108,7 +114,8 @@ fn with_no_color_set_a_terminal_gets_no_colour() {
 
 #[test]
 fn on_a_terminal_with_colour_errors_are_red() {
-    let (mut alice, _) = alice_at_a_terminal(true);
+    let home = TempDir::new("prompt");
+    let (mut alice, _) = alice_at_a_terminal(&home, true);
     alice.send("/frobnicate\r").expect("type");
     alice.flush().expect("flush");
     alice

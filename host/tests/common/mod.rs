@@ -6,6 +6,8 @@
 // Each test file uses its own share of these helpers.
 #![allow(dead_code)]
 
+/// A home of its own (HOME, XDG directories) for every `meshtalk` a test starts.
+pub mod home;
 /// `meshtalk` (or any program) as a child process, as the other end-to-end tests drive it.
 pub mod proc;
 /// `meshtalk` on a pseudo-terminal.

@@ -1,15 +1,19 @@
 //! A child process driven through stdin and watched through stdout, one line at a
 //! time, as the end-to-end tests use it: spawn `meshtalk` (or any program), wait
 //! for JSON events with a bounded wait, type command lines, link two nodes. The
-//! child is killed when its [`Proc`] is dropped.
+//! child is killed when its [`Proc`] is dropped. Each child lives in a home of
+//! its own (see [`super::home`]) unless the test gives it one.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use super::home::{TempDir, live_in, own_home};
 
 /// A running child process and the lines it printed on stdout, in order, as raw
 /// bytes without their newline.
@@ -21,12 +25,18 @@ pub struct Proc {
     lines: Receiver<Vec<u8>>,
     /// The port it listens on, once known (0 until then).
     pub port: u16,
+    /// The home made for it (removed once it is killed); `None` when the test
+    /// gave it one.
+    home: Option<TempDir>,
 }
 
 impl Proc {
     /// Spawns `command` with piped stdin and stdout (stderr as the command has it,
-    /// inherited by default) and reads its stdout on a thread of its own.
+    /// inherited by default) and reads its stdout on a thread of its own. Unless
+    /// `command` sets `XDG_CONFIG_HOME`, it gets a fresh home (HOME and the XDG
+    /// directories), so its identity and known peers are its own.
     pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        let home = own_home(command, name);
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -58,7 +68,14 @@ impl Proc {
             stdin,
             lines,
             port: 0,
+            home,
         }
+    }
+
+    /// As [`Proc::spawn`], living in `home`, which the test keeps: a node started
+    /// again there has the identity and known peers it had.
+    pub fn spawn_in(name: &str, command: &mut Command, home: &Path) -> Proc {
+        Proc::spawn(name, live_in(command, home))
     }
 
     /// `meshtalk <args>`.
@@ -196,9 +213,11 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Kills the child; its home, if made for it, goes after it.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop(self.home.take());
     }
 }
 

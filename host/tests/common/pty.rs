@@ -1,15 +1,22 @@
 //! `meshtalk` on a pseudo-terminal (rexpect), as a person at a terminal runs it.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rexpect::session::{PtySession, spawn_command};
 
-/// Starts `command` (a `meshtalk` mode with `--bind 127.0.0.1`) on a pseudo-terminal,
-/// each expectation bounded by `wait`, and waits for its prompt. Returns the session
-/// and the port it listens on.
+use super::home::has_home;
+
+/// Starts `command` (a `meshtalk` mode with `--bind 127.0.0.1`, living in a home
+/// of its own: [`super::home::live_in`]) on a pseudo-terminal, each expectation
+/// bounded by `wait`, and waits for its prompt. Returns the session and the port
+/// it listens on.
 pub fn spawn_at_a_terminal(command: Command, wait: Duration) -> (PtySession, u16) {
+    assert!(
+        has_home(&command),
+        "give meshtalk on a terminal a home of its own (common::home::live_in): \
+         it keeps its identity there"
+    );
     let timeout = u64::try_from(wait.as_millis()).expect("ms");
     let mut session = spawn_command(command, Some(timeout)).expect("start meshtalk on a pty");
     let (_, listening) = session
@@ -44,29 +51,4 @@ pub fn leave(mut session: PtySession) {
         }
     }
     panic!("meshtalk exits: {last:?}");
-}
-
-/// A directory of its own under the system's temporary one, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(what: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("meshtalk-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("make a temporary directory");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
