@@ -2,6 +2,12 @@
 //! node, attacks it with what a stranger on the network could send, and ends by
 //! checking that two well-behaved peers still exchange a message. Every wait is
 //! bounded; the node is killed on drop.
+//!
+//! The node speaks protocol 2: banners are `MESHTALK/2 XX`, a Noise handshake
+//! follows, and then every frame's body is sealed. The hand-made peers
+//! ([`Native`]) do the handshake and seal what they write, so attacks on frames
+//! still reach the frame and message decoders; bytes written unsealed after
+//! the handshake meet the integrity check first.
 
 mod common;
 
@@ -10,11 +16,16 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Native, Node, Rng, WAIT, assert_closed, assert_still_serving, connect, frame};
+use common::{
+    BANNER, Native, Node, Rng, WAIT, assert_closed, assert_still_serving, connect, frame,
+    frame_header, handshake, random32, read_frame, read_line, seal_frames,
+};
+use meshtalk_core::noise::TAG;
 use meshtalk_core::wire::Message;
 use socket2::{Domain, Socket, Type};
 
-/// The largest frame body the host accepts (`HostNode` in `host/src/driver/mod.rs`).
+/// The largest frame body the host accepts (`HostNode` in `host/src/driver/mod.rs`):
+/// on a secure link, a sealed body (the message and its tag).
 const MAX_FRAME: usize = 8192;
 
 /// `value` as an unbounded LEB128 varint (any length, unlike a frame header).
@@ -42,8 +53,20 @@ fn expect_gone(node: &Node, peer: u64) -> String {
     gone["reason"].as_str().unwrap_or_default().to_string()
 }
 
+/// The node's JSON `disconnected` event whose reason contains `why`, for a
+/// connection it never showed as connected (a banner or handshake refused).
+fn expect_dropped(node: &Node, why: &str) -> String {
+    let gone = node.expect("disconnected", WAIT, |e| {
+        e["reason"].as_str().is_some_and(|r| r.contains(why))
+    });
+    gone["reason"].as_str().unwrap_or_default().to_string()
+}
+
 // ---- garbage ----
 
+/// Garbage after the handshake goes unsealed: the node closes each such link
+/// at its first frame (an integrity or frame error), where protocol 1 read it
+/// as frames.
 #[test]
 fn random_garbage_from_many_connections_leaves_the_node_serving() {
     let mut node = Node::mesh("target", &[]);
@@ -53,7 +76,7 @@ fn random_garbage_from_many_connections_leaves_the_node_serving() {
         let len = 1 + (rng.next_u64() % 64_000) as usize;
         let _ = stream.write_all(&rng.bytes(len));
     }
-    // And garbage after a valid banner and hello, where frames are expected.
+    // And garbage after a valid banner and handshake, where sealed frames are expected.
     for i in 0..10 {
         let mut peer = Native::join(&node, &format!("junk{i}"), true);
         let len = 1 + (rng.next_u64() % 20_000) as usize;
@@ -120,23 +143,38 @@ fn refused_banner(node: &Node, banner: &[u8]) -> Vec<u8> {
     assert_closed(&stream, WAIT)
 }
 
+/// Protocol 2's banner carries no name: the node answers with `MESHTALK/2 XX`,
+/// not `MESHTALK/1 target`.
 #[test]
 fn a_banner_of_another_version_is_answered_with_ours_and_closed() {
     let mut node = Node::mesh("target", &[]);
-    let answer = refused_banner(&node, b"MESHTALK/2 x\n");
-    assert!(
-        answer.starts_with(b"MESHTALK/1 target\n"),
-        "the node says which version it speaks: {:?}",
-        String::from_utf8_lossy(&answer)
-    );
+    for banner in [&b"MESHTALK/1 x\n"[..], b"MESHTALK/3 x\n"] {
+        let answer = refused_banner(&node, banner);
+        assert!(
+            answer.starts_with(BANNER),
+            "the node says which version it speaks: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
     assert_still_serving(&mut node);
 }
 
 #[test]
+fn a_protocol_1_banner_is_closed_with_an_upgrade_error() {
+    let mut node = Node::mesh("target", &[]);
+    let answer = refused_banner(&node, b"MESHTALK/1 oldtimer\n");
+    assert_eq!(answer, BANNER, "{:?}", String::from_utf8_lossy(&answer));
+    let reason = expect_dropped(&node, "upgrade");
+    assert!(reason.contains("MESHTALK/1"), "{reason}");
+    assert_still_serving(&mut node);
+}
+
+/// Protocol 2's banner has no name: a huge pattern word stands for it.
+#[test]
 fn a_banner_with_a_huge_name_is_closed() {
     let mut node = Node::mesh("target", &[]);
-    let mut banner = b"MESHTALK/1 ".to_vec();
-    banner.extend(std::iter::repeat_n(b'a', 100_000));
+    let mut banner = b"MESHTALK/2 ".to_vec();
+    banner.extend(std::iter::repeat_n(b'X', 100_000));
     banner.push(b'\n');
     let mut stream = connect(&node);
     // The node may close before taking it all: a failed write is fine.
@@ -145,18 +183,20 @@ fn a_banner_with_a_huge_name_is_closed() {
     assert_still_serving(&mut node);
 }
 
+/// In protocol 2 the NUL sits in the pattern word, where the name was.
 #[test]
 fn a_banner_with_a_nul_in_the_name_is_closed() {
     let mut node = Node::mesh("target", &[]);
-    refused_banner(&node, b"MESHTALK/1 b\0b\n");
+    refused_banner(&node, b"MESHTALK/2 X\0X\n");
+    refused_banner(&node, b"MESHTALK/2 XX\0\n");
     assert_still_serving(&mut node);
 }
 
 #[test]
 fn a_banner_with_invalid_utf8_is_closed() {
     let mut node = Node::mesh("target", &[]);
-    refused_banner(&node, b"MESHTALK/1 \xff\xfe\xc0\n");
-    refused_banner(&node, b"MESHTALK/\xff bob\n");
+    refused_banner(&node, b"MESHTALK/2 \xff\xfe\xc0\n");
+    refused_banner(&node, b"MESHTALK/\xff XX\n");
     assert_still_serving(&mut node);
 }
 
@@ -164,7 +204,7 @@ fn a_banner_with_invalid_utf8_is_closed() {
 fn a_banner_never_finished_is_closed_after_the_banner_timeout() {
     let mut node = Node::mesh("target", &[]);
     let mut stream = connect(&node);
-    stream.write_all(b"MESHTALK/1 bo").expect("write");
+    stream.write_all(b"MESHTALK/2 X").expect("write");
     // The banner timeout is 2 s; WAIT bounds it generously.
     let started = Instant::now();
     assert_closed(&stream, WAIT);
@@ -172,13 +212,73 @@ fn a_banner_never_finished_is_closed_after_the_banner_timeout() {
     assert_still_serving(&mut node);
 }
 
-// ---- frames after a valid banner and hello ----
+// ---- handshakes that are not ----
+
+/// A connection that sent a good banner and read the node's.
+fn after_the_banners(node: &Node) -> TcpStream {
+    let mut stream = connect(node);
+    stream.write_all(BANNER).expect("write banner");
+    assert_eq!(read_line(&mut stream), BANNER);
+    stream
+}
+
+#[test]
+fn garbage_as_handshake_message_1_is_closed_with_a_handshake_error() {
+    let mut node = Node::mesh("target", &[]);
+    let mut rng = Rng::new(0x4a5d_0001);
+    let mut stream = after_the_banners(&node);
+    // Shorter than an ephemeral key (32 bytes): no message 1.
+    let mut bytes = frame_header(20);
+    bytes.extend(rng.bytes(20));
+    stream.write_all(&bytes).expect("write message 1");
+    assert_closed(&stream, WAIT);
+    let reason = expect_dropped(&node, "handshake failed");
+    assert!(reason.contains("message 1"), "{reason}");
+    assert_still_serving(&mut node);
+}
+
+/// XX's message 1 is a bare public key, which any 32 bytes are: the node
+/// answers it, and the forgery fails at message 3, which needs our static key.
+#[test]
+fn garbage_as_handshake_message_3_is_closed_with_a_handshake_error() {
+    let mut node = Node::mesh("target", &[]);
+    let mut stream = after_the_banners(&node);
+    let mut bytes = frame_header(32);
+    bytes.extend(random32());
+    stream.write_all(&bytes).expect("write message 1");
+    let message_2 = read_frame(&mut stream);
+    assert!(message_2.len() > 32, "message 2: {} bytes", message_2.len());
+    let mut bytes = frame_header(100);
+    bytes.extend(Rng::new(0x4a5d_0003).bytes(100));
+    stream.write_all(&bytes).expect("write message 3");
+    assert_closed(&stream, WAIT);
+    let reason = expect_dropped(&node, "handshake failed");
+    assert!(reason.contains("message 3"), "{reason}");
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_handshake_never_finished_is_closed_after_the_banner_timeout() {
+    let mut node = Node::mesh("target", &[]);
+    let mut stream = after_the_banners(&node);
+    let mut bytes = frame_header(32);
+    bytes.extend(random32());
+    stream.write_all(&bytes).expect("write message 1");
+    read_frame(&mut stream);
+    // No message 3: the handshake has the banner's 2 s.
+    let started = Instant::now();
+    assert_closed(&stream, WAIT);
+    eprintln!("unfinished handshake closed after {:?}", started.elapsed());
+    assert_still_serving(&mut node);
+}
+
+// ---- frames after a valid banner and handshake ----
 
 #[test]
 fn a_frame_length_of_2_pow_63_closes_the_peer() {
     let mut node = Node::mesh("target", &[]);
     let mut peer = Native::join(&node, "huge", true);
-    peer.write(&varint(1 << 63));
+    peer.write_raw(&varint(1 << 63));
     let reason = expect_gone(&node, peer.peer);
     assert!(reason.contains("protocol error"), "{reason}");
     peer.assert_closed(WAIT);
@@ -190,35 +290,38 @@ fn an_overlong_varint_closes_the_peer() {
     let mut node = Node::mesh("target", &[]);
     let mut peer = Native::join(&node, "overlong", true);
     // Six continuation bytes: no u32 length is ever this long.
-    peer.write(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]);
+    peer.write_raw(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]);
     let reason = expect_gone(&node, peer.peer);
     assert!(reason.contains("protocol error"), "{reason}");
     peer.assert_closed(WAIT);
     assert_still_serving(&mut node);
 }
 
+/// The frame itself is empty (its header is not sealed), not a sealed empty body.
 #[test]
 fn a_zero_length_frame_closes_the_peer() {
     let mut node = Node::mesh("target", &[]);
     let mut peer = Native::join(&node, "empty", true);
-    peer.write(&[0]);
+    peer.write_raw(&[0]);
     let reason = expect_gone(&node, peer.peer);
     assert!(reason.contains("protocol error"), "{reason}");
     peer.assert_closed(WAIT);
     assert_still_serving(&mut node);
 }
 
+/// Sealed, the frame is one byte over with its tag; the node skips it unread and
+/// opens the next one with the nonce after it.
 #[test]
 fn a_frame_one_byte_over_the_maximum_is_skipped_and_the_next_frame_is_read() {
     let mut node = Node::mesh("target", &[]);
     let mut peer = Native::join(&node, "big", true);
-    let mut bytes = header(MAX_FRAME + 1);
-    bytes.extend(std::iter::repeat_n(0xa5, MAX_FRAME + 1));
-    bytes.extend(frame(&Message::Chat {
+    let mut bytes = peer.seal_body(&vec![0xa5; MAX_FRAME + 1 - TAG]);
+    assert_eq!(bytes.len(), header(MAX_FRAME + 1).len() + MAX_FRAME + 1);
+    bytes.extend(peer.seal(&frame(&Message::Chat {
         id: 1,
         text: "after the big one",
-    }));
-    peer.write(&bytes);
+    })));
+    peer.write_raw(&bytes);
     node.expect("message", WAIT, |e| {
         e["peer"] == peer.peer && e["text"] == "after the big one"
     });
@@ -231,13 +334,15 @@ fn a_frame_cut_short_by_a_close_drops_the_peer() {
     let mut peer = Native::join(&node, "cut", true);
     let mut bytes = header(100);
     bytes.extend([1u8; 50]);
-    peer.write(&bytes);
+    peer.write_raw(&bytes);
     common::half_close(&peer.stream);
     expect_gone(&node, peer.peer);
     peer.assert_closed(WAIT);
     assert_still_serving(&mut node);
 }
 
+/// The random bodies are sealed, so they pass the integrity check and reach
+/// the message decoder, as they did unsealed in protocol 1.
 #[test]
 fn frames_with_random_bodies_never_take_the_node_down() {
     let mut node = Node::mesh("target", &[]);
@@ -247,11 +352,45 @@ fn frames_with_random_bodies_never_take_the_node_down() {
         let mut bytes = Vec::new();
         for _ in 0..50 {
             let len = 1 + (rng.next_u64() % 300) as usize;
-            bytes.extend(header(len));
-            bytes.extend(rng.bytes(len));
+            bytes.extend(peer.seal_body(&rng.bytes(len)));
         }
         let _ = peer.stream.write_all(&bytes);
     }
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_sealed_frame_with_one_bit_flipped_closes_the_peer_with_an_integrity_error() {
+    let mut node = Node::mesh("target", &[]);
+    let mut peer = Native::join(&node, "flipper", true);
+    let mut bytes = peer.seal(&frame(&Message::Chat {
+        id: 1,
+        text: "tampered with",
+    }));
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    peer.write_raw(&bytes);
+    let reason = expect_gone(&node, peer.peer);
+    assert!(reason.contains("integrity"), "{reason}");
+    peer.assert_closed(WAIT);
+    assert_still_serving(&mut node);
+}
+
+#[test]
+fn a_sealed_frame_sent_twice_closes_the_peer_with_an_integrity_error() {
+    let mut node = Node::mesh("target", &[]);
+    let mut peer = Native::join(&node, "replayer", true);
+    let once = peer.seal(&frame(&Message::Chat {
+        id: 1,
+        text: "said once",
+    }));
+    peer.write_raw(&[once.clone(), once].concat());
+    node.expect("message", WAIT, |e| {
+        e["peer"] == peer.peer && e["text"] == "said once"
+    });
+    let reason = expect_gone(&node, peer.peer);
+    assert!(reason.contains("integrity"), "{reason}");
+    peer.assert_closed(WAIT);
     assert_still_serving(&mut node);
 }
 
@@ -333,9 +472,9 @@ fn slowloris(conns: &mut [Option<TcpStream>], banner: &[u8], seconds: usize) -> 
 }
 
 /// A banner that never ends: after the prefix, name letters forever.
-const SLOW_BANNER: &[u8] = b"slowlorisslowlorisslowlorisslowloris";
+const SLOW_BANNER: &[u8] = b"XXpsk0XXpsk0XXpsk0XXpsk0XXpsk0XXpsk0";
 /// What a slowloris connection sends at once, before trickling [`SLOW_BANNER`].
-const BANNER_START: &[u8] = b"MESHTALK/1 ";
+const BANNER_START: &[u8] = b"MESHTALK/2 ";
 
 #[test]
 fn three_hundred_slowloris_connections_do_not_stop_the_node_serving_others() {
@@ -449,7 +588,7 @@ fn connections_reset_at_once_or_mid_frame_leave_the_node_serving() {
     }
     for _ in 0..20 {
         let mut stream = resetting(&node);
-        let _ = stream.write_all(b"MESHTALK/1 re");
+        let _ = stream.write_all(b"MESHTALK/2 X");
         drop(stream);
     }
     // A native peer reset in the middle of a frame.
@@ -480,23 +619,27 @@ fn a_native_peer_that_never_reads_is_dropped_as_not_reading_while_the_room_chats
     let mut chatter = Native::join(&node, "chatter", true);
     let text = "r".repeat(4000);
     let origin = 0x0c4a_77e7;
+    // 16 MB of room messages: far more than the socket buffers and the
+    // node's queue for the stuck peer hold. Sealed here, in order, then written.
+    let sealed: Vec<Vec<u8>> = (1..=4000u32)
+        .map(|seq| {
+            chatter.seal(&frame(&Message::Broadcast {
+                origin,
+                seq,
+                hops: 4,
+                name: "chatter",
+                text: &text,
+            }))
+        })
+        .collect();
     let writer = {
         let mut stream = chatter.stream.try_clone().expect("clone");
         stream
             .set_write_timeout(Some(Duration::from_secs(30)))
             .expect("write timeout");
         thread::spawn(move || {
-            // 16 MB of room messages: far more than the socket buffers and the
-            // node's queue for the stuck peer hold.
-            for seq in 1..=4000u32 {
-                let msg = Message::Broadcast {
-                    origin,
-                    seq,
-                    hops: 4,
-                    name: "chatter",
-                    text: &text,
-                };
-                stream.write_all(&frame(&msg))?;
+            for bytes in &sealed {
+                stream.write_all(bytes)?;
             }
             Ok::<(), std::io::Error>(())
         })
@@ -550,27 +693,23 @@ fn escape_sequences_from_peers_reach_human_output_only_in_visible_form() {
     let native = {
         // The human node prints no JSON: greet it by hand.
         let mut stream = connect(&node);
-        stream.write_all(b"MESHTALK/1 nasty\n").expect("banner");
-        let hello = Message::Hello {
-            minor: 0,
-            node: 0xe5c,
-            name: "nasty",
-        };
-        stream.write_all(&frame(&hello)).expect("hello");
+        let (mut session, _) = handshake(&mut stream, "nasty");
         let _drained = common::drain_until_closed(&stream);
         for (i, line) in nasty.iter().enumerate() {
+            let chat = frame(&Message::Chat {
+                id: i as u32,
+                text: line,
+            });
             stream
-                .write_all(&frame(&Message::Chat {
-                    id: i as u32,
-                    text: line,
-                }))
+                .write_all(&seal_frames(&mut session, &chat))
                 .expect("chat");
         }
+        let end = frame(&Message::Chat {
+            id: 99,
+            text: "end of the nasty lines",
+        });
         stream
-            .write_all(&frame(&Message::Chat {
-                id: 99,
-                text: "end of the nasty lines",
-            }))
+            .write_all(&seal_frames(&mut session, &end))
             .expect("chat");
         stream
     };

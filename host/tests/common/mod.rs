@@ -1,7 +1,8 @@
 //! Shared by the attack tests: a running `meshtalk mesh` whose stdout is read
 //! line by line (JSON events or raw human text), a hand-made native peer that
-//! speaks the wire protocol through `meshtalk_core`, and the check every attack
-//! ends with: two well-behaved peers still exchange a message.
+//! speaks the wire protocol (2: a Noise handshake, then sealed frames) through
+//! `meshtalk_core`, and the check every attack ends with: two well-behaved
+//! peers still exchange a message.
 
 // Each test file uses its own share of these helpers.
 #![allow(dead_code)]
@@ -22,7 +23,9 @@ use std::sync::mpsc::{Receiver, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use meshtalk_core::wire::Message;
+use meshtalk_core::frame::body_of;
+use meshtalk_core::noise::{Role, Session, Step, TAG};
+use meshtalk_core::wire::{MINOR, Message};
 
 use proc::Proc;
 use socket2::{Domain, Socket, Type};
@@ -261,13 +264,147 @@ pub fn connect(node: &Node) -> TcpStream {
 /// The next source address [`connect`] uses.
 static SOURCES: AtomicU32 = AtomicU32::new(0);
 
-/// A native peer made by hand: banner, then hello, then whatever frames a test
-/// writes. The node's answers are read and dropped on a thread of its own unless
-/// the peer is made with `read: false`.
+/// The banner both sides of a secure link without a room key send (protocol 2);
+/// the handshake's prologue binds it.
+pub const BANNER: &[u8] = b"MESHTALK/2 XX\n";
+
+/// 32 bytes from the OS: a hand-made peer's identity or ephemeral key.
+pub fn random32() -> [u8; 32] {
+    let mut bytes = [0; 32];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    bytes
+}
+
+/// `len` as a frame header (a LEB128 varint).
+pub fn frame_header(len: usize) -> Vec<u8> {
+    let mut out = [0; 5];
+    let n = meshtalk_core::frame::write_header(u32::try_from(len).expect("u32"), &mut out)
+        .expect("a header fits 5 bytes");
+    out[..n].to_vec()
+}
+
+/// Reads one frame's body from `stream` (a handshake message or a sealed body).
+pub fn read_frame(stream: &mut TcpStream) -> Vec<u8> {
+    let mut len = 0usize;
+    for i in 0..5 {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).expect("read a frame header");
+        len |= usize::from(byte[0] & 0x7f) << (7 * i);
+        if byte[0] & 0x80 == 0 {
+            let mut body = vec![0; len];
+            stream.read_exact(&mut body).expect("read a frame body");
+            return body;
+        }
+    }
+    panic!("a frame header over 5 bytes")
+}
+
+/// Reads one line (newline included) from `stream`, a byte at a time so that
+/// nothing after it is taken.
+pub fn read_line(stream: &mut TcpStream) -> Vec<u8> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        stream.read_exact(&mut byte).expect("read a line");
+        line.push(byte[0]);
+    }
+    line
+}
+
+/// The bodies of the plain frames `frames`, back to back (as [`frame`] makes them).
+pub fn bodies(frames: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = frames;
+    while !rest.is_empty() {
+        let mut len = 0usize;
+        let mut head = 0;
+        loop {
+            let b = rest[head];
+            len |= usize::from(b & 0x7f) << (7 * head);
+            head += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        out.push(&rest[head..head + len]);
+        rest = &rest[head + len..];
+    }
+    out
+}
+
+/// `body` sealed by `session` as one frame: the header of the sealed length,
+/// then the ciphertext and its tag.
+pub fn seal_body(session: &mut Session, body: &[u8]) -> Vec<u8> {
+    let mut sealed = vec![0; body.len() + TAG];
+    let n = session.encrypt(body, &mut sealed).expect("seal a body");
+    let mut out = frame_header(n);
+    out.extend_from_slice(&sealed[..n]);
+    out
+}
+
+/// The plain frames `frames` with each body sealed by `session`, as a secure
+/// peer sends them.
+pub fn seal_frames(session: &mut Session, frames: &[u8]) -> Vec<u8> {
+    bodies(frames)
+        .into_iter()
+        .flat_map(|body| seal_body(session, body))
+        .collect()
+}
+
+/// The dialler's side of a secure link's opening on `stream`, as `name`: our
+/// banner, the node's, then the handshake, our hello in message 3. Returns the
+/// session, in transport, and the hello the node sent in message 2.
+pub fn handshake(stream: &mut TcpStream, name: &str) -> (Session, Vec<u8>) {
+    stream.write_all(BANNER).expect("write banner");
+    let answer = read_line(stream);
+    assert_eq!(
+        answer,
+        BANNER,
+        "the node's banner: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let mut session =
+        Session::new(Role::Initiator, &random32(), &random32(), None, BANNER).expect("a session");
+    let mut message = vec![0; 1024];
+    let n = session
+        .write_handshake(&[], &mut message)
+        .expect("message 1");
+    stream
+        .write_all(&[frame_header(n), message[..n].to_vec()].concat())
+        .expect("write message 1");
+    let reply = read_frame(stream);
+    let mut hello = vec![0; reply.len()];
+    let got = session
+        .read_handshake(&reply, &mut hello)
+        .expect("the node's message 2");
+    hello.truncate(got);
+    let node_id = 0x6174_7461_636b_0000 | u64::from(FRIENDS.fetch_add(1, Ordering::Relaxed));
+    let ours = frame(&Message::Hello {
+        minor: MINOR,
+        node: node_id,
+        name,
+    });
+    let ours = body_of(&ours).expect("one frame");
+    let n = session
+        .write_handshake(ours, &mut message)
+        .expect("message 3");
+    stream
+        .write_all(&[frame_header(n), message[..n].to_vec()].concat())
+        .expect("write message 3");
+    assert_eq!(session.step(), Step::Transport);
+    (session, hello)
+}
+
+/// A native peer made by hand, speaking protocol 2 through `meshtalk_core`'s
+/// Noise [`Session`]: banner, handshake (its hello in message 3), then sealed
+/// frames. The node's answers are read and dropped on a thread of its own
+/// unless the peer is made with `read: false`.
 pub struct Native {
     pub stream: TcpStream,
     /// The node's number for this peer.
     pub peer: u64,
+    /// Seals what [`Native::write`] sends.
+    pub session: Session,
     /// Tells when the node closed the connection (the reading thread saw its end).
     closed: Option<Receiver<()>>,
 }
@@ -276,25 +413,7 @@ impl Native {
     /// Dials `node` (a JSON one), greets it as `name` and waits until it shows the peer.
     pub fn join(node: &Node, name: &str, read: bool) -> Native {
         let mut stream = connect(node);
-        stream
-            .write_all(format!("MESHTALK/1 {name}\n").as_bytes())
-            .expect("write banner");
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while !line.ends_with(b"\n") {
-            stream
-                .read_exact(&mut byte)
-                .expect("read the node's banner");
-            line.push(byte[0]);
-        }
-        assert!(line.starts_with(b"MESHTALK/1 "), "banner {line:?}");
-        let node_id = 0x6174_7461_636b_0000 | u64::from(FRIENDS.fetch_add(1, Ordering::Relaxed));
-        let hello = Message::Hello {
-            minor: 0,
-            node: node_id,
-            name,
-        };
-        stream.write_all(&frame(&hello)).expect("write hello");
+        let (session, _) = handshake(&mut stream, name);
         let connected = node.expect("connected", WAIT, |e| {
             e["alias"].as_str().is_some_and(|a| a.starts_with(name))
         });
@@ -302,12 +421,30 @@ impl Native {
         Native {
             stream,
             peer: connected["peer"].as_u64().expect("peer number"),
+            session,
             closed,
         }
     }
 
-    /// Writes raw bytes (frames or not) to the node.
-    pub fn write(&mut self, bytes: &[u8]) {
+    /// Writes the plain frames `frames` (made by [`frame`]), each body sealed.
+    pub fn write(&mut self, frames: &[u8]) {
+        let sealed = self.seal(frames);
+        self.write_raw(&sealed);
+    }
+
+    /// The plain frames `frames` sealed, to be written later (the session's
+    /// nonces advance now: write them before anything sealed after).
+    pub fn seal(&mut self, frames: &[u8]) -> Vec<u8> {
+        seal_frames(&mut self.session, frames)
+    }
+
+    /// `body` (any bytes) sealed as one frame, to be written later.
+    pub fn seal_body(&mut self, body: &[u8]) -> Vec<u8> {
+        seal_body(&mut self.session, body)
+    }
+
+    /// Writes raw bytes, not sealed (a frame header, garbage, ...).
+    pub fn write_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write to the node");
     }
 
