@@ -23,7 +23,7 @@ The Cortex-M3 is booting; its UART is 127.0.0.1:$port. In another terminal:
 
     cargo run --release -p meshtalk -- mesh --name desk
     > connect 127.0.0.1 $port
-    > send cortex-m3 hello          (it answers upper-cased; 'stats' for its memory)
+    > send cortex-m3 hello          (it answers upper-cased; 'stats' for its memory and key fingerprint)
     > broadcast hi room             (it answers: heard desk: HI ROOM)
 
 A desktop that leaves says goodbye and the next may connect at once; one

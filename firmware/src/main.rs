@@ -1,15 +1,19 @@
 //! meshtalk on a Cortex-M3 (QEMU's lm3s6965evb): one `meshtalk_core::Node`
-//! whose single connection is UART0, SysTick as its clock, no heap.
+//! whose single connection is UART0, SysTick as its clock, no heap. It speaks
+//! protocol 2 (secure links), with keys made as `keys` explains: the board has
+//! no RNG.
 //!
 //! The desktop dials the UART (QEMU serves it on TCP), so to the node the link
 //! is an inbound connection: it is accepted when its first byte arrives, and
 //! the desktop's banner comes first. Once the hello is exchanged the firmware
 //! says hello to the room; it answers a direct message with the text
 //! upper-cased (`stats` with its memory use and uptime) and a room message
-//! with `heard <who>: <TEXT>` in the room.
+//! with `heard <who>: <TEXT>` in the room. `stats` also gives its key's
+//! fingerprint, for the desktop's person to compare with the one pinned.
 #![no_std]
 #![no_main]
 
+mod keys;
 mod uart;
 
 use core::fmt::Write as _;
@@ -17,11 +21,13 @@ use core::mem::size_of;
 use core::net::{Ipv4Addr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
 use heapless::{Deque, String};
 use meshtalk_core::command;
-use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, Output};
+use meshtalk_core::node::{Config, Event, Handled, Input, Kind, Node, Output, Secure};
+use meshtalk_core::noise::Fingerprint;
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::{Duration, Instant};
 
@@ -32,9 +38,6 @@ type DeviceNode = Node<1, 1024, 4096>;
 
 /// The name the firmware announces.
 const NAME: &str = "cortex-m3";
-/// The node id: fixed, as the board has no entropy source (so one such
-/// firmware per mesh).
-const NODE_ID: u64 = 0x4c4d_3353_3639_3635;
 /// The core clock after reset (the 12 MHz crystal; QEMU models the same).
 const CLOCK_HZ: u32 = 12_000_000;
 /// A silent link is pinged after this long (the desktop's default is 15 s) ...
@@ -90,13 +93,15 @@ fn main() -> ! {
     core.SYST.enable_counter();
 
     let uart = Uart::take();
-    let mut config = Config::new(NAME, NODE_ID).expect("NAME is a valid alias");
+    let mut config = Config::new(NAME, keys::node_id()).expect("NAME is a valid alias");
+    config.secure = Some(Secure::new(keys::identity()));
     // The UART cannot tell that the desktop's TCP connection went away: a
     // desktop that vanished without a goodbye is found by pinging, soon, so
     // that the next one is not taken for the same link.
     config.ping_after = Some(PING_AFTER);
     config.dead_after = DEAD_AFTER;
     let node = make_node(config);
+    let fingerprint = node.public_key().map(|key| Fingerprint::of(&key));
     // Making the node passed a copy of it through the stack: measure that
     // apart, then paint again, so `stats` shows what the run loop needs.
     let boot_stack = stack_use().0;
@@ -109,6 +114,8 @@ fn main() -> ! {
         replies: Deque::new(),
         boot_stack,
         receipts: 0,
+        entropy: keys::Entropy::new(),
+        fingerprint,
     };
     let mut rx = [0u8; 64];
 
@@ -155,6 +162,10 @@ struct Shell {
     boot_stack: usize,
     /// Receipts the desktop sent for the firmware's messages.
     receipts: u32,
+    /// Each connection's entropy for its Noise session.
+    entropy: keys::Entropy,
+    /// The fingerprint of the firmware's static key (`None` only if it were not secure).
+    fingerprint: Option<Fingerprint>,
 }
 
 impl Shell {
@@ -166,7 +177,8 @@ impl Shell {
             None => {
                 // The far end of the UART has no address the firmware could know.
                 let addr = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
-                let accepted = node.handle_input(now, Input::Accepted { addr, entropy: [0; 32] });
+                let entropy = self.entropy.next(SYST::get_current(), now.as_millis());
+                let accepted = node.handle_input(now, Input::Accepted { addr, entropy });
                 self.drain(node, now);
                 match accepted {
                     Ok(Handled::Accepted(peer)) => {
@@ -223,7 +235,10 @@ impl Shell {
                 text,
                 ..
             } => match text.trim().eq_ignore_ascii_case("stats") {
-                true => Reply::Direct(peer, stats(self.boot_stack, self.receipts)),
+                true => Reply::Direct(
+                    peer,
+                    stats(self.boot_stack, self.receipts, self.fingerprint),
+                ),
                 false => Reply::Direct(peer, upper(text)),
             },
             // Not an answer to an answer: two such firmwares would talk forever.
@@ -288,8 +303,8 @@ fn upper(text: &str) -> String<256> {
 }
 
 /// `stack <high-water> of <size> B (boot <high-water> B), static <bytes> B
-/// (node <bytes> B), receipts <n>, uptime <ms> ms`.
-fn stats(boot_stack: usize, receipts: u32) -> String<256> {
+/// (node <bytes> B), receipts <n>, uptime <ms> ms, key <fingerprint>`.
+fn stats(boot_stack: usize, receipts: u32, fingerprint: Option<Fingerprint>) -> String<256> {
     let (used, size) = stack_use();
     let mut s = String::new();
     let _ = write!(
@@ -300,6 +315,9 @@ fn stats(boot_stack: usize, receipts: u32) -> String<256> {
         size_of::<DeviceNode>(),
         MILLIS.load(Ordering::Relaxed)
     );
+    if let Some(fingerprint) = fingerprint {
+        let _ = write!(s, ", key {fingerprint}");
+    }
     s
 }
 
