@@ -48,7 +48,9 @@ fn error_with(node: &Node, needle: &str) -> String {
 fn trust(node: &mut Node, name: &str) {
     node.type_line(&format!("/trust {name}"));
     node.expect("help", WAIT, |e| {
-        e["text"].as_str().is_some_and(|t| t.contains("trusted now"))
+        e["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("trusted now"))
     });
 }
 

@@ -574,3 +574,33 @@ fn a_link_closed_mid_handshake_without_a_room_key_is_just_closed() {
         assert_eq!(closed(&mut b, to_a), [Reason::Closed], "{b_key:?}");
     }
 }
+
+#[test]
+fn frames_queued_for_a_secure_link_kept_to_redial_are_never_sent_unsealed() {
+    let mut pair = Pair::connect(|name, id| {
+        let mut config = secure(name, id);
+        config.reconnect = true;
+        config
+    });
+    // Bob's chat (alice queues its receipt) and, in the same read, a tampered frame.
+    let outs = command(&mut pair.b, NOW, "send alice one");
+    let mut bytes = sent_bytes(&outs, pair.b_to_a);
+    let outs = command(&mut pair.b, NOW, "send alice two");
+    let mut second = sent_bytes(&outs, pair.b_to_a);
+    let last = second.len() - 1;
+    second[last] ^= 1;
+    bytes.extend(second);
+    let got = receive(&mut pair.a, NOW, pair.a_to_b, &bytes);
+    assert_eq!(texts(&events(&got)), ["one"]);
+    // Alice keeps the link to dial again; the receipt, which its new plaintext
+    // state cannot seal, is not sent.
+    assert_eq!(
+        pair.a.phase(pair.a_to_b),
+        Some(meshtalk_core::node::Phase::Reconnecting)
+    );
+    assert!(
+        !got.iter()
+            .any(|o| matches!(o, Out::Tx(p, _) if *p == pair.a_to_b)),
+        "{got:?}"
+    );
+}
