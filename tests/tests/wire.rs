@@ -354,3 +354,33 @@ fn a_refusal_line_is_one_readable_line_that_sniffs_as_the_refusal_it_names() {
     );
     assert!(REFUSAL_PREFIX.starts_with(BANNER_PREFIX));
 }
+
+#[test]
+fn a_private_room_refusal_line_sniffs_as_one() {
+    let mut out = [0u8; 128];
+    let n = write_refusal_line(Refusal::Private, &mut out).expect("fits");
+    let line = std::str::from_utf8(&out[..n]).expect("text");
+    assert!(n <= MAX_BANNER && line.ends_with('\n'), "{line:?}");
+    assert!(line.contains("private"), "{line:?}");
+    assert_eq!(
+        sniff(&out[..n]),
+        Sniff::Refused(Refusal::Private),
+        "{line:?}"
+    );
+}
+
+#[test]
+fn a_version_with_a_sign_or_no_digits_is_malformed() {
+    for banner in [
+        &b"MESHTALK/+2 XX\n"[..],
+        b"MESHTALK/ XX\n",
+        b"MESHTALK/-1 bob\n",
+    ] {
+        assert_eq!(
+            sniff(banner),
+            Sniff::Error(meshtalk_core::wire::BannerError::Malformed),
+            "{:?}",
+            String::from_utf8_lossy(banner)
+        );
+    }
+}
