@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use meshtalk_benches::load::client::{
-    self, Prefix, Receivers, RxConfig, Shared, Talk, Tally, Wire,
+    self, Prefix, Receivers, RxConfig, Sender, Shared, Talk, Tally, Wire,
 };
 use meshtalk_benches::load::hub::{self, Hub, HubKind, HubOptions, Programs};
 use meshtalk_benches::load::perf::{self, Syscalls};
@@ -297,19 +297,9 @@ fn ack_name(quick: bool) -> &'static str {
     if quick { "quick-ACK" } else { "plain" }
 }
 
-/// Connects the sender; a thread reads and drops whatever the hub sends it (ncat announces
-/// every join to everyone, and blocks the whole room on a client that does not read).
-fn sender_for(addr: SocketAddr, wire: Wire) -> std::io::Result<TcpStream> {
-    let mut s = client::connect(addr, None)?;
-    let mut sink = s.try_clone()?;
-    thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        while matches!(std::io::Read::read(&mut sink, &mut buf), Ok(n) if n > 0) {}
-    });
-    if wire == Wire::Native {
-        s.write_all(&client::native_greeting("s", 0x5e4d))?;
-    }
-    Ok(s)
+/// Connects the sender (see [`client::Sender::connect`]).
+fn sender_for(addr: SocketAddr, wire: Wire) -> std::io::Result<Sender> {
+    Sender::connect(addr, wire)
 }
 
 /// Waits after connecting so the hub treats every client as a member of the room.
@@ -327,13 +317,13 @@ fn settle(hub: HubKind, wire: Wire) {
 /// sender: a big room of text peers takes the hub longer than a fixed wait to admit (each
 /// after its 500 ms greeting timeout, later under load).
 fn probe_until_heard(
-    sender: &mut TcpStream,
+    sender: &mut Sender,
     rx: &Receivers,
     count: usize,
     setup: Setup,
     size: usize,
 ) -> Result<(), String> {
-    let (mut buf, mut text) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
     let limit = Instant::now() + ready_limit(count);
     let mut probe = 0;
     while rx.shared.heard.load(Ordering::Relaxed) < count {
@@ -346,7 +336,7 @@ fn probe_until_heard(
         }
         probe += 1;
         buf.clear();
-        client::encode_message(setup.wire, client::PROBE, probe, size, &mut buf, &mut text);
+        sender.encode(client::PROBE, probe, size, &mut buf);
         sender
             .write_all(&buf)
             .map_err(|e| format!("sending: {e}"))?;
@@ -409,7 +399,7 @@ fn join_room(
     setup: Setup,
     rx_count: usize,
     cfg: RxConfig,
-) -> Result<(Receivers, TcpStream), String> {
+) -> Result<(Receivers, Sender), String> {
     let threads = if rx_count >= 50 { 2 } else { 1 };
     let rx = Receivers::start(addr, rx_count, threads, cfg)
         .map_err(|e| format!("connecting receivers: {e}"))?;
@@ -507,7 +497,6 @@ fn fanout(
     let (rx, mut sender) = join_room(addr, setup, rx_count, cfg)?;
     let mut run = Run::default();
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut text = Vec::with_capacity(o.size + 32);
     probe_until_heard(&mut sender, &rx, rx_count, setup, o.size)?;
 
     // Paced: one message per write, at a rate every hub can take: latency without
@@ -524,7 +513,7 @@ fn fanout(
             late += 1;
         }
         buf.clear();
-        client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
+        sender.encode(0, seq, o.size, &mut buf);
         sender
             .write_all(&buf)
             .map_err(|e| format!("sending: {e}"))?;
@@ -562,7 +551,7 @@ fn fanout(
         buf.clear();
         for _ in 0..batch {
             seq += 1;
-            client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
+            sender.encode(0, seq, o.size, &mut buf);
         }
         sender
             .write_all(&buf)
@@ -946,7 +935,7 @@ fn closed_loop(
     // The readers wake this thread when a receiver moves on.
     let _ = shared.waiter.set(thread::current());
     let mut run = Run::default();
-    let (mut buf, mut text) = (Vec::with_capacity(64 * 1024), Vec::new());
+    let mut buf = Vec::with_capacity(64 * 1024);
     let blast = Blast::start(&hub, &shared, o.perf);
     let start = Instant::now();
     let stop_at = start + Duration::from_secs_f64(o.blast);
@@ -968,7 +957,7 @@ fn closed_loop(
                 buf.clear();
                 let last = allowed.min(next + per_write - 1);
                 for seq in next..=last {
-                    client::encode_message(setup.wire, 0, seq, o.size, &mut buf, &mut text);
+                    sender.encode(0, seq, o.size, &mut buf);
                 }
                 sender
                     .write_all(&buf)
@@ -1362,7 +1351,7 @@ fn connect_time(
         .zip(overflows0)
         .map(|(b, a)| b.saturating_sub(a));
     let shared = rx.shared.clone();
-    let (mut buf, mut text) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
     let mut greeted = None;
     let mut seq = 0;
     let peers = shared.connected.load(Ordering::Relaxed);
@@ -1388,7 +1377,7 @@ fn connect_time(
         if now >= next_probe {
             seq += 1;
             buf.clear();
-            client::encode_message(setup.wire, 0, seq, size, &mut buf, &mut text);
+            sender.encode(0, seq, size, &mut buf);
             sender
                 .write_all(&buf)
                 .map_err(|e| format!("sending: {e}"))?;
@@ -1534,10 +1523,11 @@ fn stall(programs: &Programs, o: &Opts) -> bool {
             settle(kind, Wire::Lines);
             let shared = rx.shared.clone();
             let healthy = (N - 2) as u64;
-            let (mut buf, mut text) = (Vec::new(), Vec::new());
+            let mut buf = Vec::new();
             // The hub may stop reading the sender: a write never blocks past a quarter second,
             // and the rest of a batch is sent later, so no line is ever cut or dropped here.
             sender
+                .stream
                 .set_write_timeout(Some(Duration::from_millis(250)))
                 .map_err(|e| e.to_string())?;
             let line = o.size as u64;
@@ -1580,7 +1570,7 @@ fn stall(programs: &Programs, o: &Opts) -> bool {
                 batch_first = seq + 1;
                 for _ in 0..16 {
                     seq += 1;
-                    client::encode_message(Wire::Lines, 0, seq, o.size, &mut buf, &mut text);
+                    sender.encode(0, seq, o.size, &mut buf);
                 }
             }
             let sent = complete(batch_first, written);

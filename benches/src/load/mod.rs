@@ -1,10 +1,12 @@
 //! The whole-program load tool's parts: hubs under test, the clients that load
-//! them, the reference relay, and the statistics and plot of the results.
+//! them (protocol 2 for the native ones), the reference relay, and the statistics and
+//! plot of the results.
 
 pub mod client;
 pub mod hub;
 pub mod perf;
 pub mod relay;
+pub mod secure;
 pub mod soak;
 pub mod stats;
 pub mod svg;

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use meshtalk_core::wire::Message;
 
-use super::client::{connect, native_greeting};
+use super::client::{Link, connect};
 use super::hub::{Hub, HubKind, HubOptions, Programs, proc_rss_kib};
+use super::secure;
 
 /// The marker that starts a soak message's text: `#k <sender> <seq>`.
 const MARK: &[u8] = b"#k ";
@@ -228,18 +229,21 @@ fn resident(mut s: TcpStream, me: u64, talker: bool, shared: Arc<Shared>) -> (Ch
 fn churner(addr: SocketAddr, id: u64, native: bool, shared: &Shared) -> io::Result<()> {
     let mut s = connect(addr, None)?;
     shared.joins.fetch_add(1, Ordering::Relaxed);
+    // Native: protocol 2's handshake before anything else.
+    let mut link = match native {
+        true => Some(Link::sealed(secure::dial(&mut s, &format!("c{id}"), id)?)),
+        false => None,
+    };
     s.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut text = Vec::with_capacity(64);
-    if native {
-        s.write_all(&native_greeting(&format!("c{id}"), id))?;
-    }
+    let mut frame = Vec::with_capacity(128);
     let mut written = 0;
     let result = (|| -> io::Result<()> {
         for seq in 1..=CHURN_MSGS {
             text.clear();
             soak_line(id, seq, &mut text);
-            if native {
+            if let Some(link) = &mut link {
                 let body = std::str::from_utf8(&text).unwrap_or("");
                 let msg = Message::Broadcast {
                     origin: id,
@@ -248,11 +252,11 @@ fn churner(addr: SocketAddr, id: u64, native: bool, shared: &Shared) -> io::Resu
                     name: "c",
                     text: body,
                 };
-                let mut frame = vec![0u8; msg.frame_len()];
-                let n = msg
-                    .encode_frame(&mut frame)
-                    .map_err(|_| io::Error::other("encoding a broadcast"))?;
-                s.write_all(&frame[..n])?;
+                frame.clear();
+                if !link.put(&msg, &mut frame) {
+                    return Err(io::Error::other("sealing a broadcast"));
+                }
+                s.write_all(&frame)?;
             } else {
                 text.push(b'\n');
                 s.write_all(&text)?;
