@@ -53,7 +53,8 @@ load: meshtalk's hub against ncat --chat and a minimal relay, on 127.0.0.1
   --closed-batch     the closed loop's sender writes every line the window allows at once
   --no-perf          do not count the hub's system calls (`perf stat`, attached to the hub
                      over the blast and the closed loop; skipped with a note when missing)
-  --hubs a,b         meshtalk, ncat, relay (default all three)
+  --hubs a,b         meshtalk, ncat, relay (default all three), ncat-ssl (ncat --chat --ssl
+                     with TLS clients: issue 13's reference for meshtalk native on secure links)
   --acks a,b         plain, quick (TCP_QUICKACK after every read) (default both)
   --meshtalk PATH    the meshtalk binary (default target/release/meshtalk)
   --out DIR          where the SVG plot goes (default benches/results)
@@ -149,6 +150,7 @@ fn parse_args() -> Result<Opts, String> {
                     .map(|h| match h {
                         "meshtalk" => Ok(HubKind::Meshtalk),
                         "ncat" => Ok(HubKind::Ncat),
+                        "ncat-ssl" => Ok(HubKind::NcatSsl),
                         "relay" => Ok(HubKind::Relay),
                         _ => Err(format!("--hubs: unknown hub '{h}'")),
                     })
@@ -182,8 +184,8 @@ impl Setup {
     fn prefix(self) -> Prefix {
         match (self.hub, self.wire) {
             (_, Wire::Native) | (HubKind::Relay, _) => Prefix::Bare,
-            (HubKind::Meshtalk, Wire::Lines) => Prefix::Tag,
-            (HubKind::Ncat, Wire::Lines) => Prefix::ReadTag,
+            (HubKind::Meshtalk, _) => Prefix::Tag,
+            (HubKind::Ncat | HubKind::NcatSsl, _) => Prefix::ReadTag,
         }
     }
 
@@ -191,6 +193,7 @@ impl Setup {
         match self.wire {
             Wire::Lines => format!("{} lines", self.hub.name()),
             Wire::Native => format!("{} native", self.hub.name()),
+            Wire::Tls => format!("{} tls", self.hub.name()),
         }
     }
 }
@@ -682,10 +685,11 @@ fn faults_text(t: &Tally) -> String {
 fn setups(o: &Opts) -> Vec<Setup> {
     let mut v = Vec::new();
     for &hub in &o.hubs {
-        v.push(Setup {
-            hub,
-            wire: Wire::Lines,
-        });
+        let wire = match hub {
+            HubKind::NcatSsl => Wire::Tls,
+            _ => Wire::Lines,
+        };
+        v.push(Setup { hub, wire });
         if hub == HubKind::Meshtalk {
             v.push(Setup {
                 hub,
@@ -705,7 +709,7 @@ const NCAT_MAX_N: usize = 500;
 fn run_fanout(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key, Summary>, bool) {
     rounds(o, &o.sizes, deadline, "", |o, setup, quick, n| {
         // ncat is left out above NCAT_MAX_N (see there).
-        (setup.hub != HubKind::Ncat || n <= NCAT_MAX_N)
+        (!matches!(setup.hub, HubKind::Ncat | HubKind::NcatSsl) || n <= NCAT_MAX_N)
             .then(|| fanout(programs, o, setup, quick, n))
     })
 }
@@ -798,6 +802,7 @@ fn print_fanout(o: &Opts, table: &BTreeMap<Key, Summary>) {
         );
     }
     print_ratios("Ratios", &o.sizes, o, table, true);
+    print_secure_ratios(&o.sizes, o, table);
     if o.hubs.contains(&HubKind::Ncat) && o.sizes.iter().any(|&n| n > NCAT_MAX_N) {
         println!(
             "\nncat not run above N = {NCAT_MAX_N}: its listen backlog of 10 overflows while it accepts, and each connect that finds it full waits 1 s for a SYN retry; see the connect scenario."
@@ -863,6 +868,52 @@ fn print_ratios(
     }
 }
 
+/// Issue 13's table: meshtalk native (secure links) over meshtalk lines (the plaintext
+/// meshtalk of the same run) and over `ncat --chat --ssl` with TLS clients; printed only
+/// when ncat-ssl ran (`--hubs meshtalk,ncat-ssl`).
+fn print_secure_ratios(sizes: &[usize], o: &Opts, table: &BTreeMap<Key, Summary>) {
+    let native = Setup {
+        hub: HubKind::Meshtalk,
+        wire: Wire::Native,
+    };
+    let lines = Setup {
+        hub: HubKind::Meshtalk,
+        wire: Wire::Lines,
+    };
+    let ssl = Setup {
+        hub: HubKind::NcatSsl,
+        wire: Wire::Tls,
+    };
+    if !table.keys().any(|k| k.2 == ssl) {
+        return;
+    }
+    println!(
+        "\n### Secure links (issue 13: meshtalk native / other, median over rounds of each round's ratio)\n"
+    );
+    println!(
+        "| N | receivers | throughput / meshtalk lines (target >= 0.5) | throughput / ncat-ssl (target >= 1) | CPU per msg / ncat-ssl |"
+    );
+    println!("|---|---|---|---|---|");
+    for &n in sizes {
+        for &quick in &o.acks {
+            let get = |s: Setup| table.get(&(n, quick, s));
+            let Some(m) = get(native) else { continue };
+            let r = |other: Setup, f: fn(&Run) -> f64| {
+                get(other)
+                    .and_then(|c| ratio(m, c, f))
+                    .map_or("-".into(), |v| format!("{v:.2}"))
+            };
+            println!(
+                "| {n} | {} | {} | {} | {} |",
+                ack_name(quick),
+                r(lines, |r| r.msgs_per_s),
+                r(ssl, |r| r.msgs_per_s),
+                r(ssl, |r| r.hub_cpu_us_per_msg),
+            );
+        }
+    }
+}
+
 /// Fan-out at `--faults-size` (65 B: lines that straddle ncat's 8 KiB reads), one round: what
 /// each hub does to such lines. Faults only: ncat's are a property of how it reads, and a
 /// throughput figure from a run that damages messages would compare nothing.
@@ -878,7 +929,7 @@ fn run_faults(programs: &Programs, o: &Opts, deadline: Instant) -> bool {
         deadline,
         "faults ",
         |o, setup, quick, n| {
-            (setup.hub != HubKind::Ncat || n <= NCAT_MAX_N)
+            (!matches!(setup.hub, HubKind::Ncat | HubKind::NcatSsl) || n <= NCAT_MAX_N)
                 .then(|| fanout(programs, o, setup, quick, n))
         },
     );
@@ -987,7 +1038,7 @@ fn closed_loop(
 
 fn run_closed(programs: &Programs, o: &Opts, deadline: Instant) -> (BTreeMap<Key, Summary>, bool) {
     rounds(o, &o.sizes, deadline, "closed ", |o, setup, quick, n| {
-        (setup.hub != HubKind::Ncat || n <= NCAT_MAX_N)
+        (!matches!(setup.hub, HubKind::Ncat | HubKind::NcatSsl) || n <= NCAT_MAX_N)
             .then(|| closed_loop(programs, o, setup, quick, n))
     })
 }
@@ -1360,7 +1411,7 @@ fn connect_time(
     // (about 3 µs each for 64 B): a message every 2 ms to 1000 peers would need more than
     // a core on each side, and time the probes instead of the joins.
     let probe_every = match setup.wire {
-        Wire::Lines => Duration::from_millis(2),
+        Wire::Lines | Wire::Tls => Duration::from_millis(2),
         Wire::Native => Duration::from_millis(20),
     };
     let usable = loop {
@@ -1846,9 +1897,15 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let ncat = hub::which("ncat");
-    if ncat.is_none() && !o.smoke && o.hubs.contains(&HubKind::Ncat) {
+    if ncat.is_none()
+        && !o.smoke
+        && o.hubs
+            .iter()
+            .any(|h| matches!(h, HubKind::Ncat | HubKind::NcatSsl))
+    {
         eprintln!("load: ncat not found, skipping it (Debian: `apt-get install -y ncat`)");
-        o.hubs.retain(|&h| h != HubKind::Ncat);
+        o.hubs
+            .retain(|&h| !matches!(h, HubKind::Ncat | HubKind::NcatSsl));
     }
     let myself = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("load"));
     let programs = Programs {

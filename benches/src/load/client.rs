@@ -28,6 +28,8 @@ use super::secure::{self, Dialler, Fed};
 pub enum Wire {
     /// Newline-terminated text, as netcat would.
     Lines,
+    /// The same lines under TLS (`ncat --chat --ssl`), see [`super::tls`].
+    Tls,
     /// meshtalk's protocol 2: `MESHTALK/2 XX`, a Noise handshake carrying the hellos, then
     /// framed postcard `Broadcast` messages, each frame's body sealed (see [`super::secure`]).
     Native,
@@ -89,7 +91,7 @@ fn varint_len(v: u64) -> usize {
 /// for native.
 pub fn text_len(wire: Wire, from: u32, seq: u32, size: usize) -> usize {
     match wire {
-        Wire::Lines => size.saturating_sub(1),
+        Wire::Lines | Wire::Tls => size.saturating_sub(1),
         Wire::Native => {
             // Body: variant, origin, seq, hops (one byte), name (length, bytes), text (length, bytes).
             let fixed = 1
@@ -160,7 +162,7 @@ impl Link {
         text.clear();
         message_text(from, seq, now_ns(), text_len(*wire, from, seq, size), text);
         match wire {
-            Wire::Lines => {
+            Wire::Lines | Wire::Tls => {
                 out.extend_from_slice(text);
                 out.push(b'\n');
             }
@@ -224,6 +226,8 @@ fn put(
 pub struct Sender {
     pub stream: StdStream,
     pub link: Link,
+    /// TLS: the connection every write goes through.
+    tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Sender {
@@ -236,12 +240,22 @@ impl Sender {
         if wire == Wire::Native {
             link.secure(secure::dial(&mut stream, "s", 0x5e4d)?);
         }
+        if wire == Wire::Tls {
+            // No reader thread: one TLS connection is not read and written from two
+            // threads; the sender hears only join notices, far below a socket's buffer.
+            let tls = Some(Box::new(super::tls::handshake(&mut stream)?));
+            return Ok(Sender { stream, link, tls });
+        }
         let mut sink = stream.try_clone()?;
         thread::spawn(move || {
             let mut buf = [0u8; 16 * 1024];
             while matches!(sink.read(&mut buf), Ok(n) if n > 0) {}
         });
-        Ok(Sender { stream, link })
+        Ok(Sender {
+            stream,
+            link,
+            tls: None,
+        })
     }
 
     /// Appends sender `from`'s message `seq`, `size` bytes on the wire, to `out`.
@@ -252,7 +266,10 @@ impl Sender {
 
 impl Write for Sender {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
+        match &mut self.tls {
+            Some(tls) => super::tls::write_all(tls, &mut self.stream, buf).map(|()| buf.len()),
+            None => self.stream.write(buf),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -319,6 +336,8 @@ struct Receiver {
     /// Native: the handshake under way (its banner is written), until the link is secure.
     dialler: Option<Box<Dialler>>,
     link: Link,
+    /// TLS: the connection every read goes through.
+    tls: Option<Box<rustls::ClientConnection>>,
     /// Lines: the start of a line not yet ended.
     pending: Vec<u8>,
     decoder: Box<FrameDecoder<MAX_FRAME>>,
@@ -710,7 +729,7 @@ impl Receiver {
     /// Takes bytes the hub sent; an error closes the receiver (it says why).
     fn on_bytes(&mut self, data: &[u8], cfg: RxConfig, shared: &Shared) -> Result<(), String> {
         match self.wire {
-            Wire::Lines => {
+            Wire::Lines | Wire::Tls => {
                 self.pending.extend_from_slice(data);
                 let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else {
                     return Ok(());
@@ -883,6 +902,10 @@ impl Receivers {
                 shared.ready.fetch_add(1, Ordering::Relaxed);
                 None
             };
+            let tls = match cfg.wire {
+                Wire::Tls => Some(Box::new(super::tls::handshake(&mut s)?)),
+                _ => None,
+            };
             s.set_nonblocking(true)?;
             let (feed, waker) = &feeds[i % feeds.len()];
             let r = Receiver {
@@ -895,6 +918,7 @@ impl Receivers {
                 quickack: cfg.quickack,
                 dialler,
                 link: Link::new(cfg.wire),
+                tls,
                 pending: Vec::new(),
                 decoder: Box::new(FrameDecoder::new()),
                 check: Check::new(
@@ -1020,7 +1044,11 @@ fn read_loop(
                 continue;
             };
             loop {
-                match r.stream.read(&mut buf) {
+                let got = match &mut r.tls {
+                    Some(tls) => super::tls::read(tls, &mut r.stream, &mut buf),
+                    None => r.stream.read(&mut buf),
+                };
+                match got {
                     Ok(0) => {
                         if !r.closed {
                             r.closed = true;

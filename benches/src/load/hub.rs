@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub enum HubKind {
     Meshtalk,
     Ncat,
+    /// `ncat --chat --ssl`: its clients speak TLS.
+    NcatSsl,
     Relay,
 }
 
@@ -21,6 +23,7 @@ impl HubKind {
         match self {
             HubKind::Meshtalk => "meshtalk",
             HubKind::Ncat => "ncat",
+            HubKind::NcatSsl => "ncat-ssl",
             HubKind::Relay => "relay",
         }
     }
@@ -84,13 +87,17 @@ impl Hub {
                 .args(["--stall-timeout", &opts.stall_timeout.to_string()]);
                 c
             }
-            HubKind::Ncat => {
+            HubKind::Ncat | HubKind::NcatSsl => {
                 let ncat = programs.ncat.as_ref().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::NotFound, "ncat is not installed")
                 })?;
                 let mut c = Command::new(ncat);
                 c.args(["-l", "--chat", "-m", &opts.max_peers.to_string()])
                     .args(["127.0.0.1", &port.to_string()]);
+                if kind == HubKind::NcatSsl {
+                    // A throwaway certificate ncat makes at start.
+                    c.arg("--ssl");
+                }
                 c
             }
             HubKind::Relay => {

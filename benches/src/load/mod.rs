@@ -10,6 +10,7 @@ pub mod secure;
 pub mod soak;
 pub mod stats;
 pub mod svg;
+pub mod tls;
 
 use std::sync::OnceLock;
 use std::time::Instant;
