@@ -1064,7 +1064,10 @@ fn read_loop(
                         r.check.publish(shared);
                         moved = true;
                         if let Err(why) = fed {
-                            let _ = shared.why_closed.set(why);
+                            // Said once a run: one failed handshake is usually all of them.
+                            if shared.why_closed.set(why.clone()).is_ok() {
+                                eprintln!("load: a client's link closed: {why}");
+                            }
                             let _ = r.stream.shutdown(std::net::Shutdown::Both);
                             if !r.closed {
                                 r.closed = true;
