@@ -14,7 +14,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::home::TempDir;
-use common::proc::{Proc as Node, link, port_of};
+use common::proc::{Proc as Node, link};
 use serde_json::Value;
 
 /// The longest any one expected event may take.
@@ -206,26 +206,11 @@ fn sigterm_makes_send_text_say_quit_and_exit_0() {
     );
 }
 
-/// `meshtalk mesh --json` named `name` on `port` (0: any free one), living in
-/// `home`: started again there, it is the same node (the same key).
-fn start_in(home: &TempDir, name: &str, port: u16) -> Node {
-    let port = port.to_string();
-    let mut node = Node::spawn_in(
-        name,
-        Command::new(env!("CARGO_BIN_EXE_meshtalk"))
-            .args(["mesh", "--port", &port, "--bind", "127.0.0.1", "--json"])
-            .args(["--name", name]),
-        home.path(),
-    );
-    node.port = port_of(&node.expect("listening", WAIT, |_| true));
-    node
-}
-
 #[test]
 fn reconnect_dials_a_dropped_peer_again_until_it_is_back() {
     // Carol comes back as herself: her key, which dave pinned, with her.
     let home = TempDir::new("carol");
-    let carol = start_in(&home, "carol", 0);
+    let carol = Node::json_mesh_in(home.path(), "carol", 0, &[], WAIT);
     let port = carol.port;
     let mut dave = Node::start("dave", 0, &["--reconnect"]);
     dave.type_line(&format!("connect 127.0.0.1 {port}"));
@@ -237,7 +222,7 @@ fn reconnect_dials_a_dropped_peer_again_until_it_is_back() {
     assert_eq!(again["host"], "127.0.0.1", "{again}");
     assert_eq!(again["port"], port, "{again}");
     assert!(again["in_ms"].as_u64().is_some(), "{again}");
-    let carol = start_in(&home, "carol", port);
+    let carol = Node::json_mesh_in(home.path(), "carol", port, &[], WAIT);
     dave.expect("connected", WAIT, |e| e["alias"] == "carol");
     carol.expect("connected", WAIT, |e| e["alias"] == "dave");
 }

@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::home::TempDir;
 use common::proc::Proc as Node;
 use serde_json::Value;
 
@@ -192,7 +193,9 @@ fn a_text_peer_that_has_just_connected_gets_what_the_room_said_before_its_kind_w
 #[test]
 fn a_peer_being_redialled_keeps_its_number_and_alias_is_listed_as_reconnecting_and_disconnect_stops_it()
  {
-    let carol = Node::json_mesh("carol", 0, &[], WAIT);
+    // Carol comes back as herself: her key, which dave pinned, with her.
+    let home = TempDir::new("carol");
+    let carol = Node::json_mesh_in(home.path(), "carol", 0, &[], WAIT);
     let port = carol.port;
     let mut dave = Node::json_mesh("dave", 0, &["--reconnect"], WAIT);
     dave.type_line(&format!("connect 127.0.0.1 {port} cc"));
@@ -216,7 +219,7 @@ fn a_peer_being_redialled_keeps_its_number_and_alias_is_listed_as_reconnecting_a
     );
 
     // Back: the same number and alias.
-    let carol = Node::json_mesh("carol", port, &[], WAIT);
+    let carol = Node::json_mesh_in(home.path(), "carol", port, &[], WAIT);
     let back = dave.expect("connected", WAIT, |e| e["alias"] == "cc");
     assert_eq!(back["peer"], number, "{back}");
 
@@ -226,7 +229,7 @@ fn a_peer_being_redialled_keeps_its_number_and_alias_is_listed_as_reconnecting_a
     dave.type_line("disconnect cc");
     let gone = dave.expect("disconnected", WAIT, |e| e["peer"] == number);
     assert_eq!(gone["reason"], "disconnected here", "{gone}");
-    let carol = Node::json_mesh("carol", port, &[], WAIT);
+    let carol = Node::json_mesh_in(home.path(), "carol", port, &[], WAIT);
     // The first re-dial would have come within 1 s; wait past it.
     thread::sleep(Duration::from_millis(2500));
     dave.type_line("help");

@@ -106,6 +106,28 @@ impl Proc {
         node
     }
 
+    /// As [`Proc::json_mesh`], living in `home`, which the test keeps: started
+    /// again there, it is the same node (its key, which its peers pinned).
+    pub fn json_mesh_in(
+        home: &Path,
+        name: &str,
+        port: u16,
+        extra: &[&str],
+        wait: Duration,
+    ) -> Proc {
+        let port = port.to_string();
+        let mut node = Proc::spawn_in(
+            name,
+            Command::new(env!("CARGO_BIN_EXE_meshtalk"))
+                .args(["mesh", "--port", &port, "--bind", "127.0.0.1", "--json"])
+                .args(["--name", name])
+                .args(extra),
+            home,
+        );
+        node.port = port_of(&node.expect("listening", wait, |_| true));
+        node
+    }
+
     /// As [`Proc::mesh`] on a free port, printing human text; its port comes from
     /// the first line, waited for at most `wait`.
     pub fn human_mesh(name: &str, wait: Duration) -> Proc {
