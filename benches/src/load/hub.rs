@@ -42,6 +42,11 @@ pub struct Hub {
     pub kind: HubKind,
     pub port: u16,
     child: Child,
+    /// A meshtalk hub's own directory for its identity and `known_peers`
+    /// (removed when the hub is dropped): each run is a new node, which pins
+    /// no load client's key from an earlier run, and nothing is written to
+    /// the user's config.
+    home: Option<PathBuf>,
 }
 
 /// Hub options that vary by scenario.
@@ -67,8 +72,12 @@ impl Hub {
     /// Starts a hub and waits (at most 5 s) until it accepts connections.
     pub fn start(kind: HubKind, programs: &Programs, opts: HubOptions) -> io::Result<Hub> {
         let port = free_port()?;
+        let mut home = None;
         let mut cmd = match kind {
             HubKind::Meshtalk => {
+                let dir = std::env::temp_dir()
+                    .join(format!("meshtalk-load-hub-{}-{port}", std::process::id()));
+                std::fs::create_dir_all(&dir)?;
                 let mut c = Command::new(&programs.meshtalk);
                 c.args([
                     "-q",
@@ -84,7 +93,10 @@ impl Hub {
                 .args(["--max-peers", &opts.max_peers.min(1024).to_string()])
                 // Every load client comes from 127.0.0.1.
                 .args(["--max-per-ip", &opts.max_peers.to_string()])
-                .args(["--stall-timeout", &opts.stall_timeout.to_string()]);
+                .args(["--stall-timeout", &opts.stall_timeout.to_string()])
+                .arg("--identity")
+                .arg(dir.join("identity"));
+                home = Some(dir);
                 c
             }
             HubKind::Ncat | HubKind::NcatSsl => {
@@ -113,7 +125,12 @@ impl Hub {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("starting {}: {e}", kind.name())))?;
-        let mut hub = Hub { kind, port, child };
+        let mut hub = Hub {
+            kind,
+            port,
+            child,
+            home,
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Ok(Some(status)) = hub.child.try_wait() {
@@ -163,6 +180,9 @@ impl Drop for Hub {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(home) = &self.home {
+            let _ = std::fs::remove_dir_all(home);
+        }
     }
 }
 
