@@ -33,7 +33,7 @@ use meshtalk_core::time::{Duration, Instant};
 
 use uart::Uart;
 
-/// One peer (the UART), frames of 1 KiB (960 bytes of text), 4 KiB of pending output.
+/// One peer (the UART), frames of 1 KiB (944 bytes of text), 4 KiB of pending output.
 type DeviceNode = Node<1, 1024, 4096>;
 
 /// The name the firmware announces.
