@@ -463,3 +463,25 @@ fn paused_peers_wait_in_the_kits_ring_and_are_fed_again() {
     );
     assert_eq!(report.stalls, 0);
 }
+
+/// A byte flipped on the wire of a secure link closes that link only (its
+/// receiver finds the damage and drops it): what it carried is reported
+/// undelivered or comes by another path, nothing altered is shown, and every
+/// other promise of the oracle holds.
+#[test]
+fn a_tampered_byte_closes_that_link_only_and_nothing_from_it_is_shown() {
+    let (mut tampers, mut closes) = (0, 0);
+    let mut totals = Totals::default();
+    for seed in 0x7a00..0x7a08 {
+        let mut sc = Scenario::new(seed, size(seed).max(4), Topology::RandomConnected);
+        sc.tampers = 4;
+        let report = sc.run();
+        report.assert_ok();
+        tampers += report.tampers;
+        closes += report.tampered_closes;
+        totals.add(&report);
+    }
+    record(test_name!(), &totals);
+    assert!(tampers >= 8, "only {tampers} bytes flipped on the wire");
+    assert!(closes > 0, "{tampers} bytes flipped, no link closed for it");
+}

@@ -32,7 +32,7 @@
 //! actions), `oracle` (what must hold: the checks and the report), and here the
 //! loop that drives it all.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -148,6 +148,9 @@ struct Sim {
     now: u64,
     nodes: Vec<SimNodeState>,
     conns: Vec<Conn>,
+    /// The receiving ends (node, peer) of links a byte of which was flipped
+    /// on the wire ([`Scenario::tampers`]).
+    tampered: BTreeSet<(usize, PeerId)>,
     edges: Vec<(usize, usize)>,
     actions: Vec<(u64, Action)>,
     next_action: usize,
@@ -231,6 +234,9 @@ impl Sim {
             };
             actions.push((t, Action::Reset));
         }
+        for _ in 0..sc.tampers {
+            actions.push((at(&mut rng), Action::Tamper));
+        }
         for _ in 0..sc.partitions {
             if let Some((a, b)) = rng.pick(&edges) {
                 let t = at(&mut rng);
@@ -253,7 +259,7 @@ impl Sim {
             bounded: sc.backpressure.is_some(),
             unicasts_scripted: sc.unicasts,
             broadcasts_scripted: sc.broadcasts,
-            faults_scripted: sc.resets + sc.partitions + sc.disconnects,
+            faults_scripted: sc.resets + sc.tampers + sc.partitions + sc.disconnects,
             ..Report::default()
         };
         Sim {
@@ -261,6 +267,7 @@ impl Sim {
             rng,
             keys,
             now: 0,
+            tampered: BTreeSet::new(),
             nodes,
             conns: Vec::new(),
             edges,

@@ -354,6 +354,19 @@ impl Sim {
         self.feed(c, 1 - d);
     }
 
+    /// Flips one bit of segment `s` on the wire of link `c`, direction `d`.
+    pub(super) fn tamper(&mut self, c: usize, d: usize, s: usize) {
+        let flip = self.rng.next_u64();
+        if let Some((_, Seg::Bytes(bytes))) = self.conns[c].dirs[d].segs.get_mut(s) {
+            let at = (flip % bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << (flip >> 61);
+            self.report.tampers += 1;
+            let to = &self.conns[c].ends[1 - d];
+            self.tampered.insert((to.node, to.peer));
+            self.trace(|| format!("tamper conn {c} dir {d} byte {at}"));
+        }
+    }
+
     pub(super) fn reset(&mut self, c: usize) {
         self.report.resets += 1;
         self.trace(|| format!("reset conn {c}"));

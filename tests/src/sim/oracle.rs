@@ -28,6 +28,10 @@ pub struct Report {
     pub broadcasts_skipped: usize,
     pub broadcast_deliveries: usize,
     pub resets: usize,
+    /// Bytes flipped on the wire of secure links.
+    pub tampers: usize,
+    /// Links closed for a fault after a byte of theirs was flipped: expected.
+    pub tampered_closes: usize,
     /// Resets, cuts and disconnects the scenario scripted.
     pub faults_scripted: usize,
     /// Scripted resets, cuts and disconnects that found no link to act on.
@@ -418,8 +422,13 @@ impl Sim {
             Event::Alias { .. } => {}
             Event::Vet { .. } => self.violation(format!("n{i}: asked to vet a key unasked")),
             Event::Disconnected { peer, reason, .. } => {
-                if let Reason::Fault(f) = reason {
-                    self.violation(format!("n{i}: dropped {peer} for a protocol fault: {f}"));
+                let tampered = self.tampered.contains(&(i, peer));
+                match reason {
+                    Reason::Fault(_) if tampered => self.report.tampered_closes += 1,
+                    Reason::Fault(f) => {
+                        self.violation(format!("n{i}: dropped {peer} for a protocol fault: {f}"))
+                    }
+                    _ => {}
                 }
                 if let Some((c, e)) = self.end_of(i, peer) {
                     self.conns[c].ends[e].alive = false;

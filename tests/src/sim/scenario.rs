@@ -29,6 +29,9 @@ pub struct Scenario {
     pub broadcasts: usize,
     /// Links reset at random times, preferably with bytes in flight.
     pub resets: usize,
+    /// One byte flipped on the wire of a link ready at both ends (after its
+    /// handshake): the receiver closes that link, and shows nothing of it.
+    pub tampers: usize,
     /// Links cut (reset) and re-dialled by the same side later.
     pub partitions: usize,
     /// Links closed by a person's `disconnect`, and re-dialled later.
@@ -62,6 +65,7 @@ impl Scenario {
             unicasts: 4 * nodes,
             broadcasts: nodes,
             resets: 0,
+            tampers: 0,
             partitions: 0,
             disconnects: 0,
             double_links: 0,
@@ -75,7 +79,7 @@ impl Scenario {
     }
 
     pub fn faulty(&self) -> bool {
-        self.resets + self.partitions + self.disconnects > 0
+        self.resets + self.tampers + self.partitions + self.disconnects > 0
     }
 
     /// Runs the scenario to the end.
@@ -115,6 +119,8 @@ pub(super) enum Action {
         from: usize,
     },
     Reset,
+    /// Flip one byte on the wire of a secure link.
+    Tamper,
     /// Cut (reset) the link between these two; a later `Dial` heals it.
     Cut {
         a: usize,
@@ -361,6 +367,25 @@ impl Sim {
                 let pick = if busy.is_empty() { &live } else { &busy };
                 match self.rng.pick(pick) {
                     Some(c) => self.reset(c),
+                    None => self.report.faults_skipped += 1,
+                }
+            }
+            Action::Tamper => {
+                // Bytes on the wire of a link ready at both ends: sealed frames.
+                let mut on_wire = Vec::new();
+                for (c, conn) in self.conns.iter().enumerate() {
+                    let ready = conn.ends.iter().all(|e| e.alive && e.ready_at.is_some());
+                    for d in 0..2 {
+                        let segs = &conn.dirs[d].segs;
+                        for (s, (_, seg)) in segs.iter().enumerate() {
+                            if ready && matches!(seg, Seg::Bytes(b) if !b.is_empty()) {
+                                on_wire.push((c, d, s));
+                            }
+                        }
+                    }
+                }
+                match self.rng.pick(&on_wire) {
+                    Some((c, d, s)) => self.tamper(c, d, s),
                     None => self.report.faults_skipped += 1,
                 }
             }
