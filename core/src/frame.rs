@@ -381,12 +381,22 @@ const fn header_len_u32(len: u32) -> usize {
 /// `frame` is not exactly one frame (a header that is no varint, or a length
 /// other than what is left).
 pub fn body_of(frame: &[u8]) -> Option<&[u8]> {
+    match first(frame) {
+        Some((head, len)) if head + len == frame.len() => frame.get(head..),
+        _ => None,
+    }
+}
+
+/// The header's and the body's lengths of the whole frame at the start of
+/// `bytes` (more may follow it); `None` when the header is no varint or the
+/// body runs past the end.
+pub fn first(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut len: u64 = 0;
-    for (i, &b) in frame.iter().enumerate().take(MAX_HEADER) {
+    for (i, &b) in bytes.iter().enumerate().take(MAX_HEADER) {
         len |= u64::from(b & PAYLOAD) << (7 * i);
         if b & CONTINUE == 0 {
-            let body = frame.get(i + 1..)?;
-            return (body.len() as u64 == len).then_some(body);
+            let body = usize::try_from(len).ok()?;
+            return (body <= bytes.len() - (i + 1)).then_some((i + 1, body));
         }
     }
     None

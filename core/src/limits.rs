@@ -20,6 +20,13 @@ pub const ORIGINS: usize = 64;
 /// Bytes a frame needs besides its text (tag, ids, the sender's name, lengths,
 /// and on a secure link the 16-byte authentication tag).
 pub const FRAME_OVERHEAD: usize = 80;
+/// Frames one sealed message of a secure link carries at most: a receiver keeps
+/// room for this many before it opens one.
+pub const MAX_BATCH: usize = 4;
+/// The longest sealed message that carries more than one frame: a node takes
+/// frames of at least this size, so a batch never meets a smaller limit than
+/// its frames alone would.
+pub const BATCH_BYTES: usize = 1024;
 /// The longest host name a `connect` may carry.
 pub const MAX_HOST: usize = 253;
 

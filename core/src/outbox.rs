@@ -30,6 +30,11 @@ impl Span {
         (u64::from(self.start) << 32) | u64::from(self.len)
     }
 
+    /// How many bytes it spans.
+    pub(crate) fn len(self) -> usize {
+        self.len as usize
+    }
+
     /// The same span without its last `n` bytes.
     pub(crate) fn shorter(self, n: usize) -> Span {
         Span {
@@ -72,6 +77,8 @@ pub(crate) enum Job {
         peer: PeerId,
     },
     Event(Event<Span>),
+    /// A frame that went out already, sealed with one before it: nothing to do.
+    Taken,
 }
 
 pub(crate) struct Outbox<const A: usize> {

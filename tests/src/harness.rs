@@ -22,7 +22,10 @@ pub enum Out {
 }
 
 /// Polls until the node has nothing more to do; returns the outputs and the timeout.
-pub fn drain(node: &mut TestNode, now: Instant) -> (Vec<Out>, Option<Instant>) {
+pub fn drain<const P: usize, const F: usize, const A: usize>(
+    node: &mut Node<P, F, A>,
+    now: Instant,
+) -> (Vec<Out>, Option<Instant>) {
     let mut outs = Vec::new();
     for _ in 0..100_000 {
         match node.poll_output(now) {
@@ -39,7 +42,11 @@ pub fn drain(node: &mut TestNode, now: Instant) -> (Vec<Out>, Option<Instant>) {
 }
 
 /// Hands the node one input (not bytes: see [`receive`]) and drains it.
-pub fn input(node: &mut TestNode, now: Instant, input: Input<'_>) -> Vec<Out> {
+pub fn input<const P: usize, const F: usize, const A: usize>(
+    node: &mut Node<P, F, A>,
+    now: Instant,
+    input: Input<'_>,
+) -> Vec<Out> {
     let handled = node.handle_input(now, input).unwrap();
     assert!(
         !matches!(handled, Handled::Consumed(_)),
@@ -49,13 +56,22 @@ pub fn input(node: &mut TestNode, now: Instant, input: Input<'_>) -> Vec<Out> {
 }
 
 /// Hands the node one command line, as typed, and drains it.
-pub fn command(node: &mut TestNode, now: Instant, line: &str) -> Vec<Out> {
+pub fn command<const P: usize, const F: usize, const A: usize>(
+    node: &mut Node<P, F, A>,
+    now: Instant,
+    line: &str,
+) -> Vec<Out> {
     let cmd = command::parse(line).unwrap().unwrap();
     input(node, now, Input::Command(cmd))
 }
 
 /// Feeds all of `bytes`, draining whenever the node takes only part.
-pub fn receive(node: &mut TestNode, now: Instant, peer: PeerId, bytes: &[u8]) -> Vec<Out> {
+pub fn receive<const P: usize, const F: usize, const A: usize>(
+    node: &mut Node<P, F, A>,
+    now: Instant,
+    peer: PeerId,
+    bytes: &[u8],
+) -> Vec<Out> {
     let mut outs = Vec::new();
     let mut rest = bytes;
     for _ in 0..1_000_000 {

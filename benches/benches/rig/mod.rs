@@ -181,11 +181,10 @@ pub fn secure_node_with_peers(
 /// `msg` as one frame sealed by `session` (the next on its link: seal in sending order).
 pub fn sealed(session: &mut Session, msg: &Message<'_>) -> Vec<u8> {
     let plain = frame(msg);
-    let body = frame::body_of(&plain).expect("a frame");
-    let len = body.len() + TAG;
+    let len = plain.len() + TAG;
     let mut out = vec![0; frame::header_len(len) + len];
     let head = frame::write_header(len as u32, &mut out).expect("room");
-    session.encrypt(body, &mut out[head..]).expect("room");
+    session.encrypt(&plain, &mut out[head..]).expect("room");
     out
 }
 

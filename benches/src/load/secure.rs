@@ -198,16 +198,16 @@ pub fn dial(stream: &mut TcpStream, name: &str, node: u64) -> io::Result<Session
         .ok_or_else(|| io::Error::other("the handshake did not finish"))
 }
 
-/// Appends `body` sealed by `session` as one frame to `out`.
-pub fn seal(session: &mut Session, body: &[u8], out: &mut Vec<u8>) -> bool {
-    let len = body.len() + TAG;
+/// Appends `plain` (whole frames) sealed by `session` as one frame to `out`.
+pub fn seal(session: &mut Session, plain: &[u8], out: &mut Vec<u8>) -> bool {
+    let len = plain.len() + TAG;
     let at = out.len();
     out.resize(at + frame::header_len(len) + len, 0);
     let Ok(head) = frame::write_header(len as u32, &mut out[at..]) else {
         out.truncate(at);
         return false;
     };
-    match session.encrypt(body, &mut out[at + head..]) {
+    match session.encrypt(plain, &mut out[at + head..]) {
         Ok(n) => {
             out.truncate(at + head + n);
             true

@@ -49,7 +49,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
         let mut used = 0;
         loop {
-            if !self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
+            if !self.has_room_for(peer) {
                 return used;
             }
             let Some(p) = self.peers.get_mut(peer) else {

@@ -18,6 +18,7 @@ use core::net::SocketAddr;
 
 use heapless::String;
 
+use crate::limits::MAX_BATCH;
 use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{Alias, AliasSource, Direction, LookupError, PeerId, PeerTable};
 use crate::route::SeenCache;
@@ -25,7 +26,7 @@ use crate::time::Instant;
 use crate::wire::Message;
 use link::{Noise, Rx};
 use roster::Roster;
-use secure::Carry;
+use secure::{Carry, Follow};
 
 pub use crate::event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
 pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
@@ -118,6 +119,16 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     const RESERVE: usize = 3 * F + 256;
     /// Job slots kept free before taking one more frame: enough to drop a peer.
     const RESERVE_JOBS: usize = WINDOW + 8;
+    /// The same before opening a sealed message, whose frames (at most
+    /// [`MAX_BATCH`], F bytes in all) need three times their bytes, and each
+    /// at most 96 more (a line's name, an event's sender, a receipt).
+    const RESERVE_SEALED: usize = 3 * F + 96 * MAX_BATCH;
+    /// Job slots for the same: one frame's, and three (an event, a relay, a
+    /// receipt) for each other frame of a batch.
+    const RESERVE_SEALED_JOBS: usize = Self::RESERVE_JOBS + 3 * (MAX_BATCH - 1);
+    /// Room for a sealed message's frame header at the start of the scratch
+    /// buffer: the frames to seal are gathered after it.
+    const HEAD: usize = crate::frame::header_len(F);
 
     /// A node with no peers, configured by `config`.
     pub fn new(config: Config) -> Self {
@@ -334,16 +345,18 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     // A frame for a secure link is sealed for it, or not sent.
                     Some(Job::Send { peer, data }) => match self.carry(peer) {
                         Carry::Raw => break Job::Send { peer, data },
-                        Carry::Seal => match self.seal_for(peer, data) {
-                            Some(len) => return self.sealed(peer, len),
+                        Carry::Seal => match self.seal_for(peer, data, Follow::Sends) {
+                            Some(sealed) => return self.sealed(peer, sealed),
                             None => continue,
                         },
                         Carry::Skip => continue,
                     },
+                    Some(Job::Taken) => continue,
                     Some(job) => break job,
                     None => continue,
                 },
             };
+            let pattern = (except, line.is_some());
             self.roster.refresh(&self.peers);
             // The roster is in slot order: the fan-out goes on at the first
             // slot from `next`, most often where the last poll left it.
@@ -377,10 +390,15 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 match self.carry(peer) {
                     Carry::Raw => {}
                     Carry::Seal => {
-                        let Some(len) = self.seal_for(peer, data) else {
+                        let follow = Follow::Fanouts {
+                            pattern,
+                            next,
+                            slot,
+                        };
+                        let Some(sealed) = self.seal_for(peer, data, follow) else {
                             continue;
                         };
-                        return self.sealed(peer, len);
+                        return self.sealed(peer, sealed);
                     }
                     Carry::Skip => continue,
                 }
@@ -397,13 +415,13 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         self.job_output(job)
     }
 
-    /// The Transmit of the first `len` bytes of the scratch buffer: a frame
-    /// sealed for `peer` alone, so never shared.
-    fn sealed(&mut self, peer: PeerId, len: usize) -> Output<'_> {
+    /// The Transmit of the `sealed` bytes of the scratch buffer: frames sealed
+    /// for `peer` alone, so never shared.
+    fn sealed(&mut self, peer: PeerId, sealed: core::ops::Range<usize>) -> Output<'_> {
         self.last_sent = u64::MAX;
         Output::Transmit {
             peer,
-            data: self.scratch.get(..len).unwrap_or_default(),
+            data: self.scratch.get(sealed).unwrap_or_default(),
             shared: false,
         }
     }
@@ -430,7 +448,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             Job::Close { peer } => Output::Close { peer },
             Job::Event(event) => Output::Event(event_text(outbox, event)),
             // Handled in `poll_output`'s loop.
-            Job::Fanout { .. } => Output::Timeout(self.wake),
+            Job::Fanout { .. } | Job::Taken => Output::Timeout(self.wake),
         }
     }
 
@@ -447,6 +465,20 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             && held.extend_from_slice(bytes).is_err()
         {
             self.stats.unheld += 1;
+        }
+    }
+
+    /// Room in the outbox for what the next frame from `peer` may need: on a
+    /// secure link, a sealed message of up to [`MAX_BATCH`] frames.
+    fn has_room_for(&self, peer: PeerId) -> bool {
+        let sealed = self.peers.get(peer).is_some_and(|p| {
+            matches!(&p.state.noise, Noise::Session(s) if s.step() == crate::noise::Step::Transport)
+        });
+        match sealed {
+            true => self
+                .outbox
+                .has_room(Self::RESERVE_SEALED, Self::RESERVE_SEALED_JOBS),
+            false => self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS),
         }
     }
 

@@ -1,12 +1,15 @@
 //! Native peers: their frames, hellos, renames and twin links.
 
-use heapless::{String, Vec};
+use core::ops::Range;
+
+use heapless::String;
 
 use super::link::Noise;
 use super::{
     BUSY, BUSY_SERVING, Event, Fault, Kind, Node, Phase, Reason, Refusal, Room, Rx, Stats, Step,
 };
-use crate::frame::{Decoded, FrameError};
+use crate::frame::{self, Decoded, FrameError};
+use crate::limits::MAX_BATCH;
 use crate::noise::{NoiseError, PeerError, Step as NoiseStep};
 use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{AliasSource, PeerId};
@@ -19,7 +22,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Wait(bytes.len());
         };
-        let (mut from, mut link) = p.alias_and_state();
+        let link = &mut p.state;
         let Rx::Frames(decoder) = &mut link.rx else {
             return Step::Took(0);
         };
@@ -53,12 +56,12 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 return Step::Took(n);
             }
         };
-        // Protocol 2: a handshake message, or a sealed body opened into the
-        // scratch buffer; protocol 1: the body as it came.
-        let body = match &mut link.noise {
+        // Protocol 2: a handshake message, or a sealed message opened into the
+        // scratch buffer; protocol 1: the body as it came, copied there.
+        let len = match &mut link.noise {
             Noise::Session(session) if session.step() == NoiseStep::Transport => {
                 match session.decrypt(sealed, &mut self.scratch) {
-                    Ok(len) => self.scratch.get(..len).unwrap_or_default(),
+                    Ok(len) => len,
                     Err(NoiseError::Peer(e)) => {
                         self.fault(peer, Fault::Secure(e));
                         return Step::Took(n);
@@ -71,10 +74,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 }
             }
             Noise::Session(_) => {
-                let len = sealed.len().min(F);
-                if let (Some(to), Some(from)) = (self.scratch.get_mut(..len), sealed.get(..len)) {
-                    to.copy_from_slice(from);
-                }
+                let len = copy_into(&mut self.scratch, sealed);
                 self.on_handshake(now, peer, len);
                 return Step::Took(n);
             }
@@ -82,35 +82,62 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 self.fault(peer, Fault::NoHello);
                 return Step::Took(n);
             }
-            Noise::Plain => sealed,
+            Noise::Plain => {
+                let len = copy_into(&mut self.scratch, sealed);
+                self.on_message(now, peer, 0..len);
+                return Step::Took(n);
+            }
         };
-        // Rare: the deciding node talks on a link that waits for its decision, so it
-        // kept this one. The link takes over before its message is read; the message
-        // is read from a copy, as taking over touches the peer table it lives in. An
-        // empty `Vec` costs nothing: only this rare path fills it (a zeroed `[0; F]`
-        // here was an 8 KiB memset for every frame of the host's node).
-        let mut copy: Vec<u8, F> = Vec::new();
-        let mut body = body;
+        // The opened message is 1 to MAX_BATCH whole frames, checked before any
+        // is read: a broken one shows nothing.
+        let opened = self.scratch.get(..len).unwrap_or_default();
+        let Some(count) = batch_len(opened) else {
+            self.fault(peer, Fault::Secure(PeerError::Batch));
+            return Step::Took(n);
+        };
+        let mut at = 0;
+        for _ in 0..count {
+            let frame = self.scratch.get(at..len).unwrap_or_default();
+            let (head, body) = frame::first(frame).unwrap_or((0, 0));
+            let start = at + head;
+            at = start + body;
+            if !self.on_message(now, peer, start..at) {
+                break;
+            }
+        }
+        Step::Took(n)
+    }
+
+    /// One message from `peer`, the frame body at `body` in the scratch buffer.
+    /// False when the peer is to be read no further (it left, was refused or
+    /// dropped).
+    fn on_message(&mut self, now: Instant, peer: PeerId, body: Range<usize>) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let (from, link) = p.alias_and_state();
         let traffic = |body: &[u8]| {
             Message::decode(body)
                 .is_ok_and(|m| !matches!(m, Message::Hello { .. } | Message::Bye { .. }))
         };
-        if link.awaits_twin && traffic(body) {
-            let len = body.len().min(F);
-            // `len <= F`, the Vec's capacity: this cannot fail.
-            let _ = copy.extend_from_slice(&body[..len]);
-            self.take_over(peer);
-            let Some(p) = self.peers.get_mut(peer) else {
-                return Step::Took(n);
+        let (from, link) =
+            if link.awaits_twin && traffic(self.scratch.get(body.clone()).unwrap_or_default()) {
+                // Rare: the deciding node talks on a link that waits for its decision,
+                // so it kept this one. The link takes over before its message is read.
+                self.take_over(peer);
+                let Some(p) = self.peers.get_mut(peer) else {
+                    return false;
+                };
+                p.alias_and_state()
+            } else {
+                (from, link)
             };
-            (from, link) = p.alias_and_state();
-            body = &copy;
-        }
+        let body = self.scratch.get(body).unwrap_or_default();
         let msg = match Message::decode(body) {
             Ok(msg) => msg,
             Err(e) => {
                 self.fault(peer, Fault::Wire(e));
-                return Step::Took(n);
+                return false;
             }
         };
         if let Some(why) = link.refuse {
@@ -120,7 +147,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 _ => 0,
             };
             self.refuse_native(peer, why, minor);
-            return Step::Took(n);
+            return false;
         }
         let awaits_twin = link.awaits_twin;
         let hello_done = link.phase != Phase::Hello;
@@ -136,14 +163,22 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             Message::Bye { .. } if awaits_twin => {
                 // The deciding node kept the other link: this one goes.
                 self.close_twin(peer);
+                return false;
             }
             Message::Bye { reason } => {
                 let reason = bye_reason(&mut self.outbox, reason, hello_done);
                 self.drop_peer(peer, reason, true);
+                return false;
             }
             // Before the hello it is a refusal; after it, a peer that changed its mind.
-            Message::Refuse { code, arg } => self.on_refuse(peer, code, arg),
-            _ if !hello_done => self.fault(peer, Fault::NoHello),
+            Message::Refuse { code, arg } => {
+                self.on_refuse(peer, code, arg);
+                return false;
+            }
+            _ if !hello_done => {
+                self.fault(peer, Fault::NoHello);
+                return false;
+            }
             Message::Chat { id, text } => {
                 let from = self.outbox.put(&[from.as_bytes()]);
                 let text = self.outbox.put(&[text.as_bytes()]);
@@ -166,7 +201,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 }
             }
         }
-        Step::Took(n)
+        true
     }
 
     /// A hello: the first makes the link ready (or a twin of one), a later one
@@ -493,4 +528,27 @@ fn bye_reason<const A: usize>(
         BUSY_SERVING if !hello_done => Reason::Refused(Refusal::Serving),
         _ => Reason::Bye(outbox.put(&[reason.as_bytes()]).unwrap_or_default()),
     }
+}
+
+/// How many whole frames `opened` (a sealed message opened) holds, when it is
+/// 1 to [`MAX_BATCH`] of them and nothing else.
+fn batch_len(opened: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for count in 1..=MAX_BATCH {
+        let (head, body) = frame::first(opened.get(at..)?)?;
+        at += head + body;
+        if at == opened.len() {
+            return Some(count);
+        }
+    }
+    None
+}
+
+/// Copies `bytes` to the start of `scratch`, as much as fits; how many.
+fn copy_into(scratch: &mut [u8], bytes: &[u8]) -> usize {
+    let len = bytes.len().min(scratch.len());
+    if let (Some(to), Some(from)) = (scratch.get_mut(..len), bytes.get(..len)) {
+        to.copy_from_slice(from);
+    }
+    len
 }

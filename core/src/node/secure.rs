@@ -1,5 +1,5 @@
 //! Secure links (protocol 2): after the banners, a Noise handshake whose last
-//! two messages carry the hellos; then every frame's body goes sealed.
+//! two messages carry the hellos; then frames go sealed.
 //!
 //! ```text
 //! dialler                                   listener
@@ -11,16 +11,22 @@
 //! sealed frames            <==========>     sealed frames
 //! ```
 //!
-//! Each handshake message and each sealed body is one frame (see
-//! [`crate::frame`]): the frame format is the same as protocol 1's, only its
-//! body is a Noise message. Bodies are sealed as they are polled out, in the
-//! order they go on the wire, so the two sides' nonces stay in step.
+//! Each handshake message and each sealed message is one frame (see
+//! [`crate::frame`]) whose body is a Noise message. A sealed message opens to
+//! 1 to [`MAX_BATCH`] whole frames, as protocol 1 sends them: the frames a peer
+//! has queued one after the other go out in one (a turn of room messages, a
+//! fan-out's share), so a hub seals once per peer and turn, not per message.
+//! Frames are sealed as they are polled out, in the order they go on the wire,
+//! so the two sides' nonces stay in step.
+
+use core::ops::Range;
 
 use heapless::String;
 
 use super::link::Noise;
 use super::{Fault, Kind, Node, Phase, Reason};
 use crate::frame::{self, BufferTooSmall};
+use crate::limits::{BATCH_BYTES, MAX_BATCH};
 use crate::noise::{KEY_LEN, NoiseError, PeerError, Role, Session, Step, TAG};
 use crate::outbox::{Job, Span};
 use crate::peers::{Direction, PeerId};
@@ -29,6 +35,33 @@ use crate::wire::{self, MAX_BANNER, MAX_NAME, Message};
 
 /// Room for a hello's frame (its name is at most [`MAX_NAME`] bytes).
 const HELLO_ROOM: usize = 64 + MAX_NAME;
+
+/// Which queued frames may join the one being sealed: those that would go out
+/// next on the same link anyway.
+#[derive(Clone, Copy)]
+pub(super) enum Follow {
+    /// The `Send` jobs for the same peer next in the queue.
+    Sends,
+    /// The fan-outs next after the front one that move in step with it: at its
+    /// cursor `next` before it passed `slot`, with the same `(except, line)`
+    /// and a frame, so they reach the same peers; they pass `slot` with it.
+    Fanouts {
+        pattern: (Option<PeerId>, bool),
+        next: usize,
+        slot: usize,
+    },
+}
+
+impl Follow {
+    /// Jobs at the front of the queue that are not candidates: the front
+    /// fan-out itself (a `Send` is off the queue already).
+    fn skip(self) -> usize {
+        match self {
+            Follow::Sends => 0,
+            Follow::Fanouts { .. } => 1,
+        }
+    }
+}
 
 /// How a frame queued for a peer goes out.
 pub(super) enum Carry {
@@ -78,20 +111,81 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
-    /// Seals the frame `data` for `peer` into the scratch buffer; its length, or
+    /// Seals for `peer` the frame `first`, with as many of the frames after it in
+    /// the queue as `follow` allows (at most [`MAX_BATCH`] in [`BATCH_BYTES`]),
+    /// as one transport message in the scratch buffer: where it lies there, or
     /// `None` when it cannot be sealed (it is then not sent: counted as oversized).
-    pub(super) fn seal_for(&mut self, peer: PeerId, data: Span) -> Option<usize> {
-        let frame = self.outbox.bytes(data);
-        let sealed = match self.peers.get_mut(peer).map(|p| &mut p.state.noise) {
-            Some(Noise::Session(s)) => frame::body_of(frame)
-                .ok_or(())
-                .and_then(|body| seal(s, body, &mut self.scratch).map_err(|_| ())),
-            _ => Err(()),
-        };
-        if sealed.is_err() {
+    pub(super) fn seal_for(
+        &mut self,
+        peer: PeerId,
+        first: Span,
+        follow: Follow,
+    ) -> Option<Range<usize>> {
+        // Up to MAX_BATCH spans: the first frame and those that join it.
+        let mut spans = [first; MAX_BATCH];
+        let mut count = 1;
+        let mut plain = first.len();
+        let fits = |plain: usize| Self::HEAD + plain + TAG <= F.min(BATCH_BYTES);
+        // Events between the frames go to the shell, not on this link, so the
+        // walk passes them (and other peers' frames, for `Sends`).
+        for job in self.outbox.jobs.iter_mut().skip(follow.skip()) {
+            let data = match (*job, follow) {
+                (Job::Event(_) | Job::Taken, _) => continue,
+                (Job::Send { peer: to, .. } | Job::Raw { peer: to, .. }, Follow::Sends)
+                    if to != peer =>
+                {
+                    continue;
+                }
+                (Job::Send { data, .. }, Follow::Sends) => data,
+                (
+                    Job::Fanout {
+                        except,
+                        native: Some(data),
+                        line,
+                        next: at,
+                    },
+                    Follow::Fanouts { pattern, next, .. },
+                ) if at == next && (except, line.is_some()) == pattern => data,
+                _ => break,
+            };
+            let Some(span) = spans.get_mut(count).filter(|_| fits(plain + data.len())) else {
+                break;
+            };
+            *span = data;
+            count += 1;
+            plain += data.len();
+            match (job, follow) {
+                (Job::Fanout { next, .. }, Follow::Fanouts { slot, .. }) => *next = slot + 1,
+                (job, _) => *job = Job::Taken,
+            }
+        }
+        let sealed = self.seal_spans(peer, spans.get(..count).unwrap_or_default(), plain);
+        if sealed.is_none() {
             self.stats.oversized += 1;
         }
-        sealed.ok()
+        sealed
+    }
+
+    /// Gathers the frames of `spans` (`plain` bytes) after the room for a header
+    /// in the scratch buffer, seals them in place and writes the header before.
+    fn seal_spans(&mut self, peer: PeerId, spans: &[Span], plain: usize) -> Option<Range<usize>> {
+        let Some(Noise::Session(session)) = self.peers.get_mut(peer).map(|p| &mut p.state.noise)
+        else {
+            return None;
+        };
+        let mut at = Self::HEAD;
+        for &span in spans {
+            let frame = self.outbox.bytes(span);
+            self.scratch
+                .get_mut(at..at + frame.len())?
+                .copy_from_slice(frame);
+            at += frame.len();
+        }
+        let body = self.scratch.get_mut(Self::HEAD..)?;
+        let len = session.encrypt_in_place(body, plain).ok()?;
+        let start = Self::HEAD.checked_sub(frame::header_len(len))?;
+        frame::write_header(u32::try_from(len).ok()?, self.scratch.get_mut(start..)?).ok()?;
+        Some(start..Self::HEAD + len)
     }
 
     /// Writes our banner line to `peer`: protocol 2's when secure, else 1's.
@@ -279,10 +373,10 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         let Ok(len) = Message::Bye { reason }.encode_frame(&mut plain) else {
             return;
         };
-        let Some(body) = plain.get(..len).and_then(frame::body_of) else {
+        let Some(frame) = plain.get(..len) else {
             return;
         };
-        if let Ok(data) = self.outbox.put_with(|out| seal(session, body, out)) {
+        if let Ok(data) = self.outbox.put_with(|out| seal(session, frame, out)) {
             self.outbox.push(Job::Raw { peer, data });
         }
     }
@@ -304,17 +398,21 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
     }
 }
 
-/// Writes `body` sealed by `session` as one frame into `out`: the header of the
-/// sealed length, then the ciphertext and its tag. Its length.
-pub(super) fn seal(session: &mut Session, body: &[u8], out: &mut [u8]) -> Result<usize, SealError> {
-    let len = u32::try_from(body.len() + TAG).map_err(|_| SealError)?;
+/// Writes `plain` (whole frames) sealed by `session` as one frame into `out`:
+/// the header of the sealed length, then the ciphertext and its tag. Its length.
+pub(super) fn seal(
+    session: &mut Session,
+    plain: &[u8],
+    out: &mut [u8],
+) -> Result<usize, SealError> {
+    let len = u32::try_from(plain.len() + TAG).map_err(|_| SealError)?;
     let head = frame::write_header(len, out)?;
     let rest = out.get_mut(head..).unwrap_or_default();
-    let n = session.encrypt(body, rest)?;
+    let n = session.encrypt(plain, rest)?;
     Ok(head + n)
 }
 
-/// A body that could not be sealed (no room, or the session refused).
+/// Frames that could not be sealed (no room, or the session refused).
 #[derive(Debug)]
 pub(super) struct SealError;
 

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use super::MAX_MESSAGE;
-use crate::limits::MAX_BANNER;
+use crate::limits::{MAX_BANNER, MAX_BATCH};
 
 /// A call to a [`super::Session`] that failed, by who is to blame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub enum PeerError {
     /// A transport message failed its integrity check: damaged, forged,
     /// replayed or reordered in transit.
     Integrity,
+    /// An opened transport message is not whole frames, one to [`MAX_BATCH`]
+    /// of them: the peer's sender is broken.
+    Batch,
     /// A message longer than Noise allows ([`MAX_MESSAGE`] bytes).
     TooLong {
         /// Its length.
@@ -95,6 +98,10 @@ impl fmt::Display for PeerError {
             PeerError::Integrity => f.write_str(
                 "message failed its integrity check (damaged, forged or replayed in \
                  transit); the link is closed",
+            ),
+            PeerError::Batch => write!(
+                f,
+                "an opened message was not 1 to {MAX_BATCH} whole frames; the link is closed"
             ),
             PeerError::TooLong { len } => write!(
                 f,

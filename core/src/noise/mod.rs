@@ -326,6 +326,25 @@ impl Session {
         Ok(len)
     }
 
+    /// Encrypts the first `len` bytes of `buf` in place as one transport
+    /// message (`buf` needs `len + TAG` bytes) and returns the message's
+    /// length: for a plaintext gathered from several places.
+    pub fn encrypt_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, NoiseError> {
+        let State::Transport(t) = &mut self.state else {
+            return Err(self.out_of_turn());
+        };
+        let sealed = len + TAG;
+        if sealed > MAX_MESSAGE {
+            return Err(LocalError::TooLong { len: sealed }.into());
+        }
+        let Some(buf) = buf.get_mut(..sealed) else {
+            return Err(LocalError::BufferTooSmall { needed: sealed }.into());
+        };
+        t.tx.encrypt_with_ad_in_place(&[], buf, len)
+            .map_err(|_| LocalError::Exhausted)?;
+        Ok(sealed)
+    }
+
     /// Decrypts the transport message `message` into `out` and returns the
     /// plaintext's length (`message.len() - TAG`). A message that fails its
     /// tag fails the session: a TCP link never loses or reorders bytes, so it

@@ -332,18 +332,19 @@ pub fn bodies(frames: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-/// `body` sealed by `session` as one frame: the header of the sealed length,
-/// then the ciphertext and its tag.
+/// `body` framed and sealed by `session` as one message, in a frame: the
+/// header of the sealed length, then the ciphertext and its tag.
 pub fn seal_body(session: &mut Session, body: &[u8]) -> Vec<u8> {
-    let mut sealed = vec![0; body.len() + TAG];
-    let n = session.encrypt(body, &mut sealed).expect("seal a body");
+    let plain = [frame_header(body.len()), body.to_vec()].concat();
+    let mut sealed = vec![0; plain.len() + TAG];
+    let n = session.encrypt(&plain, &mut sealed).expect("seal a body");
     let mut out = frame_header(n);
     out.extend_from_slice(&sealed[..n]);
     out
 }
 
-/// The plain frames `frames` with each body sealed by `session`, as a secure
-/// peer sends them.
+/// The plain frames `frames` each sealed alone by `session`, as a secure peer
+/// may send them.
 pub fn seal_frames(session: &mut Session, frames: &[u8]) -> Vec<u8> {
     bodies(frames)
         .into_iter()
@@ -438,7 +439,7 @@ impl Native {
         seal_frames(&mut self.session, frames)
     }
 
-    /// `body` (any bytes) sealed as one frame, to be written later.
+    /// `body` (any bytes) framed and sealed, to be written later.
     pub fn seal_body(&mut self, body: &[u8]) -> Vec<u8> {
         seal_body(&mut self.session, body)
     }
