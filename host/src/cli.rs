@@ -65,7 +65,7 @@ pub struct ListenArgs {
     /// else a free one from 10000-20000.
     #[arg(long)]
     pub port: Option<u16>,
-    /// Address to listen on.
+    /// Address to listen on; the addresses peers can reach it at are printed at start.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
     /// One JSON object per event on stdout instead of text.

@@ -12,6 +12,7 @@ mod log;
 mod mode;
 mod net;
 mod prompt;
+mod reach;
 mod render;
 mod said;
 mod screen;

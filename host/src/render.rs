@@ -20,6 +20,7 @@ use meshtalk_core::noise::Fingerprint;
 use meshtalk_core::peers::PeerId;
 use serde_json::{Value, json};
 
+use crate::reach::Reach;
 use crate::screen::{indent, print_line, write_out};
 use crate::transcript;
 
@@ -30,19 +31,53 @@ pub struct Render {
 }
 
 impl Render {
-    /// The address the listener got (the port matters when 0 was asked for).
-    /// The address bound, then this node's key fingerprint (on a line of its
-    /// own: scripts read the address off the first).
-    pub fn listening(&self, addr: SocketAddr, fingerprint: Fingerprint) {
+    /// The address the listener got (the port matters when 0 was asked for),
+    /// then the addresses peers can reach it at, then this node's key fingerprint,
+    /// each on a line of its own (scripts read the address bound off the first).
+    pub fn listening(&self, addr: SocketAddr, reach: &Reach, fingerprint: Fingerprint) {
         if self.json {
-            emit(json!({
+            let mut event = json!({
                 "event": "listening", "addr": addr.to_string(), "port": addr.port(),
-                "fingerprint": fingerprint.to_string(),
-            }));
+                "addresses": reach.addrs, "fingerprint": fingerprint.to_string(),
+            });
+            if reach.this_machine_only {
+                event["this_machine_only"] = json!(true);
+            }
+            emit(event);
         } else {
             human(format_args!("listening on {addr}"));
+            // An interface's name is the system's, not ours: made safe as a peer's text.
+            human(format_args!("{}", SafeStr(&reach.line())));
             human(format_args!("your key's fingerprint: {fingerprint}"));
         }
+    }
+
+    /// `/whoami`: this node's fingerprint and, when it listens, where it is reached.
+    /// With `--json`, a `help` event whose text says both, with them as fields too.
+    pub fn whoami(&self, fingerprint: Fingerprint, reach: Option<&Reach>) {
+        let key = format!(
+            "your key's fingerprint: {fingerprint} (read it to the people you chat with; they \
+             compare it with what /verify shows them)"
+        );
+        if !self.json {
+            match reach {
+                Some(reach) => print_line(format!("{key}\n{}", SafeStr(&reach.line()))),
+                None => print_line(key),
+            }
+            return;
+        }
+        let mut event = json!({"event": "help", "fingerprint": fingerprint.to_string()});
+        match reach {
+            Some(reach) => {
+                event["text"] = json!(format!("{key}\n{}", reach.line()));
+                event["addresses"] = json!(reach.addrs);
+                if reach.this_machine_only {
+                    event["this_machine_only"] = json!(true);
+                }
+            }
+            None => event["text"] = json!(key),
+        }
+        emit(event);
     }
 
     /// A command or connection that failed; the program goes on.

@@ -115,13 +115,11 @@ impl Driver {
         self.keys.notes.remove(&peer);
     }
 
-    /// `/whoami`: this node's fingerprint.
+    /// `/whoami`: this node's fingerprint and the addresses it is reachable at
+    /// (the interfaces read again: an address may have come or gone since start).
     pub(super) fn whoami(&self) {
-        self.render.help(&format!(
-            "your key's fingerprint: {} (read it to the people you chat with; they compare it \
-             with what /verify shows them)",
-            self.keys.fingerprint()
-        ));
+        let reach = self.bound.map(|bound| bound.reach());
+        self.render.whoami(self.keys.fingerprint(), reach.as_ref());
     }
 
     /// `/verify [target]`: a peer's fingerprint.

@@ -24,6 +24,7 @@ use crate::line::Shared;
 use crate::log::{debug, diag};
 use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, Writers};
+use crate::reach::Bound;
 use crate::render::Render;
 use crate::said::Said;
 use keys::KeyRing;
@@ -86,7 +87,7 @@ pub fn run(
     let (tx, rx) = channel();
     let tx = readers.to_driver(tx);
     let (done, done_rx) = channel();
-    let listening = listener.as_ref().map(TcpListener::local_addr);
+    let listening = listener.as_ref().map(Bound::of);
     if let Some(listener) = listener {
         net::spawn_listener(listener, tx.clone());
     }
@@ -161,11 +162,17 @@ pub fn run(
         grammar,
         known,
         keys: KeyRing::new(keys),
+        bound: None,
     };
     // Said only now that the node is built, so that a peer told this address is
     // served at once, not after the node's ~10 MB are set up.
     match listening {
-        Some(Ok(addr)) => driver.render.listening(addr, driver.keys.fingerprint()),
+        Some(Ok(bound)) => {
+            driver.bound = Some(bound);
+            driver
+                .render
+                .listening(bound.addr(), &bound.reach(), driver.keys.fingerprint());
+        }
         Some(Err(e)) => diag!("listening, but on which address? {e}"),
         None => {}
     }
@@ -240,6 +247,8 @@ struct Driver {
     known: Shared,
     /// This node's keys and its peers' vetted keys.
     keys: KeyRing,
+    /// How the listener is bound, for `/whoami`'s addresses; `None`: not listening.
+    bound: Option<Bound>,
 }
 
 impl Driver {
