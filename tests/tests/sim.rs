@@ -485,3 +485,27 @@ fn a_tampered_byte_closes_that_link_only_and_nothing_from_it_is_shown() {
     assert!(tampers >= 8, "only {tampers} bytes flipped on the wire");
     assert!(closes > 0, "{tampers} bytes flipped, no link closed for it");
 }
+
+/// A bit flipped in a sealed frame's length (sent in the clear: Noise leaves
+/// framing to the transport) shows only when the frame it announces should
+/// end: the receiver waits for it, and closes the link at its frame timeout.
+/// Till then the link carries nothing, and nothing from it is shown. (Both
+/// seeds flip a length byte on a link that is its receiver's only path.)
+#[test]
+fn a_flipped_length_bit_holds_its_link_till_the_frame_timeout_and_nothing_is_shown() {
+    let mut totals = Totals::default();
+    for (seed, topology) in [(0x7a83, Topology::Star), (0x7b83, Topology::Line)] {
+        let mut sc = Scenario::new(seed, size(seed).max(4), topology);
+        sc.tampers = 4;
+        let report = sc.run();
+        report.assert_ok();
+        assert!(
+            report.tampered_closes > 0 && report.end_ms > 10_000,
+            "seed {seed:#x}: no link held open till a frame timeout: {} closes, end at {} ms",
+            report.tampered_closes,
+            report.end_ms
+        );
+        totals.add(&report);
+    }
+    record(test_name!(), &totals);
+}

@@ -562,7 +562,8 @@ impl Sim {
             let mut adj = vec![Vec::new(); n];
             for c in &self.conns {
                 let ready = c.ends.iter().all(|e| e.ready_at.is_some_and(|t| t <= m.at));
-                let stays = c.down_at.is_none_or(|t| t > m.at + FLIGHT);
+                let down = c.down_at.into_iter().chain(c.tampered_at).min();
+                let stays = down.is_none_or(|t| t > m.at + FLIGHT);
                 if ready && stays {
                     let (x, y) = (c.ends[0].node, c.ends[1].node);
                     adj[x].push(y);
