@@ -77,6 +77,8 @@ pub(super) struct End {
     pub(super) alive: bool,
     /// When the node reported it ready.
     pub(super) ready_at: Option<u64>,
+    /// The node closed it for another room key ([`PeerError::RoomKey`]).
+    pub(super) room_refused: bool,
 }
 
 pub(super) struct Conn {
@@ -273,12 +275,14 @@ impl Sim {
                     peer: d.peer,
                     alive: true,
                     ready_at: None,
+                    room_refused: false,
                 },
                 End {
                     node: d.to,
                     peer: accepted,
                     alive: true,
                     ready_at: None,
+                    room_refused: false,
                 },
             ],
             dirs: [dir(latency[0]), dir(latency[1])],
