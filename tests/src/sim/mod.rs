@@ -25,7 +25,11 @@
 //! skipped for want of a ready peer on a network where nothing failed, or
 //! while a link of its sender has been up for [`READY_WITHIN`];
 //! broadcasts delivered twice, to their sender, beyond the hop limit, or
-//! missing at a node whose path from the sender stayed up.
+//! missing at a node whose path from the sender stayed up. With private rooms
+//! ([`Rooms`]): a link between two rooms that becomes ready, or that an end
+//! leaves without closing it for the room key; a room message shown in another
+//! room, or, where nothing failed, anywhere but exactly the nodes its room's
+//! links reach.
 //!
 //! By concern: `rng` (the seeded generator), `network` (pipes, segments,
 //! latency, backpressure), `scenario` (topologies, the scenario and its scripted
@@ -39,8 +43,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use meshtalk_core::command;
 use meshtalk_core::limits::WINDOW;
 use meshtalk_core::node::{
-    Config, Event, Handled, Input, Kind, Node, NodeError, Output, Reason, Secure,
+    Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, Secure,
 };
+use meshtalk_core::noise::PeerError;
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::shell::feed::{Feeder, Next, Settings};
 use meshtalk_core::shell::flow::{Flow, Limits};
@@ -56,7 +61,7 @@ use oracle::*;
 pub use oracle::{Report, Totals};
 pub use rng::Rng;
 use scenario::*;
-pub use scenario::{Backpressure, Scenario, Topology};
+pub use scenario::{Backpressure, Rooms, Scenario, Topology};
 
 /// The node type under simulation: 16 peers, 1 KiB frames, 4 frames of outputs.
 pub type SimNode = Node<16, 1024, 4096>;
@@ -108,6 +113,10 @@ struct SimNodeState {
     feeder: Feeder<16>,
     /// Commands the person gave: each may queue one frame for every peer, paused or not.
     commands: usize,
+    /// Its private room ([`Scenario::rooms`]): nodes link only within one.
+    room: usize,
+    /// Whether it holds a room key (the nodes of one room all do, or none does).
+    keyed: bool,
 }
 
 /// An output, copied out of the node.
@@ -180,14 +189,34 @@ impl Sim {
             None
         };
         let hops = sc.hops.unwrap_or(32);
+        // Rooms and their keys, drawn from `keys` only when there are rooms:
+        // a scenario without them draws as before.
+        let (room_of, room_keys) = match sc.rooms {
+            None => (vec![0; n], vec![None]),
+            Some(rooms) => {
+                let count = rooms.count();
+                let mut room_of: Vec<usize> = (0..n).map(|i| i % count).collect();
+                for i in (1..n).rev() {
+                    room_of.swap(i, keys.below(i as u64 + 1) as usize);
+                }
+                let keyed = rooms.keys.max(1);
+                let room_keys: Vec<_> = (0..count)
+                    .map(|r| (r < keyed).then(|| keys.key()))
+                    .collect();
+                (room_of, room_keys)
+            }
+        };
         let nodes = (0..n)
             .map(|i| {
+                let room = room_of[i];
                 let id = rng.next_u64() | 1;
                 let mut config = Config::new(&name(i), id).expect("valid name");
                 config.hops = hops;
                 // Every link secure: the Noise handshake and sealed frames under
                 // all of the simulator's checks.
-                config.secure = Some(Secure::new(keys.key()));
+                let mut secure = Secure::new(keys.key());
+                secure.room_key = room_keys[room];
+                config.secure = Some(secure);
                 // A run ends when every node is idle: keepalive pings would never let it.
                 config.ping_after = None;
                 SimNodeState {
@@ -200,6 +229,8 @@ impl Sim {
                     flow: Flow::new(sc.backpressure.map(|b| b.limits).unwrap_or_default(), id),
                     feeder: Feeder::new(sc.feeding),
                     commands: 0,
+                    room,
+                    keyed: room_keys[room].is_some(),
                 }
             })
             .collect();
@@ -208,8 +239,14 @@ impl Sim {
         for &(a, b) in &edges {
             actions.push((rng.below(SETUP_DIALS), Action::Dial { from: a, to: b }));
         }
+        // Links to double or cut are links that can be up: within a room.
+        let room_edges: Vec<(usize, usize)> = edges
+            .iter()
+            .copied()
+            .filter(|&(a, b)| room_of[a] == room_of[b])
+            .collect();
         for _ in 0..sc.double_links {
-            if let Some((a, b)) = rng.pick(&edges) {
+            if let Some((a, b)) = rng.pick(&room_edges) {
                 // After the first dials, so the link exists to be doubled.
                 let at = SETUP_DIALS + rng.below(SETUP_DIALS);
                 actions.push((at, Action::DialAgain { from: b, to: a }));
@@ -238,7 +275,7 @@ impl Sim {
             actions.push((at(&mut rng), Action::Tamper));
         }
         for _ in 0..sc.partitions {
-            if let Some((a, b)) = rng.pick(&edges) {
+            if let Some((a, b)) = rng.pick(&room_edges) {
                 let t = at(&mut rng);
                 actions.push((t, Action::Cut { a, b }));
                 let heal = t + rng.range(300, 1_500);
@@ -260,6 +297,7 @@ impl Sim {
             unicasts_scripted: sc.unicasts,
             broadcasts_scripted: sc.broadcasts,
             faults_scripted: sc.resets + sc.tampers + sc.partitions + sc.disconnects,
+            rooms: room_keys.len(),
             ..Report::default()
         };
         Sim {

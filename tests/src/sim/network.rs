@@ -77,6 +77,8 @@ pub(super) struct End {
     pub(super) alive: bool,
     /// When the node reported it ready.
     pub(super) ready_at: Option<u64>,
+    /// The node closed it for another room key ([`PeerError::RoomKey`]).
+    pub(super) room_refused: bool,
 }
 
 pub(super) struct Conn {
@@ -85,6 +87,10 @@ pub(super) struct Conn {
     pub(super) dirs: [Dir; 2],
     /// When either end first went away.
     pub(super) down_at: Option<u64>,
+    /// When a byte of it was flipped on the wire: from then on it need carry
+    /// nothing (a flipped length bit holds it open, waiting for a frame that
+    /// never ends, until the receiver's frame timeout closes it).
+    pub(super) tampered_at: Option<u64>,
     /// When the dial was accepted.
     pub(super) opened_at: u64,
 }
@@ -269,16 +275,19 @@ impl Sim {
                     peer: d.peer,
                     alive: true,
                     ready_at: None,
+                    room_refused: false,
                 },
                 End {
                     node: d.to,
                     peer: accepted,
                     alive: true,
                     ready_at: None,
+                    room_refused: false,
                 },
             ],
             dirs: [dir(latency[0]), dir(latency[1])],
             down_at: None,
+            tampered_at: None,
             opened_at: self.now,
         });
         self.nodes[d.to].peers.insert(
@@ -361,6 +370,7 @@ impl Sim {
             let at = (flip % bytes.len() as u64) as usize;
             bytes[at] ^= 1 << (flip >> 61);
             self.report.tampers += 1;
+            self.conns[c].tampered_at.get_or_insert(self.now);
             let to = &self.conns[c].ends[1 - d];
             self.tampered.insert((to.node, to.peer));
             self.trace(|| format!("tamper conn {c} dir {d} byte {at}"));

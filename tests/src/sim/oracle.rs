@@ -20,7 +20,8 @@ pub struct Report {
     pub unicasts_refused: usize,
     /// Not given to the node: the sender had no ready peer at the time.
     pub unicasts_skipped: usize,
-    /// Unicasts and broadcasts skipped at a node the topology gave no link.
+    /// Unicasts and broadcasts skipped at a node the topology gave no link
+    /// within its room.
     pub sends_isolated: usize,
     pub broadcasts_scripted: usize,
     pub broadcasts_sent: usize,
@@ -32,6 +33,15 @@ pub struct Report {
     pub tampers: usize,
     /// Links closed for a fault after a byte of theirs was flipped: expected.
     pub tampered_closes: usize,
+    /// Private rooms the nodes were split into (1: all in one).
+    pub rooms: usize,
+    /// Links dialled between nodes of different rooms.
+    pub cross_room_links: usize,
+    /// Ends of such links closed for another room key, as they must be.
+    pub room_refusals: usize,
+    /// Nodes of a room message's room that no path of its room's links joins
+    /// to its sender (other rooms' nodes between): kept from it, per message.
+    pub room_cut_off: usize,
     /// Resets, cuts and disconnects the scenario scripted.
     pub faults_scripted: usize,
     /// Scripted resets, cuts and disconnects that found no link to act on.
@@ -94,7 +104,7 @@ pub struct Totals {
     pub undelivered: usize,
     /// Scripted unicasts and broadcasts skipped for want of a ready peer.
     pub sends_skipped: usize,
-    /// Of those, skipped at nodes the topology gave no link.
+    /// Of those, skipped at nodes the topology gave no link within their room.
     pub sends_isolated: usize,
     pub faults_scripted: usize,
     pub faults_skipped: usize,
@@ -104,6 +114,13 @@ pub struct Totals {
     pub runs_with_stalls: usize,
     pub max_backlog: usize,
     pub slowest_ready_ms: u64,
+    /// Links dialled between nodes of different rooms.
+    pub cross_room_links: usize,
+    /// Ends of those closed for another room key.
+    pub room_refusals: usize,
+    /// Nodes a room message was kept from: of its room, but cut off from its
+    /// sender by other rooms (per message).
+    pub room_cut_off: usize,
     pub steps: u64,
 }
 
@@ -130,6 +147,9 @@ impl Totals {
         runs_with_stalls: 0,
         max_backlog: 0,
         slowest_ready_ms: 0,
+        cross_room_links: 0,
+        room_refusals: 0,
+        room_cut_off: 0,
         steps: 0,
     };
 
@@ -155,6 +175,9 @@ impl Totals {
         self.runs_with_stalls += usize::from(r.stalls > 0);
         self.max_backlog = self.max_backlog.max(r.max_backlog);
         self.slowest_ready_ms = self.slowest_ready_ms.max(r.slowest_ready_ms);
+        self.cross_room_links += r.cross_room_links;
+        self.room_refusals += r.room_refusals;
+        self.room_cut_off += r.room_cut_off;
         self.steps += r.steps;
     }
 
@@ -181,6 +204,9 @@ impl Totals {
         self.runs_with_stalls += o.runs_with_stalls;
         self.max_backlog = self.max_backlog.max(o.max_backlog);
         self.slowest_ready_ms = self.slowest_ready_ms.max(o.slowest_ready_ms);
+        self.cross_room_links += o.cross_room_links;
+        self.room_refusals += o.room_refusals;
+        self.room_cut_off += o.room_cut_off;
         self.steps += o.steps;
     }
 }
@@ -193,7 +219,8 @@ impl std::fmt::Display for Totals {
              {} undelivered, {} refused (window full); broadcasts: {} scripted, {} sent, \
              {} deliveries; {} sends skipped (no ready peer; {} at nodes with no link), \
              {} of {} scripted faults skipped (no link); {} resets, {} stalls in {} runs, max backlog {} B, \
-             slowest link ready in {} ms, {} steps",
+             slowest link ready in {} ms; {} links across rooms, {} ends closed for the room key, \
+             {} room deliveries owed to nobody (cut off by other rooms); {} steps",
             self.runs,
             self.bounded_runs,
             self.nodes,
@@ -214,6 +241,9 @@ impl std::fmt::Display for Totals {
             self.runs_with_stalls,
             self.max_backlog,
             self.slowest_ready_ms,
+            self.cross_room_links,
+            self.room_refusals,
+            self.room_cut_off,
             self.steps
         )
     }
@@ -319,6 +349,14 @@ impl Sim {
                 if view.ready {
                     self.violation(format!("n{i}: Connected twice for {peer}"));
                 }
+                if !self.same_room(i, view.remote) {
+                    self.violation(format!(
+                        "n{i} ({}): a link to n{} ({}) became ready across rooms",
+                        self.room_name(i),
+                        view.remote,
+                        self.room_name(view.remote)
+                    ));
+                }
                 if let Some(v) = self.nodes[i].peers.get_mut(&peer) {
                     v.ready = true;
                 }
@@ -372,6 +410,14 @@ impl Sim {
                     let bad = format!("n{i} got it as {room:?} from {from:?} via {peer}");
                     self.bcasts[b].bad.push(bad);
                 }
+                if !self.same_room(i, sender) {
+                    let bad = format!(
+                        "shown at n{i} ({}), another room than its sender's ({})",
+                        self.room_name(i),
+                        self.room_name(sender)
+                    );
+                    self.bcasts[b].bad.push(bad);
+                }
                 *self.bcasts[b].shown.entry(i).or_default() += 1;
             }
             Event::Sent { peer, id, receipt } => {
@@ -423,8 +469,27 @@ impl Sim {
             Event::Vet { .. } => self.violation(format!("n{i}: asked to vet a key unasked")),
             Event::Disconnected { peer, reason, .. } => {
                 let tampered = self.tampered.contains(&(i, peer));
+                // Its link, though the node may have closed it already: the
+                // latest with this end (a peer number is used again only later).
+                let link = self.conns.iter().enumerate().rev().find_map(|(c, conn)| {
+                    let e = conn
+                        .ends
+                        .iter()
+                        .position(|e| e.node == i && e.peer == peer)?;
+                    Some((c, e))
+                });
+                let across = link.filter(|&(c, _)| {
+                    let ends = &self.conns[c].ends;
+                    !self.same_room(ends[0].node, ends[1].node)
+                });
                 match reason {
                     Reason::Fault(_) if tampered => self.report.tampered_closes += 1,
+                    Reason::Fault(Fault::Secure(PeerError::RoomKey)) if across.is_some() => {
+                        self.report.room_refusals += 1;
+                        if let Some((c, e)) = across {
+                            self.conns[c].ends[e].room_refused = true;
+                        }
+                    }
                     Reason::Fault(f) => {
                         self.violation(format!("n{i}: dropped {peer} for a protocol fault: {f}"))
                     }
@@ -462,26 +527,48 @@ impl Sim {
             ));
         }
         if !faulty {
-            // Every node with a link has a ready peer once setup is over.
+            // Every node with a link in its room has a ready peer once setup is over.
+            let room_edges = self.room_edges();
             for &(at, node) in &self.skipped {
-                let links = self.edges.iter().filter(|&&(a, b)| a == node || b == node);
+                let links = room_edges.iter().filter(|&&(a, b)| a == node || b == node);
                 let links = links.count();
                 if links > 0 {
                     v.push(format!(
                         "t={at}ms: n{node} skipped a scripted send with no ready peer, \
-                         though it has {links} link(s) and nothing failed"
+                         though it has {links} link(s) in its room and nothing failed"
                     ));
                 }
             }
-            // A second link between two nodes is closed as a duplicate: one stays.
+            // A second link between two nodes is closed as a duplicate: one stays;
+            // a link across rooms is closed by both of its ends, for that.
             let up = self.conns.iter().filter(|c| c.down_at.is_none()).count();
-            let pairs = self.edges.len();
+            let pairs = room_edges.len();
             if up != pairs {
                 v.push(format!(
-                    "{up} links up at the end, for {pairs} linked pairs"
+                    "{up} links up at the end, for {pairs} linked pairs in a room"
                 ));
             }
+            for (c, conn) in self.conns.iter().enumerate() {
+                let [x, y] = [conn.ends[0].node, conn.ends[1].node];
+                if self.same_room(x, y) {
+                    continue;
+                }
+                for end in &conn.ends {
+                    if !end.room_refused {
+                        v.push(format!(
+                            "link {c} n{x}->n{y} across rooms: n{} did not close it \
+                             for another room key",
+                            end.node
+                        ));
+                    }
+                }
+            }
         }
+        self.report.cross_room_links = self
+            .conns
+            .iter()
+            .filter(|c| !self.same_room(c.ends[0].node, c.ends[1].node))
+            .count();
         // Unicasts.
         let mut per_link: BTreeMap<(usize, usize), Vec<Shown>> = BTreeMap::new();
         for (u, m) in self.unicasts.iter().enumerate() {
@@ -562,8 +649,11 @@ impl Sim {
             let mut adj = vec![Vec::new(); n];
             for c in &self.conns {
                 let ready = c.ends.iter().all(|e| e.ready_at.is_some_and(|t| t <= m.at));
-                let stays = c.down_at.is_none_or(|t| t > m.at + FLIGHT);
-                if ready && stays {
+                let down = c.down_at.into_iter().chain(c.tampered_at).min();
+                let stays = down.is_none_or(|t| t > m.at + FLIGHT);
+                // A link across rooms that became ready is a violation of its own.
+                let room = self.same_room(c.ends[0].node, c.ends[1].node);
+                if ready && stays && room {
                     let (x, y) = (c.ends[0].node, c.ends[1].node);
                     adj[x].push(y);
                     adj[y].push(x);
@@ -598,6 +688,27 @@ impl Sim {
                 }
                 if got && !faulty && d == usize::MAX {
                     v.push(format!("{what}: shown at n{node}, outside its component"));
+                }
+            }
+            let joined = self.room_reach(m.from, usize::MAX);
+            let cut_off = (0..n)
+                .filter(|&y| y != m.from && self.same_room(y, m.from) && !joined.contains(&y));
+            self.report.room_cut_off += cut_off.count();
+            if !faulty {
+                // Exactly the nodes its room's links reach, from the topology alone.
+                let want = self.room_reach(m.from, hops);
+                let got: BTreeSet<usize> = m.shown.keys().copied().collect();
+                for node in want.difference(&got) {
+                    v.push(format!(
+                        "{what}: not shown at n{node}, which its room's links reach"
+                    ));
+                }
+                for node in got.difference(&want) {
+                    v.push(format!(
+                        "{what}: shown at n{node} ({}), which its room's ({}) links do not reach",
+                        self.room_name(*node),
+                        self.room_name(m.from)
+                    ));
                 }
             }
         }

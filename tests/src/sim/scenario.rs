@@ -41,6 +41,9 @@ pub struct Scenario {
     pub double_links: usize,
     /// One node reads its bytes in tiny chunks with extra delay.
     pub slow_reader: bool,
+    /// Private rooms the nodes are split into; `None`: no node has a room key,
+    /// so all are in one room (as hosts run without `--room-key`).
+    pub rooms: Option<Rooms>,
     /// The nodes' hop limit; `None` for one that never binds (more than any path).
     pub hops: Option<u8>,
     /// Bounded pipes and the shell's flow control, as the host runs them;
@@ -70,6 +73,7 @@ impl Scenario {
             disconnects: 0,
             double_links: 0,
             slow_reader: false,
+            rooms: None,
             hops: None,
             backpressure: None,
             span_ms: SPAN,
@@ -85,6 +89,25 @@ impl Scenario {
     /// Runs the scenario to the end.
     pub fn run(&self) -> Report {
         Sim::new(self.clone()).run()
+    }
+}
+
+/// Nodes in private rooms: each holds one of `keys` room keys, or none when
+/// `keyless` (no key is a room of its own too), spread evenly over the rooms
+/// at random. A link between two rooms never becomes ready; a room's
+/// messages reach only the nodes its own links connect.
+#[derive(Clone, Copy, Debug)]
+pub struct Rooms {
+    /// How many different room keys (at least one).
+    pub keys: usize,
+    /// Whether some nodes hold no room key at all.
+    pub keyless: bool,
+}
+
+impl Rooms {
+    /// How many rooms: one per key, and one for the nodes with none.
+    pub fn count(&self) -> usize {
+        self.keys.max(1) + usize::from(self.keyless)
     }
 }
 
@@ -223,6 +246,55 @@ pub(super) fn edges_for(rng: &mut Rng, n: usize, topology: Topology) -> Vec<(usi
 }
 
 impl Sim {
+    /// Whether nodes `a` and `b` are in one room: the same room key, or neither has one.
+    pub(super) fn same_room(&self, a: usize, b: usize) -> bool {
+        self.nodes[a].room == self.nodes[b].room
+    }
+
+    /// Node `i`'s room, in words.
+    pub(super) fn room_name(&self, i: usize) -> String {
+        match self.nodes[i].keyed {
+            true => format!("room key {}", self.nodes[i].room),
+            false => "no room key".to_string(),
+        }
+    }
+
+    /// The topology's links within a room: the only ones that may become ready.
+    pub(super) fn room_edges(&self) -> Vec<(usize, usize)> {
+        let edges = self.edges.iter().copied();
+        edges.filter(|&(a, b)| self.same_room(a, b)).collect()
+    }
+
+    /// Whether node `i` has a link within its room.
+    pub(super) fn linked_in_room(&self, i: usize) -> bool {
+        self.room_edges().iter().any(|&(a, b)| a == i || b == i)
+    }
+
+    /// The nodes a room message from `from` must reach where nothing fails:
+    /// those of its room within `hops` links of its room, itself left out.
+    pub(super) fn room_reach(&self, from: usize, hops: usize) -> BTreeSet<usize> {
+        let n = self.nodes.len();
+        let mut adj = vec![Vec::new(); n];
+        for (a, b) in self.room_edges() {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+        let mut dist = vec![usize::MAX; n];
+        dist[from] = 0;
+        let mut queue = VecDeque::from([from]);
+        while let Some(x) = queue.pop_front() {
+            for &y in &adj[x] {
+                if dist[y] == usize::MAX && dist[x] < hops {
+                    dist[y] = dist[x] + 1;
+                    queue.push_back(y);
+                }
+            }
+        }
+        (0..n)
+            .filter(|&y| y != from && dist[y] != usize::MAX)
+            .collect()
+    }
+
     pub(super) fn ready_peers(&self, i: usize) -> Vec<(PeerId, PeerView)> {
         self.nodes[i]
             .peers
@@ -268,10 +340,11 @@ impl Sim {
     }
 
     /// A scripted send from node `i` found no ready peer. Fine while every link
-    /// it has is new or down; with a link up for [`READY_WITHIN`], the node failed
-    /// to make it ready. Where nothing failed, checked again in [`Sim::check`].
+    /// it has within its room is new or down; with such a link up for
+    /// [`READY_WITHIN`], the node failed to make it ready. Where nothing failed,
+    /// checked again in [`Sim::check`].
     pub(super) fn skipped_send(&mut self, i: usize) {
-        if !self.edges.iter().any(|&(a, b)| a == i || b == i) {
+        if !self.linked_in_room(i) {
             self.report.sends_isolated += 1;
         }
         self.skipped.push((self.now, i));
@@ -279,6 +352,7 @@ impl Sim {
         let up = self.conns.iter().position(|c| {
             c.ends.iter().all(|e| e.alive)
                 && c.ends.iter().any(|e| e.node == i)
+                && self.same_room(c.ends[0].node, c.ends[1].node)
                 && now >= c.opened_at + READY_WITHIN
         });
         if let Some(c) = up {
