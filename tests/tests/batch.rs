@@ -198,7 +198,10 @@ fn room() -> Room {
 #[test]
 fn room_lines_relayed_in_one_turn_reach_each_peer_in_one_sealed_message_in_order() {
     let mut r = room();
-    let lines: Vec<String> = (0..MAX_BATCH).map(|i| format!("line {i}")).collect();
+    // Four frames of about 190 bytes: a batch far from both of its limits.
+    let lines: Vec<String> = (0..MAX_BATCH)
+        .map(|i| format!("line {i} {}", "z".repeat(150)))
+        .collect();
     let said: Vec<String> = lines.iter().map(|l| format!("broadcast {l}")).collect();
     let wire = typed(&mut r.sender, r.to_hub[0], &said);
     let outs = receive(&mut r.hub, NOW, r.at_hub[0], &wire);
@@ -267,19 +270,19 @@ struct Hand {
     peer: PeerId,
 }
 
-/// Links a hand-driven dialler to `node`.
-fn by_hand(node: &mut TestNode) -> Hand {
+/// Links a hand-driven dialler to `node`, its keys and name made from `who`.
+fn by_hand(node: &mut TestNode, who: u8) -> Hand {
     let mut banner = [0; 64];
     let len = wire::write_secure_banner(false, &mut banner).unwrap();
     let banner = &banner[..len];
-    let mut session =
-        Session::new(Role::Initiator, &[7; 32], &[8; 32], None, banner).expect("a session");
+    let mut session = Session::new(Role::Initiator, &[who; 32], &[who ^ 0xff; 32], None, banner)
+        .expect("a session");
     let Handled::Accepted(peer) = node
         .handle_input(
             NOW,
             Input::Accepted {
                 addr: addr(6000),
-                entropy: [9; 32],
+                entropy: [who ^ 0x0f; 32],
             },
         )
         .unwrap()
@@ -301,8 +304,8 @@ fn by_hand(node: &mut TestNode) -> Hand {
     let mut hello = [0; 128];
     let n = Message::Hello {
         minor: wire::MINOR,
-        node: 77,
-        name: "hand",
+        node: 70 + u64::from(who),
+        name: &format!("hand{who}"),
     }
     .encode_frame(&mut hello)
     .unwrap();
@@ -355,7 +358,7 @@ fn closed_for(outs: &[Out]) -> Vec<Reason<String>> {
 #[test]
 fn frames_sealed_together_by_hand_are_each_read() {
     let mut bob = TestNode::new(secure("bob", 2));
-    let mut hand = by_hand(&mut bob);
+    let mut hand = by_hand(&mut bob, 1);
     let plain = [chat("one"), chat("two")].concat();
     let wire = sealed(&mut hand, &plain);
     let outs = receive(&mut bob, NOW, hand.peer, &wire);
@@ -371,7 +374,7 @@ fn an_opened_message_that_is_not_whole_frames_closes_the_link_showing_nothing() 
     trailing.push(0x80);
     for plain in [Vec::new(), too_many, cut, trailing] {
         let mut bob = TestNode::new(secure("bob", 2));
-        let mut hand = by_hand(&mut bob);
+        let mut hand = by_hand(&mut bob, 1);
         let wire = sealed(&mut hand, &plain);
         let outs = receive(&mut bob, NOW, hand.peer, &wire);
         assert!(texts(&events(&outs)).is_empty(), "{plain:?} showed text");
@@ -381,4 +384,70 @@ fn an_opened_message_that_is_not_whole_frames_closes_the_link_showing_nothing() 
             "{plain:?}"
         );
     }
+}
+
+/// A ping frame whole.
+fn ping(nonce: u32) -> Vec<u8> {
+    let mut out = [0; 64];
+    let n = Message::Ping { nonce }.encode_frame(&mut out).unwrap();
+    out[..n].to_vec()
+}
+
+/// Feeds `bytes` from `peer` without draining.
+fn take(node: &mut TestNode, peer: PeerId, bytes: &[u8]) {
+    let Ok(Handled::Consumed(n)) = node.handle_input(NOW, Input::Received { peer, bytes }) else {
+        panic!("not consumed")
+    };
+    assert_eq!(n, bytes.len());
+}
+
+/// The frames in each sealed message of `wire`, opened by the hand's session.
+fn opened(hand: &mut Hand, wire: &[u8]) -> Vec<usize> {
+    let mut decoder = FrameDecoder::<2048>::new();
+    let mut rest = wire;
+    let mut counts = Vec::new();
+    while !rest.is_empty() {
+        let (n, found) = decoder.decode(rest);
+        rest = &rest[n..];
+        if let frame::Decoded::Frame(sealed) = found {
+            let mut plain = vec![0; sealed.len()];
+            let len = hand.session.decrypt(sealed, &mut plain).unwrap();
+            let mut at = 0;
+            let mut frames = 0;
+            while at < len {
+                let (head, body) = frame::first(&plain[at..len]).unwrap();
+                at += head + body;
+                frames += 1;
+            }
+            counts.push(frames);
+        }
+    }
+    counts
+}
+
+#[test]
+fn answers_queued_back_to_back_for_a_peer_go_out_in_one_sealed_message() {
+    let mut bob = TestNode::new(secure("bob", 2));
+    let mut hand = by_hand(&mut bob, 1);
+    let wire = sealed(&mut hand, &[ping(1), ping(2), ping(3)].concat());
+    let outs = receive(&mut bob, NOW, hand.peer, &wire);
+    let wire = bytes_to(&outs, hand.peer);
+    assert_eq!(opened(&mut hand, &wire), [3]);
+}
+
+#[test]
+fn an_answer_for_another_peer_between_does_not_split_a_peers_message() {
+    let mut bob = TestNode::new(secure("bob", 2));
+    let mut one = by_hand(&mut bob, 1);
+    let mut two = by_hand(&mut bob, 2);
+    let first = sealed(&mut one, &ping(1));
+    take(&mut bob, one.peer, &first);
+    let other = sealed(&mut two, &ping(2));
+    take(&mut bob, two.peer, &other);
+    let again = sealed(&mut one, &ping(3));
+    take(&mut bob, one.peer, &again);
+    let outs = drain(&mut bob, NOW).0;
+    let (to_one, to_two) = (bytes_to(&outs, one.peer), bytes_to(&outs, two.peer));
+    assert_eq!(opened(&mut one, &to_one), [2]);
+    assert_eq!(opened(&mut two, &to_two), [1]);
 }

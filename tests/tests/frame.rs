@@ -3,7 +3,8 @@
 //! plain reference model of the format.
 
 use meshtalk_core::frame::{
-    BufferTooSmall, Decoded, FrameDecoder, FrameError, MAX_HEADER, encode, header_len, write_header,
+    BufferTooSmall, Decoded, FrameDecoder, FrameError, MAX_HEADER, body_of, encode, first,
+    header_len, write_header,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -437,4 +438,24 @@ proptest! {
         let whole = decode_chunks::<N>([&stream[..]]);
         prop_assert_eq!(&decode_chunks::<N>(split(&stream, &sizes)), &whole);
     }
+}
+
+#[test]
+fn body_of_takes_exactly_one_whole_frame() {
+    let mut out = [0; 16];
+    let n = encode(b"abc", &mut out).unwrap();
+    assert_eq!(body_of(&out[..n]), Some(&b"abc"[..]));
+    assert_eq!(body_of(&out[..n - 1]), None, "cut short");
+    assert_eq!(body_of(&out[..n + 1]), None, "a byte more");
+}
+
+#[test]
+fn first_measures_the_frame_at_the_start_with_more_after_it() {
+    let mut out = [0; 16];
+    let n = encode(b"abc", &mut out).unwrap();
+    assert_eq!(first(&out[..n + 2]), Some((1, 3)));
+    assert_eq!(first(&out[..n]), Some((1, 3)));
+    assert_eq!(first(&out[..n - 1]), None, "its body runs past the end");
+    assert_eq!(first(&[0x80; 6]), None, "no varint");
+    assert_eq!(first(&[]), None);
 }
