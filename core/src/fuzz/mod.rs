@@ -19,8 +19,10 @@ use crate::time::Instant;
 use crate::wire::Message;
 
 mod handshake;
+mod sealed;
 
 pub use handshake::handshake;
+pub use sealed::sealed;
 
 /// The body limit of the fuzzed frame decoders: small, so oversized frames are common.
 const FRAME_MAX: usize = 64;

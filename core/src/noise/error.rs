@@ -4,13 +4,16 @@
 use core::fmt;
 
 use super::MAX_MESSAGE;
+use super::sealed::MAX_AD;
 use crate::limits::{MAX_BANNER, MAX_BATCH};
 
-/// A call to a [`super::Session`] that failed, by who is to blame.
+/// A call to a [`super::Session`], or to seal or open a [`super::sealed`]
+/// message, that failed, by who is to blame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoiseError {
     /// The peer's bytes are wrong: close the link and show the reason. The
     /// session is failed for good (keys wiped) and refuses every later call.
+    /// (A sealed message that fails is dropped; there is no session.)
     Peer(PeerError),
     /// This side's call is wrong (a bug in the caller, or a buffer to grow):
     /// the session is unchanged and the call may be made again.
@@ -37,6 +40,13 @@ pub enum PeerError {
     /// An opened transport message is not whole frames, one to [`MAX_BATCH`]
     /// of them: the peer's sender is broken.
     Batch,
+    /// A sealed message ([`super::sealed`]) that does not open: sealed to
+    /// another node's key, damaged, bound to other associated data or another
+    /// protocol version, or forged. Drop it; nothing else changes.
+    Sealed,
+    /// A sealed message that opens but names a sender key of low order, which
+    /// no node holds and anyone can write as: a forgery. Drop it.
+    WeakSender,
     /// A message longer than Noise allows ([`MAX_MESSAGE`] bytes).
     TooLong {
         /// Its length.
@@ -62,6 +72,15 @@ pub enum LocalError {
         /// Its length.
         len: usize,
     },
+    /// The associated data bound into a sealed message is longer than
+    /// [`super::sealed::MAX_AD`].
+    AdTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The recipient's key given to [`super::sealed::seal`] is of low order:
+    /// anyone could open what is sealed to it, so nothing is.
+    WeakKey,
     /// The call does not fit the session's step (e.g. `encrypt` during the
     /// handshake, or reading when it is our turn to write).
     OutOfTurn {
@@ -103,6 +122,14 @@ impl fmt::Display for PeerError {
                 f,
                 "an opened message was not 1 to {MAX_BATCH} whole frames; the link is closed"
             ),
+            PeerError::Sealed => f.write_str(
+                "a sealed message did not open: not for this node, damaged in transit, \
+                 another protocol version, or forged; it was dropped",
+            ),
+            PeerError::WeakSender => f.write_str(
+                "a sealed message names a sender key that anyone can write as (low \
+                 order); it was dropped as a forgery",
+            ),
             PeerError::TooLong { len } => write!(
                 f,
                 "peer sent a {len}-byte message, over the {MAX_MESSAGE} bytes a Noise \
@@ -126,6 +153,14 @@ impl fmt::Display for LocalError {
             LocalError::BannerTooLong { len } => write!(
                 f,
                 "banner is {len} bytes, over the {MAX_BANNER} a prologue binds"
+            ),
+            LocalError::AdTooLong { len } => write!(
+                f,
+                "associated data is {len} bytes, over the {MAX_AD} a sealed message binds"
+            ),
+            LocalError::WeakKey => f.write_str(
+                "the recipient's key is of low order (anyone could read what is sealed \
+                 to it); check where the key came from",
             ),
             LocalError::OutOfTurn { expected } => {
                 write!(f, "call out of turn: the session expects {expected}")

@@ -15,10 +15,14 @@
 //! encrypt / decrypt        <== transport messages ==>  encrypt / decrypt
 //! ```
 //!
+//! A direct message relayed across the mesh is instead a [`sealed`] message:
+//! one `Noise_X` message to the recipient's static key, which relays cannot read.
+//!
 //! [clatter]: https://docs.rs/clatter
 
 mod error;
 mod fingerprint;
+pub mod sealed;
 mod suite;
 
 use clatter::bytearray::ByteArray;

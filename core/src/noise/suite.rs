@@ -67,3 +67,16 @@ pub(super) fn pattern(room: bool) -> HandshakePattern {
         noise_xx()
     }
 }
+
+/// Whether `public` is a point of low order, whose X25519 with any secret is
+/// all zeros (X25519 clamps every secret to a multiple of the cofactor): a key
+/// no node holds, and that anyone can compute with. `secret` is any of ours;
+/// the shared secret never leaves clatter's wiped-on-drop array.
+pub(super) fn low_order(secret: &[u8; 32], public: &[u8; 32]) -> bool {
+    let secret = <X25519 as Dh>::PrivateKey::from_slice(secret);
+    match X25519::dh(&secret, public) {
+        // OR every byte, not `all`: no early exit that times the shared secret.
+        Ok(shared) => shared.as_slice().iter().fold(0, |acc, b| acc | b) == 0,
+        Err(_) => true,
+    }
+}
