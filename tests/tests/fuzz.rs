@@ -685,3 +685,15 @@ fn handshake_entry_point_holds_over_the_corpus() {
     }
     exercise("handshake", fuzz::handshake, corpus, 100, 300);
 }
+
+#[test]
+fn sealed_entry_point_holds_over_its_seeds_and_random_bytes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/sealed");
+    let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .expect("the sealed target's seeds")
+        .map(|entry| std::fs::read(entry.expect("a seed").path()).expect("read a seed"))
+        .collect();
+    assert!(!corpus.is_empty(), "no seeds in {dir}");
+    corpus.sort();
+    exercise("sealed", fuzz::sealed, corpus, 100, 300);
+}
