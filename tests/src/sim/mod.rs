@@ -41,9 +41,9 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use meshtalk_core::command;
-use meshtalk_core::limits::WINDOW;
+use meshtalk_core::limits::{ROUTES, WINDOW};
 use meshtalk_core::node::{
-    Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, Secure,
+    Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, Routed, Secure,
 };
 use meshtalk_core::noise::PeerError;
 use meshtalk_core::peers::PeerId;
@@ -64,7 +64,7 @@ use scenario::*;
 pub use scenario::{Backpressure, Rooms, Scenario, Topology};
 
 /// The node type under simulation: 16 peers, 1 KiB frames, 4 frames of outputs.
-pub type SimNode = Node<16, 1024, 4096>;
+pub type SimNode = Node<16, 1024, 4096, ROUTES>;
 
 /// The port every node listens on.
 const PORT: u16 = 7000;
