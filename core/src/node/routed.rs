@@ -389,8 +389,10 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         self.origins.forget_via(peer);
     }
 
-    /// Our messages whose receipt is overdue are undelivered; aged routes go.
-    /// Sets the wake-up for the next that falls due.
+    /// Our messages whose receipt is overdue are undelivered. Sets the
+    /// wake-up for the next that falls due. (Aged routes are not used, but
+    /// stay until a newer one needs the room: their names still tell "heard
+    /// of, no way now" from "never heard of".)
     pub(super) fn routed_timeouts(&mut self, now: Instant) {
         while let Some(at) = self
             .routed
@@ -404,6 +406,5 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         if let Some(due) = self.routed.list.iter().map(|p| p.since + ROUTED_WAIT).min() {
             self.wake_by(due);
         }
-        self.origins.expire(now);
     }
 }
