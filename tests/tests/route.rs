@@ -90,7 +90,18 @@ fn a_route_not_heard_again_ages_out_and_any_path_then_replaces_it() {
     assert!(t.get(later, 7).is_none(), "aged out");
     assert!(t.learn(later, 7, l2, 6, "carol"));
     assert_eq!(t.get(later, 7).unwrap().via, l2);
-    t.expire(later + TTL);
+}
+
+#[test]
+fn expiring_forgets_the_aged_routes_and_keeps_the_fresh() {
+    let (l1, _) = peers();
+    let mut t = Origins::<4>::new(TTL);
+    t.learn(at(0), 7, l1, 1, "carol");
+    t.learn(at(10), 8, l1, 1, "dave");
+    t.expire(at(0) + TTL);
+    assert_eq!(t.len(), 1);
+    assert!(!t.is_empty() && t.get(at(0) + TTL, 8).is_some());
+    t.expire(at(10) + TTL);
     assert!(t.is_empty());
 }
 

@@ -17,7 +17,7 @@ pub struct Route {
     pub via: PeerId,
     /// Nodes a message crosses to reach it: 1 for a neighbour.
     pub hops: u8,
-    /// When the route was last confirmed; it ages out a [`Origins::ttl`] later.
+    /// When the route was last confirmed; it ages out the table's TTL later.
     pub last: Instant,
     /// The name it announced (on its room messages and direct messages).
     pub name: String<MAX_NAME, u8>,
@@ -37,11 +37,6 @@ impl<const N: usize> Origins<N> {
             routes: Vec::new(),
             ttl,
         }
-    }
-
-    /// How long a route lasts unless heard again.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
     }
 
     fn fresh(&self, route: &Route, now: Instant) -> bool {
