@@ -524,3 +524,13 @@ fn a_direct_peer_is_sent_to_directly_not_routed() {
             .any(|e| matches!(e, Event::Message { room: None, .. }))
     );
 }
+
+#[test]
+fn a_linked_node_is_sent_to_by_its_alias_never_by_its_name_through_the_mesh() {
+    let mut mesh = line();
+    mesh.says(0, "set_alias bob bobby").unwrap();
+    assert_eq!(
+        mesh.says(0, "send bob hi"),
+        Err(NodeError::Lookup(LookupError::NoSuchName("?")))
+    );
+}

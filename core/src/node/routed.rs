@@ -202,8 +202,15 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
     ) -> Result<(), NodeError<'a>> {
         // A name nobody here has heard of is the lookup's error, as before
         // routing; a node heard of but with no usable way is `NoRoute`.
+        // A node linked here is sent to by its alias here, as before: a name
+        // a person changed is not found again through the mesh.
         let known = self.origins.iter_all().find(|r| r.name == name);
-        let Some(node) = known.map(|r| r.node) else {
+        let linked = |node| {
+            self.peers.iter().any(|p| {
+                p.state.remote == node && matches!(p.state.phase, Phase::Ready(Kind::Native))
+            })
+        };
+        let Some(node) = known.map(|r| r.node).filter(|&node| !linked(node)) else {
             return Err(NodeError::Lookup(LookupError::NoSuchName(name)));
         };
         self.send_routed(now, node, name, text)
