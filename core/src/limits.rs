@@ -26,6 +26,10 @@ pub const ROUTES: usize = 64;
 pub const SMALL_ROUTES: usize = 3;
 /// A route not heard again (by a room message or hello) for this long is forgotten.
 pub const ROUTE_TTL: Duration = Duration::from_secs(600);
+/// Direct messages across the mesh that may await their receipt at once (fewer
+/// on a node with fewer routes): few enough that a link dropping reports them
+/// all, with its own window, in the outputs' job slots.
+pub const ROUTED_WINDOW: usize = 16;
 /// A direct message across the mesh whose receipt has not come back this long
 /// after it left is reported undelivered (a link beyond the next hop failed).
 pub const ROUTED_WAIT: Duration = Duration::from_secs(15);

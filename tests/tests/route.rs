@@ -534,3 +534,26 @@ fn a_linked_node_is_sent_to_by_its_alias_never_by_its_name_through_the_mesh() {
         Err(NodeError::Lookup(LookupError::NoSuchName("?")))
     );
 }
+
+#[test]
+fn a_full_window_of_messages_across_the_mesh_refuses_one_more() {
+    let mut mesh = line();
+    mesh.black_hole = Some((1, mesh.links[1].1));
+    for k in 0..meshtalk_core::limits::ROUTED_WINDOW {
+        mesh.says(0, &format!("send carol {k}")).unwrap();
+    }
+    assert_eq!(
+        mesh.says(0, "send carol one more"),
+        Err(NodeError::RoutedFull)
+    );
+    mesh.cut(0);
+    let lost = mesh.routed(0);
+    let lost = lost
+        .iter()
+        .filter(|(_, _, w)| *w == Routed::Undelivered(Unroutable::LinkLost));
+    assert_eq!(
+        lost.count(),
+        meshtalk_core::limits::ROUTED_WINDOW,
+        "each reported"
+    );
+}

@@ -8,12 +8,12 @@
 use heapless::{String, Vec};
 
 use super::{Event, Kind, Node, NodeError, Phase, Routed, Unroutable};
-use crate::limits::{MAX_NAME, ROUTED_WAIT};
+use crate::limits::{MAX_NAME, ROUTED_WAIT, ROUTED_WINDOW};
 use crate::outbox::{Job, Span};
 use crate::peers::{LookupError, PeerId};
 use crate::route;
 use crate::time::Instant;
-use crate::wire::{Message, RoutedAck};
+use crate::wire::{Message, ROUTED_DELIVERED};
 
 /// One of our direct messages across the mesh, awaiting its receipt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,7 +228,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         let Some(via) = self.next_hop(now, node, None) else {
             return Err(NodeError::NoRoute(name));
         };
-        if self.routed.list.is_full() {
+        if self.routed.list.len() >= R.min(ROUTED_WINDOW) {
             return Err(NodeError::RoutedFull);
         }
         let id = self.routed.next_id;
@@ -275,19 +275,23 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         let travelled = route::distance(self.config.hops, msg.hops);
         self.learn_route(now, peer, msg.origin, travelled, &msg.name);
         if msg.dest == me {
-            if let Some((name, text)) = msg.shown {
-                self.event(Event::Routed {
-                    peer,
-                    node: msg.origin,
-                    name,
-                    id: msg.id,
-                    what: Routed::Received {
-                        text,
-                        hops: travelled,
-                    },
-                });
-            }
-            self.answer(peer, &msg, RoutedAck::DELIVERED);
+            // Receipted only when shown (the outbox had room for its text);
+            // otherwise the sender's wait runs out.
+            let Some((name, text)) = msg.shown else {
+                self.stats.unrouted += 1;
+                return;
+            };
+            self.event(Event::Routed {
+                peer,
+                node: msg.origin,
+                name,
+                id: msg.id,
+                what: Routed::Received {
+                    text,
+                    hops: travelled,
+                },
+            });
+            self.answer(peer, &msg, ROUTED_DELIVERED);
             return;
         }
         let why = match (msg.relay, self.next_hop(now, msg.dest, Some(peer))) {
@@ -329,7 +333,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         else {
             return;
         };
-        if code == RoutedAck::DELIVERED {
+        if code == ROUTED_DELIVERED {
             // It began at the destination: the way back is a way there.
             let travelled = route::distance(self.config.hops, hops);
             self.learn_route(now, peer, dest, travelled, "");
@@ -374,15 +378,15 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
             .iter_all()
             .find(|r| r.node == pending.node)
             .map_or("", |r| r.name.as_str());
-        if let Some(name) = self.outbox.put(&[name.as_bytes()]) {
-            self.event(Event::Routed {
-                peer: pending.via,
-                node: pending.node,
-                name,
-                id: pending.id,
-                what,
-            });
-        }
+        // Never silence: with no room for the name, the event goes without it.
+        let name = self.outbox.put(&[name.as_bytes()]).unwrap_or_default();
+        self.event(Event::Routed {
+            peer: pending.via,
+            node: pending.node,
+            name,
+            id: pending.id,
+            what,
+        });
     }
 
     /// The link `peer` is gone: routes through it are forgotten, and our

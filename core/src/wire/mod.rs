@@ -110,7 +110,7 @@ pub enum Message<'a> {
         text: &'a str,
     },
     /// The answer to [`Message::Routed`], routed back to its `origin`: shown at
-    /// `dest` ([`RoutedAck::DELIVERED`]), or why it could go no further.
+    /// `dest` ([`ROUTED_DELIVERED`]), or why it could go no further.
     RoutedAck {
         /// The node id of the message's sender, where this goes.
         origin: u64,
@@ -125,13 +125,9 @@ pub enum Message<'a> {
     },
 }
 
-/// Codes of [`Message::RoutedAck`].
-pub struct RoutedAck;
-
-impl RoutedAck {
-    /// The destination showed the message.
-    pub const DELIVERED: u8 = 0;
-}
+/// The code of a [`Message::RoutedAck`] whose destination showed the message;
+/// any other says why not.
+pub const ROUTED_DELIVERED: u8 = 0;
 
 /// Why a frame body is not a valid message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
