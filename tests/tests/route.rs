@@ -557,3 +557,23 @@ fn a_full_window_of_messages_across_the_mesh_refuses_one_more() {
         "each reported"
     );
 }
+
+#[test]
+fn the_receipt_finds_its_way_back_through_relays_that_never_heard_the_sender_speak() {
+    let mut mesh = Mesh::new(&["alice", "bob", "carol", "dave"]);
+    mesh.link(0, 1);
+    mesh.link(1, 2);
+    mesh.link(2, 3);
+    // Only dave speaks: carol learns the way to alice from alice's message itself.
+    mesh.says(3, "broadcast dave here").unwrap();
+    mesh.routed(0);
+    mesh.says(0, "send dave hi").unwrap();
+    let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
+    assert_eq!(outcome, Some(Routed::Delivered));
+    let now = mesh.now;
+    let carol_knows: Vec<_> = mesh.nodes[2]
+        .reachable(now)
+        .map(|r| (r.node, r.hops))
+        .collect();
+    assert_eq!(carol_knows, vec![(100, 2)], "alice, two hops away");
+}
