@@ -577,3 +577,16 @@ fn the_receipt_finds_its_way_back_through_relays_that_never_heard_the_sender_spe
         .collect();
     assert_eq!(carol_knows, vec![(100, 2)], "alice, two hops away");
 }
+
+#[test]
+fn a_receipt_refreshes_the_route_it_came_back_by() {
+    let mut mesh = line();
+    mesh.wait(Duration::from_millis(ROUTE_TTL.as_millis() - 1_000));
+    mesh.says(0, "send carol still there?").unwrap();
+    mesh.wait(Duration::from_secs(2));
+    // Past the TTL of carol's room message, but not of her receipt.
+    mesh.routed(0);
+    mesh.says(0, "send carol yes").unwrap();
+    let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
+    assert_eq!(outcome, Some(Routed::Delivered));
+}
