@@ -125,6 +125,20 @@ pub enum Event<S> {
         /// The name it announced, as its alias here.
         alias: S,
     },
+    /// A direct message across the mesh, to or from a node that may be no
+    /// neighbour: ours left, was delivered or not, or one came for us.
+    Routed {
+        /// The link it concerns: the next hop ours left by, or the one theirs came in on.
+        peer: PeerId,
+        /// The far node's id: where ours goes, or where theirs began.
+        node: u64,
+        /// The far node's name.
+        name: S,
+        /// The sender's id of the message.
+        id: u32,
+        /// What happened.
+        what: Routed<S>,
+    },
     /// The peer is gone.
     Disconnected {
         /// The peer's id, no longer valid.
@@ -134,6 +148,82 @@ pub enum Event<S> {
         /// Why it left.
         reason: Reason<S>,
     },
+}
+
+/// What happened to a direct message across the mesh ([`Event::Routed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed<S> {
+    /// One came for us, through the mesh (the `peer` is the last relay, unless
+    /// `hops` is 1), and its receipt went back.
+    Received {
+        /// What was said (make it safe to show).
+        text: S,
+        /// Nodes it crossed: 1 when it came straight from its sender.
+        hops: u8,
+    },
+    /// Ours left for the next hop; a receipt or a reason follows.
+    Sent,
+    /// The far node showed ours: its receipt came back.
+    Delivered,
+    /// Ours was not delivered, and why.
+    Undelivered(Unroutable),
+}
+
+/// Why a direct message across the mesh went undelivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unroutable {
+    /// A node on the way (or this one) knows no route to the destination.
+    NoRoute,
+    /// The message ran out of hops on the way.
+    HopLimit,
+    /// The link it left by dropped before the receipt came back.
+    LinkLost,
+    /// No receipt came back in time (a link further on failed).
+    Timeout,
+    /// A newer node said so with a code this one does not know.
+    Unknown,
+}
+
+impl Unroutable {
+    /// Its code in [`Message::RoutedAck`](crate::wire::Message::RoutedAck)
+    /// (0 is delivered).
+    pub fn code(self) -> u8 {
+        match self {
+            Unroutable::NoRoute => 1,
+            Unroutable::HopLimit => 2,
+            Unroutable::LinkLost => 3,
+            Unroutable::Timeout => 4,
+            Unroutable::Unknown => u8::MAX,
+        }
+    }
+
+    /// The reason a code names; `None` for 0 (delivered).
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => return None,
+            1 => Unroutable::NoRoute,
+            2 => Unroutable::HopLimit,
+            3 => Unroutable::LinkLost,
+            4 => Unroutable::Timeout,
+            _ => Unroutable::Unknown,
+        })
+    }
+}
+
+impl fmt::Display for Unroutable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unroutable::NoRoute => {
+                "no route to it is known on the way; try again once it is heard from"
+            }
+            Unroutable::HopLimit => "it is farther away than the hop limit",
+            Unroutable::LinkLost => "the link it left by dropped before its receipt came back",
+            Unroutable::Timeout => {
+                "no receipt came back in time; a link on the way may have failed"
+            }
+            Unroutable::Unknown => "a node on the way could not deliver it",
+        })
+    }
 }
 
 /// Where a room message came from.
@@ -281,6 +371,7 @@ impl<S> Event<S> {
             | Event::Undelivered { peer, .. }
             | Event::Alias { peer, .. }
             | Event::Vet { peer, .. }
+            | Event::Routed { peer, .. }
             | Event::Disconnected { peer, .. } => Some(*peer),
             Event::Broadcast { .. } | Event::Refused { .. } => None,
         }
@@ -338,6 +429,27 @@ impl<S> Event<S> {
             Event::Vet { peer, alias } => Event::Vet {
                 peer,
                 alias: f(alias),
+            },
+            Event::Routed {
+                peer,
+                node,
+                name,
+                id,
+                what,
+            } => Event::Routed {
+                peer,
+                node,
+                name: f(name),
+                id,
+                what: match what {
+                    Routed::Received { text, hops } => Routed::Received {
+                        text: f(text),
+                        hops,
+                    },
+                    Routed::Sent => Routed::Sent,
+                    Routed::Delivered => Routed::Delivered,
+                    Routed::Undelivered(why) => Routed::Undelivered(why),
+                },
             },
             Event::Disconnected {
                 peer,

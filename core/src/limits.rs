@@ -17,6 +17,22 @@ pub const DEFAULT_HOPS: u8 = 8;
 pub const WINDOW: usize = 32;
 /// Origins whose broadcasts the node remembers.
 pub const ORIGINS: usize = 64;
+/// A host's node: nodes the originator table keeps a route to (the least
+/// recently heard gives way), and direct messages across the mesh that may
+/// await their receipt at once.
+pub const ROUTES: usize = 64;
+/// The same for a small device's node (the default), whose 32 KiB leave room
+/// for little more.
+pub const SMALL_ROUTES: usize = 3;
+/// A route not heard again (by a room message or hello) for this long is forgotten.
+pub const ROUTE_TTL: Duration = Duration::from_secs(600);
+/// Direct messages across the mesh that may await their receipt at once (fewer
+/// on a node with fewer routes): few enough that a link dropping reports them
+/// all, with its own window, in the outputs' job slots.
+pub const ROUTED_WINDOW: usize = 16;
+/// A direct message across the mesh whose receipt has not come back this long
+/// after it left is reported undelivered (a link beyond the next hop failed).
+pub const ROUTED_WAIT: Duration = Duration::from_secs(15);
 /// Bytes a frame needs besides its text (tag, ids, the sender's name, lengths,
 /// and on a secure link the 16-byte authentication tag).
 pub const FRAME_OVERHEAD: usize = 80;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use meshtalk_core::alias::mentions;
 use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
-use meshtalk_core::node::{Event, Kind, PeerInfo, Phase};
+use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, Routed};
 use meshtalk_core::noise::Fingerprint;
 use meshtalk_core::peers::PeerId;
 use serde_json::{Value, json};
@@ -402,6 +402,17 @@ fn write_event_json(
         Event::Vet { peer, alias } => {
             json!({"event": "vet", "peer": peer.number(), "alias": alias})
         }
+        // The smallest arm that keeps the host building; its own rendering comes later.
+        Event::Routed {
+            peer,
+            node,
+            name,
+            id,
+            what,
+        } => json!({
+            "event": "routed", "peer": peer.number(), "node": format!("{node:016x}"),
+            "name": name, "id": id, "what": format!("{what:?}"),
+        }),
         Event::Disconnected {
             peer,
             alias,
@@ -560,6 +571,22 @@ impl Display for EventText<'_> {
             Event::Alias { peer, alias } => {
                 write!(f, "{peer} is now known as {}", SafeStr(alias))
             }
+            // The smallest arm that keeps the host building; its own rendering comes later.
+            Event::Routed { name, what, .. } => match what {
+                Routed::Received { text, .. } => {
+                    write!(
+                        f,
+                        "{} (via mesh): {}",
+                        Author(name, self.alert),
+                        SafeMessage(text)
+                    )
+                }
+                Routed::Sent => write!(f, "sent to {} through the mesh", SafeStr(name)),
+                Routed::Delivered => write!(f, "delivered to {} through the mesh", SafeStr(name)),
+                Routed::Undelivered(why) => {
+                    write!(f, "not delivered to {}: {why}", SafeStr(name))
+                }
+            },
             Event::Vet { peer, alias } => {
                 write!(f, "{peer} {}: checking its key", SafeStr(alias))
             }

@@ -613,3 +613,80 @@ fn rooms_stay_apart_through_resets_partitions_and_second_links() {
         sc
     });
 }
+
+/// A scenario of `n` nodes that sends only direct messages across the mesh
+/// (after each node's beacon): `2 n` of them.
+fn across_the_mesh(seed: u64, n: usize, topology: Topology) -> Scenario {
+    let mut sc = Scenario::new(seed, n, topology);
+    sc.unicasts = 0;
+    sc.broadcasts = 0;
+    sc.routed = 2 * n;
+    sc
+}
+
+/// Runs `count` seeds of `make`, checks each: the routed messages sent,
+/// delivered, undelivered and refused in all, and the most hops one crossed.
+fn routed_runs(base: u64, count: u64, make: impl Fn(u64) -> Scenario) -> [usize; 5] {
+    let mut sum = [0; 5];
+    for seed in base..base + count {
+        let r = make(seed).run();
+        r.assert_ok();
+        eprintln!(
+            "seed {seed}: {} nodes, routed {} sent, {} delivered, {} undelivered, {} refused, \
+             longest {} hops",
+            r.nodes,
+            r.routed_sent,
+            r.routed_delivered,
+            r.routed_undelivered,
+            r.routed_refused,
+            r.routed_max_hops
+        );
+        let got = [
+            r.routed_sent,
+            r.routed_delivered,
+            r.routed_undelivered,
+            r.routed_refused,
+            usize::from(r.routed_max_hops),
+        ];
+        for (s, g) in sum.iter_mut().zip(got).take(4) {
+            *s += g;
+        }
+        sum[4] = sum[4].max(got[4]);
+    }
+    sum
+}
+
+#[test]
+fn direct_messages_cross_random_meshes_of_16_to_64_nodes_once_each_with_a_receipt() {
+    let table = size_of::<meshtalk_core::route::Origins<{ meshtalk_core::limits::ROUTES }>>();
+    eprintln!(
+        "originator table: {table} bytes for {} routes, whatever the traffic",
+        meshtalk_core::limits::ROUTES
+    );
+    let [sent, delivered, undelivered, _, longest] = routed_runs(9_100, 4, |s| {
+        let n = [16, 33, 48, 64][(s % 4) as usize];
+        across_the_mesh(s, n, Topology::RandomConnected)
+    });
+    assert!(sent > 0 && delivered == sent && undelivered == 0);
+    assert!(longest >= 3, "some messages crossed relays: {longest}");
+}
+
+#[test]
+fn a_direct_message_to_another_component_is_refused_at_once() {
+    let [sent, delivered, _, refused, _] = routed_runs(9_200, 3, |s| {
+        across_the_mesh(s, 16 + 8 * (s as usize % 3), Topology::Components(2))
+    });
+    assert!(refused > 0, "some went to the other component");
+    assert_eq!(sent, delivered);
+}
+
+#[test]
+fn direct_messages_across_partitions_that_heal_are_delivered_once_or_reported() {
+    let [sent, delivered, undelivered, _, _] = routed_runs(9_300, 6, |s| {
+        let mut sc = across_the_mesh(s, 16 + 16 * (s as usize % 3), Topology::RandomConnected);
+        sc.partitions = 2 + s as usize % 4;
+        sc
+    });
+    assert!(sent > 0 && delivered > 0);
+    eprintln!("partitions: {undelivered} of {sent} undelivered");
+}

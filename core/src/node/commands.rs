@@ -10,11 +10,16 @@ use crate::command::{Command, EMOTE_MAX, Emote, Target, Verb, validate_alias};
 use crate::display::{SafeLines, SafeStr};
 use crate::limits::MAX_HOST;
 use crate::outbox::{Job, Span};
-use crate::peers::{Alias, Direction, InsertError, PeerId};
+use crate::peers::{Alias, Direction, InsertError, LookupError, PeerId};
+use crate::time::Instant;
 use crate::wire::{self, MAX_NAME, Message};
 
-impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
-    pub(super) fn on_command<'a>(&mut self, command: Command<'a>) -> Result<(), NodeError<'a>> {
+impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
+    pub(super) fn on_command<'a>(
+        &mut self,
+        now: Instant,
+        command: Command<'a>,
+    ) -> Result<(), NodeError<'a>> {
         match command {
             Command::Connect { host, port, alias } => {
                 if host.len() > MAX_HOST {
@@ -34,8 +39,14 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                 Ok(())
             }
             Command::Send { target, text, all } => {
-                let (peer, text) = self.send_target(target, text, all)?;
-                self.send_chat(peer, text)
+                match self.send_target(target, text, all) {
+                    Ok((peer, text)) => self.send_chat(peer, text),
+                    // No peer of that name: a node of that name through the mesh.
+                    Err(NodeError::Lookup(LookupError::NoSuchName(name))) if !text.is_empty() => {
+                        self.send_routed_to(now, name, text)
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Command::Broadcast { text } => self.broadcast(text),
             Command::Say { text } => self.say(text),
@@ -230,7 +241,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
     }
 
-    fn check_len(&self, text: &str) -> Result<(), NodeError<'static>> {
+    pub(super) fn check_len(&self, text: &str) -> Result<(), NodeError<'static>> {
         let max = self.max_text();
         if text.len() > max {
             return Err(NodeError::TooLong {

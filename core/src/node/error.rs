@@ -89,6 +89,11 @@ pub enum NodeError<'a> {
     },
     /// The host name is longer than any host name can be.
     HostTooLong,
+    /// No peer has this name, and the node of this name heard through the mesh
+    /// has no usable route now (its next hop dropped, or it was not heard for long).
+    NoRoute(&'a str),
+    /// Too many direct messages across the mesh await their receipt.
+    RoutedFull,
     /// The shell did not drain the outputs before giving a new input.
     Busy,
 }
@@ -129,6 +134,13 @@ impl fmt::Display for NodeError<'_> {
                 write!(f, "message of {len} bytes is too long (max {max})")
             }
             NodeError::HostTooLong => write!(f, "host name longer than {MAX_HOST} characters"),
+            NodeError::NoRoute(name) => write!(
+                f,
+                "{name} was heard through the mesh, but no link leads to it now; try again once it speaks in the room"
+            ),
+            NodeError::RoutedFull => f.write_str(
+                "as many messages across the mesh as this node can track still await their receipt; wait for them",
+            ),
             NodeError::Busy => f.write_str("outputs not drained before the next input"),
         }
     }

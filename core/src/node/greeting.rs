@@ -14,7 +14,7 @@ use crate::peers::{Alias, Direction, PeerId};
 use crate::time::Instant;
 use crate::wire::{self, BANNER_PREFIX, BannerError, MAX_BANNER, Message, Sniff};
 
-impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
     pub(super) fn on_connected(
         &mut self,
         now: Instant,

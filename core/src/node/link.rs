@@ -65,6 +65,9 @@ pub struct Link<const F: usize> {
     pub(super) pinged: Option<Instant>,
     /// The peer answers pings (its hello says minor version 1 or later).
     pub(super) pings: bool,
+    /// The peer relays direct messages across the mesh (its hello says minor
+    /// version 3 or later): only then is it a next hop.
+    pub(super) routes: bool,
     /// The nonce of the next ping.
     pub(super) ping_nonce: u32,
     /// When the frame now partial began (native peers, off a frame boundary).
@@ -102,6 +105,7 @@ impl<const F: usize> Link<F> {
             last_rx: Instant::ZERO,
             pinged: None,
             pings: false,
+            routes: false,
             ping_nonce: 0,
             frame_since: None,
             sends_lines: false,

@@ -9,6 +9,7 @@ mod io;
 mod link;
 mod native;
 mod roster;
+mod routed;
 mod secure;
 mod text;
 mod timers;
@@ -19,21 +20,25 @@ use core::net::SocketAddr;
 use heapless::String;
 
 use crate::limits::MAX_BATCH;
+use crate::limits::ROUTE_TTL;
 use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{Alias, AliasSource, Direction, LookupError, PeerId, PeerTable};
-use crate::route::SeenCache;
+use crate::route::{Origins, SeenCache};
 use crate::time::Instant;
 use crate::wire::Message;
 use link::{Noise, Rx};
 use roster::Roster;
 use secure::{Carry, Follow};
 
-pub use crate::event::{BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, TextMode};
-pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, WINDOW};
+pub use crate::event::{
+    BUSY, BUSY_SERVING, Event, Fault, Kind, Reason, Refusal, Room, Routed, TextMode, Unroutable,
+};
+pub use crate::limits::{FRAME_OVERHEAD, MAX_HOST, ORIGINS, ROUTES, SMALL_ROUTES, WINDOW};
 pub use config::{Config, Secure};
 pub use error::{AcceptError, NodeError};
 pub use io::{Handled, Input, Output};
 pub use link::{Link, Phase};
+pub use routed::{Pending, Reachable};
 
 /// The longest line the node composes for a text peer (a notice, a `/who` answer).
 const MAX_LINE: usize = 1024;
@@ -47,6 +52,9 @@ pub struct Stats {
     pub duplicates: u64,
     /// Receipts for messages not awaiting one.
     pub stray_acks: u64,
+    /// Direct messages across the mesh, or their receipts, that could go no
+    /// further (no route, no hops left) and were dropped.
+    pub unrouted: u64,
     /// Peers closed for breaking the protocol.
     pub faults: u64,
     /// Room lines not held for a connection not yet known to be text (its buffer was full).
@@ -71,7 +79,10 @@ pub struct PeerInfo<'a> {
 }
 
 /// The meshtalk protocol engine for at most `P` peers, frames of at most `F`
-/// bytes, and `A` bytes of room for pending outputs (at least `4 * F`).
+/// bytes, `A` bytes of room for pending outputs (at least `4 * F`), and routes
+/// to `R` nodes through the mesh (as many direct messages across it awaiting
+/// their receipt): a small device keeps few ([`SMALL_ROUTES`]), a host
+/// [`ROUTES`].
 ///
 /// The run loop, which the shell owns:
 ///
@@ -92,10 +103,14 @@ pub struct PeerInfo<'a> {
 /// Rules: drain outputs until `Timeout` after every input (an undrained node
 /// answers [`NodeError::Busy`] or consumes nothing); give [`Input::Timeout`] no
 /// later than asked; inputs for a peer that is gone are ignored.
-pub struct Node<const P: usize, const F: usize, const A: usize> {
+pub struct Node<const P: usize, const F: usize, const A: usize, const R: usize = SMALL_ROUTES> {
     config: Config,
     peers: PeerTable<Link<F>, P>,
     seen: SeenCache<ORIGINS>,
+    /// The next hop to each node heard through the mesh.
+    origins: Origins<R>,
+    /// Our direct messages across the mesh that await their receipt.
+    routed: routed::Awaiting<R>,
     last_seq: u32,
     outbox: Outbox<A>,
     wake: Option<Instant>,
@@ -111,7 +126,7 @@ pub struct Node<const P: usize, const F: usize, const A: usize> {
     scratch: [u8; F],
 }
 
-impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
     /// The longest text one message may carry.
     pub const MAX_TEXT: usize = F - FRAME_OVERHEAD;
     /// Arena room kept free before taking one more frame: the worst a frame can
@@ -145,6 +160,8 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             peers: PeerTable::new(limit),
             config,
             seen: SeenCache::new(),
+            origins: Origins::new(ROUTE_TTL),
+            routed: routed::Awaiting::new(),
             last_seq: 0,
             outbox: Outbox::default(),
             wake: None,
@@ -225,7 +242,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return Err(NodeError::Busy);
         }
         match input {
-            Input::Command(command) => self.on_command(command).map(|()| Handled::Done),
+            Input::Command(command) => self.on_command(now, command).map(|()| Handled::Done),
             Input::Accepted { addr, entropy } => {
                 let mut link = Link::new(Phase::Greeting);
                 link.refuse = self.refusal(addr);
@@ -548,6 +565,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         for &id in &link.unacked {
             self.event(Event::Undelivered { peer, id });
         }
+        self.routed_link_lost(peer);
         // A second link that waited on this one takes over.
         let waiting = match link.phase {
             Phase::Ready(Kind::Native) => self

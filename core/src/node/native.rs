@@ -5,6 +5,7 @@ use core::ops::Range;
 use heapless::String;
 
 use super::link::Noise;
+use super::routed::Incoming;
 use super::{
     BUSY, BUSY_SERVING, Event, Fault, Kind, Node, Phase, Reason, Refusal, Room, Rx, Stats, Step,
 };
@@ -17,7 +18,7 @@ use crate::route::{self, SeenCache, Sight};
 use crate::time::Instant;
 use crate::wire::{self, MAX_NAME, Message};
 
-impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
     pub(super) fn on_frame_bytes(&mut self, now: Instant, peer: PeerId, bytes: &[u8]) -> Step {
         let Some(p) = self.peers.get_mut(peer) else {
             return Step::Wait(bytes.len());
@@ -150,6 +151,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
             return false;
         }
         let awaits_twin = link.awaits_twin;
+        let routes = link.routes;
         let hello_done = link.phase != Phase::Hello;
         // Each kind has its handler. The message borrows the peer's receive
         // buffer, so its text is first copied where the handler may read it (a
@@ -197,8 +199,30 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
                     msg,
                 );
                 if let Some(staged) = staged {
-                    self.on_broadcast(peer, staged);
+                    self.on_broadcast(now, peer, routes, staged);
                 }
+            }
+            Message::Routed { .. } => {
+                if let Some(msg) = Incoming::stage(&mut self.outbox, self.config.node_id, msg) {
+                    self.on_routed(now, peer, msg);
+                }
+            }
+            Message::RoutedAck {
+                origin,
+                dest,
+                id,
+                hops,
+                code,
+            } => {
+                // Rebuilt, so it borrows nothing of the receive buffer.
+                let ack = Message::RoutedAck {
+                    origin,
+                    dest,
+                    id,
+                    hops,
+                    code,
+                };
+                self.on_routed_ack(now, peer, ack);
             }
         }
         true
@@ -233,6 +257,7 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         }
         link.remote = node;
         link.pings = minor >= wire::MINOR_PING;
+        link.routes = minor >= wire::MINOR_ROUTE;
         link.last_rx = now;
         link.name = String::try_from(name).unwrap_or_default();
         if self.is_secure() {
@@ -310,15 +335,23 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
 
     /// A room message not seen before (or seen with fewer hops): shown once, and
     /// relayed on while it has hops left.
-    fn on_broadcast(&mut self, peer: PeerId, staged: Staged) {
+    /// Its path teaches the way to its origin (`routes`: `peer` can relay
+    /// direct messages).
+    fn on_broadcast(&mut self, now: Instant, peer: PeerId, routes: bool, staged: Staged) {
         let Staged {
             room,
             new,
             native,
             relay,
+            left,
             from,
             text,
         } = staged;
+        if routes {
+            let hops = route::distance(self.config.hops, left);
+            let name = self.outbox.text(from);
+            self.origins.learn(now, room.origin, peer, hops, name);
+        }
         if new {
             self.event(Event::Message {
                 peer,
@@ -443,6 +476,11 @@ impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
         p.state.deadline = None;
         p.state.awaits_twin = false;
         let last_rx = p.state.last_rx;
+        if p.state.routes {
+            // A neighbour: one hop away, through its own link.
+            self.origins
+                .learn(last_rx, p.state.remote, peer, 1, &p.state.name);
+        }
         if let Some(after) = self.config.ping_after.filter(|_| p.state.pings) {
             self.wake_by(last_rx + after);
         }
@@ -458,6 +496,8 @@ struct Staged {
     native: Option<Span>,
     /// It has hops left: relayed to the room.
     relay: bool,
+    /// The hops it had left when it came.
+    left: u8,
     from: Span,
     text: Span,
 }
@@ -510,6 +550,7 @@ fn stage_broadcast<const A: usize, const N: usize>(
         new: sight == Sight::New,
         native,
         relay: relay.is_some(),
+        left: hops,
         from,
         text,
     })

@@ -73,7 +73,7 @@ pub(super) enum Carry {
     Skip,
 }
 
-impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
     /// Whether this node speaks protocol 2.
     pub(super) fn is_secure(&self) -> bool {
         self.config.secure.is_some()

@@ -11,7 +11,7 @@ use crate::peers::{Alias, InsertError, PeerId, PeerTable};
 use crate::time::Instant;
 use crate::wire::Message;
 
-impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
     /// A connection turned out to be a text peer: the room's lines held for it go out,
     /// in its form, first in the queue (a room line queued earlier in this input now
     /// reaches it directly, and is newer than every held one); then it is announced.

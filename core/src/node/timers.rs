@@ -6,10 +6,16 @@ use crate::peers::{Direction, PeerId};
 use crate::time::Instant;
 use crate::wire::{BANNER_PREFIX, Message};
 
-impl<const P: usize, const F: usize, const A: usize> Node<P, F, A> {
+impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
     /// Fires every timer that is due, and sets the next wake-up from the rest.
     pub(super) fn on_timeout(&mut self, now: Instant) {
         self.wake = None;
+        // Direct messages across the mesh whose receipt is overdue (at most
+        // ROUTED_WINDOW events, within the reserve).
+        match self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
+            true => self.routed_timeouts(now),
+            false => self.wake = Some(now),
+        }
         for slot in 0..self.peers.slots() {
             // A peer's timers fire one at a time, each changing what is next.
             let mut fired = 0;

@@ -212,11 +212,11 @@ impl<const P: usize> Script<P> {
     /// over their high water (`paused`), or a `disconnect` while receipts are owed,
     /// until the wait's bound; a room message while a link is being dialled (the
     /// room includes it), until the dial is done.
-    pub fn holds<const N: usize, const F: usize, const A: usize>(
+    pub fn holds<const N: usize, const F: usize, const A: usize, const R: usize>(
         &self,
         now: Instant,
         cmd: &Command<'_>,
-        node: &Node<N, F, A>,
+        node: &Node<N, F, A, R>,
         paused: bool,
     ) -> bool {
         let says = matches!(cmd, Command::Say { .. } | Command::Me { .. });
@@ -232,11 +232,11 @@ impl<const P: usize> Script<P> {
     /// up or receipts come: the peer is still connecting, or the peer named is not
     /// there (yet) while a dial is under way (the dial's outcome decides), or its
     /// receipt window is full (until the wait's bound). Else the line failed.
-    pub fn waits<const N: usize, const F: usize, const A: usize>(
+    pub fn waits<const N: usize, const F: usize, const A: usize, const R: usize>(
         &self,
         now: Instant,
         e: &NodeError<'_>,
-        node: &Node<N, F, A>,
+        node: &Node<N, F, A, R>,
     ) -> bool {
         match e {
             NodeError::NotReady(_) => true,
@@ -332,10 +332,10 @@ impl<const P: usize> Script<P> {
     /// Whether everything is done, at `now`: after the end of input (or `exit`),
     /// once no receipt is owed or the end's wait for them (from the first call
     /// after the end) is over. Stays true.
-    pub fn finish<const N: usize, const F: usize, const A: usize>(
+    pub fn finish<const N: usize, const F: usize, const A: usize, const R: usize>(
         &mut self,
         now: Instant,
-        node: &Node<N, F, A>,
+        node: &Node<N, F, A, R>,
     ) -> bool {
         if self.ending && !self.finished {
             let by = *self.end_by.get_or_insert(now + self.end_wait);
@@ -363,7 +363,9 @@ impl<const P: usize> Script<P> {
 }
 
 /// Whether a link the node dialled is still being set up.
-fn dialing<const N: usize, const F: usize, const A: usize>(node: &Node<N, F, A>) -> bool {
+fn dialing<const N: usize, const F: usize, const A: usize, const R: usize>(
+    node: &Node<N, F, A, R>,
+) -> bool {
     node.peers().any(|p| {
         p.direction == Direction::Outbound
             && matches!(p.phase, Phase::Dialing | Phase::Greeting | Phase::Hello)
@@ -371,6 +373,8 @@ fn dialing<const N: usize, const F: usize, const A: usize>(node: &Node<N, F, A>)
 }
 
 /// Whether any peer owes the node a receipt.
-fn owes<const N: usize, const F: usize, const A: usize>(node: &Node<N, F, A>) -> bool {
+fn owes<const N: usize, const F: usize, const A: usize, const R: usize>(
+    node: &Node<N, F, A, R>,
+) -> bool {
     node.peers().any(|p| p.unacked > 0)
 }

@@ -16,12 +16,15 @@ pub const VERSION: u16 = 1;
 /// The secure protocol's major version (Noise after the banners).
 pub const SECURE_VERSION: u16 = 2;
 /// Minor version: additions a v1 peer may ignore.
-pub const MINOR: u16 = 2;
+pub const MINOR: u16 = 3;
 /// The first minor version that knows [`Message::Ping`] and [`Message::Pong`].
 pub const MINOR_PING: u16 = 1;
 /// The first minor version that knows [`Message::Refuse`]; an older peer is
 /// refused with a [`Message::Bye`] that says why in words.
 pub const MINOR_REFUSE: u16 = 2;
+/// The first minor version that knows [`Message::Routed`] and
+/// [`Message::RoutedAck`]: only such a peer is a next hop.
+pub const MINOR_ROUTE: u16 = 3;
 /// Every banner starts with these bytes; a stream that cannot begin with them is a text peer.
 pub const BANNER_PREFIX: &[u8] = b"MESHTALK/";
 
@@ -87,7 +90,44 @@ pub enum Message<'a> {
         /// Its count (a limit), or 0.
         arg: u32,
     },
+    /// A direct message to a node that may be no neighbour: each node passes it
+    /// to its next hop towards `dest` until `hops` runs out; answered by a
+    /// [`Message::RoutedAck`] that comes back the same way. The text is plain
+    /// for now; it is to be sealed to the destination's key, so that relays
+    /// read only the envelope.
+    Routed {
+        /// The sender's node id.
+        origin: u64,
+        /// The destination's node id.
+        dest: u64,
+        /// The sender's id of the message, named again by its receipt.
+        id: u32,
+        /// Relays left.
+        hops: u8,
+        /// The sender's name.
+        name: &'a str,
+        /// The message.
+        text: &'a str,
+    },
+    /// The answer to [`Message::Routed`], routed back to its `origin`: shown at
+    /// `dest` ([`ROUTED_DELIVERED`]), or why it could go no further.
+    RoutedAck {
+        /// The node id of the message's sender, where this goes.
+        origin: u64,
+        /// The node id the message was for.
+        dest: u64,
+        /// The sender's id of the message.
+        id: u32,
+        /// Relays left.
+        hops: u8,
+        /// What became of it ([`Unroutable::from_code`](crate::event::Unroutable::from_code)).
+        code: u8,
+    },
 }
+
+/// The code of a [`Message::RoutedAck`] whose destination showed the message;
+/// any other says why not.
+pub const ROUTED_DELIVERED: u8 = 0;
 
 /// Why a frame body is not a valid message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,14 +212,19 @@ impl<'a> Message<'a> {
             Message::Ack { .. } => 0,
             Message::Broadcast { name, text, .. } => name.len() + text.len(),
             Message::Bye { reason } => reason.len(),
-            Message::Ping { .. } | Message::Pong { .. } | Message::Refuse { .. } => 0,
+            Message::Routed { name, text, .. } => name.len() + text.len(),
+            Message::Ping { .. }
+            | Message::Pong { .. }
+            | Message::Refuse { .. }
+            | Message::RoutedAck { .. } => 0,
         };
         FRAME_OVERHEAD + strings
     }
 }
 
 /// What [`Message::frame_len`] adds to the strings: the longest header, the
-/// variant index and four varints of at most 10 bytes each.
+/// variant index and four varints of at most 10 bytes each (a routed
+/// message's fields take 36 at most: two u64s, a u32, a byte, two lengths).
 const FRAME_OVERHEAD: usize = MAX_HEADER + 1 + 4 * 10;
 
 /// postcard's variant index of [`Message::Chat`] (its place in the enum), a one-byte varint.

@@ -36,6 +36,44 @@ fn every_message_round_trips_through_a_frame() {
         text: "room",
     });
     round_trip(Message::Bye { reason: "exit" });
+    round_trip(Message::Routed {
+        origin: u64::MAX,
+        dest: u64::MAX - 1,
+        id: u32::MAX,
+        hops: u8::MAX,
+        name: "carol",
+        text: "through ☃",
+    });
+    round_trip(Message::RoutedAck {
+        origin: u64::MAX,
+        dest: 1,
+        id: u32::MAX,
+        hops: 8,
+        code: u8::MAX,
+    });
+}
+
+#[test]
+fn routed_messages_come_after_every_older_variant_so_old_frames_keep_their_tags() {
+    // postcard's tag is the variant's place: a new one appended leaves the
+    // bytes of every message an older node sends as they were.
+    let mut buf = [0u8; 64];
+    let n = Message::Refuse { code: 1, arg: 0 }
+        .encode_frame(&mut buf)
+        .unwrap();
+    assert_eq!(buf[1], 7, "Refuse keeps tag 7 ({:?})", &buf[..n]);
+    Message::Routed {
+        origin: 1,
+        dest: 2,
+        id: 3,
+        hops: 4,
+        name: "",
+        text: "",
+    }
+    .encode_frame(&mut buf)
+    .unwrap();
+    assert_eq!(buf[1], 8);
+    const { assert!(MINOR_ROUTE == MINOR) };
 }
 
 #[test]

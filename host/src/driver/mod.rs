@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Duration;
 
 use meshtalk_core::command::{Command, Grammar};
-use meshtalk_core::limits::RATE_PIECE;
+use meshtalk_core::limits::{RATE_PIECE, ROUTES};
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output, Phase};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::shell::backoff::Backoff;
@@ -39,8 +39,9 @@ use script::Script;
 
 /// The most peers the host's node holds (`--max-peers` at most).
 pub const MAX_PEERS: usize = 1024;
-/// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output (~10 MB).
-pub type HostNode = Node<MAX_PEERS, 8192, 131072>;
+/// The host's node: 1024 peers, 8 KiB frames, 128 KiB of pending output, routes
+/// to 64 nodes through the mesh (~10 MB).
+pub type HostNode = Node<MAX_PEERS, 8192, 131072, ROUTES>;
 /// The bytes waiting for each of the node's peers.
 type HostFlow = Flow<MAX_PEERS>;
 /// Whose read bytes the node is fed next (the kit's turns and waiting rings).

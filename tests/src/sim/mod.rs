@@ -41,12 +41,12 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use meshtalk_core::command;
-use meshtalk_core::limits::WINDOW;
+use meshtalk_core::limits::{ROUTES, WINDOW};
 use meshtalk_core::node::{
-    Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, Secure,
+    Config, Event, Fault, Handled, Input, Kind, Node, NodeError, Output, Reason, Routed, Secure,
 };
 use meshtalk_core::noise::PeerError;
-use meshtalk_core::peers::PeerId;
+use meshtalk_core::peers::{LookupError, PeerId};
 use meshtalk_core::shell::feed::{Feeder, Next, Settings};
 use meshtalk_core::shell::flow::{Flow, Limits};
 use meshtalk_core::time::Instant;
@@ -64,7 +64,7 @@ use scenario::*;
 pub use scenario::{Backpressure, Rooms, Scenario, Topology};
 
 /// The node type under simulation: 16 peers, 1 KiB frames, 4 frames of outputs.
-pub type SimNode = Node<16, 1024, 4096>;
+pub type SimNode = Node<16, 1024, 4096, ROUTES>;
 
 /// The port every node listens on.
 const PORT: u16 = 7000;
@@ -75,6 +75,12 @@ const SETUP: u64 = 1_000;
 
 /// Scripted actions happen in `[SETUP, SETUP + SPAN)` ms.
 const SPAN: u64 = 3_000;
+
+/// Beacons (one room message per node, when a scenario sends across the mesh)
+/// go in `[SETUP, SETUP + BEACONS)` ms, and messages across the mesh start
+/// `ROUTES_SETTLE` ms later, once the floods have taught every route.
+const BEACONS: u64 = 500;
+const ROUTES_SETTLE: u64 = 1_500;
 
 /// A link that stays up this long after a broadcast carries it, however slow.
 const FLIGHT: u64 = 5_000;
@@ -171,6 +177,10 @@ struct Sim {
     bcast_by_text: BTreeMap<String, usize>,
     expect_sent: Option<usize>,
     expect_bcast: Option<usize>,
+    /// Direct messages across the mesh, and which one a command now sends.
+    routed: Vec<RoutedMsg>,
+    routed_by_text: BTreeMap<String, usize>,
+    expect_routed: Option<usize>,
     shown_order: u64,
     /// Scripted sends skipped for want of a ready peer: (time, node).
     skipped: Vec<(u64, usize)>,
@@ -182,7 +192,7 @@ impl Sim {
         let mut rng = Rng::new(sc.seed);
         let mut keys = Rng::new(!sc.seed);
         let n = sc.nodes;
-        assert!((2..=16).contains(&n), "2 to 16 nodes");
+        assert!((2..=64).contains(&n), "2 to 64 nodes");
         let slow = if sc.slow_reader {
             Some(rng.below(n as u64) as usize)
         } else {
@@ -262,6 +272,18 @@ impl Sim {
             let from = rng.below(n as u64) as usize;
             actions.push((at(&mut rng), Action::Broadcast { from }));
         }
+        if sc.routed > 0 {
+            // Every node speaks once early on (its beacon), then the messages
+            // across the mesh go while partitions come and heal.
+            for from in 0..n {
+                actions.push((SETUP + rng.below(BEACONS), Action::Broadcast { from }));
+            }
+            for _ in 0..sc.routed {
+                let from = rng.below(n as u64) as usize;
+                let t = SETUP + BEACONS + ROUTES_SETTLE + rng.below(span);
+                actions.push((t, Action::Routed { from }));
+            }
+        }
         for _ in 0..sc.resets {
             // A third of them while links are still exchanging banners and hellos.
             let t = if rng.chance(1, 3) {
@@ -295,7 +317,8 @@ impl Sim {
             links: edges.len(),
             bounded: sc.backpressure.is_some(),
             unicasts_scripted: sc.unicasts,
-            broadcasts_scripted: sc.broadcasts,
+            broadcasts_scripted: sc.broadcasts + if sc.routed > 0 { n } else { 0 },
+            routed_scripted: sc.routed,
             faults_scripted: sc.resets + sc.tampers + sc.partitions + sc.disconnects,
             rooms: room_keys.len(),
             ..Report::default()
@@ -319,6 +342,9 @@ impl Sim {
             bcast_by_text: BTreeMap::new(),
             expect_sent: None,
             expect_bcast: None,
+            routed: Vec::new(),
+            routed_by_text: BTreeMap::new(),
+            expect_routed: None,
             shown_order: 0,
             skipped: Vec::new(),
             report,

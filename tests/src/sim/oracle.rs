@@ -28,6 +28,16 @@ pub struct Report {
     /// Broadcasts not given to the node: the sender had no ready peer.
     pub broadcasts_skipped: usize,
     pub broadcast_deliveries: usize,
+    /// Direct messages across the mesh the scenario scripted: each is sent,
+    /// refused (no route known) or skipped (its sender is linked to every node).
+    pub routed_scripted: usize,
+    pub routed_sent: usize,
+    pub routed_refused: usize,
+    pub routed_skipped: usize,
+    pub routed_delivered: usize,
+    pub routed_undelivered: usize,
+    /// The most nodes one delivered message crossed.
+    pub routed_max_hops: u8,
     pub resets: usize,
     /// Bytes flipped on the wire of secure links.
     pub tampers: usize,
@@ -270,6 +280,21 @@ pub(super) struct Unicast {
     pub(super) receipts: Vec<Receipt>,
 }
 
+/// A direct message across the mesh, as the simulator followed it.
+pub(super) struct RoutedMsg {
+    pub(super) from: usize,
+    pub(super) to: usize,
+    pub(super) at: u64,
+    /// The sender's id for it, from its `Routed::Sent` event.
+    pub(super) id: Option<u32>,
+    /// The node refused the command at once, and why.
+    pub(super) refused: Option<String>,
+    /// (node, time, hops) for every time it was shown.
+    pub(super) shown: Vec<(usize, u64, u8)>,
+    /// Every outcome its sender reported, and when.
+    pub(super) outcomes: Vec<(Routed<String>, u64)>,
+}
+
 pub(super) struct Bcast {
     pub(super) from: usize,
     pub(super) at: u64,
@@ -295,6 +320,15 @@ impl Sim {
     pub(super) fn command_error(&mut self, i: usize, e: NodeError<'_>) {
         let text = format!("{e:?}");
         self.trace(|| format!("n{i} error {text}"));
+        let no_route = matches!(
+            e,
+            NodeError::NoRoute(_) | NodeError::Lookup(LookupError::NoSuchName(_))
+        );
+        if let Some(r) = self.expect_routed.filter(|_| no_route) {
+            self.report.routed_refused += 1;
+            self.routed[r].refused = Some(e.to_string());
+            return;
+        }
         if let NodeError::WindowFull(peer) = e {
             self.report.unicasts_refused += 1;
             let waiting = self.awaiting_receipt(i, peer);
@@ -465,6 +499,7 @@ impl Sim {
                 self.bcasts[b].seq = Some(seq);
                 self.report.broadcasts_sent += 1;
             }
+            Event::Routed { node, id, what, .. } => self.routed_event(i, node, id, what),
             Event::Alias { .. } => {}
             Event::Vet { .. } => self.violation(format!("n{i}: asked to vet a key unasked")),
             Event::Disconnected { peer, reason, .. } => {
@@ -505,9 +540,118 @@ impl Sim {
         }
     }
 
+    /// A direct message across the mesh: ours left, settled, or one came.
+    pub(super) fn routed_event(&mut self, i: usize, node: u64, id: u32, what: Routed<String>) {
+        match what {
+            Routed::Sent => {
+                let Some(r) = self.expect_routed.take() else {
+                    self.violation(format!("n{i}: routed message {id} that nobody sent"));
+                    return;
+                };
+                if node != self.nodes[self.routed[r].to].id {
+                    self.violation(format!("n{i}: routed #{r} sent to the wrong node {node:x}"));
+                }
+                self.routed[r].id = Some(id);
+                self.report.routed_sent += 1;
+            }
+            Routed::Received { text, hops } => {
+                let Some(r) = self.routed_by_text.get(key(&text)).copied() else {
+                    self.violation(format!("n{i}: unknown routed message {:?}", key(&text)));
+                    return;
+                };
+                if node != self.nodes[self.routed[r].from].id {
+                    self.violation(format!("n{i}: routed #{r} from the wrong node {node:x}"));
+                }
+                self.routed[r].shown.push((i, self.now, hops));
+            }
+            Routed::Delivered | Routed::Undelivered(_) => {
+                let found = self
+                    .routed
+                    .iter()
+                    .position(|m| m.from == i && m.id == Some(id) && self.nodes[m.to].id == node);
+                let Some(r) = found else {
+                    self.violation(format!("n{i}: outcome for unknown routed message {id}"));
+                    return;
+                };
+                self.routed[r].outcomes.push((what, self.now));
+            }
+        }
+    }
+
+    /// Every direct message across the mesh ended once: refused at once, or
+    /// sent and then delivered (shown at its node alone, once) or undelivered.
+    /// Where nothing failed, one to a node within reach was delivered and one
+    /// to a node out of reach refused.
+    fn check_routed(&mut self, faulty: bool, v: &mut Vec<String>) {
+        let r = &self.report;
+        let accounted = r.routed_sent + r.routed_refused + r.routed_skipped;
+        if accounted != r.routed_scripted {
+            v.push(format!(
+                "{} routed messages scripted, but {} sent, {} refused and {} skipped",
+                r.routed_scripted, r.routed_sent, r.routed_refused, r.routed_skipped
+            ));
+        }
+        let hops = usize::from(self.sc.hops.unwrap_or(32));
+        for (k, m) in self.routed.iter().enumerate() {
+            let what = format!("routed #{k} n{}->n{} at {} ms", m.from, m.to, m.at);
+            let reach = self.room_reach(m.from, hops).contains(&m.to);
+            if m.shown.len() > 1 {
+                v.push(format!("{what}: shown {} times", m.shown.len()));
+            }
+            for &(node, _, h) in &m.shown {
+                if node != m.to {
+                    v.push(format!("{what}: shown at n{node}"));
+                }
+                self.report.routed_max_hops = self.report.routed_max_hops.max(h);
+            }
+            if let Some(why) = &m.refused {
+                if !faulty && reach {
+                    v.push(format!(
+                        "{what}: refused ({why}), though within reach and nothing failed"
+                    ));
+                }
+                if !m.shown.is_empty() || !m.outcomes.is_empty() {
+                    v.push(format!("{what}: refused, yet shown or settled"));
+                }
+                continue;
+            }
+            if m.id.is_none() {
+                continue;
+            }
+            if !reach && !faulty {
+                v.push(format!("{what}: sent to a node out of reach"));
+            }
+            match m.outcomes.as_slice() {
+                [(Routed::Delivered, t)] => {
+                    self.report.routed_delivered += 1;
+                    if !m.shown.iter().any(|s| s.1 <= *t) {
+                        v.push(format!("{what}: delivered but never shown"));
+                    }
+                }
+                [(Routed::Undelivered(why), _)] => {
+                    self.report.routed_undelivered += 1;
+                    if !faulty {
+                        v.push(format!("{what}: undelivered ({why}) with no fault"));
+                    }
+                }
+                [] => v.push(format!("{what}: neither delivered nor undelivered")),
+                more => v.push(format!("{what}: outcomes {more:?}")),
+            }
+        }
+        if !faulty {
+            let unrouted: u64 = self.nodes.iter().map(|n| n.node.stats().unrouted).sum();
+            if unrouted > 0 {
+                v.push(format!(
+                    "{unrouted} routed messages or receipts dropped with no fault"
+                ));
+            }
+        }
+    }
+
     pub(super) fn check(&mut self) {
         let faulty = self.sc.faulty() || self.report.stalls > 0;
         let mut v = Vec::new();
+        self.check_routed(faulty, &mut v);
         if let Some(bp) = self.sc.backpressure {
             self.check_flow(bp, &mut v);
         }

@@ -27,6 +27,10 @@ pub struct Scenario {
     pub unicasts: usize,
     /// `broadcast <text>` commands, each from a random node.
     pub broadcasts: usize,
+    /// `send <name> <text>` commands across the mesh, each from a random node
+    /// to a random node it has no link to. With any, every node first speaks
+    /// once in the room (a beacon its routes are learned from).
+    pub routed: usize,
     /// Links reset at random times, preferably with bytes in flight.
     pub resets: usize,
     /// One byte flipped on the wire of a link ready at both ends (after its
@@ -67,6 +71,7 @@ impl Scenario {
             topology,
             unicasts: 4 * nodes,
             broadcasts: nodes,
+            routed: 0,
             resets: 0,
             tampers: 0,
             partitions: 0,
@@ -139,6 +144,10 @@ pub(super) enum Action {
         from: usize,
     },
     Broadcast {
+        from: usize,
+    },
+    /// A direct message across the mesh, to a node `from` has no link to.
+    Routed {
         from: usize,
     },
     Reset,
@@ -473,6 +482,33 @@ impl Sim {
                     Some(c) => self.reset(c),
                     None => self.report.faults_skipped += 1,
                 }
+            }
+            Action::Routed { from } => {
+                let far: Vec<usize> = (0..self.nodes.len())
+                    .filter(|&to| to != from)
+                    .filter(|&to| {
+                        !self.edges.contains(&(from, to)) && !self.edges.contains(&(to, from))
+                    })
+                    .collect();
+                let Some(to) = self.rng.pick(&far) else {
+                    self.report.routed_skipped += 1;
+                    return;
+                };
+                let text = self.text('r', from);
+                let r = self.routed.len();
+                self.routed.push(RoutedMsg {
+                    from,
+                    to,
+                    at: self.now,
+                    id: None,
+                    refused: None,
+                    shown: Vec::new(),
+                    outcomes: Vec::new(),
+                });
+                self.routed_by_text.insert(key(&text).to_string(), r);
+                self.expect_routed = Some(r);
+                self.command(from, &format!("send {} {text}", name(to)));
+                self.expect_routed = None;
             }
             Action::Disconnect { from } => {
                 let ready = self.ready_peers(from);

@@ -1,18 +1,9 @@
-//! Routing of room messages: each broadcast is named by (origin, sequence);
-//! a node delivers and relays it the first time it sees it, and relays it
-//! again only if a later copy has more hops left (it came by a shorter path,
-//! and the first copy's hop limit would stop short of nodes it can reach).
-
-pub use crate::limits::DEFAULT_HOPS;
+//! Duplicate suppression of room messages: per origin, a window of sequence
+//! numbers and the most hops left of any copy of each.
 
 /// How far back, in sequence numbers, an origin's broadcasts are remembered:
 /// one that arrives later than this behind the newest is taken as a duplicate.
 pub const SEQ_WINDOW: u32 = 64;
-
-/// The hop limit to relay a broadcast with, or `None` when it must go no further.
-pub fn relay_hops(hops: u8) -> Option<u8> {
-    hops.checked_sub(1).filter(|&h| h > 0)
-}
 
 /// What to do with a broadcast, by what was seen of it before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,12 +207,5 @@ mod tests {
         );
         assert_eq!(c.sight(7, 2 + SEQ_WINDOW, 1), Sight::New);
         assert_eq!(c.sight(7, 2 + SEQ_WINDOW, 2), Sight::Farther);
-    }
-
-    #[test]
-    fn hops_run_out() {
-        assert_eq!(relay_hops(8), Some(7));
-        assert_eq!(relay_hops(1), None);
-        assert_eq!(relay_hops(0), None);
     }
 }

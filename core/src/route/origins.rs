@@ -1,0 +1,128 @@
+//! The originator table: per node heard through the mesh, the link it is best
+//! reached by and how far it is, as batman-adv's originator list and
+//! Meshtastic's next-hop router keep it, learned from the traffic that passes.
+
+use heapless::{String, Vec};
+
+use crate::limits::MAX_NAME;
+use crate::peers::PeerId;
+use crate::time::{Duration, Instant};
+
+/// How one node is reached: what [`Origins`] keeps for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The node's id (its hello's `node`).
+    pub node: u64,
+    /// The link it was heard through by the shortest path: its next hop.
+    pub via: PeerId,
+    /// Nodes a message crosses to reach it: 1 for a neighbour.
+    pub hops: u8,
+    /// When the route was last confirmed; it ages out the table's TTL later.
+    pub last: Instant,
+    /// The name it announced (on its room messages and direct messages).
+    pub name: String<MAX_NAME, u8>,
+}
+
+/// At most `N` routes, one per origin: a fixed table that forgets the oldest
+/// when full, ages routes out, and drops those through a link that is gone.
+pub struct Origins<const N: usize> {
+    routes: Vec<Route, N>,
+    ttl: Duration,
+}
+
+impl<const N: usize> Origins<N> {
+    /// An empty table whose routes last `ttl` unless heard again.
+    pub const fn new(ttl: Duration) -> Self {
+        Origins {
+            routes: Vec::new(),
+            ttl,
+        }
+    }
+
+    fn fresh(&self, route: &Route, now: Instant) -> bool {
+        now.saturating_since(route.last) < self.ttl
+    }
+
+    /// Notes that `node` (named `name`; empty keeps the name known) was heard
+    /// through `via`, `hops` away. The route changes to a path as short or
+    /// shorter, to any path once the old one aged out, and follows its own
+    /// link's news (a longer path there replaces it). True when it changed.
+    pub fn learn(&mut self, now: Instant, node: u64, via: PeerId, hops: u8, name: &str) -> bool {
+        let ttl = self.ttl;
+        if let Some(r) = self.routes.iter_mut().find(|r| r.node == node) {
+            let stale = now.saturating_since(r.last) >= ttl;
+            if !(stale || r.via == via || hops <= r.hops) {
+                return false;
+            }
+            let changed = r.via != via || r.hops != hops;
+            r.via = via;
+            r.hops = hops;
+            r.last = now;
+            if !name.is_empty() {
+                r.name = String::try_from(name).unwrap_or_default();
+            }
+            return changed;
+        }
+        let route = Route {
+            node,
+            via,
+            hops,
+            last: now,
+            name: String::try_from(name).unwrap_or_default(),
+        };
+        if let Err(route) = self.routes.push(route) {
+            // Full: the route heard from least recently gives way.
+            if let Some(oldest) = self.routes.iter_mut().min_by_key(|r| r.last) {
+                *oldest = route;
+            }
+        }
+        true
+    }
+
+    /// The fresh route to `node`, if any.
+    pub fn get(&self, now: Instant, node: u64) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.node == node && self.fresh(r, now))
+    }
+
+    /// The fresh route to the node that announced `name`, if any.
+    pub fn by_name(&self, now: Instant, name: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.name == name && self.fresh(r, now))
+    }
+
+    /// Forgets every route through `via` (the link is gone); how many.
+    pub fn forget_via(&mut self, via: PeerId) -> usize {
+        let before = self.routes.len();
+        self.routes.retain(|r| r.via != via);
+        before - self.routes.len()
+    }
+
+    /// Forgets the routes that aged out.
+    pub fn expire(&mut self, now: Instant) {
+        let ttl = self.ttl;
+        self.routes.retain(|r| now.saturating_since(r.last) < ttl);
+    }
+
+    /// The fresh routes, in no particular order.
+    pub fn iter(&self, now: Instant) -> impl Iterator<Item = &Route> {
+        self.routes.iter().filter(move |r| self.fresh(r, now))
+    }
+
+    /// Every route held, fresh or not.
+    pub fn iter_all(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+
+    /// Routes held, fresh or not.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// No route held.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
