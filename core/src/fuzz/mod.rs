@@ -18,8 +18,10 @@ use crate::peers::PeerId;
 use crate::time::Instant;
 use crate::wire::Message;
 
+mod discovery;
 mod handshake;
 
+pub use discovery::discovery_beacon;
 pub use handshake::handshake;
 
 /// The body limit of the fuzzed frame decoders: small, so oversized frames are common.
