@@ -578,6 +578,7 @@ fn an_interface_up_again_bursts_again() {
 fn an_interface_that_went_sends_no_more_beacons() {
     let mut d = discovery(None);
     d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+    assert!(d.is_up(0) && !d.is_up(1));
     d.handle_input(at(0), Input::InterfaceDown(0)).unwrap();
     assert!(beacon_times(&mut d, at(0), at(100_000), 0).is_empty());
     assert_eq!(drain(&mut d, at(0)).wake, None);
@@ -712,6 +713,7 @@ fn a_member_is_in_our_room_and_an_open_node_is_not() {
     assert!(!d.nearby().get(&key(2)).unwrap().in_room());
     assert!(d.nearby().get(&key(3)).is_none());
     assert_eq!(d.stats().sealed, 1);
+    assert_eq!(d.stats().malformed, 1);
 }
 
 #[test]
@@ -1034,6 +1036,48 @@ fn a_beacon_sent_is_one_a_member_opens() {
     assert_eq!(heard.beacon.port, 4000);
     assert_eq!(heard.beacon.name, "alice");
     assert_eq!(d.stats().sent, 1);
+}
+
+#[test]
+fn a_config_shows_whether_there_is_a_room_key_never_the_key() {
+    let shown = format!("{:?}", config(Some(ROOM)));
+    assert!(shown.contains("room_key: true"), "{shown}");
+    assert!(shown.contains("4000") && shown.contains("alice"), "{shown}");
+    assert!(!shown.contains("66"), "room key bytes shown: {shown}");
+}
+
+#[test]
+fn a_node_expires_after_three_of_the_longest_gaps_missed() {
+    // The longest gap with its jitter is 75 s; three of them missed.
+    assert_eq!(EXPIRE_AFTER, Duration::from_secs(225));
+    assert_eq!(ms(EXPIRE_AFTER), 3 * ms(INTERVAL_MAX) * 5 / 4);
+}
+
+#[test]
+fn every_beacon_sent_has_a_fresh_nonce() {
+    let mut d = discovery(Some(ROOM));
+    d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+    d.handle_input(at(0), Input::InterfaceUp(1)).unwrap();
+    let mut now = at(0);
+    let mut nonces = Vec::new();
+    while now < at(200_000) {
+        let drained = drain(&mut d, now);
+        nonces.extend(drained.sent.iter().map(|(_, w)| w[6..22].to_vec()));
+        now = drained.wake.unwrap();
+    }
+    assert!(nonces.len() > 10);
+    let mut unique = nonces.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), nonces.len(), "a nonce repeated");
+    assert!(nonces.iter().all(|n| n.iter().any(|&b| b != 0)));
+}
+
+#[test]
+fn a_callers_error_says_what_to_do() {
+    let text = DiscoveryError::Interface { iface: 9, max: 2 }.to_string();
+    assert!(text.contains('9') && text.contains('2'), "{text}");
+    assert!(DiscoveryError::Port.to_string().contains("port"));
 }
 
 #[test]

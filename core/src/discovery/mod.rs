@@ -3,9 +3,12 @@
 //!
 //! The host owns the UDP sockets, one per interface (IPv4 multicast, IPv6
 //! link-local multicast, joined on that interface), and numbers its
-//! interfaces `0..I`. It tells [`Discovery`] when an interface appears or
+//! sockets `0..I` (an "interface" here is one socket: IPv4 and IPv6 on one
+//! network card are two). It tells [`Discovery`] when an interface appears or
 //! goes, hands it every datagram with its source, and sends each
-//! [`Output::Transmit`] on that interface's socket to the group.
+//! [`Output::Transmit`] on that interface's socket to the group. What it
+//! learns is a hint: dialling a node found here runs the Noise handshake,
+//! which alone proves the node holds the key its beacon names.
 //!
 //! - [`beacon`]: the datagram, open or sealed for a private room.
 //! - [`Nearby`]: the nodes heard, bounded against floods and spoofs.
