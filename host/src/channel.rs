@@ -27,6 +27,8 @@ pub enum Msg {
     Closed(PeerId, Option<String>),
     /// SIGINT or SIGTERM (named): say goodbye and quit, whatever the mode.
     Signal(&'static str),
+    /// LAN discovery found, updated or lost a node nearby.
+    Nearby(crate::discover::Change, crate::discover::Seen),
 }
 
 /// The driver's channel, which also wakes the driver's poll: every thread but the
