@@ -328,6 +328,35 @@ mod tests {
     }
 
     #[test]
+    fn discovery_is_on_in_mesh_and_off_elsewhere_unless_a_flag_says_otherwise() {
+        let mesh = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from([&["meshtalk", "mesh"][..], args].concat()).expect("parses");
+            let Cmd::Mesh(args) = cli.command else {
+                panic!("not mesh");
+            };
+            args.listen.discover.on(true)
+        };
+        assert!(mesh(&[]));
+        assert!(!mesh(&["--no-discover"]));
+        assert!(mesh(&["--no-discover", "--discover"]), "the last flag wins");
+        let cli = Cli::try_parse_from(["meshtalk", "serve"]).expect("parses");
+        let Cmd::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert!(!args.discover.on(false));
+    }
+
+    #[test]
+    fn auto_connect_bare_links_to_three() {
+        let cli = Cli::try_parse_from(["meshtalk", "mesh", "--auto-connect"]).expect("parses");
+        let Cmd::Mesh(args) = cli.command else {
+            panic!("not mesh");
+        };
+        assert_eq!(args.auto_connect, Some(3));
+    }
+
+    #[test]
     fn a_fraction_of_a_second_is_read_and_shown_as_typed() {
         let half = parse_seconds("0.5").expect("a number of seconds");
         assert_eq!(half, Seconds(Duration::from_millis(500)));

@@ -30,7 +30,7 @@ use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::channel::{Msg, ToDriver};
+use crate::channel::{Change, Msg, Seen, ToDriver};
 use crate::clock::Clock;
 use crate::log::{debug, diag};
 
@@ -54,39 +54,6 @@ const DATAGRAM: usize = 2048;
 
 /// The discovery state machine as the host holds it.
 type HostDiscovery = Discovery<IFACES, NODES>;
-
-/// A node heard nearby, as the driver shows and dials it.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    /// Its static key, as its beacon says (the Noise handshake proves it).
-    pub key: [u8; KEY_LEN],
-    /// Its name; empty when its beacon gave none we could read.
-    pub name: String,
-    /// The addresses to dial it at (source address, TCP port), IPv4 first.
-    pub addrs: Vec<SocketAddr>,
-    /// When a beacon from it last came.
-    pub last_seen: std::time::Instant,
-    /// Whether it is in our room.
-    pub in_room: bool,
-}
-
-/// What changed about a node nearby.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
-    Found,
-    Changed,
-    Lost,
-}
-
-impl Change {
-    pub fn name(self) -> &'static str {
-        match self {
-            Change::Found => "found",
-            Change::Changed => "changed",
-            Change::Lost => "lost",
-        }
-    }
-}
 
 /// The nodes heard nearby now, kept current by the discovery thread.
 pub type Table = Arc<Mutex<Vec<Seen>>>;
@@ -377,16 +344,10 @@ fn links(bind: IpAddr) -> Vec<Link> {
             (_, Some(v6)) => IpAddr::V6(v6.ip()),
             _ => continue,
         };
-        if !usable || ip.is_loopback() {
+        if !usable {
             continue;
         }
-        let wanted = match (bind, ip) {
-            (b, _) if !b.is_unspecified() => b == ip,
-            (IpAddr::V4(_), IpAddr::V4(_)) => true,
-            (IpAddr::V6(_), IpAddr::V4(_)) => true,
-            (IpAddr::V6(_), IpAddr::V6(v6)) => v6.is_unicast_link_local(),
-            (IpAddr::V4(_), IpAddr::V6(_)) => false,
-        };
+        let wanted = announces(bind, ip);
         let Ok(index) = if_nametoindex(a.interface_name.as_str()) else {
             continue;
         };
@@ -407,6 +368,21 @@ fn links(bind: IpAddr) -> Vec<Link> {
         }
     }
     links
+}
+
+/// Whether a listener bound to `bind` is announced on an interface with address
+/// `ip`: never on loopback; for `0.0.0.0` its IPv4 addresses, for `::` those
+/// and its IPv6 link-local one, for a specific address that one alone.
+fn announces(bind: IpAddr, ip: IpAddr) -> bool {
+    if ip.is_loopback() {
+        return false;
+    }
+    match (bind, ip) {
+        (b, _) if !b.is_unspecified() => b == ip,
+        (_, IpAddr::V4(_)) => true,
+        (IpAddr::V6(_), IpAddr::V6(v6)) => v6.is_unicast_link_local(),
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+    }
 }
 
 /// A non-blocking socket joined to the group on `link` alone, sending there
@@ -448,4 +424,48 @@ fn open(link: &Link) -> io::Result<(UdpSocket, SocketAddr)> {
 /// Several sockets (ours on each interface, other nodes on this machine) share the port.
 fn reuse(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_address(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    #[test]
+    fn a_node_bound_to_loopback_announces_on_no_interface() {
+        for addr in ["127.0.0.1", "192.0.2.2", "fe80::1", "::1"] {
+            assert!(!announces(ip("127.0.0.1"), ip(addr)), "{addr}");
+            assert!(!announces(ip("::1"), ip(addr)), "{addr}");
+        }
+    }
+
+    #[test]
+    fn loopback_is_never_announced_on() {
+        for bind in ["0.0.0.0", "::", "127.0.0.1"] {
+            assert!(!announces(ip(bind), ip("127.0.0.1")), "{bind}");
+            assert!(!announces(ip(bind), ip("::1")), "{bind}");
+        }
+    }
+
+    #[test]
+    fn bound_to_every_ipv4_address_it_announces_on_ipv4_only() {
+        assert!(announces(ip("0.0.0.0"), ip("192.0.2.2")));
+        assert!(!announces(ip("0.0.0.0"), ip("fe80::1")));
+    }
+
+    #[test]
+    fn bound_to_every_address_it_announces_on_ipv4_and_ipv6_link_local() {
+        assert!(announces(ip("::"), ip("192.0.2.2")));
+        assert!(announces(ip("::"), ip("fe80::1")));
+        assert!(!announces(ip("::"), ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn bound_to_one_address_it_announces_on_that_address_alone() {
+        assert!(announces(ip("198.18.0.1"), ip("198.18.0.1")));
+        assert!(!announces(ip("198.18.0.1"), ip("198.18.1.1")));
+    }
 }

@@ -796,8 +796,8 @@ impl<T: Display> Display for Paint<T> {
 /// LAN discovery's findings: a node found, changed or lost, and `/nearby`.
 impl Render {
     /// A node nearby was found, changed or lost.
-    pub fn nearby_event(&self, change: crate::discover::Change, seen: &crate::discover::Seen) {
-        use crate::discover::Change;
+    pub fn nearby_event(&self, change: crate::channel::Change, seen: &crate::channel::Seen) {
+        use crate::channel::Change;
         if self.json {
             let mut event = nearby_json(seen);
             event["event"] = json!("nearby");
@@ -820,7 +820,7 @@ impl Render {
     }
 
     /// `/nearby`: every node heard, with whether it is linked (`linked(key)`).
-    pub fn nearby_list(&self, list: &[crate::discover::Seen], linked: impl Fn(&[u8; 32]) -> bool) {
+    pub fn nearby_list(&self, list: &[crate::channel::Seen], linked: impl Fn(&[u8; 32]) -> bool) {
         if self.json {
             let nodes: Vec<Value> = list
                 .iter()
@@ -857,7 +857,7 @@ impl Render {
 }
 
 /// A node nearby as JSON: name (`null` when unknown), fingerprint, addresses, room, age.
-fn nearby_json(seen: &crate::discover::Seen) -> Value {
+fn nearby_json(seen: &crate::channel::Seen) -> Value {
     let addrs: Vec<String> = seen.addrs.iter().map(ToString::to_string).collect();
     json!({
         "name": (!seen.name.is_empty()).then_some(seen.name.as_str()),
@@ -869,7 +869,7 @@ fn nearby_json(seen: &crate::discover::Seen) -> Value {
 }
 
 /// A node nearby for people: its name, else its fingerprint.
-fn nearby_name(seen: &crate::discover::Seen) -> String {
+fn nearby_name(seen: &crate::channel::Seen) -> String {
     if seen.name.is_empty() {
         format!("a node with key {}", Fingerprint::of(&seen.key))
     } else {
@@ -878,7 +878,7 @@ fn nearby_name(seen: &crate::discover::Seen) -> String {
 }
 
 /// A node's addresses, comma-separated.
-fn nearby_addrs(seen: &crate::discover::Seen) -> String {
+fn nearby_addrs(seen: &crate::channel::Seen) -> String {
     let addrs: Vec<String> = seen.addrs.iter().map(ToString::to_string).collect();
     addrs.join(", ")
 }

@@ -11,8 +11,8 @@ use meshtalk_core::node::{Config, Input};
 use meshtalk_core::noise::{KEY_LEN, public_key};
 
 use super::Driver;
-use crate::channel::ToDriver;
-use crate::discover::{self, Change, Seen, Table};
+use crate::channel::{Change, Seen, ToDriver};
+use crate::discover::{self, Table};
 use crate::keys::Keys;
 use crate::log::{debug, diag};
 
@@ -172,5 +172,35 @@ impl Driver {
             debug!("auto-connect to {host} port {}: {e}", addr.port());
         }
         self.drain();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearby_is_a_command_bare_only_in_scripts() {
+        assert!(is_nearby("/nearby", Grammar::Chat));
+        assert!(is_nearby(" /nearby ", Grammar::Commands));
+        assert!(is_nearby("nearby", Grammar::Commands));
+        assert!(
+            !is_nearby("nearby", Grammar::Chat),
+            "a word said to the room"
+        );
+        assert!(!is_nearby("/nearby bob", Grammar::Commands));
+    }
+
+    #[test]
+    fn a_found_nodes_address_is_written_as_connect_takes_it() {
+        let v4: SocketAddr = "198.18.0.2:4000".parse().expect("v4");
+        assert_eq!(host(&v4), "198.18.0.2");
+        let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().expect("v6"),
+            4000,
+            0,
+            3,
+        ));
+        assert_eq!(host(&scoped), "[fe80::1%3]");
     }
 }
