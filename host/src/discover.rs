@@ -186,7 +186,6 @@ impl Runner {
                     continue;
                 }
             };
-            let from = SocketAddr::new(from.ip().to_canonical(), from.port());
             let input = Input::Received {
                 iface,
                 from,

@@ -304,6 +304,22 @@ fn three_nodes_on_a_lan_find_each_other_and_connect_by_name() {
         BTreeSet::from(["bob".to_string(), "carol".to_string()]),
         "{list:?}"
     );
+    let bob_entry = list.iter().find(|n| n["name"] == "bob").expect("bob");
+    assert_eq!(
+        bob_entry["addrs"][0],
+        format!("198.18.0.2:{}", bob.port),
+        "{list:?}"
+    );
+    assert_eq!(bob_entry["linked"], false, "{list:?}");
+    // A name not heard is an error that says where the names are.
+    alice.type_line("connect dave");
+    let error = alice.expect("error", WAIT, |_| true);
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no node named dave heard nearby")),
+        "{error}"
+    );
     // No address typed: the name of a node heard.
     alice.type_line("connect carol");
     alice.expect("connected", WAIT, |e| {
@@ -486,5 +502,36 @@ fn auto_connect_links_the_room_members_found_with_no_address_typed() {
             peers.insert(e["alias"].as_str().unwrap_or_default().to_string());
         }
         assert_eq!(peers.len(), 2, "node {i} linked to {peers:?}");
+    }
+}
+
+#[test]
+fn bound_to_every_address_a_node_is_heard_over_ipv6_link_local_too() {
+    if skipped() {
+        return;
+    }
+    let net = Net::new(
+        "six",
+        &[("a", &[(0, "198.18.0.1")]), ("b", &[(0, "198.18.0.2")])],
+    );
+    let alice = net.node(0, "alice", &["--bind", "::"], &[]);
+    let _bob = net.node(1, "bob", &["--bind", "::"], &[]);
+    // IPv6 comes once the link-local address is past duplicate detection.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = alice.expect("nearby", Duration::from_secs(20), |e| e["name"] == "bob");
+        let addrs: Vec<&str> = e["addrs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        // Link-local with its interface's scope: dialable as it stands.
+        if addrs
+            .iter()
+            .any(|a| a.starts_with("[fe80:") && a.contains('%'))
+        {
+            assert!(addrs[0].starts_with("198.18.0.2:"), "IPv4 first: {addrs:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never heard over IPv6: {e}");
     }
 }

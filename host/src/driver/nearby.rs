@@ -112,9 +112,10 @@ impl Driver {
             .collect()
     }
 
-    /// `connect <name>` naming a node discovery heard (and no address): the
-    /// line with its address and port in place of the name; `None` otherwise.
-    pub(super) fn connect_by_name(&self, line: &str) -> Option<String> {
+    /// `connect <name>` (one word, no address) while discovery runs: the line
+    /// with the address and port of the node heard under that name, or an
+    /// error saying none was; `None` for any other line.
+    pub(super) fn connect_by_name(&self, line: &str) -> Option<Result<String, String>> {
         let mut words = line.split_whitespace();
         let verb = words.next()?;
         let verb = verb.strip_prefix('/').unwrap_or(verb);
@@ -127,12 +128,18 @@ impl Driver {
         }
         let list = self.nearby.list()?;
         // A room member first, should an outsider announce the same name.
-        let seen = list
+        let Some(seen) = list
             .iter()
             .filter(|s| s.name == name && !s.addrs.is_empty())
-            .max_by_key(|s| (s.in_room, s.last_seen))?;
+            .max_by_key(|s| (s.in_room, s.last_seen))
+        else {
+            return Some(Err(format!(
+                "no node named {name} heard nearby (/nearby lists them); \
+                 connect <host> <port> dials an address"
+            )));
+        };
         let addr = seen.addrs.first()?;
-        Some(format!("connect {} {}", host(addr), addr.port()))
+        Some(Ok(format!("connect {} {}", host(addr), addr.port())))
     }
 
     /// Discovery found, changed or lost a node: shown, and with

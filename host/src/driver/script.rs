@@ -67,7 +67,14 @@ impl Driver {
             return Step::Done;
         }
         // `connect <name>` of a node discovery found: its address typed for the person.
-        let dial = self.connect_by_name(line);
+        let dial = match self.connect_by_name(line) {
+            Some(Err(e)) => {
+                self.fail(no, &e);
+                return Step::Done;
+            }
+            Some(Ok(dial)) => Some(dial),
+            None => None,
+        };
         let line = dial.as_deref().unwrap_or(line);
         match command::parse_in(line, self.grammar) {
             Ok(None) => {}
