@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use meshtalk_core::discovery::{Config, Discovery, Event, Input, Output};
+use meshtalk_core::discovery::{Config, Discovery, Event, Handled, Input, Output};
 use meshtalk_core::noise::KEY_LEN;
 use meshtalk_core::time::{self, Instant};
 use mio::unix::SourceFd;
@@ -152,7 +152,9 @@ impl Runner {
                 }
             }
             for i in 0..IFACES {
-                self.read(i, &mut buf);
+                if !self.read(i, &mut buf) {
+                    return;
+                }
             }
             if self.wake.is_some_and(|w| w <= self.clock.now()) {
                 let now = self.clock.now();
@@ -164,21 +166,22 @@ impl Runner {
         }
     }
 
-    /// Reads up to [`READS`] datagrams from socket `i` into the core.
-    fn read(&mut self, i: usize, buf: &mut [u8]) {
-        let Some(Some(slot)) = self.slots.get_mut(i) else {
-            return;
-        };
-        if !slot.readable {
-            return;
-        }
+    /// Reads up to [`READS`] datagrams from socket `i` into the core; false
+    /// once the driver is gone.
+    fn read(&mut self, i: usize, buf: &mut [u8]) -> bool {
         let iface = u8::try_from(i).unwrap_or(u8::MAX);
         for _ in 0..READS {
+            let Some(Some(slot)) = self.slots.get_mut(i) else {
+                return true;
+            };
+            if !slot.readable {
+                return true;
+            }
             let (n, from) = match slot.socket.recv_from(buf) {
                 Ok(got) => got,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     slot.readable = false;
-                    return;
+                    return true;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -192,10 +195,14 @@ impl Runner {
                 datagram: &buf[..n],
             };
             let now = self.clock.now();
-            if let Ok(handled) = self.discovery.handle_input(now, input) {
-                debug!("beacon from {from} on {}: {handled:?}", slot.link.name);
+            let handled = self.discovery.handle_input(now, input);
+            debug!("beacon from {from} on {}: {handled:?}", slot.link.name);
+            // Its events now, before the core's queue of them can overflow.
+            if handled == Ok(Handled::Taken) && !self.drain() {
+                return false;
             }
         }
+        true
     }
 
     /// Carries out the core's outputs; false once the driver is gone.
@@ -237,6 +244,9 @@ impl Runner {
                 return false;
             }
         }
+        // Bounded by the core's table, even should a `Lost` have been dropped.
+        let nearby = self.discovery.nearby();
+        self.known.retain(|key, _| nearby.get(key).is_some());
         true
     }
 
