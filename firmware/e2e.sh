@@ -83,7 +83,7 @@ done
 desktop() {
     local name=$1
     mkdir -p "$work/$name.config"
-    XDG_CONFIG_HOME="$work/$name.config" "$meshtalk" mesh --name "$name" --bind 127.0.0.1 --port 0 --json \
+    XDG_CONFIG_HOME="$work/$name.config" "$meshtalk" mesh --no-discover --name "$name" --bind 127.0.0.1 --port 0 --json \
         <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
 }
 

@@ -7,6 +7,7 @@
 pub mod alias;
 pub mod command;
 pub mod complete;
+pub mod discovery;
 pub mod display;
 pub mod event;
 pub mod frame;

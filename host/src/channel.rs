@@ -7,7 +7,9 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::{SendError, Sender};
+use std::time::Instant;
 
+use meshtalk_core::noise::KEY_LEN;
 use meshtalk_core::peers::PeerId;
 use mio::Waker;
 
@@ -27,6 +29,8 @@ pub enum Msg {
     Closed(PeerId, Option<String>),
     /// SIGINT or SIGTERM (named): say goodbye and quit, whatever the mode.
     Signal(&'static str),
+    /// LAN discovery found, updated or lost a node nearby.
+    Nearby(Change, Seen),
 }
 
 /// The driver's channel, which also wakes the driver's poll: every thread but the
@@ -47,5 +51,38 @@ impl ToDriver {
         self.tx.send(msg)?;
         let _ = self.waker.wake();
         Ok(())
+    }
+}
+
+/// A node heard nearby, as the driver shows and dials it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Its static key, as its beacon says (the Noise handshake proves it).
+    pub key: [u8; KEY_LEN],
+    /// Its name; empty when its beacon gave none we could read.
+    pub name: String,
+    /// The addresses to dial it at (source address, TCP port), IPv4 first.
+    pub addrs: Vec<SocketAddr>,
+    /// When a beacon from it last came.
+    pub last_seen: Instant,
+    /// Whether it is in our room.
+    pub in_room: bool,
+}
+
+/// What changed about a node nearby.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Found,
+    Changed,
+    Lost,
+}
+
+impl Change {
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Found => "found",
+            Change::Changed => "changed",
+            Change::Lost => "lost",
+        }
     }
 }

@@ -84,11 +84,38 @@ pub struct ListenArgs {
     #[arg(long, value_name = "MSGS_PER_S", value_parser = parse_rate)]
     pub rate_limit: Option<f64>,
     #[command(flatten)]
+    pub discover: DiscoverArgs,
+    #[command(flatten)]
     pub prompt: PromptArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
+}
+
+/// LAN discovery: announcing this node on the local network and hearing others.
+#[derive(Args)]
+#[command(next_help_heading = "LAN discovery")]
+pub struct DiscoverArgs {
+    /// Announce this node on the local network (UDP multicast on each interface
+    /// the listener is reachable on) and list the nodes heard (`/nearby`); on by
+    /// default in `mesh`.
+    #[arg(long, overrides_with = "no_discover")]
+    pub discover: bool,
+    /// Neither announce this node nor listen for others.
+    #[arg(long, overrides_with = "discover")]
+    pub no_discover: bool,
+}
+
+impl DiscoverArgs {
+    /// Whether discovery runs, `default` unless a flag says otherwise (the last given wins).
+    pub fn on(&self, default: bool) -> bool {
+        match (self.discover, self.no_discover) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => default,
+        }
+    }
 }
 
 /// How the prompt at a terminal keeps what was typed and said.
@@ -202,6 +229,12 @@ pub struct MeshArgs {
     /// such a peer keeps its number and alias, and `disconnect` stops the dials.
     #[arg(long)]
     pub reconnect: bool,
+    /// Link to up to N members of our room that LAN discovery finds (default 3
+    /// when given bare); a node dials only those whose key sorts after its own,
+    /// so two nodes never dial each other at once.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "3",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub auto_connect: Option<u16>,
     // Last: its groups of options have headings of their own.
     #[command(flatten)]
     pub listen: ListenArgs,
@@ -265,6 +298,8 @@ pub fn options(args: &ListenArgs) -> Options {
         keepalive: keepalive(args.keepalive),
         reconnect: false,
         rate_limit: args.rate_limit,
+        discover: false,
+        auto_connect: None,
     }
 }
 
@@ -290,6 +325,35 @@ mod tests {
             .apply(Config::new("t", 1).expect("a valid name"));
         assert_eq!(config.ping_after, Some(limits::PING_AFTER));
         assert_eq!(config.dead_after, limits::DEAD_AFTER);
+    }
+
+    #[test]
+    fn discovery_is_on_in_mesh_and_off_elsewhere_unless_a_flag_says_otherwise() {
+        let mesh = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from([&["meshtalk", "mesh"][..], args].concat()).expect("parses");
+            let Cmd::Mesh(args) = cli.command else {
+                panic!("not mesh");
+            };
+            args.listen.discover.on(true)
+        };
+        assert!(mesh(&[]));
+        assert!(!mesh(&["--no-discover"]));
+        assert!(mesh(&["--no-discover", "--discover"]), "the last flag wins");
+        let cli = Cli::try_parse_from(["meshtalk", "serve"]).expect("parses");
+        let Cmd::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert!(!args.discover.on(false));
+    }
+
+    #[test]
+    fn auto_connect_bare_links_to_three() {
+        let cli = Cli::try_parse_from(["meshtalk", "mesh", "--auto-connect"]).expect("parses");
+        let Cmd::Mesh(args) = cli.command else {
+            panic!("not mesh");
+        };
+        assert_eq!(args.auto_connect, Some(3));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod channel;
 mod cli;
 mod clock;
+mod discover;
 mod docs;
 mod driver;
 mod keys;
@@ -65,6 +66,8 @@ fn main() -> ExitCode {
             config.hub = args.hub;
             let mut options = options(&args.listen);
             options.reconnect = args.reconnect;
+            options.discover = args.listen.discover.on(true);
+            options.auto_connect = args.auto_connect.map(usize::from);
             listen_and_run(config, &args.listen, options, |_| Box::new(Mesh))
         }
         Cmd::Chat(args) => {
@@ -72,7 +75,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             config.single_peer = true;
-            let options = options(&args.listen);
+            let mut options = options(&args.listen);
+            options.discover = args.listen.discover.on(false);
             listen_and_run(config, &args.listen, options, |_| Box::new(Chat))
         }
         Cmd::Serve(args) => {
@@ -81,7 +85,8 @@ fn main() -> ExitCode {
             };
             config.single_peer = true;
             config.serving = true;
-            let options = options(&args);
+            let mut options = options(&args);
+            options.discover = args.discover.on(false);
             listen_and_run(config, &args, options, |config| {
                 Box::new(serve::Serve::new(HostNode::max_text_for(config)))
             })
@@ -107,6 +112,8 @@ fn main() -> ExitCode {
                 keepalive: keepalive(DEFAULT_KEEPALIVE),
                 reconnect: false,
                 rate_limit: None,
+                discover: false,
+                auto_connect: None,
             };
             run(config, keys, None, render, Box::new(client), options)
         }

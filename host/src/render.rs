@@ -820,6 +820,96 @@ impl<T: Display> Display for Paint<T> {
     }
 }
 
+/// LAN discovery's findings: a node found, changed or lost, and `/nearby`.
+impl Render {
+    /// A node nearby was found, changed or lost.
+    pub fn nearby_event(&self, change: crate::channel::Change, seen: &crate::channel::Seen) {
+        use crate::channel::Change;
+        if self.json {
+            let mut event = nearby_json(seen);
+            event["event"] = json!("nearby");
+            event["change"] = json!(change.name());
+            emit(event);
+            return;
+        }
+        let who = nearby_name(seen);
+        let addrs = nearby_addrs(seen);
+        let room = if seen.in_room { " (in your room)" } else { "" };
+        match change {
+            Change::Found if !seen.name.is_empty() => human(format_args!(
+                "nearby: {who} at {addrs}{room}; `connect {}` links to it",
+                SafeStr(&seen.name)
+            )),
+            Change::Found => human(format_args!("nearby: {who} at {addrs}{room}")),
+            Change::Changed => human(format_args!("nearby: {who} now at {addrs}{room}")),
+            Change::Lost => human(format_args!("nearby: {who} is no longer heard")),
+        }
+    }
+
+    /// `/nearby`: every node heard, with whether it is linked (`linked(key)`).
+    pub fn nearby_list(&self, list: &[crate::channel::Seen], linked: impl Fn(&[u8; 32]) -> bool) {
+        if self.json {
+            let nodes: Vec<Value> = list
+                .iter()
+                .map(|seen| {
+                    let mut node = nearby_json(seen);
+                    node["linked"] = json!(linked(&seen.key));
+                    node
+                })
+                .collect();
+            emit(json!({"event": "nearby_list", "nodes": nodes}));
+            return;
+        }
+        if list.is_empty() {
+            print_line("no node heard nearby yet (beacons come every few seconds)".into());
+            return;
+        }
+        let mut text = format!("{} node(s) nearby:", list.len());
+        for seen in list {
+            let ago = seen.last_seen.elapsed().as_secs();
+            text.push_str(&format!(
+                "\n  {} at {}, heard {ago} s ago{}{}",
+                nearby_name(seen),
+                nearby_addrs(seen),
+                if seen.in_room {
+                    ", in your room"
+                } else {
+                    ", not in your room"
+                },
+                if linked(&seen.key) { ", linked" } else { "" },
+            ));
+        }
+        print_line(text);
+    }
+}
+
+/// A node nearby as JSON: name (`null` when unknown), fingerprint, addresses, room, age.
+fn nearby_json(seen: &crate::channel::Seen) -> Value {
+    let addrs: Vec<String> = seen.addrs.iter().map(ToString::to_string).collect();
+    json!({
+        "name": (!seen.name.is_empty()).then_some(seen.name.as_str()),
+        "fingerprint": Fingerprint::of(&seen.key).to_string(),
+        "addrs": addrs,
+        "in_room": seen.in_room,
+        "last_seen_ms": u64::try_from(seen.last_seen.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// A node nearby for people: its name, else its fingerprint.
+fn nearby_name(seen: &crate::channel::Seen) -> String {
+    if seen.name.is_empty() {
+        format!("a node with key {}", Fingerprint::of(&seen.key))
+    } else {
+        SafeStr(&seen.name).to_string()
+    }
+}
+
+/// A node's addresses, comma-separated.
+fn nearby_addrs(seen: &crate::channel::Seen) -> String {
+    let addrs: Vec<String> = seen.addrs.iter().map(ToString::to_string).collect();
+    addrs.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

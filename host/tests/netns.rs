@@ -129,6 +129,7 @@ impl Net {
                 .args(["netns", "exec", &self.hosts[i]])
                 .arg(env!("CARGO_BIN_EXE_meshtalk"))
                 .args(["-q", "mesh", "--port", "0", "--bind", addr, "--json"])
+                .args(["--no-discover"])
                 .args(extra)
                 .args(["--name", name]),
             name,

@@ -82,6 +82,8 @@ impl Hub {
                 c.args([
                     "-q",
                     "mesh",
+                    // No LAN beacons from a benchmark's hub.
+                    "--no-discover",
                     "--hub",
                     "--json",
                     "--bind",

@@ -18,9 +18,11 @@ use crate::peers::PeerId;
 use crate::time::Instant;
 use crate::wire::Message;
 
+mod discovery;
 mod handshake;
 mod sealed;
 
+pub use discovery::discovery_beacon;
 pub use handshake::handshake;
 pub use sealed::sealed;
 

@@ -32,6 +32,7 @@ use keys::KeyRing;
 mod events;
 mod keys;
 mod links;
+mod nearby;
 mod script;
 
 use links::Dial;
@@ -61,6 +62,10 @@ pub struct Options {
     pub reconnect: bool,
     /// The most messages per second shown from one peer; `None`: no limit.
     pub rate_limit: Option<f64>,
+    /// Announce this node on the LAN and hear others (needs a listener).
+    pub discover: bool,
+    /// Link to at most this many room members discovery finds; `None`: none.
+    pub auto_connect: Option<usize>,
 }
 
 /// Runs the node until the person (or the `mode`, or SIGINT/SIGTERM) quits; returns
@@ -89,6 +94,12 @@ pub fn run(
     let tx = readers.to_driver(tx);
     let (done, done_rx) = channel();
     let listening = listener.as_ref().map(Bound::of);
+    let discovery = match &listening {
+        Some(Ok(bound)) if options.discover => {
+            nearby::start(&config, &keys, bound.addr(), tx.clone())
+        }
+        _ => None,
+    };
     if let Some(listener) = listener {
         net::spawn_listener(listener, tx.clone());
     }
@@ -164,6 +175,7 @@ pub fn run(
         known,
         keys: KeyRing::new(keys),
         bound: None,
+        nearby: nearby::Nearby::new(discovery, options.auto_connect),
     };
     // Said only now that the node is built, so that a peer told this address is
     // served at once, not after the node's ~10 MB are set up.
@@ -250,6 +262,8 @@ struct Driver {
     keys: KeyRing,
     /// How the listener is bound, for `/whoami`'s addresses; `None`: not listening.
     bound: Option<Bound>,
+    /// What LAN discovery heard, and whom `--auto-connect` dialled.
+    nearby: nearby::Nearby,
 }
 
 impl Driver {
@@ -399,6 +413,7 @@ impl Driver {
             Msg::Dialed(peer, result) => self.dialed(peer, result),
             Msg::Wrote(peer, n) => self.wrote(peer, n),
             Msg::Closed(peer, error) => self.closed(peer, error.as_deref()),
+            Msg::Nearby(change, seen) => self.nearby_changed(change, &seen),
         }
         false
     }

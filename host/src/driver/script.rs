@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use super::{Driver, MAX_PEERS};
+use super::{Driver, MAX_PEERS, nearby};
 use crate::said::Said;
 use crate::transcript;
 
@@ -62,6 +62,20 @@ impl Driver {
             self.act();
             return Step::Done;
         }
+        if nearby::is_nearby(line, self.grammar) {
+            self.show_nearby();
+            return Step::Done;
+        }
+        // `connect <name>` of a node discovery found: its address typed for the person.
+        let dial = match self.connect_by_name(line) {
+            Some(Err(e)) => {
+                self.fail(no, &e);
+                return Step::Done;
+            }
+            Some(Ok(dial)) => Some(dial),
+            None => None,
+        };
+        let line = dial.as_deref().unwrap_or(line);
         match command::parse_in(line, self.grammar) {
             Ok(None) => {}
             Err(e) => self.fail(no, &e.to_string()),

@@ -36,6 +36,7 @@ impl Proc {
     /// `command` sets `XDG_CONFIG_HOME`, it gets a fresh home (HOME and the XDG
     /// directories), so its identity and known peers are its own.
     pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        quiet_on_the_lan(command);
         let home = own_home(command, name);
         let mut child = command
             .stdin(Stdio::piped())
@@ -270,4 +271,21 @@ pub fn link(from: &mut Proc, to: &Proc, alias: Option<&str>, wait: Duration) -> 
     let at_from = from.expect("connected", wait, |e| e["alias"] == named);
     let at_to = to.expect("connected", wait, |e| e["alias"] == from.name.as_str());
     (at_from, at_to)
+}
+
+/// Adds `--no-discover` to a `meshtalk mesh` that does not ask for `--discover`:
+/// no test sends a discovery beacon out of this machine's real interfaces (the
+/// netns tests ask for it, inside their namespaces).
+pub fn quiet_on_the_lan(command: &mut Command) {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mesh = args.iter().any(|a| a == "mesh");
+    let asked = args
+        .iter()
+        .any(|a| a == "--discover" || a == "--no-discover");
+    if mesh && !asked {
+        command.arg("--no-discover");
+    }
 }

@@ -11,7 +11,8 @@ use super::home::has_home;
 /// of its own: [`super::home::live_in`]) on a pseudo-terminal, each expectation
 /// bounded by `wait`, and waits for its prompt. Returns the session and the port
 /// it listens on.
-pub fn spawn_at_a_terminal(command: Command, wait: Duration) -> (PtySession, u16) {
+pub fn spawn_at_a_terminal(mut command: Command, wait: Duration) -> (PtySession, u16) {
+    super::proc::quiet_on_the_lan(&mut command);
     assert!(
         has_home(&command),
         "give meshtalk on a terminal a home of its own (common::home::live_in): \
