@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use meshtalk_core::alias::mentions;
 use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
-use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, Routed};
+use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, Reachable, Routed};
 use meshtalk_core::noise::Fingerprint;
 use meshtalk_core::peers::PeerId;
 use serde_json::{Value, json};
@@ -101,13 +101,17 @@ impl Render {
         }
     }
 
-    /// The answer to `list_connections`.
-    /// The peer list; `redial_in` says how soon a reconnecting peer is dialled again.
+    /// The answer to `list_connections`: the peer list (`redial_in` says how
+    /// soon a reconnecting peer is dialled again), then the nodes reachable
+    /// through the mesh and by whom.
     pub fn peers<'a>(
         &self,
         peers: impl Iterator<Item = PeerInfo<'a>>,
         redial_in: impl Fn(PeerId) -> Option<std::time::Duration>,
+        reachable: impl Iterator<Item = Reachable<'a>>,
     ) {
+        let mut reachable: Vec<Reachable<'a>> = reachable.collect();
+        reachable.sort_by(|a, b| (a.hops, a.name).cmp(&(b.hops, b.name)));
         // By number, as people count them (the node lists them by slot, and slots are reused).
         let mut peers: Vec<PeerInfo<'a>> = peers.collect();
         peers.sort_by_key(|p| p.id.number());
@@ -130,7 +134,19 @@ impl Render {
                     peer
                 })
                 .collect();
-            emit(json!({"event": "peers", "peers": list}));
+            let mesh: Vec<Value> = reachable
+                .iter()
+                .map(|r| {
+                    json!({
+                        "name": r.name,
+                        "node": r.node,
+                        "via": r.via_alias,
+                        "via_peer": r.via.number(),
+                        "hops": r.hops,
+                    })
+                })
+                .collect();
+            emit(json!({"event": "peers", "peers": list, "reachable": mesh}));
             return;
         }
         let mut any = false;
@@ -159,6 +175,18 @@ impl Render {
         }
         if !any {
             human(format_args!("no connections"));
+        }
+        for r in reachable {
+            let hops = match r.hops {
+                1 => "1 hop".to_string(),
+                n => format!("{n} hops"),
+            };
+            human(format_args!(
+                "{} through the mesh, via {} ({hops}; send {} ... reaches it)",
+                Name(r.name),
+                Name(r.via_alias),
+                Name(r.name),
+            ));
         }
     }
 
@@ -409,10 +437,26 @@ fn write_event_json(
             name,
             id,
             what,
-        } => json!({
-            "event": "routed", "peer": peer.number(), "node": format!("{node:016x}"),
-            "name": name, "id": id, "what": format!("{what:?}"),
-        }),
+        } => {
+            let mut e = json!({
+                "event": "routed", "peer": peer.number(), "node": format!("{node:016x}"),
+                "name": name, "id": id,
+            });
+            match what {
+                Routed::Received { text, hops } => {
+                    e["what"] = json!("received");
+                    e["text"] = json!(text);
+                    e["hops"] = json!(hops);
+                }
+                Routed::Sent => e["what"] = json!("sent"),
+                Routed::Delivered => e["what"] = json!("delivered"),
+                Routed::Undelivered(why) => {
+                    e["what"] = json!("undelivered");
+                    e["reason"] = json!(why.to_string());
+                }
+            }
+            e
+        }
         Event::Disconnected {
             peer,
             alias,

@@ -87,7 +87,8 @@ impl Driver {
                 let now = self.now();
                 let backoff = &self.backoff;
                 let redial_in = |peer: PeerId| backoff.redial_in(peer, now).map(Duration::from);
-                self.render.peers(self.node.peers(), redial_in);
+                let reachable = self.node.reachable(now);
+                self.render.peers(self.node.peers(), redial_in, reachable);
             }
             Ok(Some(Command::Log { file })) => self.log_to(no, file),
             Ok(Some(Command::Whoami)) => self.whoami(),
