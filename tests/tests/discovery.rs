@@ -512,6 +512,24 @@ fn the_jitter_differs_between_seeds() {
 }
 
 #[test]
+fn the_start_delay_and_the_gaps_spread_over_their_whole_range() {
+    let (mut starts, mut gaps) = (Vec::new(), Vec::new());
+    for seed in 0..32u8 {
+        let mut d = Disc::new(config(None), [seed; 32]).unwrap();
+        d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+        let times = beacon_times(&mut d, at(0), at(20_000), 0);
+        starts.push(times[0]);
+        // The first gap after the burst: 5 s give or take a quarter.
+        gaps.push(times[3] - times[2]);
+    }
+    let spread = |v: &[u64]| (*v.iter().min().unwrap(), *v.iter().max().unwrap());
+    let (first, last) = spread(&starts);
+    assert!(first < 60 && last > 190, "start delays {starts:?}");
+    let (short, long) = spread(&gaps);
+    assert!(short < 4_250 && long > 5_750, "gaps {gaps:?}");
+}
+
+#[test]
 fn the_same_seed_replays_the_same_schedule_and_bytes() {
     let run = || {
         let mut d = discovery(Some(ROOM));
@@ -686,6 +704,24 @@ fn a_changed_port_or_a_new_address_is_a_change() {
         vec![Event::Changed { key: key(1) }]
     );
     assert_eq!(d.nearby().get(&key(1)).unwrap().addrs().len(), 2);
+}
+
+#[test]
+fn a_node_keeps_its_latest_addresses() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    for n in 0..6u8 {
+        hear(
+            &mut d,
+            at(u64::from(n) * 1_000),
+            v4(10 + n),
+            &encode(&beacon(1), None),
+        );
+    }
+    let entry = d.nearby().get(&key(1)).unwrap();
+    let mut kept: Vec<_> = entry.addrs().iter().map(|a| a.from).collect();
+    kept.sort();
+    assert_eq!(kept, vec![v4(12), v4(13), v4(14), v4(15)]);
 }
 
 #[test]
