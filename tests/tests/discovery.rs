@@ -651,6 +651,7 @@ fn a_heard_beacon_is_found_with_its_address_and_port() {
     hear(&mut d, at(5), v4(2), &encode(&beacon(1), None));
     let drained = drain(&mut d, at(5));
     assert_eq!(drained.events, vec![Event::Found { key: key(1) }]);
+    assert!(!d.nearby().is_empty());
     let entry = d.nearby().get(&key(1)).unwrap();
     assert_eq!(entry.port(), 44837);
     assert_eq!(entry.name(), "carol");
@@ -722,6 +723,31 @@ fn a_node_keeps_its_latest_addresses() {
     let mut kept: Vec<_> = entry.addrs().iter().map(|a| a.from).collect();
     kept.sort();
     assert_eq!(kept, vec![v4(12), v4(13), v4(14), v4(15)]);
+}
+
+#[test]
+fn a_new_name_or_a_seal_is_a_change() {
+    let mut d = discovery(Some(ROOM));
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), None));
+    let _ = drain(&mut d, at(0));
+    let renamed = Beacon {
+        name: name("dave"),
+        ..beacon(1)
+    };
+    hear(&mut d, at(1_000), v4(2), &encode(&renamed, None));
+    assert_eq!(
+        drain(&mut d, at(1_000)).events,
+        vec![Event::Changed { key: key(1) }]
+    );
+    assert_eq!(d.nearby().get(&key(1)).unwrap().name(), "dave");
+    // The same node, now heard sealed under our room key: a member.
+    hear(&mut d, at(2_000), v4(2), &encode(&renamed, Some(&ROOM)));
+    assert_eq!(
+        drain(&mut d, at(2_000)).events,
+        vec![Event::Changed { key: key(1) }]
+    );
+    assert!(d.nearby().get(&key(1)).unwrap().in_room());
 }
 
 #[test]
