@@ -279,6 +279,19 @@ fn an_oversized_datagram_is_refused_unread() {
 }
 
 #[test]
+fn a_datagram_of_exactly_the_maximum_is_read_not_refused_unread() {
+    let mut wire = encode(&beacon(1), None);
+    wire.resize(MAX_BEACON, 0);
+    assert_eq!(
+        Beacon::decode(&wire, None),
+        Err(DecodeError::Length {
+            len: MAX_BEACON,
+            expected: OPEN_LEN
+        })
+    );
+}
+
+#[test]
 fn a_datagram_shorter_than_the_header_is_short() {
     let wire = encode(&beacon(1), None);
     for len in 0..22 {
