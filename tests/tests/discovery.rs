@@ -279,6 +279,19 @@ fn an_oversized_datagram_is_refused_unread() {
 }
 
 #[test]
+fn a_datagram_of_exactly_the_maximum_is_read_not_refused_unread() {
+    let mut wire = encode(&beacon(1), None);
+    wire.resize(MAX_BEACON, 0);
+    assert_eq!(
+        Beacon::decode(&wire, None),
+        Err(DecodeError::Length {
+            len: MAX_BEACON,
+            expected: OPEN_LEN
+        })
+    );
+}
+
+#[test]
 fn a_datagram_shorter_than_the_header_is_short() {
     let wire = encode(&beacon(1), None);
     for len in 0..22 {
@@ -512,6 +525,24 @@ fn the_jitter_differs_between_seeds() {
 }
 
 #[test]
+fn the_start_delay_and_the_gaps_spread_over_their_whole_range() {
+    let (mut starts, mut gaps) = (Vec::new(), Vec::new());
+    for seed in 0..32u8 {
+        let mut d = Disc::new(config(None), [seed; 32]).unwrap();
+        d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+        let times = beacon_times(&mut d, at(0), at(20_000), 0);
+        starts.push(times[0]);
+        // The first gap after the burst: 5 s give or take a quarter.
+        gaps.push(times[3] - times[2]);
+    }
+    let spread = |v: &[u64]| (*v.iter().min().unwrap(), *v.iter().max().unwrap());
+    let (first, last) = spread(&starts);
+    assert!(first < 60 && last > 190, "start delays {starts:?}");
+    let (short, long) = spread(&gaps);
+    assert!(short < 4_250 && long > 5_750, "gaps {gaps:?}");
+}
+
+#[test]
 fn the_same_seed_replays_the_same_schedule_and_bytes() {
     let run = || {
         let mut d = discovery(Some(ROOM));
@@ -633,6 +664,7 @@ fn a_heard_beacon_is_found_with_its_address_and_port() {
     hear(&mut d, at(5), v4(2), &encode(&beacon(1), None));
     let drained = drain(&mut d, at(5));
     assert_eq!(drained.events, vec![Event::Found { key: key(1) }]);
+    assert!(!d.nearby().is_empty());
     let entry = d.nearby().get(&key(1)).unwrap();
     assert_eq!(entry.port(), 44837);
     assert_eq!(entry.name(), "carol");
@@ -686,6 +718,49 @@ fn a_changed_port_or_a_new_address_is_a_change() {
         vec![Event::Changed { key: key(1) }]
     );
     assert_eq!(d.nearby().get(&key(1)).unwrap().addrs().len(), 2);
+}
+
+#[test]
+fn a_node_keeps_its_latest_addresses() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    for n in 0..6u8 {
+        hear(
+            &mut d,
+            at(u64::from(n) * 1_000),
+            v4(10 + n),
+            &encode(&beacon(1), None),
+        );
+    }
+    let entry = d.nearby().get(&key(1)).unwrap();
+    let mut kept: Vec<_> = entry.addrs().iter().map(|a| a.from).collect();
+    kept.sort();
+    assert_eq!(kept, vec![v4(12), v4(13), v4(14), v4(15)]);
+}
+
+#[test]
+fn a_new_name_or_a_seal_is_a_change() {
+    let mut d = discovery(Some(ROOM));
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), None));
+    let _ = drain(&mut d, at(0));
+    let renamed = Beacon {
+        name: name("dave"),
+        ..beacon(1)
+    };
+    hear(&mut d, at(1_000), v4(2), &encode(&renamed, None));
+    assert_eq!(
+        drain(&mut d, at(1_000)).events,
+        vec![Event::Changed { key: key(1) }]
+    );
+    assert_eq!(d.nearby().get(&key(1)).unwrap().name(), "dave");
+    // The same node, now heard sealed under our room key: a member.
+    hear(&mut d, at(2_000), v4(2), &encode(&renamed, Some(&ROOM)));
+    assert_eq!(
+        drain(&mut d, at(2_000)).events,
+        vec![Event::Changed { key: key(1) }]
+    );
+    assert!(d.nearby().get(&key(1)).unwrap().in_room());
 }
 
 #[test]
