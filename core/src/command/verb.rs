@@ -7,18 +7,22 @@ pub const HELP: &str = "\
 Commands (each also as /word, e.g. /connect; at the prompt a line that is no command is
 a message to the room, and /say sends any line as it is):
   connect <host> <port> [alias]     open a connection to a peer (also: /c, /open)
-  send <alias|ip|#id> <message>     send a message to one peer (also: /msg, /s)
+  connect <name>                    open a connection to a node /nearby lists
+  send <alias|ip|#id> <message>     send a message to one peer, or to a node heard in the room
+                                    through the mesh (also: /msg, /s)
   broadcast <message>               send a message to every peer (also: /b, /all)
   disconnect [<alias|ip|#id>]       close a connection; with one peer the target may be left out (also: /d, /close)
   set_alias <alias|ip|#id> <alias>  give a peer a name (also: /alias)
-  list_connections                  list the peers with their numbers (also: /who, /list, /ls, /peers)
+  list_connections                  list the peers with their numbers, and the nodes reachable
+                                    through the mesh (also: /who, /list, /ls, /peers)
   help [<command>]                  this list, or more on one command (also: /h, /?)
   exit                              close every connection and quit (also: /quit, /q)
   /say <message>                    send the text as it is, to the room
   /me <action>                      say what you do, shown as '* yourname <action>'
   /nick <name>                      change the name peers see (they are told)
   /log [<file>]                     keep a transcript in <file> from now on; alone, stop
-  /whoami                           show this node's key fingerprint, to read to others
+  /nearby                           list the nodes LAN discovery heard
+  /whoami                           show this node's key fingerprint and addresses, to give others
   /verify [<alias|ip|#id>]          show a peer's key fingerprint, to compare with its owner
   /trust <alias>                    accept the new key a known name came with (check it first)";
 
