@@ -396,6 +396,10 @@ fn write_event_json(
             } else {
                 out.write_all(b"{")?;
             }
+            // A plain-text peer's words, marked as on the screen.
+            if matches!(note, Some(Note::Plain)) {
+                out.write_all(b"\"encrypted\":false,")?;
+            }
             out.write_all(b"\"event\":\"message\",\"from\":")?;
             json_string(out, from)?;
             if let Some(room) = room {
@@ -430,7 +434,6 @@ fn write_event_json(
         Event::Vet { peer, alias } => {
             json!({"event": "vet", "peer": peer.number(), "alias": alias})
         }
-        // The smallest arm that keeps the host building; its own rendering comes later.
         Event::Routed {
             peer,
             node,

@@ -174,5 +174,6 @@ fn a_private_room_refuses_a_text_peer_unless_it_allows_text() {
     text.write_all(b"hello from netcat\n").expect("write");
     let joined = open.expect("connected", WAIT, |e| e["kind"] == "text");
     assert_eq!(joined["encrypted"], false, "{joined}");
-    open.expect("message", WAIT, |e| e["text"] == "hello from netcat");
+    let said = open.expect("message", WAIT, |e| e["text"] == "hello from netcat");
+    assert_eq!(said["encrypted"], false, "its words are marked too: {said}");
 }
