@@ -535,3 +535,40 @@ fn bound_to_every_address_a_node_is_heard_over_ipv6_link_local_too() {
         assert!(Instant::now() < deadline, "never heard over IPv6: {e}");
     }
 }
+
+/// The proof: three machines on one LAN, no address typed; alice and
+/// carol each link to bob by name, and alice's direct message reaches carol
+/// through bob, with its receipt.
+#[test]
+fn found_by_name_a_line_carries_a_direct_message_from_a_to_c_through_b() {
+    if skipped() {
+        return;
+    }
+    let net = Net::new(
+        "line",
+        &[
+            ("a", &[(0, "198.18.0.1")]),
+            ("b", &[(0, "198.18.0.2")]),
+            ("c", &[(0, "198.18.0.3")]),
+        ],
+    );
+    let mut alice = net.node(0, "alice", &[], &[]);
+    let bob = net.node(1, "bob", &[], &[]);
+    let mut carol = net.node(2, "carol", &[], &[]);
+    finds(&alice, "bob");
+    finds(&carol, "bob");
+    alice.type_line("connect bob");
+    alice.expect("connected", WAIT, |e| e["alias"] == "bob");
+    carol.type_line("connect bob");
+    carol.expect("connected", WAIT, |e| e["alias"] == "bob");
+    bob.expect("connected", WAIT, |e| e["alias"] == "carol");
+    carol.type_line("broadcast carol here");
+    alice.expect("message", WAIT, |e| e["text"] == "carol here");
+    alice.type_line("send carol hi carol, found on the LAN");
+    let got = carol.expect("routed", WAIT, |e| e["what"] == "received");
+    assert_eq!(got["text"], "hi carol, found on the LAN");
+    assert_eq!(got["hops"], 2, "through bob: {got}");
+    alice.expect("routed", WAIT, |e| {
+        e["what"] == "delivered" && e["name"] == "carol"
+    });
+}
