@@ -401,6 +401,8 @@ mod live {
             "writes {:?}",
             calls.counts
         );
-        assert!(calls.reads() >= 100, "reads {:?}", calls.counts);
+        // Two reads a line, but the shell may already wait in the first read when
+        // counting begins: that call entered before the span and is not counted.
+        assert!(calls.reads() >= 99, "reads {:?}", calls.counts);
     }
 }
