@@ -1,7 +1,7 @@
 //! The prompt's line editor helper. It does two things. It completes with Tab:
 //! command words (bare and `/` forms), peers' aliases and `#id`s (as the node has
 //! them, published by the driver in [`Known`]), and after `connect` the hosts seen
-//! in this session. And it makes rustyline draw the whole line again after any key
+//! in this session and the names LAN discovery heard. And it makes rustyline draw the whole line again after any key
 //! on a line with non-ASCII text, so that wide CJK and emoji joined into one
 //! grapheme (👨‍👩‍👧) are measured as the terminal draws them. rustyline's shortcut
 //! for a typed character adds that character's own width, which is wrong for a
@@ -38,6 +38,8 @@ pub struct Known {
     pub peers: Vec<(String, u32)>,
     /// Hosts dialled or connected in this session, first seen first.
     pub hosts: Vec<String>,
+    /// The names of the nodes LAN discovery hears now (`connect <name>` dials one).
+    pub nearby: Vec<String>,
 }
 
 /// [`Known`], shared between the driver (which writes) and the prompt (which reads).
@@ -95,6 +97,9 @@ impl Completer for LineHelper {
     }
 }
 
+/// The host's own command (`driver::nearby`): the nodes LAN discovery heard.
+const NEARBY: &str = "/nearby";
+
 /// The completions of the word that ends `before` (the line up to the cursor): where
 /// that word starts, and the words it may become, in order, each once. The core
 /// says which kind of word it is ([`Completion`]); the candidates for a host are the
@@ -104,11 +109,12 @@ pub fn complete(before: &str, known: &Known, grammar: Grammar) -> (usize, Vec<St
     let mut words: Vec<String> = match slot {
         Slot::Command { slash: true } => command_words(true, grammar)
             .map(|word| format!("/{word}"))
+            .chain([NEARBY.to_string()])
             .collect(),
         Slot::Command { slash: false } => {
             command_words(false, grammar).map(str::to_string).collect()
         }
-        Slot::Host => known.hosts.clone(),
+        Slot::Host => known.hosts.iter().chain(&known.nearby).cloned().collect(),
         Slot::Peer => {
             let aliases = known.peers.iter().map(|(alias, _)| alias.clone());
             let ids = known.peers.iter().map(|(_, id)| format!("#{id}"));
@@ -137,6 +143,7 @@ mod tests {
         Known {
             peers: vec![("bob".into(), 1), ("bobby".into(), 2), ("carol".into(), 3)],
             hosts: vec!["127.0.0.1".into(), "box.lan".into()],
+            nearby: vec!["bruno".into(), "carol".into()],
         }
     }
 
@@ -170,8 +177,13 @@ mod tests {
         );
         assert_eq!(words("send #"), ["#1", "#2", "#3"]);
         assert_eq!(words("disconnect ca"), ["carol"]);
-        // After `connect`, the hosts seen instead.
-        assert_eq!(words("connect b"), ["box.lan"]);
+        // After `connect`, the hosts seen instead, then the names heard nearby.
+        assert_eq!(words("connect b"), ["box.lan", "bruno"]);
+    }
+
+    #[test]
+    fn slash_nearby_completes_like_a_command_word() {
+        assert_eq!(words("/ne"), ["/nearby"]);
     }
 
     #[test]

@@ -146,6 +146,15 @@ impl Driver {
     /// `--auto-connect` a room member whose key sorts after ours is dialled.
     pub(super) fn nearby_changed(&mut self, change: Change, seen: &Seen) {
         self.render.nearby_event(change, seen);
+        if self.interactive {
+            // Tab after `connect` offers the names heard now.
+            let names = self.nearby.list().unwrap_or_default();
+            let mut names: Vec<String> = names.into_iter().map(|s| s.name).collect();
+            names.retain(|n| !n.is_empty());
+            names.sort();
+            names.dedup();
+            self.known_mut().nearby = names;
+        }
         if change == Change::Lost {
             self.nearby.dialled.remove(&seen.key);
             return;
