@@ -20,6 +20,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netns::{skip, skipped};
 use common::{Node, WAIT};
 
 /// The hosts' names and addresses, in the order of the namespaces.
@@ -28,22 +29,6 @@ const HOSTS: [(&str, &str); 3] = [
     ("b", "198.18.0.2"),
     ("c", "198.18.0.3"),
 ];
-
-/// Why these tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_string));
-    if euid.as_deref() != Some("0") {
-        return Some("not root".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("no `ip` command (install iproute2)".into()),
-    }
-}
 
 /// Runs `ip` (or `tc`) with `args`; the error is its stderr.
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
@@ -164,38 +149,6 @@ fn line(net: &Net) -> [Node; 3] {
     link(&mut b, &a, 0);
     link(&mut b, &c, 2);
     [a, b, c]
-}
-
-/// Set to 1 (by `.ci/run`, as root) to make a test that cannot run fail.
-const REQUIRED: &str = "MESHTALK_NETNS_REQUIRED";
-
-/// True (after saying so) when these tests cannot run here.
-fn skipped() -> bool {
-    match skip_reason() {
-        Some(why) => {
-            skip(&why);
-            true
-        }
-        None => false,
-    }
-}
-
-/// The running test cannot run here because of `why`: a failure where
-/// [`REQUIRED`] is 1, else a line on stderr that libtest does not capture.
-fn skip(why: &str) {
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("a netns test");
-    if std::env::var(REQUIRED).is_ok_and(|v| v == "1") {
-        panic!(
-            "{test} cannot run: {why}; {REQUIRED}=1 says it must (run as root with iproute2 and nftables, or unset it)"
-        );
-    }
-    // `eprintln!` goes to libtest's capture and is shown only on failure:
-    // writing to the stderr handle itself is not captured.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {why}; it did NOT run (its `ok` means nothing) ***"
-    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::netns::skipped;
 use common::{Node, WAIT};
 use serde_json::Value;
 
@@ -27,40 +28,6 @@ const PORT: u16 = 44838;
 /// How long a node may take to find another: its first beacon goes within
 /// 250 ms of start, two more follow a second apart.
 const FIND: Duration = Duration::from_secs(10);
-
-/// Why these tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_string));
-    if euid.as_deref() != Some("0") {
-        return Some("not root".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("no `ip` command (install iproute2)".into()),
-    }
-}
-
-/// True (after saying so) when these tests cannot run here; a failure with
-/// `MESHTALK_NETNS_REQUIRED=1`.
-fn skipped() -> bool {
-    let Some(why) = skip_reason() else {
-        return false;
-    };
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("a netns test");
-    if std::env::var("MESHTALK_NETNS_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("{test} cannot run: {why}; MESHTALK_NETNS_REQUIRED=1 says it must");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {why}; it did NOT run (its `ok` means nothing) ***"
-    );
-    true
-}
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");

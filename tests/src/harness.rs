@@ -101,6 +101,17 @@ pub fn sent_bytes(outs: &[Out], to: PeerId) -> Vec<u8> {
         .collect()
 }
 
+/// The texts of the messages among `events`, in order.
+pub fn texts(events: &[Event<String>]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The events among `outs`, in order.
 pub fn events(outs: &[Out]) -> Vec<Event<String>> {
     outs.iter()

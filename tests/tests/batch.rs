@@ -12,7 +12,7 @@ use meshtalk_core::noise::{PeerError, Role, Session};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 use meshtalk_core::wire::{self, Message};
-use meshtalk_tests::harness::{Out, command, drain, events, input, receive};
+use meshtalk_tests::harness::{Out, command, drain, events, input, receive, texts};
 
 /// Nodes with room to take several sealed messages in one input (the tests' 4 KiB
 /// queues take one at a time).
@@ -35,16 +35,6 @@ fn transmits(outs: &[Out], to: PeerId) -> Vec<Vec<u8>> {
     outs.iter()
         .filter_map(|o| match o {
             Out::Tx(p, data) if *p == to => Some(data.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn texts(events: &[Event<String>]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message { text, .. } => Some(text.clone()),
             _ => None,
         })
         .collect()

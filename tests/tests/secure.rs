@@ -11,7 +11,7 @@ use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
 use meshtalk_core::wire::BannerError;
 use meshtalk_tests::harness::{
-    Out, Pair, TestNode, command, drain, events, input, receive, sent_bytes,
+    Out, Pair, TestNode, command, drain, events, input, receive, sent_bytes, texts,
 };
 
 const NOW: Instant = Instant::ZERO;
@@ -50,16 +50,6 @@ fn connected(events: &[Event<String>]) -> Vec<(String, Kind, bool)> {
                 encrypted,
                 ..
             } => Some((alias.clone(), *kind, *encrypted)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn texts(events: &[Event<String>]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message { text, .. } => Some(text.clone()),
             _ => None,
         })
         .collect()

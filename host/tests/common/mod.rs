@@ -9,6 +9,8 @@
 
 /// A home of its own (HOME, XDG directories) for every `meshtalk` a test starts.
 pub mod home;
+/// Whether the network-namespace tests can run here.
+pub mod netns;
 /// `meshtalk` (or any program) as a child process, as the other end-to-end tests drive it.
 pub mod proc;
 /// `meshtalk` on a pseudo-terminal.
