@@ -24,6 +24,8 @@ pub fn discovery_beacon(data: &[u8]) {
     if let Ok(heard) = Beacon::decode(datagram, room) {
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&datagram[6..6 + NONCE_LEN]);
+        // An invariant, not input: a beacon that decoded has fields its encoder
+        // takes, and encodes into MAX_BEACON bytes, as every beacon does.
         let mut again = [0u8; MAX_BEACON];
         let len = heard
             .beacon
@@ -40,6 +42,7 @@ pub fn discovery_beacon(data: &[u8]) {
         name,
         room_key: room.copied(),
     };
+    // Cannot fail: port 1 and the name "fuzz" are valid, whatever the data.
     let Ok(mut discovery) = Discovery::<2, 4>::new(config, [mode; 32]) else {
         panic!("a valid config was refused");
     };

@@ -461,6 +461,8 @@ fn pair(mode: u8, vary: u8, data: &mut Pieces<'_>) {
             to.out_of_turn(data.byte().unwrap_or(0));
         }
         let short = data.short(misuse);
+        // An invariant, not input: an honest side in its turn, with a payload of
+        // at most MAX_PIECE bytes and a buffer NOISE_ROOM long, always writes.
         let Some(n) = from.call(Call::Write, payload, &mut msg, short) else {
             panic!("an honest handshake message was not written");
         };
@@ -523,6 +525,8 @@ fn pair(mode: u8, vary: u8, data: &mut Pieces<'_>) {
         };
         let text = payload(from, Call::Encrypt, data);
         let short = data.short(misuse);
+        // An invariant, not input: a finished session encrypts at most
+        // MAX_PIECE bytes into NOISE_ROOM, which holds them and the tag.
         let Some(n) = from.call(Call::Encrypt, text, &mut msg, short) else {
             panic!("a transport message was not written");
         };
