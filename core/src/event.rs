@@ -160,6 +160,9 @@ pub enum Routed<S> {
         text: S,
         /// Nodes it crossed: 1 when it came straight from its sender.
         hops: u8,
+        /// It was sealed to our key by the node it names ([`crate::noise::sealed`]):
+        /// the relays could not read it, nor forge its sender.
+        sealed: bool,
     },
     /// Ours left for the next hop; a receipt or a reason follows.
     Sent,
@@ -180,6 +183,9 @@ pub enum Unroutable {
     LinkLost,
     /// No receipt came back in time (a link further on failed).
     Timeout,
+    /// The destination could not open it: it was not sealed to its key, or
+    /// was changed on the way.
+    Unreadable,
     /// A newer node said so with a code this one does not know.
     Unknown,
 }
@@ -193,6 +199,7 @@ impl Unroutable {
             Unroutable::HopLimit => 2,
             Unroutable::LinkLost => 3,
             Unroutable::Timeout => 4,
+            Unroutable::Unreadable => 5,
             Unroutable::Unknown => u8::MAX,
         }
     }
@@ -205,6 +212,7 @@ impl Unroutable {
             2 => Unroutable::HopLimit,
             3 => Unroutable::LinkLost,
             4 => Unroutable::Timeout,
+            5 => Unroutable::Unreadable,
             _ => Unroutable::Unknown,
         })
     }
@@ -220,6 +228,9 @@ impl fmt::Display for Unroutable {
             Unroutable::LinkLost => "the link it left by dropped before its receipt came back",
             Unroutable::Timeout => {
                 "no receipt came back in time; a link on the way may have failed"
+            }
+            Unroutable::Unreadable => {
+                "its node could not open it: the key it was sealed to is not its own"
             }
             Unroutable::Unknown => "a node on the way could not deliver it",
         })
@@ -442,9 +453,10 @@ impl<S> Event<S> {
                 name: f(name),
                 id,
                 what: match what {
-                    Routed::Received { text, hops } => Routed::Received {
+                    Routed::Received { text, hops, sealed } => Routed::Received {
                         text: f(text),
                         hops,
+                        sealed,
                     },
                     Routed::Sent => Routed::Sent,
                     Routed::Delivered => Routed::Delivered,

@@ -23,9 +23,15 @@ pub const ORIGINS: usize = 64;
 pub const ROUTES: usize = 64;
 /// The same for a small device's node (the default), whose 32 KiB leave room
 /// for little more.
-pub const SMALL_ROUTES: usize = 3;
+pub const SMALL_ROUTES: usize = 2;
 /// A route not heard again (by a room message or hello) for this long is forgotten.
 pub const ROUTE_TTL: Duration = Duration::from_secs(600);
+/// Config: a node floods its [`Announce`](crate::wire::Message::Announce) this often
+/// (a quarter of [`ROUTE_TTL`]: its routes outlive three lost announces).
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(150);
+/// A link that came up, or a node heard of for the first time, has the node
+/// announce itself this soon: what else comes meanwhile joins the same one.
+pub const ANNOUNCE_SOON: Duration = Duration::from_secs(1);
 /// Direct messages across the mesh that may await their receipt at once (fewer
 /// on a node with fewer routes): few enough that a link dropping reports them
 /// all, with its own window, in the outputs' job slots.

@@ -60,13 +60,15 @@ pub(crate) enum Job {
         data: Span,
     },
     /// The same message for many peers: `native` (a frame) to native peers,
-    /// `line` (text ending in a newline) to text peers, skipping `except`.
+    /// `line` (text ending in a newline) to text peers, skipping `except`;
+    /// with `routers`, only to links that take announces and sealed messages.
     /// `next` is the slot to look at next.
     Fanout {
         except: Option<PeerId>,
         native: Option<Span>,
         line: Option<Span>,
         next: usize,
+        routers: bool,
     },
     Connect {
         peer: PeerId,

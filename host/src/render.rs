@@ -143,6 +143,7 @@ impl Render {
                         "via": r.via_alias,
                         "via_peer": r.via.number(),
                         "hops": r.hops,
+                        "fingerprint": r.key.map(|k| Fingerprint::of(k).to_string()),
                     })
                 })
                 .collect();
@@ -181,8 +182,12 @@ impl Render {
                 1 => "1 hop".to_string(),
                 n => format!("{n} hops"),
             };
+            let key = match r.key {
+                Some(key) => format!(", key {}", Fingerprint::of(key)),
+                None => String::new(),
+            };
             human(format_args!(
-                "{} through the mesh, via {} ({hops}; send {} ... reaches it)",
+                "{} through the mesh, via {} ({hops}{key}; send {} ... reaches it)",
                 Name(r.name),
                 Name(r.via_alias),
                 Name(r.name),
@@ -446,10 +451,11 @@ fn write_event_json(
                 "name": name, "id": id,
             });
             match what {
-                Routed::Received { text, hops } => {
+                Routed::Received { text, hops, sealed } => {
                     e["what"] = json!("received");
                     e["text"] = json!(text);
                     e["hops"] = json!(hops);
+                    e["sealed"] = json!(sealed);
                 }
                 Routed::Sent => e["what"] = json!("sent"),
                 Routed::Delivered => e["what"] = json!("delivered"),
@@ -618,12 +624,13 @@ impl Display for EventText<'_> {
             Event::Alias { peer, alias } => {
                 write!(f, "{peer} is now known as {}", SafeStr(alias))
             }
-            // The smallest arm that keeps the host building; its own rendering comes later.
             Event::Routed { name, what, .. } => match what {
-                Routed::Received { text, .. } => {
+                Routed::Received { text, sealed, .. } => {
+                    // Sealed end to end is the rule; a message relays could read is marked.
+                    let how = if *sealed { "" } else { ", unencrypted" };
                     write!(
                         f,
-                        "{} (via mesh): {}",
+                        "{} (via mesh{how}): {}",
                         Author(name, self.alert),
                         SafeMessage(text)
                     )

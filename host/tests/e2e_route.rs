@@ -1,7 +1,7 @@
 //! End to end: a direct message across the mesh, from the binary. Three
-//! `meshtalk mesh --json` nodes in a line, alice - bob - carol: once carol has
-//! spoken in the room, alice lists her as reachable through bob, and `send
-//! carol` reaches her with a receipt. Every wait is bounded.
+//! `meshtalk mesh --json` nodes in a line, alice - bob - carol: once carol's
+//! announce came through bob, alice lists her as reachable with her key, and
+//! `send carol` reaches her sealed, with a receipt. Every wait is bounded.
 
 mod common;
 
@@ -11,6 +11,23 @@ use common::proc::{Proc as Node, link};
 
 /// The longest any one expected event may take.
 const WAIT: Duration = Duration::from_secs(10);
+
+/// Alice lists `name` as reachable through the mesh with its key (its
+/// announce came); polled, within `WAIT`. Returns the listing's entry.
+fn sealable(alice: &mut Node, name: &str) -> serde_json::Value {
+    for _ in 0..50 {
+        alice.type_line("list_connections");
+        let list = alice.expect("peers", WAIT, |_| true);
+        let entry = list["reachable"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == name).cloned());
+        if let Some(entry) = entry.filter(|e| e["fingerprint"].is_string()) {
+            return entry;
+        }
+        std::thread::sleep(WAIT / 50);
+    }
+    panic!("{name} never listed with a key");
+}
 
 /// Alice, bob and carol in a line; carol has said something in the room, and
 /// alice heard it through bob.
@@ -28,11 +45,13 @@ fn line() -> (Node, Node, Node) {
 #[test]
 fn a_direct_message_crosses_a_relay_and_its_receipt_comes_back() {
     let (mut alice, _bob, carol) = line();
+    sealable(&mut alice, "carol");
     alice.type_line("send carol hi carol, through bob");
     let got = carol.expect("routed", WAIT, |e| e["what"] == "received");
     assert_eq!(got["text"], "hi carol, through bob");
     assert_eq!(got["name"], "alice");
     assert_eq!(got["hops"], 2);
+    assert_eq!(got["sealed"], true, "sealed to carol's key: {got}");
     let sent = alice.expect("routed", WAIT, |e| e["what"] == "sent");
     let done = alice.expect("routed", WAIT, |e| e["what"] == "delivered");
     assert_eq!(done["id"], sent["id"]);
@@ -64,4 +83,23 @@ fn a_direct_message_to_a_node_whose_relay_left_is_reported_undelivered() {
     alice.expect("error", WAIT, |e| {
         e["message"].as_str().is_some_and(|m| m.contains("carol"))
     });
+}
+
+#[test]
+fn a_node_that_never_spoke_is_reached_by_its_announce_sealed_to_the_key_it_showed() {
+    let mut alice = Node::json_mesh("alice", 0, &[], WAIT);
+    let mut bob = Node::json_mesh("bob", 0, &[], WAIT);
+    let mut carol = Node::json_mesh("carol", 0, &[], WAIT);
+    link(&mut bob, &alice, None, WAIT);
+    link(&mut carol, &bob, None, WAIT);
+    let listed = sealable(&mut alice, "carol");
+    assert_eq!(listed["via"], "bob");
+    carol.type_line("/whoami");
+    let me = carol.expect("help", WAIT, |e| e["fingerprint"].is_string());
+    assert_eq!(listed["fingerprint"], me["fingerprint"], "{listed} {me}");
+    alice.type_line("send carol are you there");
+    let got = carol.expect("routed", WAIT, |e| e["what"] == "received");
+    assert_eq!(got["text"], "are you there");
+    assert_eq!(got["sealed"], true);
+    alice.expect("routed", WAIT, |e| e["what"] == "delivered");
 }

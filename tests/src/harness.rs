@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 
 use meshtalk_core::command;
+use meshtalk_core::frame::{Decoded, FrameDecoder};
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::Instant;
+use meshtalk_core::wire::Message;
 
 /// The node the tests drive: room for 8 peers, 1 KiB frames, 4 KiB queues.
 pub type TestNode = Node<8, 1024, 4096>;
@@ -91,6 +93,22 @@ pub fn receive<const P: usize, const F: usize, const A: usize>(
 }
 
 /// Every byte sent to `to`, in order.
+/// The messages in `bytes`, a plaintext link's stream of frames, as debug text.
+pub fn messages(bytes: &[u8]) -> Vec<String> {
+    let mut decoder = FrameDecoder::<4096>::new();
+    let mut rest = bytes;
+    let mut found = Vec::new();
+    loop {
+        let (used, got) = decoder.decode(rest);
+        match got {
+            Decoded::Frame(body) => found.push(format!("{:?}", Message::decode(body).unwrap())),
+            Decoded::NeedMore => return found,
+            Decoded::Error(e) => panic!("{e}"),
+        }
+        rest = &rest[used..];
+    }
+}
+
 pub fn sent_bytes(outs: &[Out], to: PeerId) -> Vec<u8> {
     outs.iter()
         .filter_map(|o| match o {

@@ -188,6 +188,18 @@ fn room() -> Room {
 #[test]
 fn room_lines_relayed_in_one_turn_reach_each_peer_in_one_sealed_message_in_order() {
     let mut r = room();
+    // The sender's first room line takes its announce along: said and carried
+    // first, so that the four below are room lines only.
+    let first = typed(&mut r.sender, r.to_hub[0], &["broadcast first".into()]);
+    let outs = receive(&mut r.hub, NOW, r.at_hub[0], &first);
+    for (k, receiver) in r.receivers.iter_mut().enumerate() {
+        receive(
+            receiver,
+            NOW,
+            r.to_hub[k + 1],
+            &bytes_to(&outs, r.at_hub[k + 1]),
+        );
+    }
     // Four frames of about 190 bytes: a batch far from both of its limits.
     let lines: Vec<String> = (0..MAX_BATCH)
         .map(|i| format!("line {i} {}", "z".repeat(150)))

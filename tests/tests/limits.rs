@@ -5,14 +5,15 @@
 use std::net::SocketAddr;
 
 use meshtalk_core::command;
-use meshtalk_core::frame::{Decoded, FrameDecoder};
 use meshtalk_core::limits;
 use meshtalk_core::node::{Config, Event, Fault, Handled, Input, Kind, NodeError, Reason, Refusal};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::time::{Duration, Instant};
 use meshtalk_core::wire::{self, Message};
 
-use meshtalk_tests::harness::{Out, TestNode, command, drain, events, input, receive, sent_bytes};
+use meshtalk_tests::harness::{
+    Out, TestNode, command, drain, events, input, messages, receive, sent_bytes,
+};
 
 fn config(name: &str, id: u64) -> Config {
     Config::new(name, id).unwrap()
@@ -59,24 +60,8 @@ fn frame(msg: Message<'_>) -> Vec<u8> {
     buf[..n].to_vec()
 }
 
-/// The messages in a stream of frames, as their debug text.
-fn decoded(bytes: &[u8]) -> Vec<String> {
-    let mut decoder = FrameDecoder::<1024>::new();
-    let mut rest = bytes;
-    let mut found = Vec::new();
-    loop {
-        let (used, got) = decoder.decode(rest);
-        match got {
-            Decoded::Frame(body) => found.push(format!("{:?}", Message::decode(body).unwrap())),
-            Decoded::NeedMore => return found,
-            Decoded::Error(e) => panic!("{e}"),
-        }
-        rest = &rest[used..];
-    }
-}
-
 fn pings(bytes: &[u8]) -> usize {
-    decoded(bytes)
+    messages(bytes)
         .iter()
         .filter(|m| m.starts_with("Ping"))
         .count()
@@ -188,7 +173,7 @@ fn a_pinged_peer_that_stays_silent_is_dropped_and_its_unacked_messages_reported(
     );
     assert!(outs.contains(&Out::Close(link.a_to_b)));
     assert!(
-        decoded(&sent_bytes(&outs, link.a_to_b))
+        messages(&sent_bytes(&outs, link.a_to_b))
             .iter()
             .any(|m| m.contains("no answer for 25 s")),
         "the peer is told why, should it hear"
@@ -257,9 +242,17 @@ fn without_ping_after_a_quiet_native_peer_is_left_alone() {
     a.ping_after = None;
     let mut link = Link::with(a, config("bob", 2));
     timeout(&mut link.a, secs(1));
-    assert_eq!(drain(&mut link.a, secs(1)).1, None, "nothing to wake for");
+    // Its announces aside, nothing to wake for.
+    let next = Instant::ZERO + limits::ANNOUNCE_SOON + limits::ANNOUNCE_EVERY;
+    assert_eq!(
+        drain(&mut link.a, secs(1)).1,
+        Some(next),
+        "only the next announce"
+    );
     let outs = timeout(&mut link.a, secs(3600));
-    assert!(outs.is_empty(), "{outs:?}");
+    let sent = messages(&sent_bytes(&outs, link.a_to_b));
+    assert!(sent.iter().all(|m| m.starts_with("Announce")), "{sent:?}");
+    assert_eq!(disconnected(&outs), None);
 }
 
 #[test]
@@ -270,7 +263,7 @@ fn ping_and_pong_round_trip_through_a_frame() {
     ] {
         let bytes = frame(msg);
         assert!(bytes.len() <= msg.frame_len());
-        assert_eq!(decoded(&bytes), [format!("{msg:?}")]);
+        assert_eq!(messages(&bytes), [format!("{msg:?}")]);
     }
     const { assert!(wire::MINOR >= wire::MINOR_PING) };
 }
@@ -421,7 +414,7 @@ fn a_native_peer_over_the_per_ip_limit_gets_a_banner_and_a_goodbye_saying_why() 
         name: "carol",
     });
     let outs = receive(&mut b, secs(1), second, &hello);
-    let said = decoded(&sent_bytes(&outs, second));
+    let said = messages(&sent_bytes(&outs, second));
     assert_eq!(said.len(), 1);
     assert!(
         said[0].starts_with("Bye") && said[0].contains("too many connections"),
@@ -466,7 +459,7 @@ fn a_refused_native_peer_that_sends_no_hello_is_told_why_in_words_at_the_deadlin
     let second = accept(&mut b, addr(7, 2));
     receive(&mut b, secs(1), second, b"MESHTALK/1 carol\n");
     let outs = timeout(&mut b, secs(30));
-    let said = decoded(&sent_bytes(&outs, second));
+    let said = messages(&sent_bytes(&outs, second));
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(
         said[0].starts_with("Bye") && said[0].contains("too many connections"),

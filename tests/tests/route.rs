@@ -6,13 +6,17 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use meshtalk_core::command;
+use meshtalk_core::limits::ANNOUNCE_SOON;
 use meshtalk_core::limits::{ROUTE_TTL, ROUTED_WAIT, ROUTES};
 use meshtalk_core::node::{
-    Config, Event, Handled, Input, Node, NodeError, Output, Routed, Unroutable,
+    Config, Event, Handled, Input, Node, NodeError, Output, Routed, Secure, Unroutable,
 };
+use meshtalk_core::noise::{self, node_id};
 use meshtalk_core::peers::{LookupError, PeerId};
 use meshtalk_core::route::Origins;
 use meshtalk_core::time::{Duration, Instant};
+use meshtalk_core::wire::{Message, ROUTED_DELIVERED};
+use meshtalk_tests::harness::messages;
 
 fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
@@ -185,10 +189,23 @@ fn drain(node: &mut RNode, now: Instant) -> Vec<Out> {
 
 impl Mesh {
     fn new(names: &[&str]) -> Mesh {
+        Self::with(names, |_| None)
+    }
+
+    /// Nodes with secure links, each its own key (their ids are their keys').
+    fn secure(names: &[&str]) -> Mesh {
+        Self::with(names, |i| Some(Secure::new([i as u8 + 1; 32])))
+    }
+
+    fn with(names: &[&str], secure: impl Fn(usize) -> Option<Secure>) -> Mesh {
         let nodes = names
             .iter()
             .enumerate()
-            .map(|(i, n)| RNode::new(Config::new(n, 100 + i as u64).unwrap()))
+            .map(|(i, n)| {
+                let mut config = Config::new(n, 100 + i as u64).unwrap();
+                config.secure = secure(i);
+                RNode::new(config)
+            })
             .collect();
         Mesh {
             nodes,
@@ -289,6 +306,7 @@ impl Mesh {
                     NodeError::Lookup(LookupError::NoSuchName("?"))
                 }
                 NodeError::NoRoute(_) => NodeError::NoRoute("?"),
+                NodeError::NoKey(_) => NodeError::NoKey("?"),
                 NodeError::RoutedFull => NodeError::RoutedFull,
                 other => panic!("{other:?}"),
             });
@@ -362,7 +380,8 @@ fn a_direct_message_crosses_a_relay_and_its_receipt_comes_back() {
             "alice".into(),
             Routed::Received {
                 text: "hi there".into(),
-                hops: 2
+                hops: 2,
+                sealed: false,
             }
         )]
     );
@@ -405,6 +424,8 @@ fn a_name_nobody_heard_of_is_refused_at_once() {
 #[test]
 fn a_route_aged_out_and_not_heard_again_is_no_route() {
     let mut mesh = line();
+    // carol's bytes to bob are lost: her announces no longer refresh the route.
+    mesh.black_hole = Some((2, mesh.links[1].3));
     mesh.wait(ROUTE_TTL);
     assert_eq!(mesh.says(0, "send carol hi"), Err(NodeError::NoRoute("?")));
 }
@@ -587,6 +608,224 @@ fn a_receipt_refreshes_the_route_it_came_back_by() {
     // Past the TTL of carol's room message, but not of her receipt.
     mesh.routed(0);
     mesh.says(0, "send carol yes").unwrap();
+    let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
+    assert_eq!(outcome, Some(Routed::Delivered));
+}
+
+// ---- announces, and messages sealed end to end ----
+
+/// `msg` as one frame.
+fn frame(msg: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0; msg.frame_len()];
+    let n = msg.encode_frame(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+impl Mesh {
+    /// Node `i`'s id.
+    fn id(&self, i: usize) -> u64 {
+        self.nodes[i].config().node_id
+    }
+
+    /// What node `i` holds of the route to node `j`: (next hop's alias, its key).
+    fn route_to(&self, i: usize, j: usize) -> Option<(String, Option<[u8; 32]>)> {
+        let id = self.id(j);
+        self.nodes[i]
+            .reachable(self.now)
+            .find(|r| r.node == id)
+            .map(|r| (r.via_alias.to_string(), r.key.copied()))
+    }
+
+    /// Node `i` reads `bytes` from its peer `peer` (a plaintext link): what it sent back.
+    fn feed(&mut self, i: usize, peer: PeerId, bytes: &[u8]) -> Vec<u8> {
+        let input = Input::Received { peer, bytes };
+        let _ = self.nodes[i].handle_input(self.now, input).unwrap();
+        drain(&mut self.nodes[i], self.now)
+            .into_iter()
+            .filter_map(|o| match o {
+                Out::Tx(to, bytes) if to == peer => Some(bytes),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+fn public(i: usize) -> [u8; 32] {
+    noise::public_key(&[i as u8 + 1; 32])
+}
+
+#[test]
+fn a_secure_nodes_id_is_made_of_its_key_and_the_random_id_it_was_given() {
+    let mesh = Mesh::secure(&["alice", "twin"]);
+    assert_eq!(mesh.id(0), node_id(&public(0), 100));
+    // The same key run twice (one home, two terminals) is two nodes.
+    let mut config = Config::new("twin", 101).unwrap();
+    config.secure = Some(Secure::new([1; 32]));
+    assert_ne!(RNode::new(config).config().node_id, mesh.id(0));
+}
+
+#[test]
+fn a_direct_message_between_secure_nodes_is_sealed_to_its_destination_and_delivered() {
+    let mut mesh = Mesh::secure(&["alice", "bob", "carol"]);
+    mesh.link(0, 1);
+    mesh.link(1, 2);
+    mesh.wait(ANNOUNCE_SOON);
+    mesh.routed(0);
+    mesh.says(0, "send carol for your eyes only").unwrap();
+    let alice = mesh.id(0);
+    assert_eq!(
+        mesh.routed(2),
+        vec![(
+            alice,
+            "alice".into(),
+            Routed::Received {
+                text: "for your eyes only".into(),
+                hops: 2,
+                sealed: true,
+            }
+        )]
+    );
+    let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
+    assert_eq!(outcome, Some(Routed::Delivered));
+    assert!(mesh.routed(1).is_empty(), "the relay shows nothing");
+}
+
+#[test]
+fn a_room_message_said_right_after_a_link_came_up_is_preceded_by_its_nodes_announce() {
+    let mut mesh = Mesh::secure(&["alice", "bob", "carol"]);
+    mesh.link(0, 1);
+    mesh.link(1, 2);
+    mesh.says(2, "broadcast hello").unwrap();
+    assert_eq!(mesh.route_to(0, 2).map(|r| r.1), Some(Some(public(2))));
+    mesh.says(0, "send carol hi").unwrap();
+    let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
+    assert_eq!(outcome, Some(Routed::Delivered));
+}
+
+#[test]
+fn a_node_heard_of_before_its_announce_came_cannot_be_sent_to_until_it_does() {
+    let mut mesh = Mesh::secure(&["alice", "bob", "carol"]);
+    mesh.link(1, 2);
+    mesh.wait(ANNOUNCE_SOON);
+    // carol announced before alice came: alice hears her speak first.
+    mesh.link(0, 1);
+    mesh.says(2, "broadcast hello").unwrap();
+    assert_eq!(
+        mesh.route_to(0, 2).map(|r| r.1),
+        Some(None),
+        "a route, no key"
+    );
+    assert_eq!(mesh.says(0, "send carol hi"), Err(NodeError::NoKey("?")));
+    // alice's announce is news to carol, who answers with hers.
+    mesh.wait(ANNOUNCE_SOON);
+    mesh.wait(ANNOUNCE_SOON);
+    assert_eq!(mesh.route_to(0, 2).map(|r| r.1), Some(Some(public(2))));
+    mesh.says(0, "send carol hi").unwrap();
+    let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
+    assert_eq!(outcome, Some(Routed::Delivered));
+}
+
+#[test]
+fn announces_give_every_node_a_route_to_nodes_that_never_spoke() {
+    let mut mesh = Mesh::new(&["alice", "bob", "carol", "dave"]);
+    mesh.link(0, 1);
+    mesh.link(1, 2);
+    mesh.link(2, 3);
+    assert_eq!(mesh.route_to(0, 3), None);
+    mesh.wait(ANNOUNCE_SOON);
+    for (i, j) in [(0, 3), (3, 0), (0, 2), (1, 3)] {
+        assert!(mesh.route_to(i, j).is_some(), "{i} to {j}");
+    }
+    assert_eq!(mesh.route_to(0, 3).unwrap().0, "bob");
+}
+
+#[test]
+fn a_newcomer_and_the_mesh_learn_each_other_one_announce_round_after_it_links() {
+    let mut mesh = Mesh::new(&["alice", "bob", "carol"]);
+    mesh.link(0, 1);
+    mesh.wait(ANNOUNCE_SOON);
+    mesh.link(1, 2);
+    // carol's announce tells alice of her; alice, hearing a node new to her,
+    // announces herself, and carol learns of alice.
+    mesh.wait(ANNOUNCE_SOON);
+    mesh.wait(ANNOUNCE_SOON);
+    assert!(mesh.route_to(0, 2).is_some());
+    assert!(mesh.route_to(2, 0).is_some());
+}
+
+#[test]
+fn an_announced_key_is_taken_only_when_it_hashes_to_the_announcing_nodes_id() {
+    let mut mesh = Mesh::new(&["alice", "bob"]);
+    let l = mesh.link(0, 1);
+    let from_bob = mesh.links[l].1;
+    let key = public(7);
+    let honest = node_id(&key, 5);
+    for (origin, seq) in [(honest, 1), (4242, 1)] {
+        let forged = Message::Announce {
+            origin,
+            seq,
+            hops: 8,
+            name: "eve",
+            key: &key,
+            salt: 5,
+        };
+        mesh.feed(0, from_bob, &frame(&forged));
+    }
+    let keys: Vec<_> = mesh.nodes[0]
+        .reachable(mesh.now)
+        .map(|r| (r.node, r.key.copied()))
+        .collect();
+    assert!(keys.contains(&(honest, Some(key))), "{keys:?}");
+    assert!(keys.contains(&(4242, None)), "{keys:?}");
+}
+
+#[test]
+fn a_sealed_message_its_destination_cannot_open_is_answered_unreadable() {
+    let mut mesh = Mesh::new(&["alice", "bob"]);
+    let l = mesh.link(0, 1);
+    let at_bob = mesh.links[l].3;
+    let sealed = Message::Sealed {
+        origin: mesh.id(0),
+        dest: mesh.id(1),
+        id: 9,
+        hops: 8,
+        sealed: &[0x55; 120],
+    };
+    let back = mesh.feed(1, at_bob, &frame(&sealed));
+    let code = Unroutable::Unreadable.code();
+    assert_ne!(code, ROUTED_DELIVERED);
+    let answers = messages(&back);
+    assert!(
+        answers
+            .iter()
+            .any(|m| m.starts_with("RoutedAck") && m.contains(&format!("code: {code}"))),
+        "{answers:?}"
+    );
+    assert!(mesh.routed(1).is_empty(), "nothing shown");
+}
+
+#[test]
+fn a_sealed_message_too_long_to_seal_in_a_frame_is_refused_with_the_limit() {
+    let mut mesh = Mesh::secure(&["alice", "bob", "carol"]);
+    mesh.link(0, 1);
+    mesh.link(1, 2);
+    mesh.wait(ANNOUNCE_SOON);
+    let max = mesh.nodes[0].max_routed_text();
+    assert!(max < mesh.nodes[0].max_text());
+    let line = format!("send carol {}", "x".repeat(max + 1));
+    let cmd = command::parse(&line).unwrap().unwrap();
+    let err = mesh.nodes[0].handle_input(mesh.now, Input::Command(cmd));
+    assert_eq!(
+        err.map_err(|e| e.to_string()),
+        Err(format!(
+            "message of {} bytes is too long (max {max})",
+            max + 1
+        ))
+    );
+    mesh.says(0, &format!("send carol {}", "x".repeat(max)))
+        .unwrap();
     let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
     assert_eq!(outcome, Some(Routed::Delivered));
 }

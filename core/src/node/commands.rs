@@ -48,8 +48,8 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                     Err(e) => Err(e),
                 }
             }
-            Command::Broadcast { text } => self.broadcast(text),
-            Command::Say { text } => self.say(text),
+            Command::Broadcast { text } => self.broadcast(now, text),
+            Command::Say { text } => self.say(now, text),
             Command::Me { action } => {
                 let mut text: String<EMOTE_MAX> = String::new();
                 let emote = Emote {
@@ -63,7 +63,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                         max: EMOTE_MAX,
                     });
                 }
-                self.say(&text)
+                self.say(now, &text)
             }
             Command::Nick { name } => {
                 validate_alias(name).map_err(|e| NodeError::Table(InsertError::BadAlias(e)))?;
@@ -121,22 +121,23 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                 native: Some(native),
                 line: None,
                 next: 0,
+                routers: false,
             });
         }
     }
 
     /// A line said at the prompt (plain text, `/say`, `/me`): to the peer in a one-peer
     /// chat, else to the room.
-    fn say(&mut self, text: &str) -> Result<(), NodeError<'static>> {
+    fn say(&mut self, now: Instant, text: &str) -> Result<(), NodeError<'static>> {
         if self.config.single_peer {
             let peer = self.only_peer(Verb::Say)?;
             return self.send_chat(peer, text);
         }
-        self.broadcast(text)
+        self.broadcast(now, text)
     }
 
     /// A room message of ours, to every ready peer.
-    fn broadcast(&mut self, text: &str) -> Result<(), NodeError<'static>> {
+    fn broadcast(&mut self, now: Instant, text: &str) -> Result<(), NodeError<'static>> {
         self.check_len(text)?;
         let peers = self
             .peers
@@ -146,6 +147,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         if peers == 0 {
             return Err(NodeError::NoPeers);
         }
+        self.announce_first(now);
         self.last_seq = self.last_seq.wrapping_add(1);
         let (origin, seq) = (self.config.node_id, self.last_seq);
         self.seen.first_sight(origin, seq);
@@ -323,6 +325,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
             native,
             line,
             next: 0,
+            routers: false,
         });
     }
 }

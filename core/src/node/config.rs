@@ -52,6 +52,9 @@ pub struct Config {
     pub ping_after: Option<Duration>,
     /// A pinged peer that sends nothing at all for this long is dropped.
     pub dead_after: Duration,
+    /// The node floods its announce this often besides when its links change;
+    /// `None`: only then (a simulation that must go idle).
+    pub announce_every: Option<Duration>,
     /// Secure links (protocol 2: Noise after the banners) with these keys;
     /// `None`: protocol 1, plaintext, which goes once every shell speaks 2.
     pub secure: Option<Secure>,
@@ -128,6 +131,7 @@ impl Config {
             frame_timeout: limits::FRAME_TIMEOUT,
             ping_after: Some(limits::PING_AFTER),
             dead_after: limits::DEAD_AFTER,
+            announce_every: Some(limits::ANNOUNCE_EVERY),
             secure: None,
         })
     }

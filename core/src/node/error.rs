@@ -92,6 +92,9 @@ pub enum NodeError<'a> {
     /// No peer has this name, and the node of this name heard through the mesh
     /// has no usable route now (its next hop dropped, or it was not heard for long).
     NoRoute(&'a str),
+    /// The node of this name heard through the mesh has not announced its key
+    /// here yet, so a direct message cannot be sealed to it.
+    NoKey(&'a str),
     /// Too many direct messages across the mesh await their receipt.
     RoutedFull,
     /// The shell did not drain the outputs before giving a new input.
@@ -137,6 +140,10 @@ impl fmt::Display for NodeError<'_> {
             NodeError::NoRoute(name) => write!(
                 f,
                 "{name} was heard through the mesh, but no link leads to it now; try again once it speaks in the room"
+            ),
+            NodeError::NoKey(name) => write!(
+                f,
+                "{name}'s key has not reached this node yet, so nothing can be sealed to it; nodes announce their keys as their links come up, try again in a moment"
             ),
             NodeError::RoutedFull => f.write_str(
                 "as many messages across the mesh as this node can track still await their receipt; wait for them",

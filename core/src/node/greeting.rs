@@ -34,6 +34,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         p.state.phase = Phase::Greeting;
         if self.config.secure.is_some() {
             p.state.noise = Noise::Entropy(entropy);
+            self.pool.mix(&entropy);
         }
         self.peers.set_addr(peer, addr);
         self.send_banner(peer);

@@ -68,6 +68,9 @@ pub struct Link<const F: usize> {
     /// The peer relays direct messages across the mesh (its hello says minor
     /// version 3 or later): only then is it a next hop.
     pub(super) routes: bool,
+    /// The peer takes announces and sealed direct messages (its hello says
+    /// minor version 4 or later).
+    pub(super) seals: bool,
     /// The nonce of the next ping.
     pub(super) ping_nonce: u32,
     /// When the frame now partial began (native peers, off a frame boundary).
@@ -106,6 +109,7 @@ impl<const F: usize> Link<F> {
             pinged: None,
             pings: false,
             routes: false,
+            seals: false,
             ping_nonce: 0,
             frame_since: None,
             sends_lines: false,

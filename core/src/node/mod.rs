@@ -1,6 +1,7 @@
 //! The node: one state machine that owns the peer table, each connection's
 //! codec, routing and delivery receipts. It does no I/O and reads no clock.
 
+mod announce;
 mod commands;
 mod config;
 mod error;
@@ -21,6 +22,7 @@ use heapless::String;
 
 use crate::limits::MAX_BATCH;
 use crate::limits::ROUTE_TTL;
+use crate::noise::{Pool, node_id};
 use crate::outbox::{Job, Outbox, Span};
 use crate::peers::{Alias, AliasSource, Direction, LookupError, PeerId, PeerTable};
 use crate::route::{Origins, SeenCache};
@@ -111,6 +113,12 @@ pub struct Node<const P: usize, const F: usize, const A: usize, const R: usize =
     origins: Origins<R>,
     /// Our direct messages across the mesh that await their receipt.
     routed: routed::Awaiting<R>,
+    /// When we announce ourselves next (ZERO: not before a link comes up).
+    announce_at: Instant,
+    /// The random salt our node id is made with, with our key (secure links).
+    salt: u64,
+    /// The connections' entropy, for the ephemeral keys of sealed messages.
+    pool: Pool,
     last_seq: u32,
     outbox: Outbox<A>,
     wake: Option<Instant>,
@@ -145,11 +153,17 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
     /// buffer: the frames to seal are gathered after it.
     const HEAD: usize = crate::frame::header_len(F);
 
-    /// A node with no peers, configured by `config`.
-    pub fn new(config: Config) -> Self {
+    /// A node with no peers, configured by `config`. With secure links its
+    /// node id is made from its key and the random id `config` gives
+    /// ([`node_id`]): peers check a key against the id it is claimed for.
+    pub fn new(mut config: Config) -> Self {
         const {
             assert!(F >= 256, "frames must allow at least 256 bytes");
             assert!(A >= 4 * F, "the output arena must hold 4 frames");
+        }
+        let salt = config.node_id;
+        if let Some(secure) = &config.secure {
+            config.node_id = node_id(&crate::noise::public_key(&secure.identity), salt);
         }
         // A one-peer node keeps a second slot to tell a newcomer that it is busy.
         let limit = match config.single_peer {
@@ -162,6 +176,9 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
             seen: SeenCache::new(),
             origins: Origins::new(ROUTE_TTL),
             routed: routed::Awaiting::new(),
+            announce_at: Instant::ZERO,
+            salt,
+            pool: Pool::new(),
             last_seq: 0,
             outbox: Outbox::default(),
             wake: None,
@@ -181,6 +198,18 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
     /// capped by what a frame can carry ([`Self::MAX_TEXT`]).
     pub fn max_text(&self) -> usize {
         Self::max_text_for(&self.config)
+    }
+
+    /// The longest text of a direct message across the mesh: with secure links
+    /// it is sealed, which takes [`SEALED_OVERHEAD`](crate::noise::sealed::SEALED_OVERHEAD)
+    /// and 9 bytes more of the frame (the sender's salt and name length).
+    pub fn max_routed_text(&self) -> usize {
+        match self.is_secure() {
+            true => self
+                .max_text()
+                .saturating_sub(crate::noise::sealed::SEALED_OVERHEAD + routed::SEALED_HEAD),
+            false => self.max_text(),
+        }
     }
 
     /// [`Self::max_text`] of a node with `config`, before it exists: what a shell
@@ -248,6 +277,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                 link.refuse = self.refusal(addr);
                 if self.is_secure() {
                     link.noise = Noise::Entropy(entropy);
+                    self.pool.mix(&entropy);
                 }
                 let id = self
                     .peers
@@ -345,7 +375,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         let job = loop {
             // Only a fan-out's few fields are copied: it stays queued until its last
             // receiver, and a whole `Job` (an event's, the largest) costs more to copy.
-            let (except, native, line, next) = match self.outbox.jobs.front() {
+            let (except, native, line, next, routers) = match self.outbox.jobs.front() {
                 None => {
                     self.outbox.reset_if_empty();
                     // The drain ends: the arena's spans may come back.
@@ -357,7 +387,8 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                     native,
                     line,
                     next,
-                }) => (except, native, line, next),
+                    routers,
+                }) => (except, native, line, next, routers),
                 Some(_) => match self.outbox.jobs.pop_front() {
                     // A frame for a secure link is sealed for it, or not sent.
                     Some(Job::Send { peer, data }) => match self.carry(peer) {
@@ -373,13 +404,16 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                     None => continue,
                 },
             };
-            let pattern = (except, line.is_some());
+            let pattern = (except, line.is_some(), routers);
             self.roster.refresh(&self.peers);
             // The roster is in slot order: the fan-out goes on at the first
             // slot from `next`, most often where the last poll left it.
             let found = self.roster.onward(next).find_map(|(i, id, phase)| {
                 let data = match phase {
                     _ if Some(id) == except => None,
+                    // Announces go only where they are understood (off the
+                    // room's path: the flag is false for room messages).
+                    Phase::Ready(Kind::Native) if routers && !self.announces_to(id) => None,
                     // Not known yet how it talks: its line is held for it.
                     Phase::Greeting => return line.map(|_| (i, id, None, false)),
                     Phase::Ready(Kind::Native) => native,

@@ -4,6 +4,7 @@ use core::ops::Range;
 
 use heapless::String;
 
+use super::announce::Heard;
 use super::link::Noise;
 use super::routed::Incoming;
 use super::{
@@ -202,9 +203,17 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                     self.on_broadcast(now, peer, routes, staged);
                 }
             }
-            Message::Routed { .. } => {
-                if let Some(msg) = Incoming::stage(&mut self.outbox, self.config.node_id, msg) {
+            Message::Routed { .. } | Message::Sealed { .. } => {
+                let identity = self.config.secure.as_ref().map(|s| &s.identity);
+                let me = self.config.node_id;
+                if let Some(msg) = Incoming::stage::<A, F>(&mut self.outbox, me, identity, msg) {
                     self.on_routed(now, peer, msg);
+                }
+            }
+            Message::Announce { .. } => {
+                let me = self.config.node_id;
+                if let Some(heard) = Heard::stage(&mut self.outbox, &mut self.seen, me, msg) {
+                    self.on_announce(now, peer, heard);
                 }
             }
             Message::RoutedAck {
@@ -258,6 +267,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         link.remote = node;
         link.pings = minor >= wire::MINOR_PING;
         link.routes = minor >= wire::MINOR_ROUTE;
+        link.seals = minor >= wire::MINOR_SEAL;
         link.last_rx = now;
         link.name = String::try_from(name).unwrap_or_default();
         if self.is_secure() {
@@ -475,7 +485,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         p.state.phase = Phase::Ready(Kind::Native);
         p.state.deadline = None;
         p.state.awaits_twin = false;
-        let last_rx = p.state.last_rx;
+        let (last_rx, seals) = (p.state.last_rx, p.state.seals);
         if p.state.routes {
             // A neighbour: one hop away, through its own link.
             self.origins
@@ -483,6 +493,9 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         }
         if let Some(after) = self.config.ping_after.filter(|_| p.state.pings) {
             self.wake_by(last_rx + after);
+        }
+        if seals {
+            self.announce_soon(last_rx);
         }
     }
 }

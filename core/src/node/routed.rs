@@ -4,11 +4,18 @@
 //! back from the message itself). A relay with no way on answers the sender at
 //! once with why, rather than leave it waiting: the sender is never left
 //! guessing, and a timeout covers only a link that fails further on.
+//!
+//! A node with a key seals the sender's name and text to the destination's
+//! key (learned from its announce) as one Noise `X` message
+//! ([`crate::noise::sealed`]), bound to the envelope: relays read where it
+//! goes and nothing else, and the destination learns who sealed it.
 
 use heapless::{String, Vec};
 
 use super::{Event, Kind, Node, NodeError, Phase, Routed, Unroutable};
 use crate::limits::{MAX_NAME, ROUTED_WAIT, ROUTED_WINDOW};
+use crate::noise::sealed;
+use crate::noise::{KEY_LEN, node_id};
 use crate::outbox::{Job, Span};
 use crate::peers::{LookupError, PeerId};
 use crate::route;
@@ -56,6 +63,9 @@ pub struct Reachable<'a> {
     pub via_alias: &'a str,
     /// Nodes a message crosses to reach it (1: a neighbour).
     pub hops: u8,
+    /// Its static public key, once its announce came: what a direct message
+    /// to it is sealed to (none yet: a secure node cannot send it one).
+    pub key: Option<&'a [u8; KEY_LEN]>,
 }
 
 /// A routed message copied out of the receive buffer.
@@ -64,64 +74,166 @@ pub(super) struct Incoming {
     pub(super) dest: u64,
     pub(super) id: u32,
     pub(super) hops: u8,
+    /// The sender's name (empty when sealed and not for us).
     pub(super) name: String<MAX_NAME>,
+    /// It is a [`Message::Sealed`].
+    pub(super) sealed: bool,
     /// For us: its sender's name and text, in the outbox.
     pub(super) shown: Option<(Span, Span)>,
+    /// For us, sealed, but it did not open with our key and its sender's.
+    pub(super) unreadable: bool,
     /// For another node: the frame to pass on, with a hop less (none when
     /// no hop is left).
     pub(super) relay: Option<Span>,
 }
 
 impl Incoming {
-    /// Copies what is needed of `msg` (a [`Message::Routed`]) for node `me`: a
-    /// name, and either the text to show or the frame to pass on.
-    pub(super) fn stage<const A: usize>(
+    /// Copies what is needed of `msg` (a [`Message::Routed`] or
+    /// [`Message::Sealed`]) for node `me`, whose static secret is `identity`:
+    /// the text to show (opened, when sealed) or the frame to pass on.
+    pub(super) fn stage<const A: usize, const F: usize>(
         outbox: &mut crate::outbox::Outbox<A>,
         me: u64,
+        identity: Option<&[u8; KEY_LEN]>,
         msg: Message<'_>,
     ) -> Option<Self> {
-        let Message::Routed {
+        let (origin, dest, id, hops) = match msg {
+            Message::Routed {
+                origin,
+                dest,
+                id,
+                hops,
+                ..
+            }
+            | Message::Sealed {
+                origin,
+                dest,
+                id,
+                hops,
+                ..
+            } => (origin, dest, id, hops),
+            _ => return None,
+        };
+        let mut staged = Incoming {
+            origin,
+            dest,
+            id,
+            hops,
+            name: String::new(),
+            sealed: matches!(msg, Message::Sealed { .. }),
+            shown: None,
+            unreadable: false,
+            relay: None,
+        };
+        match msg {
+            Message::Routed { name, text, .. } if dest == me => {
+                staged.name = String::try_from(name).unwrap_or_default();
+                let from = outbox.put(&[name.as_bytes()]);
+                let text = outbox.put(&[text.as_bytes()]);
+                staged.shown = from.zip(text);
+            }
+            Message::Sealed { sealed, .. } if dest == me => {
+                let mut plain = [0; F];
+                match identity.and_then(|me| open(me, &msg, sealed, &mut plain)) {
+                    Some((name, text)) => {
+                        staged.name = String::try_from(name).unwrap_or_default();
+                        let from = outbox.put(&[name.as_bytes()]);
+                        let text = outbox.put(&[text.as_bytes()]);
+                        staged.shown = from.zip(text);
+                    }
+                    None => staged.unreadable = true,
+                }
+            }
+            _ => {
+                if let Message::Routed { name, .. } = msg {
+                    staged.name = String::try_from(name).unwrap_or_default();
+                }
+                staged.relay = route::relay_hops(hops)
+                    .and_then(|hops| outbox.put_message(&with_hops(msg, hops)).ok());
+            }
+        }
+        Some(staged)
+    }
+}
+
+/// `msg` (routed or sealed) with `hops` relays left.
+fn with_hops(msg: Message<'_>, hops: u8) -> Message<'_> {
+    match msg {
+        Message::Routed {
+            origin,
+            dest,
+            id,
+            name,
+            text,
+            ..
+        } => Message::Routed {
             origin,
             dest,
             id,
             hops,
             name,
             text,
-        } = msg
-        else {
-            return None;
-        };
-        let (shown, relay) = match dest == me {
-            true => {
-                let from = outbox.put(&[name.as_bytes()]);
-                let text = outbox.put(&[text.as_bytes()]);
-                (from.zip(text), None)
-            }
-            false => {
-                let relay = route::relay_hops(hops).and_then(|hops| {
-                    let msg = Message::Routed {
-                        origin,
-                        dest,
-                        id,
-                        hops,
-                        name,
-                        text,
-                    };
-                    outbox.put_message(&msg).ok()
-                });
-                (None, relay)
-            }
-        };
-        Some(Incoming {
+        },
+        Message::Sealed {
+            origin,
+            dest,
+            id,
+            sealed,
+            ..
+        } => Message::Sealed {
             origin,
             dest,
             id,
             hops,
-            name: String::try_from(name).unwrap_or_default(),
-            shown,
-            relay,
-        })
+            sealed,
+        },
+        other => other,
     }
+}
+
+/// The bytes of a sealed plaintext before the name: the salt and the name's length.
+pub(super) const SEALED_HEAD: usize = 9;
+
+/// What a sealed message binds besides its sealed bytes: the envelope but its
+/// hops, which each relay counts down.
+fn envelope(origin: u64, dest: u64, id: u32) -> [u8; 20] {
+    let mut ad = [0; 20];
+    ad[..8].copy_from_slice(&origin.to_le_bytes());
+    ad[8..16].copy_from_slice(&dest.to_le_bytes());
+    ad[16..].copy_from_slice(&id.to_le_bytes());
+    ad
+}
+
+/// Opens the sealed bytes of `msg` into `plain`: the sender's name and text,
+/// when it was sealed to `identity` by the key of its origin's node id. The
+/// plaintext is the sender's salt (8 bytes), its name's length (a byte), its
+/// name and the text: the salt proves the sealing key is the origin's.
+fn open<'p>(
+    identity: &[u8; KEY_LEN],
+    msg: &Message<'_>,
+    sealed: &[u8],
+    plain: &'p mut [u8],
+) -> Option<(&'p str, &'p str)> {
+    let Message::Sealed {
+        origin, dest, id, ..
+    } = *msg
+    else {
+        return None;
+    };
+    let (sender, len) = sealed::open(identity, sealed, &envelope(origin, dest, id), plain).ok()?;
+    let (salt, rest) = plain.get(..len)?.split_first_chunk::<8>()?;
+    if node_id(&sender, u64::from_le_bytes(*salt)) != origin {
+        return None;
+    }
+    let (&name_len, rest) = rest.split_first()?;
+    let (name, text) = rest.split_at_checked(usize::from(name_len))?;
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    Some((
+        core::str::from_utf8(name).ok()?,
+        core::str::from_utf8(text).ok()?,
+    ))
 }
 
 impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, A, R> {
@@ -129,7 +241,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
     /// but those to a node linked here directly.
     pub fn reachable(&self, now: Instant) -> impl Iterator<Item = Reachable<'_>> {
         self.origins.iter(now).filter_map(move |r| {
-            if self.direct_link(r.node, None).is_some() {
+            if self.direct_link(r.node, None, false).is_some() {
                 return None;
             }
             let via = self.peers.get(r.via)?;
@@ -139,6 +251,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                 via: r.via,
                 via_alias: via.alias(),
                 hops: r.hops,
+                key: r.key.as_ref(),
             })
         })
     }
@@ -148,31 +261,40 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         &self.routed.list
     }
 
-    /// A ready link to `node` that relays direct messages, but `except`.
-    fn direct_link(&self, node: u64, except: Option<PeerId>) -> Option<PeerId> {
+    /// Whether the link `peer` is ready and carries direct messages (`sealed`
+    /// ones too, when asked).
+    fn carries(&self, peer: PeerId, sealed: bool) -> bool {
+        self.peers.get(peer).is_some_and(|p| {
+            p.state.routes
+                && (p.state.seals || !sealed)
+                && p.state.phase == Phase::Ready(Kind::Native)
+        })
+    }
+
+    /// A ready link to `node` that relays direct messages (`sealed` ones, when
+    /// asked), but `except`.
+    fn direct_link(&self, node: u64, except: Option<PeerId>, sealed: bool) -> Option<PeerId> {
         self.peers
             .iter()
-            .find(|p| {
-                Some(p.id) != except
-                    && p.state.routes
-                    && p.state.remote == node
-                    && p.state.phase == Phase::Ready(Kind::Native)
-            })
+            .find(|p| Some(p.id) != except && p.state.remote == node && self.carries(p.id, sealed))
             .map(|p| p.id)
     }
 
     /// The link a message to `node` leaves by (never `except`, where it came
-    /// from): a direct link, else the route's next hop while that link is ready.
-    fn next_hop(&self, now: Instant, node: u64, except: Option<PeerId>) -> Option<PeerId> {
-        if let Some(peer) = self.direct_link(node, except) {
+    /// from): a direct link, else the route's next hop while that link is
+    /// ready; for a `sealed` message, a link that knows such messages.
+    fn next_hop(
+        &self,
+        now: Instant,
+        node: u64,
+        except: Option<PeerId>,
+        sealed: bool,
+    ) -> Option<PeerId> {
+        if let Some(peer) = self.direct_link(node, except, sealed) {
             return Some(peer);
         }
         let via = self.origins.get(now, node)?.via;
-        let ready = self
-            .peers
-            .get(via)
-            .is_some_and(|p| p.state.routes && p.state.phase == Phase::Ready(Kind::Native));
-        (ready && Some(via) != except).then_some(via)
+        (self.carries(via, sealed) && Some(via) != except).then_some(via)
     }
 
     /// Learns that `node` is `hops` away through `peer`, if `peer` can carry
@@ -224,23 +346,35 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         name: &'a str,
         text: &str,
     ) -> Result<(), NodeError<'a>> {
-        self.check_len(text)?;
-        let Some(via) = self.next_hop(now, node, None) else {
+        let max = self.max_routed_text();
+        if text.len() > max {
+            return Err(NodeError::TooLong {
+                len: text.len(),
+                max,
+            });
+        }
+        let sealed = self.is_secure();
+        let Some(via) = self.next_hop(now, node, None, sealed) else {
             return Err(NodeError::NoRoute(name));
         };
         if self.routed.list.len() >= R.min(ROUTED_WINDOW) {
             return Err(NodeError::RoutedFull);
         }
         let id = self.routed.next_id;
-        let msg = Message::Routed {
-            origin: self.config.node_id,
-            dest: node,
-            id,
-            hops: self.config.hops,
-            name: &self.config.name,
-            text,
+        let data = match sealed {
+            true => self.put_sealed(node, id, name, text)?,
+            false => {
+                let msg = Message::Routed {
+                    origin: self.config.node_id,
+                    dest: node,
+                    id,
+                    hops: self.config.hops,
+                    name: &self.config.name,
+                    text,
+                };
+                self.outbox.put_message(&msg).map_err(|_| NodeError::Busy)?
+            }
         };
-        let data = self.outbox.put_message(&msg).map_err(|_| NodeError::Busy)?;
         let shown = self.outbox.put(&[name.as_bytes()]).ok_or(NodeError::Busy)?;
         self.routed.next_id = id.wrapping_add(1);
         let pending = Pending {
@@ -263,6 +397,58 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         Ok(())
     }
 
+    /// Our name and `text` sealed to the key of `node` (called `name`) as the
+    /// frame of a [`Message::Sealed`] with our id `id`, in the outbox.
+    fn put_sealed<'a>(
+        &mut self,
+        node: u64,
+        id: u32,
+        name: &'a str,
+        text: &str,
+    ) -> Result<Span, NodeError<'a>> {
+        let key = self.origins.iter_all().find(|r| r.node == node);
+        let Some(key) = key.and_then(|r| r.key) else {
+            return Err(NodeError::NoKey(name));
+        };
+        let Some(identity) = self.config.secure.as_ref().map(|s| s.identity) else {
+            return Err(NodeError::NoKey(name));
+        };
+        // Drawn from the entropy of our connections, of which the next hop's
+        // is one: never empty here, and failing closed if it were.
+        let Some(entropy) = self.pool.draw() else {
+            return Err(NodeError::NoRoute(name));
+        };
+        let me = self.config.node_id;
+        let mine = self.config.name.as_bytes();
+        let mut plain = [0; F];
+        let len = SEALED_HEAD + mine.len() + text.len();
+        let Some(body) = plain.get_mut(..len) else {
+            return Err(NodeError::TooLong {
+                len: text.len(),
+                max: self.max_routed_text(),
+            });
+        };
+        body[..8].copy_from_slice(&self.salt.to_le_bytes());
+        // A name is at most MAX_NAME (32) bytes: its length fits a byte.
+        body[8] = mine.len() as u8;
+        body[SEALED_HEAD..SEALED_HEAD + mine.len()].copy_from_slice(mine);
+        body[SEALED_HEAD + mine.len()..].copy_from_slice(text.as_bytes());
+        let ad = envelope(me, node, id);
+        let sealed = sealed::seal(&identity, &key, &entropy, &ad, body, &mut self.scratch)
+            .map_err(|_| NodeError::TooLong {
+                len: text.len(),
+                max: self.max_routed_text(),
+            })?;
+        let msg = Message::Sealed {
+            origin: me,
+            dest: node,
+            id,
+            hops: self.config.hops,
+            sealed: self.scratch.get(..sealed).unwrap_or_default(),
+        };
+        self.outbox.put_message(&msg).map_err(|_| NodeError::Busy)
+    }
+
     /// A routed message from `peer`: shown and receipted when it is for us,
     /// else passed on towards its destination, or answered with why not.
     pub(super) fn on_routed(&mut self, now: Instant, peer: PeerId, msg: Incoming) {
@@ -274,6 +460,11 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         }
         let travelled = route::distance(self.config.hops, msg.hops);
         self.learn_route(now, peer, msg.origin, travelled, &msg.name);
+        if msg.dest == me && msg.unreadable {
+            self.stats.unrouted += 1;
+            self.answer(peer, &msg, Unroutable::Unreadable.code());
+            return;
+        }
         if msg.dest == me {
             // Receipted only when shown (the outbox had room for its text);
             // otherwise the sender's wait runs out.
@@ -289,12 +480,16 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                 what: Routed::Received {
                     text,
                     hops: travelled,
+                    sealed: msg.sealed,
                 },
             });
             self.answer(peer, &msg, ROUTED_DELIVERED);
             return;
         }
-        let why = match (msg.relay, self.next_hop(now, msg.dest, Some(peer))) {
+        let why = match (
+            msg.relay,
+            self.next_hop(now, msg.dest, Some(peer), msg.sealed),
+        ) {
             (Some(data), Some(next)) => {
                 self.outbox.push(Job::Send { peer: next, data });
                 return;
@@ -339,7 +534,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
             self.learn_route(now, peer, dest, travelled, "");
         }
         if origin != self.config.node_id {
-            let next = self.next_hop(now, origin, Some(peer));
+            let next = self.next_hop(now, origin, Some(peer), false);
             let hops = route::relay_hops(hops);
             let (Some(next), Some(hops)) = (next, hops) else {
                 self.stats.unrouted += 1;

@@ -43,10 +43,10 @@ pub(super) enum Follow {
     /// The `Send` jobs for the same peer next in the queue.
     Sends,
     /// The fan-outs next after the front one that move in step with it: at its
-    /// cursor `next` before it passed `slot`, with the same `(except, line)`
-    /// and a frame, so they reach the same peers; they pass `slot` with it.
+    /// cursor `next` before it passed `slot`, with the same `(except, line,
+    /// routers)` and a frame, so they reach the same peers; they pass `slot` with it.
     Fanouts {
-        pattern: (Option<PeerId>, bool),
+        pattern: (Option<PeerId>, bool, bool),
         next: usize,
         slot: usize,
     },
@@ -143,9 +143,10 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                         native: Some(data),
                         line,
                         next: at,
+                        routers,
                     },
                     Follow::Fanouts { pattern, next, .. },
-                ) if at == next && (except, line.is_some()) == pattern => data,
+                ) if at == next && (except, line.is_some(), routers) == pattern => data,
                 _ => break,
             };
             let Some(span) = spans.get_mut(count).filter(|_| fits(plain + data.len())) else {

@@ -62,6 +62,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                 native: None,
                 line: Some(line),
                 next: 0,
+                routers: false,
             });
         }
     }

@@ -13,7 +13,10 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         // Direct messages across the mesh whose receipt is overdue (at most
         // ROUTED_WINDOW events, within the reserve).
         match self.outbox.has_room(Self::RESERVE, Self::RESERVE_JOBS) {
-            true => self.routed_timeouts(now),
+            true => {
+                self.routed_timeouts(now);
+                self.announce_due(now);
+            }
             false => self.wake = Some(now),
         }
         for slot in 0..self.peers.slots() {

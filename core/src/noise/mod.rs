@@ -22,6 +22,7 @@
 
 mod error;
 mod fingerprint;
+mod pool;
 pub mod sealed;
 mod suite;
 
@@ -29,7 +30,8 @@ use clatter::bytearray::ByteArray;
 use clatter::traits::Handshaker;
 
 pub use error::{LocalError, NoiseError, PeerError};
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{Fingerprint, node_id};
+pub use pool::Pool;
 use suite::{Cipher, Handshake};
 
 use crate::limits::MAX_BANNER;

@@ -5,6 +5,7 @@
 use heapless::{String, Vec};
 
 use crate::limits::MAX_NAME;
+use crate::noise::KEY_LEN;
 use crate::peers::PeerId;
 use crate::time::{Duration, Instant};
 
@@ -21,6 +22,9 @@ pub struct Route {
     pub last: Instant,
     /// The name it announced (on its room messages and direct messages).
     pub name: String<MAX_NAME, u8>,
+    /// Its static public key, once an announce brought one that hashes to
+    /// its id: what a direct message to it is sealed to.
+    pub key: Option<[u8; KEY_LEN]>,
 }
 
 /// At most `N` routes, one per origin: a fixed table that forgets the oldest
@@ -69,6 +73,7 @@ impl<const N: usize> Origins<N> {
             hops,
             last: now,
             name: String::try_from(name).unwrap_or_default(),
+            key: None,
         };
         if let Err(route) = self.routes.push(route) {
             // Full: the route heard from least recently gives way.
@@ -77,6 +82,19 @@ impl<const N: usize> Origins<N> {
             }
         }
         true
+    }
+
+    /// Notes the static public key of `node`, whose route is known (the
+    /// caller checked that it hashes to the node's id). False when no route
+    /// is held for it.
+    pub fn set_key(&mut self, node: u64, key: [u8; KEY_LEN]) -> bool {
+        match self.routes.iter_mut().find(|r| r.node == node) {
+            Some(r) => {
+                r.key = Some(key);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The fresh route to `node`, if any.

@@ -16,7 +16,7 @@ pub const VERSION: u16 = 1;
 /// The secure protocol's major version (Noise after the banners).
 pub const SECURE_VERSION: u16 = 2;
 /// Minor version: additions a v1 peer may ignore.
-pub const MINOR: u16 = 3;
+pub const MINOR: u16 = 4;
 /// The first minor version that knows [`Message::Ping`] and [`Message::Pong`].
 pub const MINOR_PING: u16 = 1;
 /// The first minor version that knows [`Message::Refuse`]; an older peer is
@@ -25,6 +25,10 @@ pub const MINOR_REFUSE: u16 = 2;
 /// The first minor version that knows [`Message::Routed`] and
 /// [`Message::RoutedAck`]: only such a peer is a next hop.
 pub const MINOR_ROUTE: u16 = 3;
+/// The first minor version that knows [`Message::Announce`] and
+/// [`Message::Sealed`]; a secure node of it has an id made from its key
+/// ([`crate::noise::node_id`]).
+pub const MINOR_SEAL: u16 = 4;
 /// Every banner starts with these bytes; a stream that cannot begin with them is a text peer.
 pub const BANNER_PREFIX: &[u8] = b"MESHTALK/";
 
@@ -92,9 +96,8 @@ pub enum Message<'a> {
     },
     /// A direct message to a node that may be no neighbour: each node passes it
     /// to its next hop towards `dest` until `hops` runs out; answered by a
-    /// [`Message::RoutedAck`] that comes back the same way. The text is plain
-    /// for now; it is to be sealed to the destination's key, so that relays
-    /// read only the envelope.
+    /// [`Message::RoutedAck`] that comes back the same way. The text is plain:
+    /// nodes with keys send [`Message::Sealed`] instead.
     Routed {
         /// The sender's node id.
         origin: u64,
@@ -122,6 +125,39 @@ pub enum Message<'a> {
         hops: u8,
         /// What became of it ([`Unroutable::from_code`](crate::event::Unroutable::from_code)).
         code: u8,
+    },
+    /// A node says who it is to the whole mesh: flooded like a room message
+    /// (numbered from the same sequence), when a link of its comes up, when it
+    /// hears of a node new to it, and every [`ANNOUNCE_EVERY`](crate::limits::ANNOUNCE_EVERY).
+    /// It teaches every node a route to `origin`, and the key to seal to it.
+    Announce {
+        /// The announcing node's id.
+        origin: u64,
+        /// Its sequence number, shared with its room messages.
+        seq: u32,
+        /// Relays left.
+        hops: u8,
+        /// Its name.
+        name: &'a str,
+        /// Its static public key (32 bytes; none for a plaintext node).
+        key: &'a [u8],
+        /// The salt that with `key` makes `origin` ([`crate::noise::node_id`]).
+        salt: u64,
+    },
+    /// A direct message as [`Message::Routed`], with the sender's name and text
+    /// sealed to the destination's key ([`crate::noise::sealed`]): relays read
+    /// the envelope, which the seal binds, and nothing else.
+    Sealed {
+        /// The sender's node id.
+        origin: u64,
+        /// The destination's node id.
+        dest: u64,
+        /// The sender's id of the message, named again by its receipt.
+        id: u32,
+        /// Relays left (not sealed: each relay counts it down).
+        hops: u8,
+        /// The sealed name and text.
+        sealed: &'a [u8],
     },
 }
 
@@ -213,6 +249,8 @@ impl<'a> Message<'a> {
             Message::Broadcast { name, text, .. } => name.len() + text.len(),
             Message::Bye { reason } => reason.len(),
             Message::Routed { name, text, .. } => name.len() + text.len(),
+            Message::Announce { name, key, .. } => name.len() + key.len(),
+            Message::Sealed { sealed, .. } => sealed.len(),
             Message::Ping { .. }
             | Message::Pong { .. }
             | Message::Refuse { .. }

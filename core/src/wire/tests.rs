@@ -73,7 +73,37 @@ fn routed_messages_come_after_every_older_variant_so_old_frames_keep_their_tags(
     .encode_frame(&mut buf)
     .unwrap();
     assert_eq!(buf[1], 8);
-    const { assert!(MINOR_ROUTE == MINOR) };
+    const { assert!(MINOR_ROUTE == 3) };
+}
+
+#[test]
+fn announces_and_sealed_messages_come_after_the_routed_ones_and_round_trip() {
+    let mut buf = [0u8; 128];
+    let key = [7u8; 32];
+    let announce = Message::Announce {
+        origin: 1,
+        seq: 2,
+        hops: 3,
+        name: "carol",
+        key: &key,
+        salt: u64::MAX,
+    };
+    let n = announce.encode_frame(&mut buf).unwrap();
+    assert_eq!(buf[1], 10);
+    assert!(n <= announce.frame_len());
+    assert_eq!(Message::decode(&buf[1..n]), Ok(announce));
+    let sealed = Message::Sealed {
+        origin: 1,
+        dest: 2,
+        id: 3,
+        hops: 4,
+        sealed: &[9; 40],
+    };
+    let n = sealed.encode_frame(&mut buf).unwrap();
+    assert_eq!(buf[1], 11);
+    assert!(n <= sealed.frame_len());
+    assert_eq!(Message::decode(&buf[1..n]), Ok(sealed));
+    const { assert!(MINOR_SEAL == MINOR) };
 }
 
 #[test]

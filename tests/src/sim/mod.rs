@@ -227,10 +227,15 @@ impl Sim {
                 let mut secure = Secure::new(keys.key());
                 secure.room_key = room_keys[room];
                 config.secure = Some(secure);
-                // A run ends when every node is idle: keepalive pings would never let it.
+                // A run ends when every node is idle: keepalive pings and
+                // periodic announces would never let it.
                 config.ping_after = None;
+                config.announce_every = None;
+                let node = Box::new(SimNode::new(config));
+                // A secure node's id is its key's.
+                let id = node.config().node_id;
                 SimNodeState {
-                    node: Box::new(SimNode::new(config)),
+                    node,
                     wake: None,
                     peers: BTreeMap::new(),
                     slow: slow == Some(i),

@@ -554,7 +554,7 @@ impl Sim {
                 self.routed[r].id = Some(id);
                 self.report.routed_sent += 1;
             }
-            Routed::Received { text, hops } => {
+            Routed::Received { text, hops, .. } => {
                 let Some(r) = self.routed_by_text.get(key(&text)).copied() else {
                     self.violation(format!("n{i}: unknown routed message {:?}", key(&text)));
                     return;

@@ -324,6 +324,11 @@ impl Sim {
     }
 
     pub(super) fn text(&mut self, kind: char, from: usize) -> String {
+        // A direct message across the mesh is sealed: a shorter text fits.
+        let max = match kind {
+            'r' => self.nodes[from].node.max_routed_text(),
+            _ => SimNode::MAX_TEXT,
+        };
         let n = self.nodes[from].sent;
         self.nodes[from].sent += 1;
         let mut text = format!("{kind}{from}-{n}");
@@ -331,7 +336,7 @@ impl Sim {
             0 => 0,
             1 => self.rng.range(1, 40),
             2 => self.rng.range(40, 400),
-            _ => self.rng.range(400, SimNode::MAX_TEXT as u64),
+            _ => self.rng.range(400, max as u64),
         };
         if pad > 0 {
             text.push(' ');
