@@ -12,11 +12,16 @@
 //! Only interfaces that are up, multicast-capable and not loopback are used,
 //! and of those only the ones the listener is reachable on (`--bind`): a node
 //! bound to `127.0.0.1` announces nowhere.
+//!
+//! When the program ends, [`Leave`] has the thread send the core's farewells
+//! (others forget the node at once) and stop.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -25,7 +30,7 @@ use meshtalk_core::discovery::{Config, Discovery, Event, Handled, Input, Output}
 use meshtalk_core::noise::KEY_LEN;
 use meshtalk_core::time::{self, Instant};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -51,6 +56,8 @@ const RESCAN: Duration = Duration::from_secs(3);
 const READS: usize = 64;
 /// Room for a datagram: larger than any beacon, so an oversized one is seen as such.
 const DATAGRAM: usize = 2048;
+/// The poll token of [`Leave`]'s waker (the sockets' are below [`IFACES`]).
+const WAKE: Token = Token(IFACES);
 
 /// The discovery state machine as the host holds it.
 type HostDiscovery = Discovery<IFACES, NODES>;
@@ -58,13 +65,45 @@ type HostDiscovery = Discovery<IFACES, NODES>;
 /// The nodes heard nearby now, kept current by the discovery thread.
 pub type Table = Arc<Mutex<Vec<Seen>>>;
 
+/// Tells the discovery thread that the program ends: it sends its farewells
+/// and stops.
+pub struct Leave {
+    asked: Arc<AtomicBool>,
+    waker: Waker,
+    left: Receiver<()>,
+}
+
+impl Leave {
+    /// Asks for the farewells; they go out while the caller does other things.
+    pub fn ask(&self) {
+        self.asked.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            debug!("discovery: cannot wake it to say farewell: {e}");
+        }
+    }
+
+    /// Waits at most `wait` for the farewells [`Leave::ask`] asked for to be out.
+    pub fn wait(&self, wait: Duration) {
+        let _ = self.left.recv_timeout(wait);
+    }
+}
+
 /// Starts discovery announcing `config` on the interfaces that reach a listener
-/// bound to `bind`; the table it keeps, or why it cannot run.
-pub fn spawn(config: Config, bind: IpAddr, to_driver: ToDriver) -> Result<Table, String> {
+/// bound to `bind`; the table it keeps and how to make it leave, or why it cannot run.
+pub fn spawn(config: Config, bind: IpAddr, to_driver: ToDriver) -> Result<(Table, Leave), String> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("no random bytes from the OS: {e}"))?;
     let discovery = HostDiscovery::new(config, seed).map_err(|e| e.to_string())?;
     let poll = Poll::new().map_err(|e| format!("cannot poll sockets: {e}"))?;
+    let waker = Waker::new(poll.registry(), WAKE)
+        .map_err(|e| format!("cannot wake the discovery thread: {e}"))?;
+    let asked = Arc::new(AtomicBool::new(false));
+    let (left_tx, left) = channel();
+    let leave = Leave {
+        asked: asked.clone(),
+        waker,
+        left,
+    };
     let table = Table::default();
     let mut runner = Runner {
         discovery,
@@ -76,12 +115,15 @@ pub fn spawn(config: Config, bind: IpAddr, to_driver: ToDriver) -> Result<Table,
         table: table.clone(),
         known: HashMap::new(),
         wake: None,
+        asked,
+        left: left_tx,
+        leaving: false,
     };
     thread::Builder::new()
         .name("discover".into())
         .spawn(move || runner.run())
         .map_err(|e| format!("cannot start the discovery thread: {e}"))?;
-    Ok(table)
+    Ok((table, leave))
 }
 
 /// Where a socket sends and listens: an interface and a family.
@@ -118,6 +160,12 @@ struct Runner {
     known: HashMap<[u8; KEY_LEN], Seen>,
     /// When the core wants its timeout.
     wake: Option<Instant>,
+    /// Set by [`Leave::ask`]: the program ends.
+    asked: Arc<AtomicBool>,
+    /// Told once the farewells are out.
+    left: Sender<()>,
+    /// The core was told to leave.
+    leaving: bool,
 }
 
 impl Runner {
@@ -160,7 +208,17 @@ impl Runner {
                 let now = self.clock.now();
                 let _ = self.discovery.handle_input(now, Input::Timeout);
             }
+            if !self.leaving && self.asked.load(Ordering::SeqCst) {
+                self.leaving = true;
+                let now = self.clock.now();
+                let _ = self.discovery.handle_input(now, Input::Leave);
+            }
             if !self.drain() {
+                return;
+            }
+            if self.discovery.left() {
+                debug!("discovery: farewells sent");
+                let _ = self.left.send(());
                 return;
             }
         }

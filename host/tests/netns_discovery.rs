@@ -3,7 +3,9 @@
 //! beacon ever reaches this machine's own interfaces. Nodes find each other
 //! with no address typed (`/nearby`, `connect <name>`, `--auto-connect`), a node
 //! on two bridges is found on both, a private room's beacons say nothing to
-//! outsiders, and hostile datagrams change nothing.
+//! outsiders, hostile datagrams change nothing, a node that quits is gone from
+//! the others' `/nearby` at once (its farewell), and `--auto-connect` dials a
+//! member whose link dropped again.
 //!
 //! Root only, with `ip` (iproute2); skipped otherwise unless
 //! `MESHTALK_NETNS_REQUIRED=1`, as `netns.rs` does. The capture and the hostile
@@ -18,6 +20,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::home::TempDir;
 use common::netns::skipped;
 use common::{Node, WAIT};
 use serde_json::Value;
@@ -102,13 +105,21 @@ impl Net {
     }
 
     /// `meshtalk mesh --discover --json` as host `i`, listening on every
-    /// address (`0.0.0.0`), with `extra` flags and environment.
+    /// address (`0.0.0.0`) and a free port unless `extra` says `--port`, with
+    /// `extra` flags and environment.
     fn node(&self, i: usize, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Node {
         let mut command = Command::new("ip");
+        let port = if extra.contains(&"--port") {
+            &[][..]
+        } else {
+            &["--port", "0"][..]
+        };
         command
             .args(["netns", "exec", &self.hosts[i].0])
             .arg(env!("CARGO_BIN_EXE_meshtalk"))
-            .args(["-q", "mesh", "--port", "0", "--json", "--discover"])
+            .args(["-q", "mesh"])
+            .args(port)
+            .args(["--json", "--discover"])
             .args(extra)
             .args(["--name", name]);
         for (k, v) in env {
@@ -149,6 +160,19 @@ impl Drop for Net {
             .output();
         let _ = &self.base;
     }
+}
+
+/// A node that quits is gone from the others' tables within this (its
+/// farewell); without one it would linger 225 s.
+const GONE: Duration = Duration::from_secs(2);
+
+/// Sends `node` a signal by name (`TERM`, `INT`) with kill(1).
+fn signal(node: &Node, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &node.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
 }
 
 /// Waits for a `nearby` event at `node` saying `name` was found; that event.
@@ -538,4 +562,151 @@ fn found_by_name_a_line_carries_a_direct_message_from_a_to_c_through_b() {
     alice.expect("routed", WAIT, |e| {
         e["what"] == "delivered" && e["name"] == "carol"
     });
+}
+
+/// Each way out of the program (the end of input, `/quit`, SIGTERM, SIGINT)
+/// says farewell: the others drop the node from `/nearby` within a second or
+/// two, where they used to keep it for 225 s.
+#[test]
+fn a_node_that_quits_is_gone_from_the_others_nearby_within_a_second_or_two() {
+    if skipped() {
+        return;
+    }
+    let net = Net::new(
+        "bye",
+        &[
+            ("a", &[(0, "198.18.0.1")]),
+            ("b", &[(0, "198.18.0.2")]),
+            ("c", &[(0, "198.18.0.3")]),
+            ("d", &[(0, "198.18.0.4")]),
+            ("e", &[(0, "198.18.0.5")]),
+        ],
+    );
+    let mut alice = net.node(0, "alice", &[], &[]);
+    let mut leavers = vec![
+        ("bob", net.node(1, "bob", &[], &[])),
+        ("carol", net.node(2, "carol", &[], &[])),
+        ("dave", net.node(3, "dave", &[], &[])),
+        ("erin", net.node(4, "erin", &[], &[])),
+    ];
+    finds_all(&alice, &["bob", "carol", "dave", "erin"]);
+    for (name, node) in &mut leavers {
+        let start = Instant::now();
+        let how = match *name {
+            "bob" => {
+                node.stdin = None;
+                "the end of input"
+            }
+            "carol" => {
+                node.type_line("/quit");
+                "/quit"
+            }
+            "dave" => {
+                signal(node, "TERM");
+                "SIGTERM"
+            }
+            _ => {
+                signal(node, "INT");
+                "SIGINT"
+            }
+        };
+        let lost = alice.expect("nearby", GONE, |e| {
+            e["change"] == "lost" && e["name"] == *name
+        });
+        println!(
+            "{name} quit by {how}: gone from alice's table after {:?}",
+            start.elapsed()
+        );
+        assert_eq!(lost["in_room"], true, "{lost}");
+        assert!(node.wait_exit(WAIT).success(), "{name} after {how}");
+    }
+    let list = nearby_list(&mut alice);
+    assert!(list.is_empty(), "still listed: {list:?}");
+}
+
+/// A private room's farewell is sealed like its beacons: the members drop the
+/// node at once; an outsider, which never listed it, learns nothing new.
+#[test]
+fn a_private_room_members_farewell_is_heard_by_members() {
+    if skipped() {
+        return;
+    }
+    let net = Net::new(
+        "roombye",
+        &[("a", &[(0, "198.18.0.1")]), ("b", &[(0, "198.18.0.2")])],
+    );
+    let room = [("MESHTALK_ROOM_PASSPHRASE", "correct horse battery staple")];
+    let alice = net.node(0, "alice", &[], &room);
+    let mut bob = net.node(1, "bob", &[], &room);
+    finds(&alice, "bob");
+    bob.type_line("/quit");
+    alice.expect("nearby", GONE, |e| {
+        e["change"] == "lost" && e["name"] == "bob"
+    });
+}
+
+/// `--auto-connect` keeps its links: the member it dialled is killed (no
+/// farewell) and started again on its port with its key; its link comes back
+/// with nothing typed (the dialler tries again, 1 s, then 2 s, 4 s... apart).
+#[test]
+fn an_auto_connected_member_killed_and_restarted_is_linked_again_without_typing() {
+    if skipped() {
+        return;
+    }
+    let net = Net::new(
+        "redial",
+        &[("a", &[(0, "198.18.0.1")]), ("b", &[(0, "198.18.0.2")])],
+    );
+    let homes = [TempDir::new("redial-alice"), TempDir::new("redial-bob")];
+    let env = |i: usize| -> Vec<(String, String)> {
+        let home = homes[i].path();
+        vec![
+            ("HOME".into(), home.display().to_string()),
+            (
+                "XDG_CONFIG_HOME".into(),
+                home.join("config").display().to_string(),
+            ),
+            (
+                "XDG_STATE_HOME".into(),
+                home.join("state").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME".into(),
+                home.join("data").display().to_string(),
+            ),
+        ]
+    };
+    let start = |i: usize, name: &str, port: Option<u16>| -> Node {
+        let env = env(i);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let port = port.map(|p| p.to_string());
+        let mut extra = vec!["--auto-connect"];
+        if let Some(port) = &port {
+            extra.extend(["--port", port]);
+        }
+        net.node(i, name, &extra, &env)
+    };
+    let mut nodes = vec![start(0, "alice", None), start(1, "bob", None)];
+    // Which one dials is up to the keys: the one whose key sorts first.
+    let linked = nodes[0].expect("connected", FIND, |e| e["alias"] == "bob");
+    let dialled = if linked["direction"] == "out" { 1 } else { 0 };
+    let dialler = 1 - dialled;
+    let name = ["alice", "bob"][dialled];
+    nodes[1].expect("connected", WAIT, |e| e["alias"] == "alice");
+    let port = nodes[dialled].port;
+    // Killed: no farewell, so it stays in the dialler's table.
+    drop(nodes.remove(dialled));
+    let dialler_node = nodes.pop().expect("the dialler");
+    dialler_node.expect("disconnected", WAIT, |_| true);
+    let again = start(dialled, name, Some(port));
+    let began = Instant::now();
+    dialler_node.expect("connected", Duration::from_secs(20), |e| {
+        e["alias"] == name && e["direction"] == "out"
+    });
+    println!(
+        "{} linked to {name} again {:?} after its restart",
+        ["alice", "bob"][dialler],
+        began.elapsed()
+    );
+    again.expect("connected", WAIT, |e| e["direction"] == "in");
 }

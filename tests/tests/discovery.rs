@@ -34,6 +34,7 @@ fn beacon(n: u32) -> Beacon {
         port: 44837,
         key: key(n),
         name: name("carol"),
+        leaving: false,
     }
 }
 
@@ -1189,5 +1190,498 @@ fn the_fuzz_entry_point_takes_beacons_and_garbage() {
     }
     for input in &corpus {
         meshtalk_core::fuzz::discovery_beacon(input);
+    }
+}
+
+// Farewells: a node that stops says so, and is forgotten at once.
+
+fn farewell(n: u32) -> Beacon {
+    Beacon {
+        leaving: true,
+        ..beacon(n)
+    }
+}
+
+/// The beacons of one drain, decoded under `room`.
+fn decoded(drained: &Drained, room: Option<&[u8; 32]>) -> Vec<(u8, Beacon)> {
+    drained
+        .sent
+        .iter()
+        .map(|(iface, d)| (*iface, Beacon::decode(d, room).unwrap().beacon))
+        .collect()
+}
+
+#[test]
+fn a_farewell_round_trips_open_and_sealed() {
+    for room in [None, Some(&ROOM)] {
+        let heard = Beacon::decode(&encode(&farewell(1), room), room).unwrap();
+        assert_eq!(heard.beacon, farewell(1));
+        assert!(heard.beacon.leaving);
+    }
+}
+
+#[test]
+fn a_sealed_farewell_looks_to_an_outsider_like_any_private_beacon() {
+    let bye = encode(&farewell(1), Some(&ROOM));
+    let hello = encode(&beacon(1), Some(&ROOM));
+    assert_eq!(bye.len(), hello.len());
+    assert_eq!(
+        bye[..22],
+        hello[..22],
+        "the same header: magic, version, kind, nonce"
+    );
+    assert_eq!(Beacon::decode(&bye, None), Err(DecodeError::Sealed));
+    assert_eq!(
+        Beacon::decode(&bye, Some(&OTHER_ROOM)),
+        Err(DecodeError::Sealed)
+    );
+}
+
+#[test]
+fn a_farewell_has_the_length_and_version_of_any_beacon() {
+    let bye = encode(&farewell(1), None);
+    assert_eq!(bye.len(), OPEN_LEN);
+    assert_eq!(bye[4], VERSION);
+    assert_eq!(encode(&farewell(1), Some(&ROOM)).len(), PRIVATE_LEN);
+}
+
+#[test]
+fn a_beacon_with_the_unused_flag_bit_set_is_refused() {
+    let mut wire = encode(&beacon(1), None);
+    wire[22 + 2 + 32] |= 0x40;
+    assert_eq!(Beacon::decode(&wire, None), Err(DecodeError::Name));
+}
+
+#[test]
+fn leaving_sends_two_farewells_on_every_interface_then_nothing() {
+    let mut d = discovery(None);
+    d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+    d.handle_input(at(0), Input::InterfaceUp(1)).unwrap();
+    let _ = beacon_times(&mut d, at(0), at(10_000), 0);
+    d.handle_input(at(10_000), Input::Leave).unwrap();
+    let first = drain(&mut d, at(10_000));
+    let sent = decoded(&first, None);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|(_, b)| b.leaving && b.key == OURS));
+    assert_eq!(
+        sent.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![0, 1],
+        "one on each interface"
+    );
+    assert!(!d.left());
+    let gap = ms(meshtalk_core::discovery::FAREWELL_GAP);
+    assert_eq!(first.wake, Some(at(10_000 + gap)));
+    d.handle_input(at(10_000 + gap), Input::Timeout).unwrap();
+    let second = drain(&mut d, at(10_000 + gap));
+    assert_eq!(decoded(&second, None).len(), 2);
+    assert!(d.left());
+    assert_eq!(second.wake, None, "nothing more to send");
+    // An hour on, still nothing.
+    assert!(drain(&mut d, at(3_600_000)).sent.is_empty());
+}
+
+#[test]
+fn leaving_with_no_interface_up_has_left_at_once() {
+    let mut d = discovery(None);
+    assert!(!d.left(), "not before it leaves");
+    d.handle_input(at(0), Input::Leave).unwrap();
+    assert!(drain(&mut d, at(0)).sent.is_empty());
+    assert!(d.left());
+}
+
+#[test]
+fn a_private_rooms_farewell_is_sealed_for_its_members() {
+    let mut d = discovery(Some(ROOM));
+    d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+    d.handle_input(at(0), Input::Leave).unwrap();
+    let drained = drain(&mut d, at(0));
+    assert_eq!(drained.sent.len(), 1);
+    let wire = &drained.sent[0].1;
+    assert_eq!(Beacon::decode(wire, None), Err(DecodeError::Sealed));
+    assert!(Beacon::decode(wire, Some(&ROOM)).unwrap().beacon.leaving);
+}
+
+#[test]
+fn an_interface_that_appears_while_leaving_says_nothing() {
+    let mut d = discovery(None);
+    d.handle_input(at(0), Input::Leave).unwrap();
+    d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+    assert!(beacon_times(&mut d, at(0), at(60_000), 0).is_empty());
+    assert!(d.left());
+}
+
+#[test]
+fn a_farewell_removes_the_node_at_once() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), None));
+    let _ = drain(&mut d, at(0));
+    assert_eq!(
+        hear(&mut d, at(500), v4(2), &encode(&farewell(1), None)),
+        Handled::Taken
+    );
+    let drained = drain(&mut d, at(500));
+    assert_eq!(drained.events, vec![Event::Lost { key: key(1) }]);
+    assert!(d.nearby().get(&key(1)).is_none());
+}
+
+#[test]
+fn a_farewell_removes_every_address_of_the_node() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), None));
+    hear(&mut d, at(0), v4(3), &encode(&beacon(1), None));
+    let _ = drain(&mut d, at(0));
+    hear(&mut d, at(10), v4(3), &encode(&farewell(1), None));
+    assert_eq!(
+        drain(&mut d, at(10)).events,
+        vec![Event::Lost { key: key(1) }]
+    );
+    assert!(d.nearby().is_empty());
+}
+
+#[test]
+fn a_farewell_of_a_node_not_heard_changes_nothing() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), None));
+    let _ = drain(&mut d, at(0));
+    hear(&mut d, at(10), v4(4), &encode(&farewell(2), None));
+    assert!(drain(&mut d, at(10)).events.is_empty());
+    assert_eq!(d.nearby().len(), 1);
+}
+
+#[test]
+fn a_forged_open_farewell_removes_only_the_entry_it_names() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), None));
+    hear(&mut d, at(0), v4(3), &encode(&beacon(2), None));
+    let _ = drain(&mut d, at(0));
+    // From a third address, under node 1's key.
+    hear(&mut d, at(10), v4(9), &encode(&farewell(1), None));
+    assert_eq!(
+        drain(&mut d, at(10)).events,
+        vec![Event::Lost { key: key(1) }]
+    );
+    assert!(d.nearby().get(&key(2)).is_some());
+}
+
+#[test]
+fn an_open_farewell_under_a_members_key_does_not_remove_the_member() {
+    let mut d = discovery(Some(ROOM));
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), Some(&ROOM)));
+    let _ = drain(&mut d, at(0));
+    assert_eq!(
+        hear(&mut d, at(10), v4(9), &encode(&farewell(1), None)),
+        Handled::Dropped(DropReason::Spoofed)
+    );
+    assert!(drain(&mut d, at(10)).events.is_empty());
+    assert!(d.nearby().get(&key(1)).is_some());
+    assert_eq!(d.stats().spoofed, 1);
+}
+
+#[test]
+fn a_members_sealed_farewell_removes_it_in_a_private_room() {
+    let mut d = discovery(Some(ROOM));
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), Some(&ROOM)));
+    let _ = drain(&mut d, at(0));
+    hear(&mut d, at(10), v4(2), &encode(&farewell(1), Some(&ROOM)));
+    assert_eq!(
+        drain(&mut d, at(10)).events,
+        vec![Event::Lost { key: key(1) }]
+    );
+}
+
+#[test]
+fn another_rooms_farewell_changes_nothing() {
+    let mut d = discovery(Some(ROOM));
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), Some(&ROOM)));
+    let _ = drain(&mut d, at(0));
+    assert_eq!(
+        hear(
+            &mut d,
+            at(10),
+            v4(2),
+            &encode(&farewell(1), Some(&OTHER_ROOM))
+        ),
+        Handled::Dropped(DropReason::Malformed(DecodeError::Sealed))
+    );
+    assert!(d.nearby().get(&key(1)).is_some());
+}
+
+#[test]
+fn our_own_farewell_looped_back_is_ignored() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    let own = Beacon {
+        key: OURS,
+        ..farewell(1)
+    };
+    assert_eq!(
+        hear(&mut d, at(0), v4(1), &encode(&own, None)),
+        Handled::Dropped(DropReason::Own)
+    );
+}
+
+#[test]
+fn a_node_that_said_farewell_is_found_again_when_it_restarts() {
+    let mut d = discovery(None);
+    hear_up(&mut d);
+    hear(&mut d, at(0), v4(2), &encode(&beacon(1), None));
+    hear(&mut d, at(10), v4(2), &encode(&farewell(1), None));
+    let _ = drain(&mut d, at(10));
+    hear(&mut d, at(2_000), v4(2), &encode(&beacon(1), None));
+    assert_eq!(
+        drain(&mut d, at(2_000)).events,
+        vec![Event::Found { key: key(1) }]
+    );
+}
+
+// --auto-connect: which room members to dial now.
+
+mod auto {
+    use super::{OURS, at, key};
+    use meshtalk_core::discovery::AutoConnect;
+    use meshtalk_core::discovery::auto::{SETTLED, State};
+    use meshtalk_core::time::{Duration, Instant};
+
+    type Auto = AutoConnect<8>;
+
+    /// A member key that sorts after ours ([0xee; 32]): only those are ours to dial.
+    fn above(n: u8) -> [u8; 32] {
+        let mut k = [0xff; 32];
+        k[31] = n;
+        k
+    }
+
+    fn none_linked(_: &[u8; 32]) -> bool {
+        false
+    }
+
+    /// Every key `next_dial` gives at `now`.
+    fn dials(a: &mut Auto, now: Instant) -> Vec<[u8; 32]> {
+        let mut out = Vec::new();
+        while let Some(k) = a.next_dial(now, none_linked) {
+            out.push(k);
+            assert!(out.len() <= 8, "next_dial never ends");
+        }
+        out
+    }
+
+    #[test]
+    fn a_member_that_sorts_after_us_is_dialled() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        assert_eq!(dials(&mut a, at(0)), vec![above(1)]);
+        assert_eq!(a.state(&above(1)), Some(State::Dialling));
+    }
+
+    #[test]
+    fn a_member_that_sorts_before_us_is_left_to_dial_us() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&key(1), true);
+        assert!(dials(&mut a, at(0)).is_empty());
+    }
+
+    #[test]
+    fn a_node_not_in_our_room_is_not_dialled() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), false);
+        assert!(dials(&mut a, at(0)).is_empty());
+    }
+
+    #[test]
+    fn no_more_members_are_dialled_than_the_limit() {
+        let mut a = Auto::new(OURS, 2);
+        for n in 1..=5 {
+            a.heard(&above(n), true);
+        }
+        assert_eq!(dials(&mut a, at(0)).len(), 2);
+        assert_eq!(a.placed(), 2);
+    }
+
+    #[test]
+    fn a_member_linked_otherwise_is_not_dialled() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        assert_eq!(a.next_dial(at(0), |k| *k == above(1)), None);
+    }
+
+    #[test]
+    fn a_dropped_link_is_dialled_again_after_the_backoff_not_before() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        let _ = dials(&mut a, at(0));
+        a.linked(&above(1), at(0));
+        assert_eq!(
+            a.dropped(&above(1), at(5_000)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(a.state(&above(1)), Some(State::Waiting));
+        assert!(dials(&mut a, at(5_999)).is_empty());
+        assert_eq!(a.next_at(), Some(at(6_000)));
+        assert_eq!(dials(&mut a, at(6_000)), vec![above(1)]);
+        assert_eq!(a.next_at(), None);
+    }
+
+    #[test]
+    fn each_failed_redial_doubles_the_wait_up_to_30_s() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        let _ = dials(&mut a, at(0));
+        let mut now = at(0);
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let wait = a.dropped(&above(1), now).unwrap();
+            waits.push(wait.as_millis() / 1000);
+            now = a.next_at().unwrap();
+            assert_eq!(dials(&mut a, now), vec![above(1)]);
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    /// Fails `above(1)`'s dial three times (waits 1, 2, 4 s); re-dialled at 7 s.
+    fn failed_thrice(a: &mut Auto) {
+        a.heard(&above(1), true);
+        let _ = dials(a, at(0));
+        for t in [0, 1_000, 3_000] {
+            a.dropped(&above(1), at(t));
+            let due = a.next_at().unwrap();
+            let _ = dials(a, due);
+        }
+    }
+
+    #[test]
+    fn a_link_that_lasted_resets_the_wait() {
+        let mut a = Auto::new(OURS, 3);
+        failed_thrice(&mut a);
+        a.linked(&above(1), at(7_000));
+        let lasted = at(7_000 + SETTLED.as_millis());
+        assert_eq!(a.dropped(&above(1), lasted), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_link_refused_as_soon_as_it_is_up_keeps_backing_off() {
+        let mut a = Auto::new(OURS, 3);
+        failed_thrice(&mut a);
+        a.linked(&above(1), at(7_000));
+        assert_eq!(
+            a.dropped(&above(1), at(7_050)),
+            Some(Duration::from_secs(8))
+        );
+    }
+
+    #[test]
+    fn a_member_that_left_is_not_dialled_again() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        let _ = dials(&mut a, at(0));
+        a.dropped(&above(1), at(0));
+        assert!(a.left(&above(1)));
+        assert_eq!(a.next_at(), None);
+        assert!(dials(&mut a, at(3_600_000)).is_empty());
+        assert_eq!(a.state(&above(1)), None);
+    }
+
+    #[test]
+    fn a_waiting_member_keeps_its_place() {
+        let mut a = Auto::new(OURS, 1);
+        a.heard(&above(1), true);
+        let _ = dials(&mut a, at(0));
+        a.dropped(&above(1), at(0));
+        a.heard(&above(2), true);
+        assert!(
+            dials(&mut a, at(500)).is_empty(),
+            "above(1) holds the one place"
+        );
+        assert_eq!(dials(&mut a, at(1_000)), vec![above(1)]);
+    }
+
+    #[test]
+    fn the_place_of_a_member_that_left_goes_to_another_heard() {
+        let mut a = Auto::new(OURS, 1);
+        a.heard(&above(1), true);
+        a.heard(&above(2), true);
+        assert_eq!(dials(&mut a, at(0)), vec![above(1)]);
+        a.linked(&above(1), at(0));
+        a.left(&above(1));
+        assert_eq!(dials(&mut a, at(0)), vec![above(2)]);
+    }
+
+    #[test]
+    fn a_member_heard_again_keeps_its_state() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        let _ = dials(&mut a, at(0));
+        a.linked(&above(1), at(0));
+        a.heard(&above(1), true);
+        assert_eq!(a.state(&above(1)), Some(State::Linked(at(0))));
+        assert!(dials(&mut a, at(0)).is_empty());
+    }
+
+    #[test]
+    fn a_member_heard_outside_our_room_is_forgotten() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        let _ = dials(&mut a, at(0));
+        a.heard(&above(1), false);
+        assert_eq!(a.state(&above(1)), None);
+        assert_eq!(a.placed(), 0);
+    }
+
+    #[test]
+    fn a_due_member_linked_otherwise_gives_up_its_place() {
+        let mut a = Auto::new(OURS, 1);
+        a.heard(&above(1), true);
+        let _ = dials(&mut a, at(0));
+        a.dropped(&above(1), at(0));
+        assert_eq!(a.next_dial(at(1_000), |k| *k == above(1)), None);
+        assert_eq!(a.state(&above(1)), Some(State::Heard));
+        assert_eq!(a.placed(), 0);
+    }
+
+    #[test]
+    fn a_drop_of_a_member_never_dialled_changes_nothing() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        a.heard(&above(2), true);
+        assert_eq!(a.next_dial(at(0), none_linked), Some(above(1)));
+        assert_eq!(a.dropped(&above(9), at(0)), None);
+        a.left(&above(2));
+        assert_eq!(a.dropped(&above(2), at(0)), None);
+        assert_eq!(a.next_at(), None);
+    }
+
+    #[test]
+    fn a_member_that_always_fails_is_dialled_a_few_times_a_minute_not_in_a_loop() {
+        let mut a = Auto::new(OURS, 3);
+        a.heard(&above(1), true);
+        let mut now = at(0);
+        let mut dialled = 0;
+        while now < at(120_000) {
+            let got = dials(&mut a, now);
+            dialled += got.len();
+            for k in &got {
+                a.dropped(k, now); // the dial fails at once
+            }
+            now = a.next_at().expect("a re-dial is always scheduled");
+        }
+        // 1, 2, 4, 8, 16 s, then every 30 s: 9 dials in two minutes.
+        assert!(dialled <= 9, "{dialled} dials in two minutes");
+    }
+
+    #[test]
+    fn a_full_table_of_members_takes_no_more_and_stays_bounded() {
+        let mut a = AutoConnect::<2>::new(OURS, 5);
+        for n in 1..=4 {
+            a.heard(&above(n), true);
+        }
+        assert_eq!(a.state(&above(3)), None);
+        let dialled = std::iter::from_fn(|| a.next_dial(at(0), none_linked)).count();
+        assert_eq!(dialled, 2, "the limit is at most the table");
     }
 }

@@ -9,9 +9,17 @@
 //! 5       1     kind: 0 open, 1 private
 //! 6       16    nonce: random, fresh for every beacon
 //! 22      67    body: TCP port (u16 BE), static public key (32),
-//!               name length (0: none), name (32, zero padded)
+//!               name length and flags (1), name (32, zero padded)
 //! 89      16    private only: the Poly1305 tag over the sealed body
 //! ```
+//!
+//! The name length and flags byte: bits 0-5 the name's length (0: none, at most
+//! 32), bit 7 [`LEAVING`] (a farewell: the node is stopping), bit 6 zero. The
+//! flag lives in the body, so in a private room it is sealed with the rest: an
+//! outsider cannot tell a farewell from any other beacon. A node older than the
+//! flag reads a farewell as a name too long and drops it, letting the entry
+//! age out as it always did; the length and version stay, so the two still
+//! hear each other's beacons.
 //!
 //! An open beacon is 89 bytes, a private one 105, whatever the name: the
 //! length tells an outsider nothing.
@@ -53,6 +61,10 @@ pub const NONCE_LEN: usize = 16;
 pub const SEAL_LABEL: &[u8] = b"meshtalk beacon seal\0";
 /// The longest datagram taken as a beacon; a longer one is refused unread.
 pub const MAX_BEACON: usize = 128;
+/// The flag of a farewell in the body's name length byte.
+pub const LEAVING: u8 = 0x80;
+/// The bits of the name length byte that hold the length.
+const NAME_LEN_BITS: u8 = 0x3f;
 
 /// Magic, version, kind, nonce.
 const HEADER: usize = 4 + 1 + 1 + NONCE_LEN;
@@ -76,6 +88,11 @@ pub struct Beacon {
     pub key: [u8; KEY_LEN],
     /// The node's name, an alias (empty: none given).
     pub name: String<MAX_NAME>,
+    /// A farewell: the node is stopping, forget it now rather than when it
+    /// ages out. As binding as any beacon: only a room member can seal one in
+    /// a private room; in an open room anyone can write one for any key, which
+    /// removes that key's entry alone (a forged beacon could already replace it).
+    pub leaving: bool,
 }
 
 /// A beacon read from a datagram, and whether it came from our room.
@@ -126,7 +143,8 @@ pub enum DecodeError {
     Sealed,
     /// The TCP port is 0.
     Port,
-    /// The name's length, characters or padding are not a valid alias.
+    /// The name's length, characters or padding are not a valid alias (or
+    /// the length byte has its unused bit set).
     Name,
 }
 
@@ -226,8 +244,9 @@ impl Beacon {
         let mut body = [0u8; BODY];
         body[..2].copy_from_slice(&self.port.to_be_bytes());
         body[2..2 + KEY_LEN].copy_from_slice(&self.key);
-        // A String<MAX_NAME> holds at most MAX_NAME bytes, so this fits a u8.
-        body[2 + KEY_LEN] = self.name.len() as u8;
+        // A String<MAX_NAME> holds at most MAX_NAME (32) bytes: it fits the length bits.
+        let flags = if self.leaving { LEAVING } else { 0 };
+        body[2 + KEY_LEN] = self.name.len() as u8 | flags;
         body[3 + KEY_LEN..3 + KEY_LEN + self.name.len()].copy_from_slice(self.name.as_bytes());
         match room_key {
             None => rest.copy_from_slice(&body),
@@ -296,7 +315,11 @@ fn parse_body(body: &[u8; BODY]) -> Result<Beacon, DecodeError> {
     }
     let mut key = [0u8; KEY_LEN];
     key.copy_from_slice(&body[2..2 + KEY_LEN]);
-    let name_len = usize::from(body[2 + KEY_LEN]);
+    let len_and_flags = body[2 + KEY_LEN];
+    if len_and_flags & !(NAME_LEN_BITS | LEAVING) != 0 {
+        return Err(DecodeError::Name);
+    }
+    let name_len = usize::from(len_and_flags & NAME_LEN_BITS);
     let field = &body[3 + KEY_LEN..];
     let (name, padding) = field.split_at_checked(name_len).ok_or(DecodeError::Name)?;
     if padding.iter().any(|&b| b != 0) {
@@ -312,6 +335,7 @@ fn parse_body(body: &[u8; BODY]) -> Result<Beacon, DecodeError> {
         port,
         key,
         name: owned,
+        leaving: len_and_flags & LEAVING != 0,
     })
 }
 

@@ -12,8 +12,12 @@
 //!
 //! - [`beacon`]: the datagram, open or sealed for a private room.
 //! - [`Nearby`]: the nodes heard, bounded against floods and spoofs.
-//! - The schedule: a burst per interface, then a backing-off interval.
+//! - The schedule: a burst per interface, then a backing-off interval; when
+//!   the node stops ([`Input::Leave`]), a couple of farewells, after which
+//!   the others forget it at once instead of after [`EXPIRE_AFTER`].
+//! - [`auto`]: `--auto-connect`'s rule, which room members to dial now.
 
+pub mod auto;
 pub mod beacon;
 mod nearby;
 mod schedule;
@@ -29,9 +33,10 @@ use crate::alias::{AliasError, validate_alias};
 use crate::limits::MAX_NAME;
 use crate::noise::KEY_LEN;
 use crate::time::{Duration, Instant};
+pub use auto::AutoConnect;
 pub use beacon::{Beacon, DecodeError, EncodeError, Heard, MAX_BEACON, NONCE_LEN};
 pub use nearby::{Addr, Entry, Nearby};
-use nearby::{Swept, Update};
+use nearby::{Farewell, Swept, Update};
 use schedule::Schedule;
 
 // Every limit of discovery in one place (kept here rather than in
@@ -53,6 +58,12 @@ pub const INTERVAL_MAX: Duration = Duration::from_secs(60);
 /// An address not heard from for this long is dropped, and a node with it:
 /// three beacons missed at the longest gap with its jitter.
 pub const EXPIRE_AFTER: Duration = Duration::from_millis(3 * (INTERVAL_MAX.as_millis() * 5 / 4));
+/// Farewells sent on each interface when the node stops (one more than one,
+/// against a lost datagram).
+pub const FAREWELLS: u8 = 2;
+/// The gap between two farewells: short, as the node is on its way out, yet
+/// apart, so that one burst of loss does not take both.
+pub const FAREWELL_GAP: Duration = Duration::from_millis(100);
 /// Addresses kept per node (a node on several interfaces, IPv4 and IPv6).
 pub const ADDRS: usize = 4;
 /// Entries one source IP may fill; a further key replaces its own oldest
@@ -142,6 +153,10 @@ pub enum Input<'a> {
     },
     /// The time [`Output::Timeout`] asked for has come.
     Timeout,
+    /// The node is stopping: send [`FAREWELLS`] farewells on every interface up,
+    /// [`FAREWELL_GAP`] apart, and no other beacon; [`Discovery::left`] says
+    /// when they are all out.
+    Leave,
 }
 
 /// What [`Discovery::handle_input`] made of an input.
@@ -162,7 +177,8 @@ pub enum DropReason {
     RateLimited,
     /// Our own beacon, looped back by multicast.
     Own,
-    /// An open beacon under the key of a member of our private room: not the member.
+    /// An open beacon (or farewell) under the key of a member of our private
+    /// room: not the member.
     Spoofed,
     /// It came in on an interface that is not up.
     InterfaceDown,
@@ -181,8 +197,8 @@ pub enum Event {
         /// Its key.
         key: [u8; KEY_LEN],
     },
-    /// A node left the table: not heard for [`EXPIRE_AFTER`], its interfaces
-    /// went, or it was evicted for a newer one.
+    /// A node left the table: it said farewell, was not heard for
+    /// [`EXPIRE_AFTER`], its interfaces went, or it was evicted for a newer one.
     Lost {
         /// Its key.
         key: [u8; KEY_LEN],
@@ -293,6 +309,11 @@ impl<const I: usize, const N: usize> Discovery<I, N> {
         self.schedule.is_up(usize::from(iface))
     }
 
+    /// Whether the node is leaving and every farewell is out: the host may stop.
+    pub fn left(&self) -> bool {
+        self.schedule.left()
+    }
+
     /// Takes one input at `now`; then drain [`Discovery::poll_output`] until
     /// it says [`Output::Timeout`]. Only a call the host got wrong is an `Err`.
     pub fn handle_input(
@@ -335,6 +356,10 @@ impl<const I: usize, const N: usize> Discovery<I, N> {
                 Ok(handled)
             }
             Input::Timeout => Ok(Handled::Taken),
+            Input::Leave => {
+                self.schedule.leave(now);
+                Ok(Handled::Taken)
+            }
         }
     }
 
@@ -364,6 +389,7 @@ impl<const I: usize, const N: usize> Discovery<I, N> {
                 port: self.config.port,
                 key: self.config.key,
                 name: self.config.name.clone(),
+                leaving: self.schedule.leaving(),
             };
             // The config was checked in `new` and the buffer holds MAX_BEACON,
             // so this cannot fail; if it did, the beacon is skipped, not sent garbled.
@@ -407,6 +433,16 @@ impl<const I: usize, const N: usize> Discovery<I, N> {
             return Handled::Dropped(DropReason::Own);
         }
         let key = heard.beacon.key;
+        if heard.beacon.leaving {
+            return match self.nearby.farewell(&key, heard.in_room) {
+                Farewell::Gone => {
+                    self.push_event(Event::Lost { key });
+                    Handled::Taken
+                }
+                Farewell::Unknown => Handled::Taken,
+                Farewell::Spoofed => Handled::Dropped(DropReason::Spoofed),
+            };
+        }
         match self.nearby.update(&heard, from, iface, now) {
             Update::New { evicted } => {
                 if let Some(old) = evicted {

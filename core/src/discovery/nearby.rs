@@ -14,6 +14,10 @@
 //!   proof of identity: a TCP connect to the entry runs the Noise handshake,
 //!   which is where the key is proven, so a spoofed entry costs a failed dial.
 //!   In a private room an open beacon never changes a member's entry.
+//! - A farewell removes the entry of the key it names at once. In an open room
+//!   anyone can forge one, and it removes that key's entry alone, which a
+//!   forged beacon could already replace; in a private room only a member can
+//!   seal one, and an open farewell never removes a member.
 
 use core::net::{IpAddr, SocketAddr};
 
@@ -112,6 +116,17 @@ pub(super) enum Update {
     /// Only the entry's times moved.
     Same,
     /// An open beacon under a room member's key: ignored.
+    Spoofed,
+}
+
+/// What a farewell did to the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Farewell {
+    /// The node's entry is gone.
+    Gone,
+    /// No entry had its key: nothing changed.
+    Unknown,
+    /// An open farewell under a room member's key: ignored.
     Spoofed,
 }
 
@@ -275,6 +290,18 @@ impl<const N: usize> Nearby<N> {
             return Update::Same;
         }
         Update::New { evicted }
+    }
+
+    /// Forgets the node a farewell names (`in_room`: it came sealed in our room).
+    pub(super) fn farewell(&mut self, key: &[u8; KEY_LEN], in_room: bool) -> Farewell {
+        let Some(i) = self.entries.iter().position(|e| &e.key == key) else {
+            return Farewell::Unknown;
+        };
+        if self.entries[i].in_room && !in_room {
+            return Farewell::Spoofed;
+        }
+        self.entries.swap_remove(i);
+        Farewell::Gone
     }
 
     /// Drops one address heard from longer than [`EXPIRE_AFTER`] before `now`,

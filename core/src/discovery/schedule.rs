@@ -8,8 +8,12 @@
 //! about a second and the interval back to [`INTERVAL_MIN`], so a newcomer
 //! learns of us quickly; that is at most one extra beacon per second per
 //! interface however many nodes appear.
+//!
+//! When the node stops, the schedule turns to farewells: [`FAREWELLS`] on
+//! every interface up, [`FAREWELL_GAP`] apart (mDNS's goodbye, RFC 6762
+//! 10.1, repeated against a lost datagram), then nothing more.
 
-use super::{BURST, BURST_GAP, INTERVAL_MAX, INTERVAL_MIN, START_DELAY};
+use super::{BURST, BURST_GAP, FAREWELL_GAP, FAREWELLS, INTERVAL_MAX, INTERVAL_MIN, START_DELAY};
 use crate::time::{Duration, Instant};
 
 /// One interface's schedule.
@@ -17,7 +21,7 @@ use crate::time::{Duration, Instant};
 struct Slot {
     /// When its next beacon is due.
     next: Instant,
-    /// Beacons of the burst still to send, this one included.
+    /// Beacons of the burst (or farewells, when leaving) still to send, this one included.
     burst: u8,
     /// The gap after the next steady beacon.
     interval: Duration,
@@ -27,11 +31,39 @@ struct Slot {
 #[derive(Clone, Debug)]
 pub(super) struct Schedule<const I: usize> {
     slots: [Option<Slot>; I],
+    /// The node is stopping: only farewells go out.
+    leaving: bool,
 }
 
 impl<const I: usize> Schedule<I> {
     pub(super) const fn new() -> Self {
-        Schedule { slots: [None; I] }
+        Schedule {
+            slots: [None; I],
+            leaving: false,
+        }
+    }
+
+    /// Whether the node is stopping: what [`Schedule::fire`] fires are farewells.
+    pub(super) fn leaving(&self) -> bool {
+        self.leaving
+    }
+
+    /// The node is stopping: [`FAREWELLS`] from now on every interface up,
+    /// and no other beacon. Again while leaving: nothing changes.
+    pub(super) fn leave(&mut self, now: Instant) {
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.next = now;
+            slot.burst = FAREWELLS;
+        }
+    }
+
+    /// Whether every farewell is sent (true at once with no interface up).
+    pub(super) fn left(&self) -> bool {
+        self.leaving && self.slots.iter().flatten().all(|s| s.burst == 0)
     }
 
     /// Whether interface `iface` is up.
@@ -40,12 +72,14 @@ impl<const I: usize> Schedule<I> {
     }
 
     /// Interface `iface` appeared (or appeared again): a burst from now, its
-    /// first beacon `random` into [`START_DELAY`].
+    /// first beacon `random` into [`START_DELAY`]. While leaving, an interface
+    /// that appears says nothing: no one heard us there to say farewell to.
     pub(super) fn up(&mut self, iface: usize, now: Instant, random: u32) {
+        let burst = if self.leaving { 0 } else { BURST };
         if let Some(slot) = self.slots.get_mut(iface) {
             *slot = Some(Slot {
                 next: now + below(START_DELAY, random),
-                burst: BURST,
+                burst,
                 interval: INTERVAL_MIN,
             });
         }
@@ -62,6 +96,9 @@ impl<const I: usize> Schedule<I> {
     /// [`BURST_GAP`] (unless it would sooner anyway) and backs off from
     /// [`INTERVAL_MIN`] again.
     pub(super) fn quicken(&mut self, now: Instant, random: u32) {
+        if self.leaving {
+            return;
+        }
         let soon = now + jittered(BURST_GAP, random);
         for slot in self.slots.iter_mut().flatten() {
             slot.interval = INTERVAL_MIN;
@@ -74,12 +111,16 @@ impl<const I: usize> Schedule<I> {
     /// The first interface whose beacon is due at `now`, its schedule moved on
     /// to the next one (`random` jitters the gap).
     pub(super) fn fire(&mut self, now: Instant, random: u32) -> Option<usize> {
-        let (iface, slot) = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, s)| s.as_mut().filter(|s| s.next <= now).map(|s| (i, s)))?;
-        if slot.burst > 1 {
+        let leaving = self.leaving;
+        let (iface, slot) = self.slots.iter_mut().enumerate().find_map(|(i, s)| {
+            s.as_mut()
+                .filter(|s| s.next <= now && (!leaving || s.burst > 0))
+                .map(|s| (i, s))
+        })?;
+        if leaving {
+            slot.burst -= 1;
+            slot.next = now + FAREWELL_GAP;
+        } else if slot.burst > 1 {
             slot.burst -= 1;
             slot.next = now + jittered(BURST_GAP, random);
         } else {
@@ -92,7 +133,12 @@ impl<const I: usize> Schedule<I> {
 
     /// When the next beacon is due on any interface.
     pub(super) fn next(&self) -> Option<Instant> {
-        self.slots.iter().flatten().map(|s| s.next).min()
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| !self.leaving || s.burst > 0)
+            .map(|s| s.next)
+            .min()
     }
 }
 

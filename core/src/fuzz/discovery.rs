@@ -15,7 +15,7 @@ const ROOM: [u8; 32] = [0x42; 32];
 /// key) and checks that a beacon read is the one its fields encode to, byte
 /// for byte; then feeds the data to a small [`Discovery`] as datagrams from a
 /// few sources and checks that its table stays within its bounds and every
-/// drain ends.
+/// drain ends (an empty datagram makes the node leave: farewells, then quiet).
 pub fn discovery_beacon(data: &[u8]) {
     let Some((&mode, datagram)) = data.split_first() else {
         return;
@@ -58,6 +58,9 @@ pub fn discovery_beacon(data: &[u8]) {
         let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, octet & 7)), 5354);
         now = Instant::from_millis(now.as_millis() + u64::from(len) * 97);
         let iface = len & 1;
+        if one.is_empty() {
+            let _ = discovery.handle_input(now, Input::Leave);
+        }
         let _ = discovery.handle_input(now, Input::InterfaceUp(iface));
         let _ = discovery.handle_input(
             now,

@@ -61,6 +61,7 @@ impl Driver {
                 self.backoff.forget(*peer);
             }
         }
+        self.auto_link_event(event);
         if matches!(
             event,
             Event::Connected { .. }

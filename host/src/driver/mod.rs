@@ -282,6 +282,7 @@ impl Driver {
             self.stall_wake,
             self.limiter.as_ref().and_then(Limiter::next_at),
             self.backoff.next_at(),
+            self.nearby.next_at(),
             self.script.rules.next_at(),
             self.readers.linger_until(),
         ]
@@ -527,6 +528,7 @@ impl Driver {
         }
         self.refilled();
         self.redial_due();
+        self.auto_redial_due();
         if self.wake.is_some_and(|at| at <= self.now()) {
             // Bytes held back by flow control or a turn's budget are the peer's
             // sign of life: its silence and a half-fed frame are ours.
@@ -653,6 +655,8 @@ impl Driver {
     /// Reports every receipt still owed as undelivered, says goodbye to every peer,
     /// lets the writer send it (bounded), returns the exit code.
     fn exit(&mut self, done_rx: &Receiver<()>) -> i32 {
+        // Farewells on the LAN go out while the links close.
+        self.nearby.leave();
         // Receipts not in by now will not be waited for.
         let owed: Vec<(PeerId, u32)> = self
             .node
@@ -676,6 +680,7 @@ impl Driver {
         self.done = None;
         crate::screen::flush();
         let _ = done_rx.recv_timeout(EXIT_FLUSH);
+        self.nearby.left();
         self.quit
             .unwrap_or_else(|| i32::from(self.script.rules.status().code()))
     }

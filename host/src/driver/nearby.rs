@@ -1,24 +1,37 @@
 //! LAN discovery in the driver: starting it, `/nearby`, `connect <name>` of a
-//! node it found, and `--auto-connect`'s few links to room members.
+//! node it found, `--auto-connect`'s few links to room members (the core's
+//! [`AutoConnect`] decides whom and when; this dials), and the farewells when
+//! the program ends.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::PoisonError;
+use std::time::Duration;
 
 use meshtalk_core::command::{Command, Grammar, Verb};
-use meshtalk_core::discovery;
-use meshtalk_core::node::{Config, Input};
+use meshtalk_core::discovery::{self, AutoConnect};
+use meshtalk_core::node::{Config, Event, Input};
 use meshtalk_core::noise::{KEY_LEN, public_key};
+use meshtalk_core::peers::PeerId;
+use meshtalk_core::time::Instant;
 
 use super::Driver;
 use crate::channel::{Change, Seen, ToDriver};
-use crate::discover::{self, Table};
+use crate::discover::{self, Leave, Table};
 use crate::keys::Keys;
 use crate::log::{debug, diag};
 
-/// Discovery running: what it heard, and our key (auto-connect's tie-break).
+/// Room members `--auto-connect` keeps track of (as many as discovery keeps nodes).
+const MEMBERS: usize = 64;
+/// The longest the program waits on its way out for its farewells to be sent
+/// (they take about 100 ms).
+const FAREWELL_WAIT: Duration = Duration::from_millis(500);
+
+/// Discovery running: what it heard, how to make it leave, and our key
+/// (auto-connect's tie-break).
 pub(super) struct Started {
     table: Table,
+    leave: Leave,
     key: [u8; KEY_LEN],
 }
 
@@ -38,7 +51,7 @@ pub(super) fn start(
         room_key: keys.room_key,
     };
     match discover::spawn(announce, bound.ip(), tx) {
-        Ok(table) => Some(Started { table, key }),
+        Ok((table, leave)) => Some(Started { table, leave, key }),
         Err(e) => {
             diag!("LAN discovery is off: {e}");
             None
@@ -49,18 +62,42 @@ pub(super) fn start(
 /// What the driver keeps of discovery.
 pub(super) struct Nearby {
     started: Option<Started>,
-    /// `--auto-connect`: the most room members dialled.
-    auto: Option<usize>,
-    /// The keys auto-connect dialled (forgotten when the node is lost).
-    dialled: HashSet<[u8; KEY_LEN]>,
+    /// `--auto-connect`: whom to dial, and when again.
+    auto: Option<AutoConnect<MEMBERS>>,
+    /// The peers auto-connect dialled, and the member each is for.
+    dialled: HashMap<PeerId, [u8; KEY_LEN]>,
 }
 
 impl Nearby {
+    /// `auto`: `--auto-connect`'s limit (with discovery running).
     pub(super) fn new(started: Option<Started>, auto: Option<usize>) -> Nearby {
+        let auto = match (&started, auto) {
+            (Some(started), Some(limit)) => Some(AutoConnect::new(started.key, limit)),
+            _ => None,
+        };
         Nearby {
             started,
             auto,
-            dialled: HashSet::new(),
+            dialled: HashMap::new(),
+        }
+    }
+
+    /// When auto-connect dials a member again next, if it will.
+    pub(super) fn next_at(&self) -> Option<Instant> {
+        self.auto.as_ref()?.next_at()
+    }
+
+    /// The program ends: discovery starts sending its farewells.
+    pub(super) fn leave(&self) {
+        if let Some(started) = &self.started {
+            started.leave.ask();
+        }
+    }
+
+    /// Waits (a little, at most) for the farewells [`Nearby::leave`] started.
+    pub(super) fn left(&self) {
+        if let Some(started) = &self.started {
+            started.leave.wait(FAREWELL_WAIT);
         }
     }
 
@@ -155,39 +192,115 @@ impl Driver {
             names.dedup();
             self.known_mut().nearby = names;
         }
-        if change == Change::Lost {
-            self.nearby.dialled.remove(&seen.key);
+        if let Some(auto) = &mut self.nearby.auto {
+            match change {
+                Change::Lost => {
+                    auto.left(&seen.key);
+                }
+                _ => auto.heard(&seen.key, seen.in_room),
+            }
+        }
+        self.auto_dial();
+    }
+
+    /// Dials the room members auto-connect picks now (a member whose re-dial is
+    /// due, or one heard while below the limit), at the first address heard.
+    pub(super) fn auto_dial(&mut self) {
+        if self.nearby.auto.is_none() {
             return;
         }
-        let (Some(limit), Some(started)) = (self.nearby.auto, &self.nearby.started) else {
-            return;
-        };
-        if !seen.in_room
-            || seen.key <= started.key
-            || self.nearby.dialled.contains(&seen.key)
-            || self.nearby.dialled.len() >= limit
-            || self.linked_keys().contains(&seen.key)
-        {
-            return;
-        }
-        let Some(addr) = seen.addrs.first() else {
-            return;
-        };
-        self.nearby.dialled.insert(seen.key);
-        let host = match addr {
-            SocketAddr::V6(v6) if v6.scope_id() != 0 => format!("{}%{}", v6.ip(), v6.scope_id()),
-            _ => addr.ip().to_string(),
-        };
-        let connect = Command::Connect {
-            host: &host,
-            port: addr.port(),
-            alias: None,
-        };
         let now = self.now();
-        if let Err(e) = self.node.handle_input(now, Input::Command(connect)) {
-            debug!("auto-connect to {host} port {}: {e}", addr.port());
+        let linked = self.linked_keys();
+        let list = self.nearby.list().unwrap_or_default();
+        loop {
+            let Some(auto) = &mut self.nearby.auto else {
+                return;
+            };
+            let Some(key) = auto.next_dial(now, |k| linked.contains(k)) else {
+                return;
+            };
+            let Some(addr) = list
+                .iter()
+                .find(|s| s.key == key)
+                .and_then(|s| s.addrs.first())
+            else {
+                // Not heard any more: its `Lost` is on its way.
+                auto.left(&key);
+                continue;
+            };
+            let host = match addr {
+                SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                    format!("{}%{}", v6.ip(), v6.scope_id())
+                }
+                _ => addr.ip().to_string(),
+            };
+            let connect = Command::Connect {
+                host: &host,
+                port: addr.port(),
+                alias: None,
+            };
+            let before: HashSet<PeerId> = self.node.peers().map(|p| p.id).collect();
+            match self.node.handle_input(now, Input::Command(connect)) {
+                Ok(_) => {
+                    let new = self
+                        .node
+                        .peers()
+                        .map(|p| p.id)
+                        .find(|p| !before.contains(p));
+                    if let Some(peer) = new {
+                        self.nearby.dialled.insert(peer, key);
+                    }
+                }
+                Err(e) => {
+                    debug!("auto-connect to {host} port {}: {e}", addr.port());
+                    if let Some(auto) = &mut self.nearby.auto {
+                        auto.dropped(&key, now);
+                    }
+                }
+            }
+            self.drain();
         }
-        self.drain();
+    }
+
+    /// Auto-connect dials again the members whose wait is over.
+    pub(super) fn auto_redial_due(&mut self) {
+        if self.nearby.next_at().is_some_and(|at| at <= self.now()) {
+            self.auto_dial();
+        }
+    }
+
+    /// A link auto-connect dialled came up or went: linked, or dialled again
+    /// after its backoff while the member is heard (unless `--reconnect` dials
+    /// it again itself, under its id).
+    pub(super) fn auto_link_event(&mut self, event: &Event<String>) {
+        if self.nearby.auto.is_none() {
+            return;
+        }
+        match event {
+            Event::Connected { peer, .. } => {
+                let now = self.now();
+                if let (Some(key), Some(auto)) =
+                    (self.nearby.dialled.get(peer), &mut self.nearby.auto)
+                {
+                    auto.linked(key, now);
+                }
+            }
+            Event::Disconnected { peer, .. } | Event::ConnectFailed { peer, .. } => {
+                if self.reconnecting(*peer) {
+                    return;
+                }
+                let now = self.now();
+                if let (Some(key), Some(auto)) =
+                    (self.nearby.dialled.remove(peer), &mut self.nearby.auto)
+                    && let Some(wait) = auto.dropped(&key, now)
+                {
+                    debug!(
+                        "auto-connect: {peer} dropped; dialled again in {wait:?} if still heard"
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 }
 
