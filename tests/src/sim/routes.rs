@@ -624,3 +624,59 @@ impl Sim {
 
 /// How long a direct message may await its receipt, in ms.
 const ROUTED_WAIT_MS: u64 = meshtalk_core::limits::ROUTED_WAIT.as_millis();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The watch finds the same routing frames however the stream is cut.
+    #[test]
+    fn the_wire_watch_skips_the_banner_and_finds_routing_frames_however_cut() {
+        let mut stream = b"MESHTALK/1.3 alice\n".to_vec();
+        let msgs = [
+            Message::Hello {
+                minor: 3,
+                node: 7,
+                name: "alice",
+            },
+            Message::Broadcast {
+                origin: 7,
+                seq: 2,
+                hops: 5,
+                name: "alice",
+                text: "hi",
+            },
+            Message::Routed {
+                origin: 7,
+                dest: 9,
+                id: 4,
+                hops: 31,
+                name: "alice",
+                text: "to bob",
+            },
+            Message::RoutedAck {
+                origin: 7,
+                dest: 9,
+                id: 4,
+                hops: 30,
+                code: 0,
+            },
+        ];
+        for m in msgs {
+            let mut frame = vec![0; m.frame_len()];
+            let len = m.encode_frame(&mut frame).expect("room for the frame");
+            stream.extend_from_slice(&frame[..len]);
+        }
+        let want = vec![
+            (Key::Room(7, 2), 5),
+            (Key::Routed(7, 9, 4), 31),
+            (Key::Ack(7, 9, 4, 0), 30),
+        ];
+        for cut in 1..stream.len() {
+            let mut watch = Watch::new();
+            let mut found = watch.feed(&stream[..cut]);
+            found.extend(watch.feed(&stream[cut..]));
+            assert_eq!(found, want, "cut at {cut}");
+        }
+    }
+}
