@@ -116,9 +116,57 @@ fn a_dropped_link_takes_its_routes_with_it() {
     t.learn(at(0), 7, l1, 1, "carol");
     t.learn(at(0), 8, l1, 2, "dave");
     t.learn(at(0), 9, l2, 2, "erin");
-    assert_eq!(t.forget_via(l1), 2);
+    assert_eq!(t.lose_via(l1), 2);
     assert!(t.get(at(0), 7).is_none() && t.get(at(0), 8).is_none());
     assert!(t.get(at(0), 9).is_some());
+}
+
+#[test]
+fn a_route_through_a_dropped_link_keeps_its_key_and_name_for_when_it_is_heard_again() {
+    let (l1, l2) = peers();
+    let mut t = Origins::<4>::new(TTL);
+    t.learn(at(0), 7, l1, 1, "carol");
+    assert!(t.set_key(7, [9; 32]));
+    assert_eq!(t.lose_via(l1), 1);
+    assert!(t.get(at(0), 7).is_none(), "not used while lost");
+    assert_eq!(t.iter_all().next().map(|r| r.name.as_str()), Some("carol"));
+    // Heard again, by a longer way even: used, with the key it had.
+    assert!(t.learn(at(1), 7, l2, 3, ""));
+    let route = t.get(at(1), 7).unwrap();
+    assert_eq!((route.via, route.hops, route.key), (l2, 3, Some([9; 32])));
+    assert_eq!(route.name, "carol");
+}
+
+#[test]
+fn the_first_copy_of_a_new_message_sets_the_route_however_long() {
+    let (l1, l2) = peers();
+    let mut t = Origins::<4>::new(TTL);
+    t.learn(at(0), 7, l1, 1, "carol");
+    assert!(
+        !t.learn(at(1), 7, l2, 3, ""),
+        "a longer way through another link"
+    );
+    assert!(t.renew(at(1), 7, l2, 3, ""), "the way a new message came");
+    assert_eq!(t.get(at(1), 7).map(|r| (r.via, r.hops)), Some((l2, 3)));
+    assert!(!t.renew(at(2), 7, l2, 3, ""), "the same way: no change");
+}
+
+#[test]
+fn a_lost_route_gives_way_before_a_fresh_one_when_the_table_is_full() {
+    let (l1, l2) = peers();
+    let mut t = Origins::<2>::new(TTL);
+    t.learn(at(0), 7, l1, 1, "carol");
+    t.learn(at(1), 8, l2, 1, "dave");
+    t.lose_via(l2);
+    t.learn(at(2), 9, l1, 1, "erin");
+    assert!(
+        t.get(at(2), 7).is_some(),
+        "carol, heard least recently, stays"
+    );
+    assert!(
+        t.iter_all().all(|r| r.node != 8),
+        "dave's lost route gave way"
+    );
 }
 
 #[test]

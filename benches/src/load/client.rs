@@ -1144,15 +1144,18 @@ mod tests {
                         out.clear();
                         link.encode(from, seq, size, &mut out);
                         // A sealed frame of the probe's origin and a 5-byte seq
-                        // needs 65 bytes with an empty text.
+                        // with no padding needs 64 or 65 bytes: the header's
+                        // send time has 5 or 6 digits by how fast the loop ran.
                         let least = match wire {
-                            Wire::Native if from == PROBE && seq >= 1 << 28 => 65,
-                            _ => 0,
+                            Wire::Native if from == PROBE && seq >= 1 << 28 => 64..=65,
+                            _ => 0..=0,
                         };
-                        assert_eq!(
-                            out.len(),
-                            size.max(least),
-                            "{wire:?} size {size} from {from} seq {seq}"
+                        let fits = out.len() == size
+                            || (size < *least.end() && least.contains(&out.len()));
+                        assert!(
+                            fits,
+                            "{wire:?} size {size} from {from} seq {seq}: {}",
+                            out.len()
                         );
                     }
                 }

@@ -21,6 +21,8 @@ use crate::wire::Message;
 /// An announce copied out of the receive buffer.
 pub(super) struct Heard {
     origin: u64,
+    /// The first copy of this announce (not a later one by a shorter way).
+    first: bool,
     /// The hops it had left when it came.
     left: u8,
     name: String<MAX_NAME>,
@@ -50,25 +52,20 @@ impl Heard {
         else {
             return None;
         };
-        if origin == me || seen.sight(origin, seq, hops) == Sight::Duplicate {
+        let sight = match origin == me {
+            true => Sight::Duplicate,
+            false => seen.sight(origin, seq, hops),
+        };
+        if sight == Sight::Duplicate {
             return None;
         }
         let relay = match route::relay_hops(hops) {
-            Some(hops) => {
-                let msg = Message::Announce {
-                    origin,
-                    seq,
-                    hops,
-                    name,
-                    key,
-                    salt,
-                };
-                Some(outbox.put_message(&msg).ok()?)
-            }
+            Some(hops) => Some(outbox.put_message(&msg.with_hops(hops)).ok()?),
             None => None,
         };
         Some(Heard {
             origin,
+            first: sight == Sight::New,
             left: hops,
             name: String::try_from(name).unwrap_or_default(),
             key: bound_key(origin, key, salt),
@@ -167,16 +164,23 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
     /// An announce from `peer`: a route to its origin (with its key), relayed
     /// on while it has hops; a node new to us is answered by our own announce.
     pub(super) fn on_announce(&mut self, now: Instant, peer: PeerId, heard: Heard) {
-        let known = self.origins.get(now, heard.origin).is_some();
+        // A node we had no way to (new to us, or its route was lost or aged
+        // out), while the table has room: the mesh changed between us, and it
+        // may have lost its way to us too, so we answer with our announce.
+        // (A mesh larger than the table would otherwise answer every announce
+        // it evicted a route for, for ever.)
+        let fresh = self.origins.get(now, heard.origin).is_some();
+        let held = self.origins.iter_all().any(|r| r.node == heard.origin);
+        let answer = !fresh && (held || self.origins.len() < R);
         let hops = route::distance(self.config.hops, heard.left);
-        self.learn_route(now, peer, heard.origin, hops, &heard.name);
+        self.learn_route(now, peer, heard.origin, hops, &heard.name, heard.first);
         if let Some(key) = heard.key {
             self.origins.set_key(heard.origin, key);
         }
         if let Some(frame) = heard.relay {
             self.flood_to_routers(Some(peer), frame);
         }
-        if !known {
+        if answer {
             self.announce_soon(now);
         }
     }

@@ -360,7 +360,11 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         if routes {
             let hops = route::distance(self.config.hops, left);
             let name = self.outbox.text(from);
-            self.origins.learn(now, room.origin, peer, hops, name);
+            match new {
+                // The first copy of a new room message: its way is the route now.
+                true => self.origins.renew(now, room.origin, peer, hops, name),
+                false => self.origins.learn(now, room.origin, peer, hops, name),
+            };
         }
         if new {
             self.event(Event::Message {

@@ -149,45 +149,10 @@ impl Incoming {
                     staged.name = String::try_from(name).unwrap_or_default();
                 }
                 staged.relay = route::relay_hops(hops)
-                    .and_then(|hops| outbox.put_message(&with_hops(msg, hops)).ok());
+                    .and_then(|hops| outbox.put_message(&msg.with_hops(hops)).ok());
             }
         }
         Some(staged)
-    }
-}
-
-/// `msg` (routed or sealed) with `hops` relays left.
-fn with_hops(msg: Message<'_>, hops: u8) -> Message<'_> {
-    match msg {
-        Message::Routed {
-            origin,
-            dest,
-            id,
-            name,
-            text,
-            ..
-        } => Message::Routed {
-            origin,
-            dest,
-            id,
-            hops,
-            name,
-            text,
-        },
-        Message::Sealed {
-            origin,
-            dest,
-            id,
-            sealed,
-            ..
-        } => Message::Sealed {
-            origin,
-            dest,
-            id,
-            hops,
-            sealed,
-        },
-        other => other,
     }
 }
 
@@ -298,7 +263,9 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
     }
 
     /// Learns that `node` is `hops` away through `peer`, if `peer` can carry
-    /// direct messages (an older node cannot be a next hop).
+    /// direct messages (an older node cannot be a next hop). `fresh`: it came
+    /// with the first copy of a new message of the node's, whose way is the
+    /// route now ([`Origins::renew`](crate::route::Origins::renew)).
     pub(super) fn learn_route(
         &mut self,
         now: Instant,
@@ -306,11 +273,16 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         node: u64,
         hops: u8,
         name: &str,
+        fresh: bool,
     ) {
         let routes = self.peers.get(peer).is_some_and(|p| p.state.routes);
-        if routes && node != self.config.node_id {
-            self.origins.learn(now, node, peer, hops, name);
+        if !routes || node == self.config.node_id {
+            return;
         }
+        match fresh {
+            true => self.origins.renew(now, node, peer, hops, name),
+            false => self.origins.learn(now, node, peer, hops, name),
+        };
     }
 
     /// `send <name> <text>` where no peer is called `name`: to the node of that
@@ -459,7 +431,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
             return;
         }
         let travelled = route::distance(self.config.hops, msg.hops);
-        self.learn_route(now, peer, msg.origin, travelled, &msg.name);
+        self.learn_route(now, peer, msg.origin, travelled, &msg.name, false);
         if msg.dest == me && msg.unreadable {
             self.stats.unrouted += 1;
             self.answer(peer, &msg, Unroutable::Unreadable.code());
@@ -531,7 +503,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
         if code == ROUTED_DELIVERED {
             // It began at the destination: the way back is a way there.
             let travelled = route::distance(self.config.hops, hops);
-            self.learn_route(now, peer, dest, travelled, "");
+            self.learn_route(now, peer, dest, travelled, "", false);
         }
         if origin != self.config.node_id {
             let next = self.next_hop(now, origin, Some(peer), false);
@@ -540,14 +512,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                 self.stats.unrouted += 1;
                 return;
             };
-            let ack = Message::RoutedAck {
-                origin,
-                dest,
-                id,
-                hops,
-                code,
-            };
-            if let Ok(data) = self.outbox.put_message(&ack) {
+            if let Ok(data) = self.outbox.put_message(&ack.with_hops(hops)) {
                 self.outbox.push(Job::Send { peer: next, data });
             }
             return;
@@ -592,7 +557,7 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
             let pending = self.routed.list.remove(at);
             self.settle(pending, Routed::Undelivered(Unroutable::LinkLost));
         }
-        self.origins.forget_via(peer);
+        self.origins.lose_via(peer);
     }
 
     /// Our messages whose receipt is overdue are undelivered. Sets the

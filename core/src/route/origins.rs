@@ -25,6 +25,10 @@ pub struct Route {
     /// Its static public key, once an announce brought one that hashes to
     /// its id: what a direct message to it is sealed to.
     pub key: Option<[u8; KEY_LEN]>,
+    /// Its link dropped: not used until the node is heard again, but kept for
+    /// its name and key (a route relearned from a room message is sealed to
+    /// at once, without waiting for the node's next announce).
+    pub lost: bool,
 }
 
 /// At most `N` routes, one per origin: a fixed table that forgets the oldest
@@ -44,7 +48,7 @@ impl<const N: usize> Origins<N> {
     }
 
     fn fresh(&self, route: &Route, now: Instant) -> bool {
-        now.saturating_since(route.last) < self.ttl
+        !route.lost && now.saturating_since(route.last) < self.ttl
     }
 
     /// Notes that `node` (named `name`; empty keeps the name known) was heard
@@ -54,14 +58,15 @@ impl<const N: usize> Origins<N> {
     pub fn learn(&mut self, now: Instant, node: u64, via: PeerId, hops: u8, name: &str) -> bool {
         let ttl = self.ttl;
         if let Some(r) = self.routes.iter_mut().find(|r| r.node == node) {
-            let stale = now.saturating_since(r.last) >= ttl;
+            let stale = r.lost || now.saturating_since(r.last) >= ttl;
             if !(stale || r.via == via || hops <= r.hops) {
                 return false;
             }
-            let changed = r.via != via || r.hops != hops;
+            let changed = r.lost || r.via != via || r.hops != hops;
             r.via = via;
             r.hops = hops;
             r.last = now;
+            r.lost = false;
             if !name.is_empty() {
                 r.name = String::try_from(name).unwrap_or_default();
             }
@@ -74,14 +79,33 @@ impl<const N: usize> Origins<N> {
             last: now,
             name: String::try_from(name).unwrap_or_default(),
             key: None,
+            lost: false,
         };
         if let Err(route) = self.routes.push(route) {
-            // Full: the route heard from least recently gives way.
-            if let Some(oldest) = self.routes.iter_mut().min_by_key(|r| r.last) {
+            // Full: a lost route gives way first, then the one heard from
+            // least recently.
+            if let Some(oldest) = self.routes.iter_mut().min_by_key(|r| (!r.lost, r.last)) {
                 *oldest = route;
             }
         }
         true
+    }
+
+    /// Notes that the first copy of a message `node` sent since its last came
+    /// through `via`, `hops` away: the way it came now is the route, however
+    /// long, as batman-adv prefers a newer originator message. So a route
+    /// through a link that broke further on is left as soon as the node is
+    /// heard again, and two nodes never keep pointing at each other. True
+    /// when it changed.
+    pub fn renew(&mut self, now: Instant, node: u64, via: PeerId, hops: u8, name: &str) -> bool {
+        let mut before = None;
+        if let Some(r) = self.routes.iter_mut().find(|r| r.node == node) {
+            before = Some((r.lost, r.via, r.hops));
+            // Replaced as an aged route is, whatever its length.
+            r.lost = true;
+        }
+        self.learn(now, node, via, hops, name);
+        before.is_none_or(|was| was != (false, via, hops))
     }
 
     /// Notes the static public key of `node`, whose route is known (the
@@ -111,17 +135,22 @@ impl<const N: usize> Origins<N> {
             .find(|r| r.name == name && self.fresh(r, now))
     }
 
-    /// Forgets every route through `via` (the link is gone); how many.
-    pub fn forget_via(&mut self, via: PeerId) -> usize {
-        let before = self.routes.len();
-        self.routes.retain(|r| r.via != via);
-        before - self.routes.len()
+    /// Stops using every route through `via` (the link is gone), keeping
+    /// their names and keys; how many.
+    pub fn lose_via(&mut self, via: PeerId) -> usize {
+        let mut lost = 0;
+        for r in self.routes.iter_mut().filter(|r| r.via == via && !r.lost) {
+            r.lost = true;
+            lost += 1;
+        }
+        lost
     }
 
-    /// Forgets the routes that aged out.
+    /// Forgets the routes that aged out or were lost.
     pub fn expire(&mut self, now: Instant) {
         let ttl = self.ttl;
-        self.routes.retain(|r| now.saturating_since(r.last) < ttl);
+        self.routes
+            .retain(|r| !r.lost && now.saturating_since(r.last) < ttl);
     }
 
     /// The fresh routes, in no particular order.

@@ -239,6 +239,84 @@ impl<'a> Message<'a> {
         Ok(header_len + body_len)
     }
 
+    /// The same message with `hops` relays left, as a relay passes it on: a
+    /// room message, an announce, a direct message across the mesh or its
+    /// receipt (any other kind is returned as it is).
+    pub fn with_hops(self, hops: u8) -> Self {
+        match self {
+            Message::Broadcast {
+                origin,
+                seq,
+                name,
+                text,
+                ..
+            } => Message::Broadcast {
+                origin,
+                seq,
+                hops,
+                name,
+                text,
+            },
+            Message::Announce {
+                origin,
+                seq,
+                name,
+                key,
+                salt,
+                ..
+            } => Message::Announce {
+                origin,
+                seq,
+                hops,
+                name,
+                key,
+                salt,
+            },
+            Message::Routed {
+                origin,
+                dest,
+                id,
+                name,
+                text,
+                ..
+            } => Message::Routed {
+                origin,
+                dest,
+                id,
+                hops,
+                name,
+                text,
+            },
+            Message::Sealed {
+                origin,
+                dest,
+                id,
+                sealed,
+                ..
+            } => Message::Sealed {
+                origin,
+                dest,
+                id,
+                hops,
+                sealed,
+            },
+            Message::RoutedAck {
+                origin,
+                dest,
+                id,
+                code,
+                ..
+            } => Message::RoutedAck {
+                origin,
+                dest,
+                id,
+                hops,
+                code,
+            },
+            other => other,
+        }
+    }
+
     /// An upper bound of the encoded frame's length, header included.
     pub fn frame_len(&self) -> usize {
         // Fields are varints (at most 10 bytes each) and strings with a varint length.

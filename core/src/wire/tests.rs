@@ -369,3 +369,59 @@ fn our_banner_is_one_line_that_sniffs_as_a_banner() {
     assert_eq!(&buf[..n], b"MESHTALK/1 alice\n");
     assert!(matches!(sniff(&buf[..n]), Sniff::Banner { len, .. } if len == n));
 }
+
+#[test]
+fn with_hops_changes_only_the_hops_of_what_relays_pass_on() {
+    let key = [1u8; 32];
+    let relayed = [
+        Message::Broadcast {
+            origin: 1,
+            seq: 2,
+            hops: 8,
+            name: "a",
+            text: "t",
+        },
+        Message::Announce {
+            origin: 1,
+            seq: 2,
+            hops: 8,
+            name: "a",
+            key: &key,
+            salt: 3,
+        },
+        Message::Routed {
+            origin: 1,
+            dest: 2,
+            id: 3,
+            hops: 8,
+            name: "a",
+            text: "t",
+        },
+        Message::Sealed {
+            origin: 1,
+            dest: 2,
+            id: 3,
+            hops: 8,
+            sealed: &key,
+        },
+        Message::RoutedAck {
+            origin: 1,
+            dest: 2,
+            id: 3,
+            hops: 8,
+            code: 0,
+        },
+    ];
+    for msg in relayed {
+        let passed = msg.with_hops(5);
+        let mut a = [0u8; 128];
+        let mut b = [0u8; 128];
+        let n = msg.encode_frame(&mut a).unwrap();
+        let m = passed.encode_frame(&mut b).unwrap();
+        assert_ne!(passed, msg, "{msg:?}");
+        assert_eq!(passed.with_hops(8), msg, "{msg:?}");
+        assert_eq!(n, m, "only a one-byte field changes: {msg:?}");
+    }
+    let chat = Message::Chat { id: 1, text: "t" };
+    assert_eq!(chat.with_hops(5), chat);
+}

@@ -1,4 +1,4 @@
-//! A deterministic simulator: 2–16 [`Node`]s wired through in-memory byte
+//! A deterministic simulator: 2–128 [`Node`]s wired through in-memory byte
 //! pipes, driven by virtual time and one seed.
 //!
 //! Every connection is two directional byte queues between two node-side
@@ -31,10 +31,17 @@
 //! room, or, where nothing failed, anywhere but exactly the nodes its room's
 //! links reach.
 //!
+//! Direct messages across the mesh: each ends once, delivered (shown at its
+//! node alone, once) or reported undelivered or refused; once routes work
+//! after a change, delivered; to a node no link path reaches, never. With
+//! links in the clear, no message goes back over the link it came by, and no
+//! direct message or receipt comes to one node twice.
+//!
 //! By concern: `rng` (the seeded generator), `network` (pipes, segments,
 //! latency, backpressure), `scenario` (topologies, the scenario and its scripted
-//! actions), `oracle` (what must hold: the checks and the report), and here the
-//! loop that drives it all.
+//! actions), `oracle` (what must hold: the checks and the report), `routes`
+//! (topology changes, convergence counted in rounds, the wire's loop watch),
+//! and here the loop that drives it all.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
@@ -54,12 +61,15 @@ use meshtalk_core::time::Instant;
 mod network;
 mod oracle;
 mod rng;
+mod routes;
 mod scenario;
 
 use network::*;
 use oracle::*;
 pub use oracle::{Report, Totals};
 pub use rng::Rng;
+use routes::*;
+pub use routes::{Change, Convergence, GAP, ROUND, SPREAD, TICK};
 use scenario::*;
 pub use scenario::{Backpressure, Rooms, Scenario, Topology};
 
@@ -184,6 +194,12 @@ struct Sim {
     shown_order: u64,
     /// Scripted sends skipped for want of a ready peer: (time, node).
     skipped: Vec<(u64, usize)>,
+    /// The topology change under way ([`Scenario::changes`]).
+    phase: Option<Phase>,
+    /// Links cut by changes, to dial again at the next heal.
+    cut_links: CutLinks,
+    /// What the wire showed of each message at each node (links in the clear).
+    ledger: Ledger,
     report: Report,
 }
 
@@ -192,7 +208,7 @@ impl Sim {
         let mut rng = Rng::new(sc.seed);
         let mut keys = Rng::new(!sc.seed);
         let n = sc.nodes;
-        assert!((2..=64).contains(&n), "2 to 64 nodes");
+        assert!((2..=128).contains(&n), "2 to 128 nodes");
         let slow = if sc.slow_reader {
             Some(rng.below(n as u64) as usize)
         } else {
@@ -226,13 +242,15 @@ impl Sim {
                 // all of the simulator's checks.
                 let mut secure = Secure::new(keys.key());
                 secure.room_key = room_keys[room];
-                config.secure = Some(secure);
+                if !sc.plaintext {
+                    config.secure = Some(secure);
+                }
                 // A run ends when every node is idle: keepalive pings and
                 // periodic announces would never let it.
                 config.ping_after = None;
-                config.announce_every = None;
+                config.announce_every = sc.announce_every;
                 let node = Box::new(SimNode::new(config));
-                // A secure node's id is its key's.
+                // A secure node's id is made from its key.
                 let id = node.config().node_id;
                 SimNodeState {
                     node,
@@ -277,12 +295,19 @@ impl Sim {
             let from = rng.below(n as u64) as usize;
             actions.push((at(&mut rng), Action::Broadcast { from }));
         }
-        if sc.routed > 0 {
+        let beacons = sc.routed > 0 || !sc.changes.is_empty();
+        if beacons {
             // Every node speaks once early on (its beacon), then the messages
             // across the mesh go while partitions come and heal.
             for from in 0..n {
                 actions.push((SETUP + rng.below(BEACONS), Action::Broadcast { from }));
             }
+        }
+        if !sc.changes.is_empty() {
+            // The changes come one after another, each once the last settled.
+            actions.push((SETUP + BEACONS + ROUTES_SETTLE, Action::Change(0)));
+        }
+        if sc.routed > 0 {
             for _ in 0..sc.routed {
                 let from = rng.below(n as u64) as usize;
                 let t = SETUP + BEACONS + ROUTES_SETTLE + rng.below(span);
@@ -322,7 +347,7 @@ impl Sim {
             links: edges.len(),
             bounded: sc.backpressure.is_some(),
             unicasts_scripted: sc.unicasts,
-            broadcasts_scripted: sc.broadcasts + if sc.routed > 0 { n } else { 0 },
+            broadcasts_scripted: sc.broadcasts + if beacons { n } else { 0 },
             routed_scripted: sc.routed,
             faults_scripted: sc.resets + sc.tampers + sc.partitions + sc.disconnects,
             rooms: room_keys.len(),
@@ -352,6 +377,9 @@ impl Sim {
             expect_routed: None,
             shown_order: 0,
             skipped: Vec::new(),
+            phase: None,
+            cut_links: Vec::new(),
+            ledger: Ledger::default(),
             report,
         }
     }
@@ -365,9 +393,11 @@ impl Sim {
 
     fn step(&mut self) {
         self.report.steps += 1;
-        if self.report.steps > MAX_STEPS {
+        // Each change with its rounds may take as many steps as a whole run.
+        let max = MAX_STEPS * (1 + self.sc.changes.len() as u64);
+        if self.report.steps > max {
             panic!(
-                "simulation seed {:#x}: livelock: more than {MAX_STEPS} steps (virtual time {} ms)",
+                "simulation seed {:#x}: livelock: more than {max} steps (virtual time {} ms)",
                 self.sc.seed, self.now
             );
         }
@@ -413,7 +443,13 @@ impl Sim {
         while let Some((at, ev)) = self.next_event() {
             self.step();
             self.now = at;
-            if self.now > self.last_action_at + SETTLE {
+            // Periodic announces keep the nodes busy for ever: such a run ends
+            // once its changes had their time.
+            let periodic = self.sc.announce_every.is_some();
+            if periodic && self.now > self.last_action_at + SETTLE + self.sc.quiet_ms {
+                break;
+            }
+            if !periodic && self.now > self.last_action_at + SETTLE {
                 let what = format!("still busy {SETTLE} ms after the last action: next {ev:?}");
                 self.violation(what);
                 break;
@@ -445,6 +481,11 @@ impl Sim {
             self.report.stuck_drops += counted.stuck_drops;
         }
         self.report.end_ms = self.now;
+        self.note_reachable();
+        if let Some(phase) = &self.phase {
+            let k = phase.change;
+            self.violation(format!("change {k} never settled"));
+        }
         self.check();
         self.report
     }
@@ -574,6 +615,7 @@ impl Sim {
             let k = took.consume.min(dir.pending);
             dir.rx.drain(..k);
             dir.pending -= k;
+            self.watch_taken(i, c, d, &bytes[..k.min(bytes.len())]);
             self.drain(i);
         }
         // Room in the pipe: the sender's shell writes on.

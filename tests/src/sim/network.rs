@@ -29,6 +29,10 @@ pub(super) struct Dir {
     /// and whether its FIN goes after them.
     pub(super) queue: VecDeque<u8>,
     pub(super) fin_queued: bool,
+    /// On a link in the clear: the sender's frames as it wrote them, and the
+    /// receiver's as it took them ([`Scenario::plaintext`]).
+    pub(super) watch_tx: Option<Box<Watch>>,
+    pub(super) watch_rx: Option<Box<Watch>>,
 }
 
 impl Dir {
@@ -159,6 +163,9 @@ impl Sim {
             self.violation(format!("n{i}: transmit to {peer}, which has no connection"));
             return;
         };
+        if !self.conns[c].dirs[e].dead {
+            self.watch_sent(i, c, e, &data);
+        }
         if self.sc.backpressure.is_some() {
             let dir = &mut self.conns[c].dirs[e];
             if dir.dead || data.is_empty() {
@@ -290,6 +297,12 @@ impl Sim {
             tampered_at: None,
             opened_at: self.now,
         });
+        if self.sc.plaintext {
+            for dir in &mut self.conns[c].dirs {
+                dir.watch_tx = Some(Watch::new());
+                dir.watch_rx = Some(Watch::new());
+            }
+        }
         self.nodes[d.to].peers.insert(
             accepted,
             PeerView {

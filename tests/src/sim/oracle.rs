@@ -38,6 +38,24 @@ pub struct Report {
     pub routed_undelivered: usize,
     /// The most nodes one delivered message crossed.
     pub routed_max_hops: u8,
+    /// Direct messages sent once routes worked after a change, and how many
+    /// of them were delivered (all must be).
+    pub probes: usize,
+    pub probes_delivered: usize,
+    /// Direct messages sent across a partition, and how many were refused at
+    /// once or reported undelivered (all must be).
+    pub cut_off_sent: usize,
+    pub cut_off_reported: usize,
+    /// How the routes converged after each change ([`Scenario::changes`]).
+    pub convergence: Vec<Convergence>,
+    /// Rounds of room messages made after changes.
+    pub rounds_run: usize,
+    /// Routing frames decoded on the wire (links in the clear), and of those
+    /// the relays checked for going back or going twice.
+    pub frames_watched: u64,
+    pub relays_watched: u64,
+    /// The most nodes one node listed as reachable through the mesh, at any check.
+    pub max_reachable: usize,
     pub resets: usize,
     /// Bytes flipped on the wire of secure links.
     pub tampers: usize,
@@ -293,6 +311,23 @@ pub(super) struct RoutedMsg {
     pub(super) shown: Vec<(usize, u64, u8)>,
     /// Every outcome its sender reported, and when.
     pub(super) outcomes: Vec<(Routed<String>, u64)>,
+    /// What it must come to.
+    pub(super) expect: Expect,
+    /// The change under way when it was sent.
+    pub(super) change: Option<usize>,
+}
+
+/// What a direct message across the mesh must come to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Expect {
+    /// Delivered, or reported undelivered if something failed.
+    Either,
+    /// Delivered once with its receipt: routes worked when it was sent, and
+    /// nothing changes until it is settled.
+    Delivered,
+    /// Refused at once or reported undelivered: no link path reached its
+    /// destination when it was sent, and none comes until it is settled.
+    Unreachable,
 }
 
 pub(super) struct Bcast {
@@ -595,6 +630,38 @@ impl Sim {
         for (k, m) in self.routed.iter().enumerate() {
             let what = format!("routed #{k} n{}->n{} at {} ms", m.from, m.to, m.at);
             let reach = self.room_reach(m.from, hops).contains(&m.to);
+            let delivered = matches!(m.outcomes.as_slice(), [(Routed::Delivered, _)]);
+            match m.expect {
+                Expect::Either => {}
+                Expect::Delivered => {
+                    self.report.probes += 1;
+                    if delivered && m.shown.len() == 1 {
+                        self.report.probes_delivered += 1;
+                    } else {
+                        let change = m.change.map(|c| self.sc.changes[c]);
+                        v.push(format!(
+                            "{what}: sent after {change:?} (routes worked, or the rounds were over), yet refused \
+                             ({:?}) or not delivered once ({:?})",
+                            m.refused, m.outcomes
+                        ));
+                    }
+                }
+                Expect::Unreachable => {
+                    self.report.cut_off_sent += 1;
+                    let undelivered =
+                        matches!(m.outcomes.as_slice(), [(Routed::Undelivered(_), _)]);
+                    if (m.refused.is_some() || undelivered) && m.shown.is_empty() {
+                        self.report.cut_off_reported += 1;
+                    } else {
+                        v.push(format!(
+                            "{what}: sent across a partition, yet not refused or reported \
+                             undelivered ({:?}, shown {} times)",
+                            m.outcomes,
+                            m.shown.len()
+                        ));
+                    }
+                }
+            }
             if m.shown.len() > 1 {
                 v.push(format!("{what}: shown {} times", m.shown.len()));
             }

@@ -60,6 +60,28 @@ pub struct Scenario {
     pub feeding: Settings,
     /// Keep a line per input, output and read, to compare runs.
     pub trace: bool,
+    /// Links in the clear (protocol 1) instead of secure: the simulator then
+    /// decodes every frame on the wire and checks that no message loops
+    /// ([`Report::frames_watched`]).
+    pub plaintext: bool,
+    /// Changes to the topology, made one after another once the first routes
+    /// are learned; after each, rounds of room messages until every route
+    /// works, counted in [`Report::convergence`].
+    pub changes: Vec<Change>,
+    /// The most rounds after a change; 0: no room message at all, the routes
+    /// are left to what the nodes do alone for [`Scenario::quiet_ms`].
+    pub max_rounds: usize,
+    /// How long after a change's last round (or the change, with no rounds)
+    /// the routes may still converge before the change counts as not converged.
+    pub quiet_ms: u64,
+    /// Send the probes after a change even when the routes did not converge:
+    /// a path exists, so each must still be delivered. `false`: only once they
+    /// work.
+    pub probe_always: bool,
+    /// The nodes' periodic announces ([`Config::announce_every`](meshtalk_core::node::Config::announce_every)):
+    /// `None` (the default) so that a run goes idle; with them, a run ends
+    /// [`Scenario::quiet_ms`] past the settling time after its last action.
+    pub announce_every: Option<meshtalk_core::time::Duration>,
 }
 
 impl Scenario {
@@ -84,11 +106,17 @@ impl Scenario {
             span_ms: SPAN,
             feeding: Settings::default(),
             trace: false,
+            plaintext: false,
+            changes: Vec::new(),
+            max_rounds: 6,
+            quiet_ms: 1_000,
+            probe_always: false,
+            announce_every: None,
         }
     }
 
     pub fn faulty(&self) -> bool {
-        self.resets + self.tampers + self.partitions + self.disconnects > 0
+        self.resets + self.tampers + self.partitions + self.disconnects + self.changes.len() > 0
     }
 
     /// Runs the scenario to the end.
@@ -161,6 +189,12 @@ pub(super) enum Action {
     Disconnect {
         from: usize,
     },
+    /// The scenario's change number `k` ([`Scenario::changes`]).
+    Change(usize),
+    /// Round `r` of change `k`: every node says one room message.
+    Round(usize, usize),
+    /// Whether the routes have converged since change `k`.
+    Check(usize),
 }
 
 pub(super) fn ip(node: usize) -> IpAddr {
@@ -499,22 +533,11 @@ impl Sim {
                     self.report.routed_skipped += 1;
                     return;
                 };
-                let text = self.text('r', from);
-                let r = self.routed.len();
-                self.routed.push(RoutedMsg {
-                    from,
-                    to,
-                    at: self.now,
-                    id: None,
-                    refused: None,
-                    shown: Vec::new(),
-                    outcomes: Vec::new(),
-                });
-                self.routed_by_text.insert(key(&text).to_string(), r);
-                self.expect_routed = Some(r);
-                self.command(from, &format!("send {} {text}", name(to)));
-                self.expect_routed = None;
+                self.send_routed(from, to, Expect::Either);
             }
+            Action::Change(k) => self.change(k),
+            Action::Round(k, r) => self.round(k, r),
+            Action::Check(k) => self.check_routes(k),
             Action::Disconnect { from } => {
                 let ready = self.ready_peers(from);
                 let Some((peer, view)) = self.rng.pick(&ready) else {
@@ -539,5 +562,27 @@ impl Sim {
                 self.last_action_at = self.last_action_at.max(at);
             }
         }
+    }
+
+    /// `send <name> <text>` from `from` to `to`, followed as a direct message
+    /// across the mesh with what it must come to.
+    pub(super) fn send_routed(&mut self, from: usize, to: usize, expect: Expect) {
+        let text = self.text('r', from);
+        let r = self.routed.len();
+        self.routed.push(RoutedMsg {
+            from,
+            to,
+            at: self.now,
+            id: None,
+            refused: None,
+            shown: Vec::new(),
+            outcomes: Vec::new(),
+            expect,
+            change: self.phase.as_ref().map(|p| p.change),
+        });
+        self.routed_by_text.insert(key(&text).to_string(), r);
+        self.expect_routed = Some(r);
+        self.command(from, &format!("send {} {text}", name(to)));
+        self.expect_routed = None;
     }
 }
