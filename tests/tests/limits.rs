@@ -251,8 +251,33 @@ fn without_ping_after_a_quiet_native_peer_is_left_alone() {
     );
     let outs = timeout(&mut link.a, secs(3600));
     let sent = messages(&sent_bytes(&outs, link.a_to_b));
-    assert!(sent.iter().all(|m| m.starts_with("Announce")), "{sent:?}");
+    assert!(
+        sent.len() == 1 && sent[0].starts_with("Announce"),
+        "{sent:?}"
+    );
     assert_eq!(disconnected(&outs), None);
+}
+
+#[test]
+fn announces_go_to_the_links_that_know_them_never_to_an_older_node() {
+    let mut link = Link::new();
+    let old = accept(&mut link.a, addr(3, 5000));
+    let mut stream = b"MESHTALK/1 old\n".to_vec();
+    stream.extend(frame(Message::Hello {
+        minor: wire::MINOR_ROUTE,
+        node: 9,
+        name: "old",
+    }));
+    receive(&mut link.a, Instant::ZERO, old, &stream);
+    let outs = timeout(&mut link.a, secs(1));
+    let announces = |to| {
+        messages(&sent_bytes(&outs, to))
+            .iter()
+            .filter(|m| m.starts_with("Announce"))
+            .count()
+    };
+    assert_eq!(announces(link.a_to_b), 1);
+    assert_eq!(announces(old), 0, "an older node cannot read one");
 }
 
 #[test]

@@ -685,6 +685,14 @@ impl Mesh {
             .map(|r| (r.via_alias.to_string(), r.key.copied()))
     }
 
+    /// Node `i`'s route to the node `id`: (next hop's alias, hops).
+    fn route_of(&self, i: usize, id: u64) -> Option<(String, u8)> {
+        self.nodes[i]
+            .reachable(self.now)
+            .find(|r| r.node == id)
+            .map(|r| (r.via_alias.to_string(), r.hops))
+    }
+
     /// Node `i` reads `bytes` from its peer `peer` (a plaintext link): what it sent back.
     fn feed(&mut self, i: usize, peer: PeerId, bytes: &[u8]) -> Vec<u8> {
         let input = Input::Received { peer, bytes };
@@ -876,4 +884,28 @@ fn a_sealed_message_too_long_to_seal_in_a_frame_is_refused_with_the_limit() {
         .unwrap();
     let outcome = mesh.routed(0).pop().map(|(_, _, w)| w);
     assert_eq!(outcome, Some(Routed::Delivered));
+}
+
+#[test]
+fn a_nodes_newer_announce_sets_the_way_it_came_even_a_longer_one() {
+    let mut mesh = Mesh::new(&["alice", "bob", "carol"]);
+    let ab = mesh.link(0, 1);
+    let ac = mesh.link(0, 2);
+    let (from_bob, from_carol) = (mesh.links[ab].1, mesh.links[ac].1);
+    let announce = |seq, hops| Message::Announce {
+        origin: 4242,
+        seq,
+        hops,
+        name: "erin",
+        key: &[],
+        salt: 0,
+    };
+    mesh.feed(0, from_bob, &frame(&announce(1, 8)));
+    assert_eq!(mesh.route_of(0, 4242), Some(("bob".into(), 1)));
+    // A later copy of the same announce by a longer way changes nothing...
+    mesh.feed(0, from_carol, &frame(&announce(1, 6)));
+    assert_eq!(mesh.route_of(0, 4242), Some(("bob".into(), 1)));
+    // ...but the first copy of a newer one is the way now (bob's may be broken).
+    mesh.feed(0, from_carol, &frame(&announce(2, 5)));
+    assert_eq!(mesh.route_of(0, 4242), Some(("carol".into(), 4)));
 }
