@@ -23,4 +23,5 @@ pub mod peers;
 pub mod route;
 pub mod shell;
 pub mod time;
+pub mod trust;
 pub mod wire;

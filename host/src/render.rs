@@ -18,6 +18,7 @@ use meshtalk_core::display::{SafeMessage, SafeStr, needs_escape};
 use meshtalk_core::node::{Event, Kind, PeerInfo, Phase, Reachable, Routed};
 use meshtalk_core::noise::Fingerprint;
 use meshtalk_core::peers::PeerId;
+use meshtalk_core::trust::Trust;
 use serde_json::{Value, json};
 
 use crate::reach::Reach;
@@ -506,25 +507,6 @@ pub struct KeyNote {
     pub fingerprint: Fingerprint,
     /// What `known_peers` said of it.
     pub trust: Trust,
-}
-
-/// What `known_peers` said of a peer's key when it connected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trust {
-    /// Its name was new here: the key is pinned now.
-    First,
-    /// The key pinned to its name.
-    Known,
-}
-
-impl Trust {
-    /// The word for it, in text and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Trust::First => "first seen",
-            Trust::Known => "known",
-        }
-    }
 }
 
 impl Display for EventText<'_> {

@@ -8,10 +8,11 @@ use meshtalk_core::command::{Target, Verb};
 use meshtalk_core::node::Input;
 use meshtalk_core::noise::Fingerprint;
 use meshtalk_core::peers::PeerId;
+use meshtalk_core::trust::{Refused, Trust};
 
 use super::Driver;
-use crate::keys::{Keys, Verdict};
-use crate::render::{KeyNote, Note, Trust};
+use crate::keys::Keys;
+use crate::render::{KeyNote, Note};
 
 /// The keys of a node with secure links, and what was decided of its peers' keys.
 pub(crate) struct KeyRing {
@@ -50,33 +51,27 @@ impl Driver {
         };
         let fingerprint = Fingerprint::of(&key);
         let ring = &mut self.keys;
-        let trust = match ring.keys.known.check(alias, &key) {
-            Verdict::Known => Some(Trust::Known),
-            Verdict::First if ring.keys.strict => {
-                self.render.error(&format!(
-                    "refused {alias}: its key {fingerprint} is not in {} and --strict-keys \
-                     is on; check the fingerprint with its owner, then /trust {alias}",
-                    ring.keys.known.path().display()
-                ));
-                None
-            }
-            Verdict::First => match ring.keys.known.record(alias, &key) {
-                Ok(()) => Some(Trust::First),
-                Err(e) => {
+        let trust = match ring.keys.known.check(alias, &key).decide(ring.keys.strict) {
+            Ok(trust) => {
+                if trust == Trust::First
+                    && let Err(e) = ring.keys.known.record(alias, &key)
+                {
                     // Trusted all the same: the link is as safe as before; only
                     // the pin is lost, and the person is told.
                     self.render
                         .error(&format!("could not pin {alias}'s key: {e}"));
-                    Some(Trust::First)
                 }
-            },
-            Verdict::Changed { old } => {
-                self.render.error(&format!(
-                    "refused {alias}: its key changed! known {}, now {fingerprint}. Someone \
-                     may be posing as {alias}; if {alias} really has a new key (check the \
-                     fingerprint with its owner), type /trust {alias} and connect again",
-                    Fingerprint::of(&old)
-                ));
+                Some(trust)
+            }
+            Err(why) => {
+                let pins = ring.keys.known.path().display();
+                let refused = Refused {
+                    name: alias,
+                    key: fingerprint,
+                    why,
+                    pins,
+                };
+                self.render.error(&refused.to_string());
                 None
             }
         };

@@ -8,21 +8,9 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{KeysError, hex, io_error, unhex, write_file};
+use meshtalk_core::trust::Verdict;
 
-/// What `known_peers` says of a name and the key it came with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// The name is not pinned yet: first contact.
-    First,
-    /// The name is pinned to this very key.
-    Known,
-    /// The name is pinned to another key, `old`: refuse until `/trust`.
-    Changed {
-        /// The key pinned before.
-        old: [u8; 32],
-    },
-}
+use super::{KeysError, hex, io_error, unhex, write_file};
 
 /// The pinned names and keys, and the file they are kept in.
 #[derive(Debug)]
@@ -76,11 +64,7 @@ impl KnownPeers {
 
     /// Whether `name` coming with `key` is a first contact, the pinned key or another.
     pub fn check(&self, name: &str, key: &[u8; 32]) -> Verdict {
-        match self.get(name) {
-            None => Verdict::First,
-            Some(pinned) if pinned == key => Verdict::Known,
-            Some(pinned) => Verdict::Changed { old: *pinned },
-        }
+        Verdict::of(self.get(name), key)
     }
 
     /// Pins `name` to `key` on first contact, appending a line to the file; a

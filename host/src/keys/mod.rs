@@ -21,7 +21,7 @@ use clap::Args;
 use meshtalk_core::noise::{self, Fingerprint};
 
 pub use identity::{create_identity, default_identity, load_identity, load_or_create};
-pub use known_peers::{KnownPeers, Verdict};
+pub use known_peers::KnownPeers;
 pub use room::{PASSPHRASE_VAR, create_room_key, load_room_key, room_key_from_passphrase};
 
 /// Which keys a listening mode uses, and how it trusts peers.
@@ -367,6 +367,8 @@ fn write_file(path: &Path, replace: bool, contents: &[u8]) -> Result<(), KeysErr
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    use meshtalk_core::trust::Verdict;
 
     use super::*;
 
