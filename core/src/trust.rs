@@ -142,6 +142,58 @@ mod tests {
     }
 
     #[test]
+    fn a_trusted_key_is_shown_as_first_seen_or_known() {
+        assert_eq!(Trust::First.name(), "first seen");
+        assert_eq!(Trust::Known.name(), "known");
+    }
+
+    type Text = heapless::String<400>;
+
+    /// `args` written out.
+    fn text(args: core::fmt::Arguments<'_>) -> Text {
+        let mut text = Text::new();
+        core::fmt::write(&mut text, args).expect("fits");
+        text
+    }
+
+    /// The refusal of `why` for bob's key B, the pins in `known_peers`.
+    fn refusal(why: Distrust) -> Text {
+        let key = Fingerprint::of(&B);
+        let pins = "known_peers";
+        let refused = Refused {
+            name: "bob",
+            key,
+            why,
+            pins,
+        };
+        text(format_args!("{refused}"))
+    }
+
+    #[test]
+    fn a_strict_refusal_names_the_key_the_pins_and_the_way_to_accept_it() {
+        let key = Fingerprint::of(&B);
+        let expected = text(format_args!(
+            "refused bob: its key {key} is not in known_peers and --strict-keys is on; check \
+             the fingerprint with its owner, then /trust bob"
+        ));
+        assert_eq!(refusal(Distrust::NotPinned), expected);
+    }
+
+    #[test]
+    fn a_changed_key_refusal_names_both_keys_and_the_way_to_accept_it() {
+        let (old, key) = (Fingerprint::of(&A), Fingerprint::of(&B));
+        let refused = refusal(Distrust::Changed { old });
+        let start = text(format_args!(
+            "refused bob: its key changed! known {old}, now {key}."
+        ));
+        assert!(refused.starts_with(start.as_str()), "{refused}");
+        assert!(
+            refused.ends_with("type /trust bob and connect again"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn a_changed_key_is_refused_naming_the_old_fingerprint() {
         let old = Fingerprint::of(&A);
         for strict in [false, true] {
