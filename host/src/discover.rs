@@ -303,9 +303,7 @@ impl Runner {
         let entry = self.discovery.nearby().get(key)?;
         let now = self.clock.now();
         let ago = Duration::from(now.saturating_since(entry.last_seen()));
-        let mut addrs: Vec<SocketAddr> = entry.dial_addrs().collect();
-        addrs.sort_by_key(|a| a.is_ipv6());
-        addrs.dedup();
+        let addrs: Vec<SocketAddr> = entry.dial_addrs().collect();
         Some(Seen {
             key: *entry.key(),
             name: entry.name().to_string(),
