@@ -20,6 +20,7 @@ pub mod noise;
 pub mod offer;
 mod outbox;
 pub mod peers;
+pub mod reach;
 pub mod route;
 pub mod shell;
 pub mod time;

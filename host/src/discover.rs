@@ -11,7 +11,8 @@
 //!
 //! Only interfaces that are up, multicast-capable and not loopback are used,
 //! and of those only the ones the listener is reachable on (`--bind`): a node
-//! bound to `127.0.0.1` announces nowhere.
+//! bound to `127.0.0.1` announces nowhere. The core's [`links`] decides which,
+//! from the interfaces [`interfaces`] reads.
 //!
 //! When the program ends, [`Leave`] has the thread send the core's farewells
 //! (others forget the node at once) and stop.
@@ -28,16 +29,16 @@ use std::time::Duration;
 
 use meshtalk_core::discovery::{Config, Discovery, Event, Handled, Input, Output};
 use meshtalk_core::noise::KEY_LEN;
+use meshtalk_core::reach::{Link, links};
 use meshtalk_core::time::{self, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use nix::ifaddrs::getifaddrs;
-use nix::net::if_::{InterfaceFlags, if_nametoindex};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::channel::{Change, Msg, Seen, ToDriver};
 use crate::clock::Clock;
 use crate::log::{debug, diag};
+use crate::reach::interfaces;
 
 /// The IPv4 group: in 239.255.0.0/16, the IPv4 Local Scope of RFC 2365, which
 /// routers do not forward off the site (and TTL 1 keeps it on the link).
@@ -124,17 +125,6 @@ pub fn spawn(config: Config, bind: IpAddr, to_driver: ToDriver) -> Result<(Table
         .spawn(move || runner.run())
         .map_err(|e| format!("cannot start the discovery thread: {e}"))?;
     Ok((table, leave))
-}
-
-/// Where a socket sends and listens: an interface and a family.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Link {
-    /// The interface's name (`eth0`).
-    name: String,
-    /// Its index, for IPv6 and scope ids.
-    index: u32,
-    /// IPv4: the interface's address, to join and send by; `None`: IPv6.
-    v4: Option<Ipv4Addr>,
 }
 
 /// One interface's socket.
@@ -313,9 +303,7 @@ impl Runner {
         let entry = self.discovery.nearby().get(key)?;
         let now = self.clock.now();
         let ago = Duration::from(now.saturating_since(entry.last_seen()));
-        let mut addrs: Vec<SocketAddr> = entry.dial_addrs().collect();
-        addrs.sort_by_key(|a| a.is_ipv6());
-        addrs.dedup();
+        let addrs: Vec<SocketAddr> = entry.dial_addrs().collect();
         Some(Seen {
             key: *entry.key(),
             name: entry.name().to_string(),
@@ -336,7 +324,7 @@ impl Runner {
 
     /// Reads the interfaces: a socket for each new one, none for each gone.
     fn rescan(&mut self) {
-        let links = links(self.bind);
+        let links: Vec<Link> = links(self.bind, &interfaces()).collect();
         let now = self.clock.now();
         for i in 0..IFACES {
             let gone = self.slots[i]
@@ -389,69 +377,6 @@ impl Runner {
     }
 }
 
-/// The interfaces and families to announce on, for a listener bound to `bind`:
-/// up, multicast, not loopback; `0.0.0.0` takes IPv4, `::` both, a specific
-/// address its interface and family alone.
-fn links(bind: IpAddr) -> Vec<Link> {
-    let all = match getifaddrs() {
-        Ok(all) => all,
-        Err(e) => {
-            debug!("discovery: cannot list the interfaces: {e}");
-            return Vec::new();
-        }
-    };
-    let mut links: Vec<Link> = Vec::new();
-    for a in all {
-        let usable = a.flags.contains(InterfaceFlags::IFF_UP)
-            && a.flags.contains(InterfaceFlags::IFF_MULTICAST)
-            && !a.flags.contains(InterfaceFlags::IFF_LOOPBACK);
-        let Some(address) = a.address else { continue };
-        let ip = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
-            (Some(v4), _) => IpAddr::V4(v4.ip()),
-            (_, Some(v6)) => IpAddr::V6(v6.ip()),
-            _ => continue,
-        };
-        if !usable {
-            continue;
-        }
-        let wanted = announces(bind, ip);
-        let Ok(index) = if_nametoindex(a.interface_name.as_str()) else {
-            continue;
-        };
-        let link = Link {
-            name: a.interface_name.clone(),
-            index,
-            v4: match ip {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            },
-        };
-        // One socket per interface and family: its first address of each.
-        let have = links
-            .iter()
-            .any(|l| l.index == index && l.v4.is_some() == link.v4.is_some());
-        if wanted && !have {
-            links.push(link);
-        }
-    }
-    links
-}
-
-/// Whether a listener bound to `bind` is announced on an interface with address
-/// `ip`: never on loopback; for `0.0.0.0` its IPv4 addresses, for `::` those
-/// and its IPv6 link-local one, for a specific address that one alone.
-fn announces(bind: IpAddr, ip: IpAddr) -> bool {
-    if ip.is_loopback() {
-        return false;
-    }
-    match (bind, ip) {
-        (b, _) if !b.is_unspecified() => b == ip,
-        (_, IpAddr::V4(_)) => true,
-        (IpAddr::V6(_), IpAddr::V6(v6)) => v6.is_unicast_link_local(),
-        (IpAddr::V4(_), IpAddr::V6(_)) => false,
-    }
-}
-
 /// A non-blocking socket joined to the group on `link` alone, sending there
 /// with TTL (hops) 1 and looping back to this machine (two nodes on one machine
 /// find each other); and where to send.
@@ -491,48 +416,4 @@ fn open(link: &Link) -> io::Result<(UdpSocket, SocketAddr)> {
 /// Several sockets (ours on each interface, other nodes on this machine) share the port.
 fn reuse(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_address(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("an address")
-    }
-
-    #[test]
-    fn a_node_bound_to_loopback_announces_on_no_interface() {
-        for addr in ["127.0.0.1", "192.0.2.2", "fe80::1", "::1"] {
-            assert!(!announces(ip("127.0.0.1"), ip(addr)), "{addr}");
-            assert!(!announces(ip("::1"), ip(addr)), "{addr}");
-        }
-    }
-
-    #[test]
-    fn loopback_is_never_announced_on() {
-        for bind in ["0.0.0.0", "::", "127.0.0.1"] {
-            assert!(!announces(ip(bind), ip("127.0.0.1")), "{bind}");
-            assert!(!announces(ip(bind), ip("::1")), "{bind}");
-        }
-    }
-
-    #[test]
-    fn bound_to_every_ipv4_address_it_announces_on_ipv4_only() {
-        assert!(announces(ip("0.0.0.0"), ip("192.0.2.2")));
-        assert!(!announces(ip("0.0.0.0"), ip("fe80::1")));
-    }
-
-    #[test]
-    fn bound_to_every_address_it_announces_on_ipv4_and_ipv6_link_local() {
-        assert!(announces(ip("::"), ip("192.0.2.2")));
-        assert!(announces(ip("::"), ip("fe80::1")));
-        assert!(!announces(ip("::"), ip("2001:db8::1")));
-    }
-
-    #[test]
-    fn bound_to_one_address_it_announces_on_that_address_alone() {
-        assert!(announces(ip("198.18.0.1"), ip("198.18.0.1")));
-        assert!(!announces(ip("198.18.0.1"), ip("198.18.1.1")));
-    }
 }

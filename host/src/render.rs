@@ -39,16 +39,16 @@ impl Render {
         if self.json {
             let mut event = json!({
                 "event": "listening", "addr": addr.to_string(), "port": addr.port(),
-                "addresses": reach.addrs, "fingerprint": fingerprint.to_string(),
+                "addresses": addresses(reach), "fingerprint": fingerprint.to_string(),
             });
-            if reach.this_machine_only {
+            if reach.this_machine_only() {
                 event["this_machine_only"] = json!(true);
             }
             emit(event);
         } else {
             human(format_args!("listening on {addr}"));
             // An interface's name is the system's, not ours: made safe as a peer's text.
-            human(format_args!("{}", SafeStr(&reach.line())));
+            human(format_args!("{}", SafeStr(&reach.to_string())));
             human(format_args!("your key's fingerprint: {fingerprint}"));
         }
     }
@@ -62,7 +62,7 @@ impl Render {
         );
         if !self.json {
             match reach {
-                Some(reach) => print_line(format!("{key}\n{}", SafeStr(&reach.line()))),
+                Some(reach) => print_line(format!("{key}\n{}", SafeStr(&reach.to_string()))),
                 None => print_line(key),
             }
             return;
@@ -70,9 +70,9 @@ impl Render {
         let mut event = json!({"event": "help", "fingerprint": fingerprint.to_string()});
         match reach {
             Some(reach) => {
-                event["text"] = json!(format!("{key}\n{}", reach.line()));
-                event["addresses"] = json!(reach.addrs);
-                if reach.this_machine_only {
+                event["text"] = json!(format!("{key}\n{reach}"));
+                event["addresses"] = json!(addresses(reach));
+                if reach.this_machine_only() {
                     event["this_machine_only"] = json!(true);
                 }
             }
@@ -726,6 +726,11 @@ impl Display for PeerName<'_> {
             None => self.0.fmt(f),
         }
     }
+}
+
+/// The addresses of `reach` as people type them, for a JSON event's `addresses`.
+fn addresses(reach: &Reach) -> Vec<String> {
+    reach.places().iter().map(ToString::to_string).collect()
 }
 
 /// One JSON line on stdout; a closed stdout is not our problem to report.

@@ -694,6 +694,43 @@ fn an_ipv6_link_local_address_keeps_its_scope_for_the_dial() {
 }
 
 #[test]
+fn a_nodes_addresses_are_dialled_ipv4_first_each_once() {
+    let mut d = discovery(None);
+    d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();
+    let v6 = SocketAddr::V6(SocketAddrV6::new(
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2),
+        5354,
+        0,
+        3,
+    ));
+    let mut other_port = v4(2);
+    other_port.set_port(6000);
+    for (n, from) in [v6, v4(2), other_port, v4(3)].into_iter().enumerate() {
+        hear(
+            &mut d,
+            at(n as u64 * 1_000),
+            from,
+            &encode(&beacon(1), None),
+        );
+    }
+    let entry = d.nearby().get(&key(1)).unwrap();
+    assert_eq!(
+        entry.addrs().len(),
+        4,
+        "two source ports are two addresses heard"
+    );
+    let dial = |from: SocketAddr| {
+        let mut to = from;
+        to.set_port(44837);
+        to
+    };
+    assert_eq!(
+        entry.dial_addrs().collect::<Vec<_>>(),
+        vec![dial(v4(2)), dial(v4(3)), dial(v6)]
+    );
+}
+
+#[test]
 fn a_changed_port_or_a_new_address_is_a_change() {
     let mut d = discovery(None);
     d.handle_input(at(0), Input::InterfaceUp(0)).unwrap();

@@ -69,12 +69,22 @@ impl Entry {
     pub fn addrs(&self) -> &[Addr] {
         &self.addrs
     }
-    /// The addresses to dial: each source address with the TCP port.
+    /// The addresses to dial, in the order to try them: each source address
+    /// with the TCP port, IPv4 ones first, each once (a node heard on two
+    /// interfaces, or from two source ports, is one address to dial).
     pub fn dial_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.addrs.iter().map(|a| {
-            let mut to = a.from;
-            to.set_port(self.port);
-            to
+        let all = move || {
+            self.addrs.iter().map(move |a| {
+                let mut to = a.from;
+                to.set_port(self.port);
+                to
+            })
+        };
+        [true, false].into_iter().flat_map(move |v4| {
+            all()
+                .enumerate()
+                .filter(move |&(i, to)| to.is_ipv4() == v4 && !all().take(i).any(|b| b == to))
+                .map(|(_, to)| to)
         })
     }
     /// When it was first heard.

@@ -13,6 +13,7 @@ use meshtalk_core::discovery::{self, AutoConnect};
 use meshtalk_core::node::{Config, Event, Input};
 use meshtalk_core::noise::{KEY_LEN, public_key};
 use meshtalk_core::peers::PeerId;
+use meshtalk_core::reach::DialHost;
 use meshtalk_core::time::Instant;
 
 use super::Driver;
@@ -118,15 +119,6 @@ pub(super) fn is_nearby(line: &str, grammar: Grammar) -> bool {
     }
 }
 
-/// `addr`'s host as the command line takes it (an IPv6 one in brackets, with its scope).
-fn host(addr: &SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(v4) => v4.ip().to_string(),
-        SocketAddr::V6(v6) if v6.scope_id() != 0 => format!("[{}%{}]", v6.ip(), v6.scope_id()),
-        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
-    }
-}
-
 impl Driver {
     /// `/nearby`: the nodes discovery heard.
     pub(super) fn show_nearby(&self) {
@@ -176,7 +168,11 @@ impl Driver {
             )));
         };
         let addr = seen.addrs.first()?;
-        Some(Ok(format!("connect {} {}", host(addr), addr.port())))
+        Some(Ok(format!(
+            "connect {} {}",
+            DialHost::bracketed(*addr),
+            addr.port()
+        )))
     }
 
     /// Discovery found, changed or lost a node: shown, and with
@@ -228,12 +224,7 @@ impl Driver {
                 auto.left(&key);
                 continue;
             };
-            let host = match addr {
-                SocketAddr::V6(v6) if v6.scope_id() != 0 => {
-                    format!("{}%{}", v6.ip(), v6.scope_id())
-                }
-                _ => addr.ip().to_string(),
-            };
+            let host = DialHost::bare(*addr).to_string();
             let connect = Command::Connect {
                 host: &host,
                 port: addr.port(),
@@ -318,18 +309,5 @@ mod tests {
             "a word said to the room"
         );
         assert!(!is_nearby("/nearby bob", Grammar::Commands));
-    }
-
-    #[test]
-    fn a_found_nodes_address_is_written_as_connect_takes_it() {
-        let v4: SocketAddr = "198.18.0.2:4000".parse().expect("v4");
-        assert_eq!(host(&v4), "198.18.0.2");
-        let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
-            "fe80::1".parse().expect("v6"),
-            4000,
-            0,
-            3,
-        ));
-        assert_eq!(host(&scoped), "[fe80::1%3]");
     }
 }
