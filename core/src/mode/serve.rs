@@ -332,3 +332,6 @@ impl<S: AsRef<str>, const LOG: usize> Hears<S> for Serve<LOG> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,24 +1,25 @@
 //! The modes' rules, one behaviour each, driven with plain calls: events in,
-//! actions polled out, time jumped.
+//! actions polled out, time jumped. The helpers here serve the server's and the
+//! client's tests too (`serve/tests.rs`, `client/tests.rs`).
 
 extern crate std;
 
-use std::format;
-use std::string::{String, ToString};
-use std::vec::Vec;
+pub(super) use std::format;
+pub(super) use std::string::{String, ToString};
+pub(super) use std::vec::Vec;
 
 use core::net::SocketAddr;
 
-use super::*;
+pub(super) use super::*;
 use crate::event::{Kind, Reason};
 use crate::peers::{Direction, PeerTable};
 
 /// The longest message in these tests.
-const MAX: usize = 100;
+pub(super) const MAX: usize = 100;
 
 /// An action with its text copied out, as a shell does before carrying it out.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Did {
+pub(super) enum Did {
     Connect(String, u16),
     Send(String),
     Disconnect,
@@ -28,7 +29,7 @@ enum Did {
     Quit(u8),
 }
 
-fn did(action: Action<'_>) -> Did {
+pub(super) fn did(action: Action<'_>) -> Did {
     match action {
         Action::Connect { host, port } => Did::Connect(host.to_string(), port),
         Action::Send(text) => Did::Send(text.to_string()),
@@ -41,7 +42,7 @@ fn did(action: Action<'_>) -> Did {
 }
 
 /// Every action the mode asks for now, in order.
-fn poll(mode: &mut impl Mode) -> Vec<Did> {
+pub(super) fn poll(mode: &mut impl Mode) -> Vec<Did> {
     let mut out = Vec::new();
     while let Some(action) = mode.poll_action() {
         out.push(did(action));
@@ -50,7 +51,7 @@ fn poll(mode: &mut impl Mode) -> Vec<Did> {
 }
 
 /// Two peers' ids, as a node hands them out.
-fn peers() -> (PeerId, PeerId) {
+pub(super) fn peers() -> (PeerId, PeerId) {
     let mut table: PeerTable<(), 2> = PeerTable::new(2);
     let mut one = || {
         table
@@ -60,15 +61,15 @@ fn peers() -> (PeerId, PeerId) {
     (one(), one())
 }
 
-fn at(secs: u64) -> Instant {
+pub(super) fn at(secs: u64) -> Instant {
     Instant::from_millis(secs * 1000)
 }
 
-fn addr() -> SocketAddr {
+pub(super) fn addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4000))
 }
 
-fn connected(peer: PeerId) -> Event<&'static str> {
+pub(super) fn connected(peer: PeerId) -> Event<&'static str> {
     Event::Connected {
         peer,
         alias: "vm",
@@ -79,7 +80,7 @@ fn connected(peer: PeerId) -> Event<&'static str> {
     }
 }
 
-fn message(peer: PeerId, text: &str) -> Event<&str> {
+pub(super) fn message(peer: PeerId, text: &str) -> Event<&str> {
     Event::Message {
         peer,
         from: "vm",
@@ -88,7 +89,7 @@ fn message(peer: PeerId, text: &str) -> Event<&str> {
     }
 }
 
-fn sent(peer: PeerId, id: u32) -> Event<&'static str> {
+pub(super) fn sent(peer: PeerId, id: u32) -> Event<&'static str> {
     Event::Sent {
         peer,
         id,
@@ -96,20 +97,17 @@ fn sent(peer: PeerId, id: u32) -> Event<&'static str> {
     }
 }
 
-fn delivered(peer: PeerId, id: u32) -> Event<&'static str> {
+pub(super) fn delivered(peer: PeerId, id: u32) -> Event<&'static str> {
     Event::Delivered { peer, id }
 }
 
-fn disconnected(peer: PeerId) -> Event<&'static str> {
+pub(super) fn disconnected(peer: PeerId) -> Event<&'static str> {
     Event::Disconnected {
         peer,
         alias: "vm",
         reason: Reason::Closed,
     }
 }
-
-mod client;
-mod serve;
 
 #[test]
 fn the_chat_answers_help_and_refusals_itself_and_leaves_the_rest_to_the_shell() {

@@ -1,9 +1,9 @@
 //! The one-way client's rules.
 
-use super::*;
 use crate::limits::{SEND_LOG_WAIT, WINDOW};
 use crate::mode::client::Client;
 use crate::mode::serve::QUIT;
+use crate::mode::tests::*;
 
 /// A small client: a queue of 16 bytes, a log of 16 bytes.
 type Small = Client<16, 16>;

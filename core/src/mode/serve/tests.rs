@@ -1,8 +1,8 @@
 //! The one-way server's rules.
 
-use super::*;
 use crate::limits::{SERVE_LOG, SERVE_RECEIPT_WAIT};
 use crate::mode::serve::{QUIT, Serve};
+use crate::mode::tests::*;
 
 /// A server whose client `peer` is connected and has said `lines`.
 fn serving<const LOG: usize>(peer: PeerId, lines: &[&str]) -> Serve<LOG> {
