@@ -695,14 +695,14 @@ impl Driver {
             let Some(action) = self.mode.poll_action() else {
                 return;
             };
-            let (host, text) = match action {
-                Action::Connect { host, .. } => (host.to_string(), String::new()),
-                Action::Send(text) => (String::new(), text.to_string()),
-                _ => Default::default(),
+            // The host name or the message: the mode's, copied out before the node runs.
+            let text = match action {
+                Action::Connect { host: text, .. } | Action::Send(text) => text.to_string(),
+                _ => String::new(),
             };
             let cmd = match action {
                 Action::Connect { port, .. } => Command::Connect {
-                    host: &host,
+                    host: &text,
                     port,
                     alias: None,
                 },

@@ -223,6 +223,22 @@ fn a_client_that_leaves_while_its_log_goes_back_gets_no_more_of_it() {
 }
 
 #[test]
+fn a_new_client_while_a_log_goes_back_gets_none_of_it() {
+    let (peer, other) = peers();
+    let line = "x".repeat(MAX - 1);
+    let mut serve: Serve = serving(peer, &[&line, &line]);
+    serve.event(&message(peer, QUIT), at(0));
+    serve.poll_action();
+    serve.poll_action();
+    // The node lets a client in only once the last is gone; were it not so, what
+    // is left of the old log still goes to nobody.
+    serve.event(&connected(other), at(0));
+    serve.event(&message(other, "new"), at(0));
+    assert!(poll(&mut serve).is_empty());
+    assert_eq!(serve.lines().collect::<Vec<_>>(), ["new"]);
+}
+
+#[test]
 fn the_next_client_gets_a_fresh_log() {
     let (peer, other) = peers();
     let mut serve: Serve = serving(peer, &["old"]);
