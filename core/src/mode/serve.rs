@@ -112,14 +112,10 @@ impl<const LOG: usize> Serve<LOG> {
         self.next = 0;
     }
 
-    /// Keeps a message, dropping the oldest lines beyond `LOG`.
+    /// Keeps a message, dropping the oldest lines beyond `LOG` (all of them, and
+    /// the message too, when it alone is longer).
     fn keep(&mut self, text: &str) {
         let cost = text.len() + 1;
-        if cost > LOG {
-            // Not even this line alone fits: nothing is left.
-            self.reset();
-            return;
-        }
         let mut drop = 0;
         let mut dropped = 0;
         while self.len - drop + cost > LOG {

@@ -345,3 +345,51 @@ fn a_log_longer_than_the_client_keeps_is_cut_and_said() {
         ]
     );
 }
+
+#[test]
+fn messages_to_a_text_server_await_no_receipt() {
+    let (peer, _) = peers();
+    let mut client: Client = dialled(peer);
+    for n in 0..=WINDOW {
+        client.line(&format!("m{n}"), Grammar::Commands, at(0));
+    }
+    let no_receipt = |id| Event::<&str>::Sent {
+        peer,
+        id,
+        receipt: false,
+    };
+    for n in 0..=WINDOW {
+        assert_eq!(poll(&mut client), [send(&format!("m{n}"))]);
+        client.event(&no_receipt(n as u32), at(0));
+    }
+}
+
+#[test]
+fn an_undelivered_message_frees_its_place_in_the_window() {
+    let (peer, _) = peers();
+    let mut client: Client = dialled(peer);
+    for n in 0..=WINDOW {
+        client.line(&format!("m{n}"), Grammar::Commands, at(0));
+    }
+    for n in 0..WINDOW {
+        poll(&mut client);
+        client.event(&sent(peer, n as u32), at(0));
+    }
+    client.event(&Event::<&str>::Undelivered { peer, id: 0 }, at(0));
+    assert_eq!(poll(&mut client), [send(&format!("m{WINDOW}"))]);
+}
+
+#[test]
+fn a_message_before_quit_is_shown_and_is_no_log() {
+    let (peer, _) = peers();
+    let mut client: Client = dialled(peer);
+    assert!(client.event(&message(peer, "hello from the server"), at(0)));
+    client.end_of_input(at(0));
+    poll(&mut client);
+    client.event(&sent(peer, 1), at(0));
+    client.event(&disconnected(peer), at(1));
+    assert_eq!(
+        poll(&mut client),
+        [Did::Error(ClientError::ClosedWithoutLog), Did::Quit(1)]
+    );
+}

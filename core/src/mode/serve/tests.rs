@@ -69,6 +69,16 @@ fn a_piece_is_filled_up_to_exactly_one_message() {
 }
 
 #[test]
+fn every_piece_is_filled_like_the_first() {
+    let line = "x".repeat(MAX / 2 - 1);
+    let two = format!("{line}\n{line}");
+    assert_eq!(
+        pieces(&[&line, &line, &line, &line, &line]),
+        [two.clone(), two, line.clone()]
+    );
+}
+
+#[test]
 fn a_line_longer_than_a_message_goes_back_whole_in_a_piece_of_its_own() {
     let long = "z".repeat(MAX + 10);
     assert_eq!(
@@ -104,6 +114,15 @@ fn log_drops_its_oldest_lines_whole_to_make_room() {
     serve.event(&message(peer, "ten\nmo"), Instant::ZERO);
     assert_eq!(serve.lines().collect::<Vec<_>>(), ["six", "ten\nmo"]);
     assert_eq!(serve.log_len(), 4 + 7);
+}
+
+#[test]
+fn a_line_that_fills_the_whole_log_is_kept_alone() {
+    let (peer, _) = peers();
+    let mut serve: Serve<12> = serving(peer, &["one", "two"]);
+    serve.event(&message(peer, "eleven byte"), Instant::ZERO);
+    assert_eq!(serve.lines().collect::<Vec<_>>(), ["eleven byte"]);
+    assert_eq!(serve.log_len(), 12);
 }
 
 #[test]
@@ -193,6 +212,22 @@ fn every_piece_of_the_log_is_waited_for_before_the_disconnect() {
         serve.event(&sent(peer, id), at(0));
         serve.event(&delivered(peer, id), at(0));
     }
+    assert_eq!(poll(&mut serve), [Did::Disconnect]);
+}
+
+#[test]
+fn only_the_closing_clients_sends_and_receipts_count_for_its_log() {
+    let (peer, other) = peers();
+    let mut serve: Serve = serving(peer, &["a"]);
+    serve.event(&message(peer, QUIT), at(0));
+    poll(&mut serve);
+    serve.event(&sent(other, 1), at(0));
+    serve.event(&delivered(other, 1), at(0));
+    assert!(poll(&mut serve).is_empty());
+    serve.event(&sent(peer, 7), at(0));
+    serve.event(&delivered(other, 7), at(0));
+    assert!(poll(&mut serve).is_empty());
+    serve.event(&delivered(peer, 7), at(0));
     assert_eq!(poll(&mut serve), [Did::Disconnect]);
 }
 
