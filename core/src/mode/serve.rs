@@ -84,13 +84,10 @@ impl<const LOG: usize> Serve<LOG> {
         }
     }
 
-    /// The log's lines, oldest first (empty while the log goes back).
+    /// The client's log, oldest line first (none once it was asked for).
     pub fn lines(&self) -> impl Iterator<Item = &str> {
-        let log = match self.pieces {
-            0 => self.log(),
-            _ => &[],
-        };
-        log.split(|&b| b == END)
+        self.log()
+            .split(|&b| b == END)
             .take(self.lines)
             .map(|line| core::str::from_utf8(line).unwrap_or_default())
     }

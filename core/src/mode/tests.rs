@@ -138,3 +138,11 @@ fn the_mesh_takes_no_line_and_shows_every_event() {
     assert!(Mesh.event(&message(peer, "hi"), Instant::ZERO));
     assert!(Mesh.chats() && Chat.chats());
 }
+
+#[test]
+fn the_mesh_and_the_chat_end_with_their_input_and_keep_no_deadline() {
+    assert!(!Mesh.end_of_input(Instant::ZERO));
+    assert!(!Chat.end_of_input(Instant::ZERO));
+    assert_eq!(Mesh.deadline(), None);
+    assert_eq!(Chat.deadline(), None);
+}

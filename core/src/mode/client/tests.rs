@@ -393,3 +393,23 @@ fn a_message_before_quit_is_shown_and_is_no_log() {
         [Did::Error(ClientError::ClosedWithoutLog), Did::Quit(1)]
     );
 }
+
+#[test]
+fn a_line_handed_out_to_be_sent_leaves_the_queue() {
+    let (peer, _) = peers();
+    let mut client: Small = dialled(peer);
+    client.line("one", Grammar::Commands, at(0));
+    client.line("two", Grammar::Commands, at(0));
+    assert_eq!(client.queued(), 8);
+    assert_eq!(poll(&mut client), [send("one")]);
+    assert_eq!(client.queued(), 4);
+}
+
+#[test]
+fn a_line_of_exactly_the_longest_message_is_sent() {
+    let (peer, _) = peers();
+    let mut client: Client = dialled(peer);
+    let longest = "x".repeat(MAX);
+    assert_eq!(client.line(&longest, Grammar::Commands, at(0)), Line::Taken);
+    assert_eq!(poll(&mut client), [send(&longest)]);
+}
