@@ -14,6 +14,7 @@ pub mod frame;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod limits;
+pub mod mode;
 mod names;
 pub mod node;
 pub mod noise;

@@ -88,6 +88,9 @@ pub const SERVE_LOG: usize = 64 << 10;
 pub const SERVE_RECEIPT_WAIT: Duration = Duration::from_secs(10);
 /// The one-way client (`send`): how long it waits for the log after `quit`.
 pub const SEND_LOG_WAIT: Duration = Duration::from_secs(10);
+/// The one-way client (`send`): the most bytes of lines waiting to be sent (each
+/// counting one more); a line that does not fit waits in the input until one left.
+pub const SEND_QUEUE: usize = 16 << 10;
 /// The one-way client speaking raw text: the time between two writes. An older
 /// server reads two quick writes as one message, and a meshtalk reading bare
 /// text ends a message after [`TEXT_IDLE`] of quiet: twice that is safe for both.

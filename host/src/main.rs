@@ -10,16 +10,13 @@ mod driver;
 mod keys;
 mod line;
 mod log;
-mod mode;
 mod net;
 mod prompt;
 mod reach;
 mod render;
 mod said;
 mod screen;
-mod send;
 mod send_text;
-mod serve;
 mod signal;
 mod transcript;
 
@@ -33,12 +30,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use meshtalk_core::alias::alias_from_host_name;
 use meshtalk_core::command::parse_port;
+use meshtalk_core::limits::SERVE_LOG;
+use meshtalk_core::mode::client::Client;
+use meshtalk_core::mode::serve::Serve;
+use meshtalk_core::mode::{Chat, Mesh};
 use meshtalk_core::node::{Config, Secure};
 
 use crate::cli::{Cli, Cmd, DEFAULT_KEEPALIVE, DEFAULT_STALL, ListenArgs, keepalive, options};
-use crate::driver::{HostNode, Options};
+use crate::driver::{HostMode, HostNode, Options};
 use crate::keys::{KeyArgs, Keys};
-use crate::mode::{Chat, Mesh, Mode};
 use crate::render::Render;
 
 /// The driver thread's stack: the node (~10 MB) lives on it.
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
             let mut options = options(&args);
             options.discover = args.discover.on(false);
             listen_and_run(config, &args, options, |config| {
-                Box::new(serve::Serve::new(HostNode::max_text_for(config)))
+                Box::new(Serve::<SERVE_LOG>::new(HostNode::max_text_for(config)))
             })
         }
         Cmd::Completions { shell } => exit_code(docs::completions(shell)),
@@ -106,7 +106,8 @@ fn main() -> ExitCode {
             let Some(keys) = secure(&mut config, &args.keys) else {
                 return ExitCode::from(2);
             };
-            let client = send::Client::new(args.host, args.port);
+            let client: Client =
+                Client::new(&args.host, args.port, HostNode::max_text_for(&config));
             let options = Options {
                 stall: DEFAULT_STALL,
                 keepalive: keepalive(DEFAULT_KEEPALIVE),
@@ -162,7 +163,7 @@ fn listen_and_run(
     config: Config,
     args: &ListenArgs,
     options: Options,
-    mode: impl FnOnce(&Config) -> Box<dyn Mode>,
+    mode: impl FnOnce(&Config) -> HostMode,
 ) -> ExitCode {
     let mut config = args.limits.apply(config);
     let Some(keys) = secure(&mut config, &args.keys) else {
@@ -190,7 +191,7 @@ fn run(
     keys: Keys,
     listener: Option<TcpListener>,
     render: Render,
-    mode: Box<dyn Mode>,
+    mode: HostMode,
     options: Options,
 ) -> ExitCode {
     let driver = std::thread::Builder::new()

@@ -9,13 +9,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use meshtalk_core::limits;
+use meshtalk_core::mode::QUIT;
 
 use crate::cli::DEFAULT_STALL;
 use crate::driver::EXIT_FLUSH;
 use crate::log::debug;
 use crate::net;
 use crate::render::Render;
-use crate::serve::QUIT;
 
 /// Time between two writes: [`limits::SEND_TEXT_GAP`].
 const TEXT_GAP: Duration = Duration::from_millis(limits::SEND_TEXT_GAP.as_millis());

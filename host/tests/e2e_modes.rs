@@ -226,6 +226,19 @@ fn serve_returns_a_log_longer_than_the_longest_message_whole_in_several() {
 }
 
 #[test]
+fn send_gets_every_line_of_a_script_longer_than_its_queue_to_the_server_in_order() {
+    let (serve, port) = listening("serve", &["serve"]);
+    // 50,000 bytes of lines: three times what send's queue holds, within the log's limit.
+    let lines: Vec<String> = (0..5000).map(|i| format!("line {i:04}")).collect();
+    let input = format!("{}\n", lines.join("\n"));
+    assert!(input.len() > 3 * meshtalk_core::limits::SEND_QUEUE);
+    assert!(input.len() < meshtalk_core::limits::SERVE_LOG);
+    assert_eq!(send_native(port, &input), lines);
+    let sent = serve.expect("log_sent", WAIT, |_| true);
+    assert_eq!(sent["lines"], 5000);
+}
+
+#[test]
 fn send_asks_for_the_log_when_its_input_ends() {
     let (_serve, port) = listening("serve", &["serve"]);
     assert_eq!(send_native(port, "only line\n"), ["only line"]);

@@ -41,7 +41,7 @@ impl Driver {
         let line = self.script.rules.answers(event);
         let alias = event.peer().and_then(|peer| self.aliases.get(&peer));
         let now = self.now();
-        if self.mode.event(event, now, &mut self.actions) && !self.show_said(event) {
+        if self.mode.event(event, now) && !self.show_said(event) {
             let note = event.peer().and_then(|peer| self.note(peer));
             self.render
                 .event_at(event, alias.map(String::as_str), line, note);

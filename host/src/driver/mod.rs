@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use meshtalk_core::command::{Command, Grammar};
 use meshtalk_core::limits::{RATE_PIECE, ROUTES};
+use meshtalk_core::mode::{Action, Hears};
 use meshtalk_core::node::{Config, Event, Handled, Input, Node, Output, Phase};
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::shell::backoff::Backoff;
@@ -22,7 +23,6 @@ use crate::clock::Clock;
 use crate::keys::Keys;
 use crate::line::Shared;
 use crate::log::{debug, diag};
-use crate::mode::{Action, Mode};
 use crate::net::{self, Conn, Got, Readers, Writers};
 use crate::reach::Bound;
 use crate::render::Render;
@@ -47,6 +47,9 @@ pub type HostNode = Node<MAX_PEERS, 8192, 131072, ROUTES>;
 type HostFlow = Flow<MAX_PEERS>;
 /// Whose read bytes the node is fed next (the kit's turns and waiting rings).
 type HostFeeder = Feeder<MAX_PEERS>;
+
+/// The subcommand's rules (see [`meshtalk_core::mode`]), hearing the host's events.
+pub type HostMode = Box<dyn Hears<String> + Send>;
 
 /// How long the writers get to send what is queued when the program ends.
 pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
@@ -76,7 +79,7 @@ pub fn run(
     keys: Keys,
     listener: Option<TcpListener>,
     render: Render,
-    mode: Box<dyn Mode>,
+    mode: HostMode,
     options: Options,
 ) -> i32 {
     // One write of what a turn printed, not one per event: flushed before the
@@ -166,7 +169,6 @@ pub fn run(
         backoff: Backoff::default(),
         recheck: false,
         mode,
-        actions: Vec::new(),
         quit: None,
         script,
         interactive: prompt.interactive(),
@@ -190,7 +192,7 @@ pub fn run(
         None => {}
     }
     let now = driver.now();
-    driver.mode.start(now, &mut driver.actions);
+    driver.mode.start(now);
     driver.act();
     driver.serve(&rx);
     let code = driver.exit(&done_rx);
@@ -242,10 +244,9 @@ struct Driver {
     backoff: Backoff<MAX_PEERS>,
     /// A queue was dropped while input waits: see whether it can go on.
     recheck: bool,
-    /// The subcommand's rules: it sees lines, events and its deadline first.
-    mode: Box<dyn Mode>,
-    /// What the mode asked for, carried out once the node is drained.
-    actions: Vec<Action>,
+    /// The subcommand's rules: it sees lines, events and its deadline first, and
+    /// what it asks for is polled and carried out once the node is drained.
+    mode: HostMode,
     /// Set when the mode ends the program: the exit code.
     quit: Option<i32>,
     /// Stdin's lines waiting their turn, and how they went (see [`Script`]).
@@ -542,7 +543,7 @@ impl Driver {
         }
         let now = self.now();
         if self.mode.deadline().is_some_and(|at| at <= now) {
-            self.mode.timeout(now, &mut self.actions);
+            self.mode.timeout(now);
             self.act();
         }
     }
@@ -685,50 +686,55 @@ impl Driver {
             .unwrap_or_else(|| i32::from(self.script.rules.status().code()))
     }
 
-    /// Carries out what the mode asked for, in order (each command drains the node,
-    /// which may queue more).
+    /// Carries out what the mode asked for, in order: each action's text is copied
+    /// out before it is carried out, as a command drains the node, whose events go
+    /// back to the mode (which may ask for more).
     fn act(&mut self) {
-        while !self.actions.is_empty() {
-            let action = self.actions.remove(0);
+        loop {
             let now = self.now();
-            let cmd = match &action {
-                Action::Connect { host, port } => Command::Connect {
-                    host,
-                    port: *port,
+            let Some(action) = self.mode.poll_action() else {
+                return;
+            };
+            // The host name or the message: the mode's, copied out before the node runs.
+            let text = match action {
+                Action::Connect { host: text, .. } | Action::Send(text) => text.to_string(),
+                _ => String::new(),
+            };
+            let cmd = match action {
+                Action::Connect { port, .. } => Command::Connect {
+                    host: &text,
+                    port,
                     alias: None,
                 },
-                Action::Send(text) => Command::Send {
+                Action::Send(_) => Command::Send {
                     target: None,
-                    text,
-                    all: text,
+                    text: &text,
+                    all: &text,
                 },
                 Action::Disconnect => Command::Disconnect { target: None },
-                Action::Help(text) => {
-                    self.render.help(text);
-                    continue;
-                }
-                Action::Error(message) => {
-                    self.error(message);
+                Action::Error(e) => {
+                    self.error(&e.to_string());
                     continue;
                 }
                 Action::LogSent { peer, lines } => {
-                    self.render.log_sent(*peer, *lines);
+                    self.render.log_sent(peer, lines);
                     continue;
                 }
-                Action::Log(lines) => {
-                    self.render.log(lines);
+                Action::Log(log) => {
+                    let lines: Vec<String> = log.lines().map(String::from).collect();
+                    self.render.log(&lines);
                     continue;
                 }
                 Action::Quit(code) => {
-                    self.quit.get_or_insert(*code);
+                    self.quit.get_or_insert(i32::from(code));
                     continue;
                 }
             };
             let refused = self.node.handle_input(now, Input::Command(cmd)).err();
             if let Some(e) = refused {
                 self.error(&e.to_string());
-                if !matches!(action, Action::Disconnect) {
-                    self.mode.refused(now, &mut self.actions);
+                if !matches!(cmd, Command::Disconnect { .. }) {
+                    self.mode.refused(now);
                 }
             }
             self.drain();

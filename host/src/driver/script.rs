@@ -3,7 +3,9 @@
 //! until when, which line an event answers and what the exit status is.
 
 use meshtalk_core::command::{self, Command, Emote, HELP};
+use meshtalk_core::mode::Line;
 use meshtalk_core::node::{Config, Input};
+use meshtalk_core::offer::Answer;
 use meshtalk_core::peers::PeerId;
 use meshtalk_core::shell::script::{self as rules, Next, Step};
 use meshtalk_core::time::Instant;
@@ -25,7 +27,7 @@ impl Driver {
             match self.script.rules.next_line() {
                 Next::Idle => break,
                 Next::End => {
-                    if self.mode.end_of_input(now, &mut self.actions) {
+                    if self.mode.end_of_input(now) {
                         self.act();
                     } else {
                         self.script.rules.end();
@@ -58,9 +60,22 @@ impl Driver {
     /// the node says is not there yet (a link still being set up, a full receipt
     /// window, queues over their high water), until the wait's bound is reached.
     fn command(&mut self, no: u64, line: &str, now: Instant) -> Step {
-        if self.mode.line(line, self.grammar, now, &mut self.actions) {
-            self.act();
-            return Step::Done;
+        match self.mode.line(line, self.grammar, now) {
+            Line::Command => {}
+            Line::Taken => {
+                self.act();
+                return Step::Done;
+            }
+            // Offered again once something changed: no line is dropped.
+            Line::NotYet => return Step::Wait,
+            Line::Answered(Answer::Help(text)) => {
+                self.render.help(text);
+                return Step::Done;
+            }
+            Line::Answered(refusal) => {
+                self.error(&refusal.to_string());
+                return Step::Done;
+            }
         }
         if nearby::is_nearby(line, self.grammar) {
             self.show_nearby();
