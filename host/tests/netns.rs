@@ -97,12 +97,6 @@ impl Net {
         net
     }
 
-    /// Starts `meshtalk mesh` as host `i` (0 = A), listening on its own address,
-    /// with short dead-peer bounds so that a link taken down is noticed soon.
-    fn node(&self, i: usize) -> Node {
-        self.node_with(i, SHORT_BOUNDS)
-    }
-
     /// Starts `meshtalk mesh` as host `i` (0 = A) with the flags `extra`.
     fn node_with(&self, i: usize, extra: &[&str]) -> Node {
         let (name, addr) = HOSTS[i];
