@@ -226,27 +226,21 @@ impl<const N: usize> Reach<N> {
             return reach;
         }
         reach.this_machine_only = true;
-        if takes(ip, bound.v6_only, IpAddr::V4(Ipv4Addr::UNSPECIFIED)) {
-            let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-            reach.add(
-                Place {
-                    ip,
-                    scope: None,
-                    port,
-                },
-                false,
-            );
-        }
-        if takes(ip, bound.v6_only, IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
-            let ip = IpAddr::V6(Ipv6Addr::LOCALHOST);
-            reach.add(
-                Place {
-                    ip,
-                    scope: None,
-                    port,
-                },
-                false,
-            );
+        let loopbacks = [
+            (Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::LOCALHOST.into()),
+            (Ipv6Addr::UNSPECIFIED.into(), Ipv6Addr::LOCALHOST.into()),
+        ];
+        for (family, loopback) in loopbacks {
+            if takes(ip, bound.v6_only, family) {
+                reach.add(
+                    Place {
+                        ip: loopback,
+                        scope: None,
+                        port,
+                    },
+                    false,
+                );
+            }
         }
         reach
     }
