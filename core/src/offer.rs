@@ -32,6 +32,7 @@ Commands (each also as /word; at the prompt a line that is no command is sent to
   /me <action>           say what you do, shown as '* yourname <action>'
   /nick <name>           change the name the peer sees
   /log [<file>]          keep a transcript in <file> from now on; alone, stop
+  /nearby                list the nodes LAN discovery heard (with --discover)
   /whoami                show this node's key fingerprint
   /verify                show the peer's key fingerprint, to compare with its owner
   /trust <alias>         accept the new key a known name was refused with",
@@ -43,6 +44,7 @@ Commands (each also as /word; at the prompt a line that is no command is sent to
         Verb::Disconnect,
         Verb::Nick,
         Verb::Log,
+        Verb::Nearby,
         Verb::Whoami,
         Verb::Verify,
         Verb::Trust,
@@ -57,9 +59,10 @@ pub const SERVE: Offer = Offer {
     help: "\
 Commands (the client's messages are logged; its message 'quit' gets the log back):
   disconnect             close the client's connection (also: d, close)
+  /nearby                list the nodes LAN discovery heard (with --discover)
   help                   this list (also: h, ?)
   exit                   stop serving and quit (also: quit, q)",
-    verbs: &[Verb::Disconnect, Verb::Help, Verb::Exit],
+    verbs: &[Verb::Disconnect, Verb::Nearby, Verb::Help, Verb::Exit],
 };
 
 /// What a mode answers itself to a line (the node carries out every other line).

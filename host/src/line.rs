@@ -97,9 +97,6 @@ impl Completer for LineHelper {
     }
 }
 
-/// The host's own command (`driver::nearby`): the nodes LAN discovery heard.
-const NEARBY: &str = "/nearby";
-
 /// The completions of the word that ends `before` (the line up to the cursor): where
 /// that word starts, and the words it may become, in order, each once. The core
 /// says which kind of word it is ([`Completion`]); the candidates for a host are the
@@ -109,7 +106,6 @@ pub fn complete(before: &str, known: &Known, grammar: Grammar) -> (usize, Vec<St
     let mut words: Vec<String> = match slot {
         Slot::Command { slash: true } => command_words(true, grammar)
             .map(|word| format!("/{word}"))
-            .chain([NEARBY.to_string()])
             .collect(),
         Slot::Command { slash: false } => {
             command_words(false, grammar).map(str::to_string).collect()

@@ -285,7 +285,7 @@ fn valid_args(verb: Verb) -> &'static str {
         Verb::Me => " waves",
         Verb::Nick => " carl",
         Verb::Log => " chat.log",
-        Verb::Whoami => "",
+        Verb::Whoami | Verb::Nearby => "",
         Verb::Verify => " #2",
         Verb::Trust => " bob",
     }
@@ -1409,5 +1409,49 @@ proptest! {
             let fixed = format!("{meant} {rest}");
             prop_assert!(matches!(chat(&fixed), Ok(Some(_))), "{:?} -> {:?}", typo, fixed);
         }
+    }
+}
+
+// --- LAN discovery's words: `/nearby` and `connect <name>` -------------------------------------
+
+#[test]
+fn nearby_is_a_command_bare_only_in_scripts() {
+    assert_eq!(said("/nearby"), Command::Nearby);
+    assert_eq!(ok(" /nearby "), Command::Nearby);
+    assert_eq!(ok("nearby"), Command::Nearby);
+    assert_eq!(
+        said("nearby"),
+        Command::Say { text: "nearby" },
+        "a word said to the room"
+    );
+    assert_eq!(
+        err("/nearby bob"),
+        ParseError::TooManyArguments {
+            verb: Verb::Nearby,
+            extra: "bob"
+        }
+    );
+}
+
+#[test]
+fn connect_with_one_word_that_is_no_address_names_a_node_heard_nearby() {
+    assert_eq!(ok("connect carol"), Command::ConnectName { name: "carol" });
+    assert_eq!(said("/c box.lan"), Command::ConnectName { name: "box.lan" });
+    assert_eq!(ok("connect carol").verb(), Verb::Connect);
+}
+
+#[test]
+fn connect_with_one_word_that_is_an_address_still_needs_its_port() {
+    for line in [
+        "connect 10.0.0.2",
+        "connect ::1",
+        "connect [::1]",
+        "connect fe80::1%eth0",
+    ] {
+        assert_eq!(
+            err(line),
+            ParseError::MissingArguments(Verb::Connect),
+            "{line}"
+        );
     }
 }

@@ -65,6 +65,14 @@ pub enum Command<'a> {
         /// The alias to give the peer, instead of the name it announces.
         alias: Option<&'a str>,
     },
+    /// `connect <name>`: one word that is no address (no `:`, no IP), the name of a node
+    /// LAN discovery heard; the shell looks it up (`/nearby` lists them).
+    ConnectName {
+        /// The name, as typed.
+        name: &'a str,
+    },
+    /// `/nearby` (in a script also `nearby`): the nodes LAN discovery heard, the shell's list.
+    Nearby,
     /// `send <message>` or `send <target> <message>`. Which one depends on the peers, so both
     /// readings are given. `all` is everything after `send` and the whitespace after it.
     /// If the first word of `all` is followed by whitespace, `target` is that word and `text`
@@ -150,7 +158,8 @@ impl Command<'_> {
     /// Which command this is.
     pub const fn verb(&self) -> Verb {
         match self {
-            Command::Connect { .. } => Verb::Connect,
+            Command::Connect { .. } | Command::ConnectName { .. } => Verb::Connect,
+            Command::Nearby => Verb::Nearby,
             Command::Send { .. } => Verb::Send,
             Command::Broadcast { .. } => Verb::Broadcast,
             Command::Say { .. } => Verb::Say,
@@ -231,6 +240,12 @@ pub fn parse_in(line: &str, grammar: Grammar) -> Result<Option<Command<'_>>, Par
     }
 }
 
+/// Whether `connect`'s one word names a node rather than an address missing its port:
+/// no `:` (a port or IPv6) and no IP address.
+fn is_node_name(word: &str) -> bool {
+    !word.contains(':') && word.parse::<core::net::IpAddr>().is_err()
+}
+
 /// The command `verb` with the rest of the line (after the command word) as its arguments.
 fn arguments(verb: Verb, rest: &str) -> Result<Command<'_>, ParseError<'_>> {
     let mut args = rest.split_whitespace();
@@ -243,6 +258,7 @@ fn arguments(verb: Verb, rest: &str) -> Result<Command<'_>, ParseError<'_>> {
                 (host, Some(port)) => (host, port),
                 (host, None) => match args.next() {
                     Some(port) => (host, port),
+                    None if is_node_name(first) => return Ok(Command::ConnectName { name: first }),
                     None => return Err(ParseError::MissingArguments(verb)),
                 },
             };
@@ -291,6 +307,10 @@ fn arguments(verb: Verb, rest: &str) -> Result<Command<'_>, ParseError<'_>> {
             Command::Log {
                 file: (!file.is_empty()).then_some(file),
             }
+        }
+        Verb::Nearby => {
+            no_more(verb, args)?;
+            Command::Nearby
         }
         Verb::Whoami => {
             no_more(verb, args)?;

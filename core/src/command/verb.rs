@@ -49,6 +49,8 @@ pub enum Verb {
     List,
     /// `/log`: keep a transcript.
     Log,
+    /// `/nearby`: the nodes LAN discovery heard (the shell's list).
+    Nearby,
     /// `/whoami`: this node's key fingerprint.
     Whoami,
     /// `/verify`: a peer's key fingerprint.
@@ -63,7 +65,7 @@ pub enum Verb {
 
 impl Verb {
     /// Every verb, in the order `help` lists them.
-    pub const ALL: [Verb; 15] = [
+    pub const ALL: [Verb; 16] = [
         Verb::Connect,
         Verb::Send,
         Verb::Say,
@@ -74,6 +76,7 @@ impl Verb {
         Verb::Nick,
         Verb::List,
         Verb::Log,
+        Verb::Nearby,
         Verb::Whoami,
         Verb::Verify,
         Verb::Trust,
@@ -112,13 +115,15 @@ impl Verb {
 
     /// The words that name this command without `/` in `grammar`: in scripts the name
     /// and the synonyms; at the chat prompt only the name (short synonyms would take
-    /// ordinary sentences: "all good", "s o s"); none for a [`Verb::slash_only`] command.
+    /// ordinary sentences: "all good", "s o s"); none for a [`Verb::slash_only`] command,
+    /// nor for `nearby` at the prompt (a word said to the room).
     pub fn bare_words(self, grammar: Grammar) -> &'static [&'static str] {
         if self.slash_only() {
             return &[];
         }
         match grammar {
             Grammar::Commands => self.words(),
+            Grammar::Chat if self == Verb::Nearby => &[],
             Grammar::Chat => self.words().split_at(1).0,
         }
     }
@@ -136,6 +141,7 @@ impl Verb {
             Verb::Nick => &["nick"],
             Verb::List => &["list_connections", "list", "ls", "peers", "who"],
             Verb::Log => &["log"],
+            Verb::Nearby => &["nearby"],
             Verb::Whoami => &["whoami"],
             Verb::Verify => &["verify"],
             Verb::Trust => &["trust"],
@@ -167,6 +173,7 @@ impl Verb {
             Verb::Nick => "/nick <name>",
             Verb::List => "list_connections",
             Verb::Log => "/log [<file>]",
+            Verb::Nearby => "/nearby",
             Verb::Whoami => "/whoami",
             Verb::Verify => "/verify [<alias|ip|#id>]",
             Verb::Trust => "/trust <alias>",
@@ -215,6 +222,11 @@ impl Verb {
                 "/log [<file>]\n  \
                  Keep a transcript of what is said in <file> (appended, readable by you only)\n  \
                  from now on, as --log does; /log alone stops it."
+            }
+            Verb::Nearby => {
+                "/nearby\n  \
+                 List the nodes LAN discovery heard: name, addresses, whether in your room and\n  \
+                 whether linked; connect <name> dials one. In a script also: nearby"
             }
             Verb::Whoami => {
                 "/whoami\n  \

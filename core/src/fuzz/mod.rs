@@ -208,7 +208,15 @@ fn check_command(command: &Command<'_>) {
         Command::Me { action } => assert!(!action.is_empty(), "an action of nothing"),
         Command::Nick { name } => assert!(validate_alias(name).is_ok(), "a bad name got through"),
         Command::Log { file } => assert!(file.is_none_or(|f| !f.is_empty()), "an empty file name"),
-        Command::Whoami => {}
+        Command::ConnectName { name } => {
+            assert!(
+                !name.is_empty()
+                    && !name.contains(':')
+                    && name.parse::<core::net::IpAddr>().is_err(),
+                "an address taken for a node's name"
+            )
+        }
+        Command::Whoami | Command::Nearby => {}
         Command::Verify { target } => {
             if let Some(target) = target {
                 check_target(target);

@@ -102,11 +102,13 @@ impl<const P: usize, const F: usize, const A: usize, const R: usize> Node<P, F, 
                 self.tell_natives(&Message::Bye { reason: "exit" });
                 Ok(())
             }
-            // The shell answers these from `peers()` and the help text, and keeps the transcript.
-            // The shell's: what it shows, and the files it keeps.
+            // The shell's: what it shows (from `peers()`, the help text, what LAN
+            // discovery heard) and the files it keeps.
             Command::List
             | Command::Help { .. }
             | Command::Log { .. }
+            | Command::Nearby
+            | Command::ConnectName { .. }
             | Command::Whoami
             | Command::Verify { .. }
             | Command::Trust { .. } => Ok(()),

@@ -4,11 +4,11 @@
 //! the program ends.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use meshtalk_core::command::{Command, Grammar, Verb};
+use meshtalk_core::command::Command;
 use meshtalk_core::discovery::{self, AutoConnect};
 use meshtalk_core::node::{Config, Event, Input};
 use meshtalk_core::noise::{KEY_LEN, public_key};
@@ -110,15 +110,6 @@ impl Nearby {
     }
 }
 
-/// Whether `line` is `/nearby` (or, in a script, `nearby`).
-pub(super) fn is_nearby(line: &str, grammar: Grammar) -> bool {
-    match line.trim() {
-        "/nearby" => true,
-        "nearby" => grammar == Grammar::Commands,
-        _ => false,
-    }
-}
-
 impl Driver {
     /// `/nearby`: the nodes discovery heard.
     pub(super) fn show_nearby(&self) {
@@ -141,38 +132,32 @@ impl Driver {
             .collect()
     }
 
-    /// `connect <name>` (one word, no address) while discovery runs: the line
-    /// with the address and port of the node heard under that name, or an
-    /// error saying none was; `None` for any other line.
-    pub(super) fn connect_by_name(&self, line: &str) -> Option<Result<String, String>> {
-        let mut words = line.split_whitespace();
-        let verb = words.next()?;
-        let verb = verb.strip_prefix('/').unwrap_or(verb);
-        if verb != Verb::Connect.name() && !Verb::Connect.synonyms().contains(&verb) {
-            return None;
-        }
-        let name = words.next()?;
-        if words.next().is_some() || name.contains(':') || name.parse::<IpAddr>().is_ok() {
-            return None;
-        }
-        let list = self.nearby.list()?;
+    /// `connect <name>`: the line with the address and port of the node heard
+    /// under that name, or an error saying none was (or that discovery is off).
+    pub(super) fn connect_by_name(&self, name: &str) -> Result<String, String> {
+        let Some(list) = self.nearby.list() else {
+            return Err(format!(
+                "connect {name}: LAN discovery is off, so no node is known by name; \
+                 connect <host> <port> dials an address"
+            ));
+        };
         // A room member first, should an outsider announce the same name.
         let Some(seen) = list
             .iter()
             .filter(|s| s.name == name && !s.addrs.is_empty())
             .max_by_key(|s| (s.in_room, s.last_seen))
         else {
-            return Some(Err(format!(
+            return Err(format!(
                 "no node named {name} heard nearby (/nearby lists them); \
                  connect <host> <port> dials an address"
-            )));
+            ));
         };
-        let addr = seen.addrs.first()?;
-        Some(Ok(format!(
+        let addr = seen.addrs.first().ok_or("a node heard with no address")?;
+        Ok(format!(
             "connect {} {}",
             DialHost::bracketed(*addr),
             addr.port()
-        )))
+        ))
     }
 
     /// Discovery found, changed or lost a node: shown, and with
@@ -292,22 +277,5 @@ impl Driver {
             }
             _ => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearby_is_a_command_bare_only_in_scripts() {
-        assert!(is_nearby("/nearby", Grammar::Chat));
-        assert!(is_nearby(" /nearby ", Grammar::Commands));
-        assert!(is_nearby("nearby", Grammar::Commands));
-        assert!(
-            !is_nearby("nearby", Grammar::Chat),
-            "a word said to the room"
-        );
-        assert!(!is_nearby("/nearby bob", Grammar::Commands));
     }
 }

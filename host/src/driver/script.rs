@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use super::{Driver, MAX_PEERS, nearby};
+use super::{Driver, MAX_PEERS};
 use crate::said::Said;
 use crate::transcript;
 
@@ -77,22 +77,24 @@ impl Driver {
                 return Step::Done;
             }
         }
-        if nearby::is_nearby(line, self.grammar) {
-            self.show_nearby();
-            return Step::Done;
-        }
-        // `connect <name>` of a node discovery found: its address typed for the person.
-        let dial = match self.connect_by_name(line) {
-            Some(Err(e)) => {
-                self.fail(no, &e);
-                return Step::Done;
-            }
-            Some(Ok(dial)) => Some(dial),
-            None => None,
+        let dial;
+        let parsed = match command::parse_in(line, self.grammar) {
+            // `connect <name>` of a node discovery found: its address typed for the person.
+            Ok(Some(Command::ConnectName { name })) => match self.connect_by_name(name) {
+                Ok(line) => {
+                    dial = line;
+                    command::parse_in(&dial, self.grammar)
+                }
+                Err(e) => {
+                    self.fail(no, &e);
+                    return Step::Done;
+                }
+            },
+            parsed => parsed,
         };
-        let line = dial.as_deref().unwrap_or(line);
-        match command::parse_in(line, self.grammar) {
+        match parsed {
             Ok(None) => {}
+            Ok(Some(Command::Nearby)) => self.show_nearby(),
             Err(e) => self.fail(no, &e.to_string()),
             Ok(Some(Command::Exit)) => return Step::Exit,
             Ok(Some(Command::Help { topic })) => {
