@@ -310,6 +310,3 @@ impl<S: AsRef<str>, const Q: usize, const L: usize> Hears<S> for Client<Q, L> {
         true
     }
 }
-
-#[cfg(test)]
-mod tests;

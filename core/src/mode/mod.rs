@@ -35,8 +35,6 @@ use crate::time::Instant;
 pub mod client;
 mod error;
 pub mod serve;
-#[cfg(test)]
-mod tests;
 
 pub use error::ClientError;
 pub use serve::QUIT;

@@ -325,6 +325,3 @@ impl<S: AsRef<str>, const LOG: usize> Hears<S> for Serve<LOG> {
         true
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,25 +1,29 @@
 //! The modes' rules, one behaviour each, driven with plain calls: events in,
 //! actions polled out, time jumped. The helpers here serve the server's and the
-//! client's tests too (`serve/tests.rs`, `client/tests.rs`).
+//! client's tests too (`mode/serve.rs`, `mode/client.rs` beside this file).
 
-extern crate std;
+use std::net::SocketAddr;
 
-pub(super) use std::format;
-pub(super) use std::string::{String, ToString};
-pub(super) use std::vec::Vec;
+pub(crate) use meshtalk_core::command::Grammar;
+pub(crate) use meshtalk_core::event::Event;
+use meshtalk_core::event::{Kind, Reason};
+pub(crate) use meshtalk_core::mode::*;
+pub(crate) use meshtalk_core::offer::Answer;
+pub(crate) use meshtalk_core::peers::PeerId;
+use meshtalk_core::peers::{Direction, PeerTable};
+pub(crate) use meshtalk_core::time::Instant;
 
-use core::net::SocketAddr;
-
-pub(super) use super::*;
-use crate::event::{Kind, Reason};
-use crate::peers::{Direction, PeerTable};
+#[path = "mode/client.rs"]
+mod client;
+#[path = "mode/serve.rs"]
+mod serve;
 
 /// The longest message in these tests.
-pub(super) const MAX: usize = 100;
+pub(crate) const MAX: usize = 100;
 
 /// An action with its text copied out, as a shell does before carrying it out.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Did {
+pub(crate) enum Did {
     Connect(String, u16),
     Send(String),
     Disconnect,
@@ -29,7 +33,7 @@ pub(super) enum Did {
     Quit(u8),
 }
 
-pub(super) fn did(action: Action<'_>) -> Did {
+pub(crate) fn did(action: Action<'_>) -> Did {
     match action {
         Action::Connect { host, port } => Did::Connect(host.to_string(), port),
         Action::Send(text) => Did::Send(text.to_string()),
@@ -42,7 +46,7 @@ pub(super) fn did(action: Action<'_>) -> Did {
 }
 
 /// Every action the mode asks for now, in order.
-pub(super) fn poll(mode: &mut impl Mode) -> Vec<Did> {
+pub(crate) fn poll(mode: &mut impl Mode) -> Vec<Did> {
     let mut out = Vec::new();
     while let Some(action) = mode.poll_action() {
         out.push(did(action));
@@ -51,7 +55,7 @@ pub(super) fn poll(mode: &mut impl Mode) -> Vec<Did> {
 }
 
 /// Two peers' ids, as a node hands them out.
-pub(super) fn peers() -> (PeerId, PeerId) {
+pub(crate) fn peers() -> (PeerId, PeerId) {
     let mut table: PeerTable<(), 2> = PeerTable::new(2);
     let mut one = || {
         table
@@ -61,15 +65,15 @@ pub(super) fn peers() -> (PeerId, PeerId) {
     (one(), one())
 }
 
-pub(super) fn at(secs: u64) -> Instant {
+pub(crate) fn at(secs: u64) -> Instant {
     Instant::from_millis(secs * 1000)
 }
 
-pub(super) fn addr() -> SocketAddr {
+pub(crate) fn addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4000))
 }
 
-pub(super) fn connected(peer: PeerId) -> Event<&'static str> {
+pub(crate) fn connected(peer: PeerId) -> Event<&'static str> {
     Event::Connected {
         peer,
         alias: "vm",
@@ -80,7 +84,7 @@ pub(super) fn connected(peer: PeerId) -> Event<&'static str> {
     }
 }
 
-pub(super) fn message(peer: PeerId, text: &str) -> Event<&str> {
+pub(crate) fn message(peer: PeerId, text: &str) -> Event<&str> {
     Event::Message {
         peer,
         from: "vm",
@@ -89,7 +93,7 @@ pub(super) fn message(peer: PeerId, text: &str) -> Event<&str> {
     }
 }
 
-pub(super) fn sent(peer: PeerId, id: u32) -> Event<&'static str> {
+pub(crate) fn sent(peer: PeerId, id: u32) -> Event<&'static str> {
     Event::Sent {
         peer,
         id,
@@ -97,11 +101,11 @@ pub(super) fn sent(peer: PeerId, id: u32) -> Event<&'static str> {
     }
 }
 
-pub(super) fn delivered(peer: PeerId, id: u32) -> Event<&'static str> {
+pub(crate) fn delivered(peer: PeerId, id: u32) -> Event<&'static str> {
     Event::Delivered { peer, id }
 }
 
-pub(super) fn disconnected(peer: PeerId) -> Event<&'static str> {
+pub(crate) fn disconnected(peer: PeerId) -> Event<&'static str> {
     Event::Disconnected {
         peer,
         alias: "vm",

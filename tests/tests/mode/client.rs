@@ -1,9 +1,9 @@
 //! The one-way client's rules.
 
-use crate::limits::{SEND_LOG_WAIT, WINDOW};
-use crate::mode::client::Client;
-use crate::mode::serve::QUIT;
-use crate::mode::tests::*;
+use crate::*;
+use meshtalk_core::limits::{SEND_LOG_WAIT, WINDOW};
+use meshtalk_core::mode::client::Client;
+use meshtalk_core::mode::serve::QUIT;
 
 /// A small client: a queue of 16 bytes, a log of 16 bytes.
 type Small = Client<16, 16>;
@@ -319,7 +319,7 @@ fn a_line_too_long_for_the_queue_is_an_error_not_a_wait() {
 
 #[test]
 fn a_host_name_too_long_is_an_error_and_no_dial() {
-    let host = "h".repeat(crate::limits::MAX_HOST + 1);
+    let host = "h".repeat(meshtalk_core::limits::MAX_HOST + 1);
     let mut client: Client = Client::new(&host, 7000, MAX);
     client.start(at(0));
     assert_eq!(

@@ -1,8 +1,8 @@
 //! The one-way server's rules.
 
-use crate::limits::{SERVE_LOG, SERVE_RECEIPT_WAIT};
-use crate::mode::serve::{QUIT, Serve};
-use crate::mode::tests::*;
+use crate::*;
+use meshtalk_core::limits::{SERVE_LOG, SERVE_RECEIPT_WAIT};
+use meshtalk_core::mode::serve::{QUIT, Serve};
 
 /// A server whose client `peer` is connected and has said `lines`.
 fn serving<const LOG: usize>(peer: PeerId, lines: &[&str]) -> Serve<LOG> {
@@ -143,7 +143,7 @@ fn only_the_clients_direct_messages_are_logged() {
         peer,
         from: "far",
         text: "room text",
-        room: Some(crate::event::Room {
+        room: Some(meshtalk_core::event::Room {
             origin: Default::default(),
             seq: 1,
         }),
